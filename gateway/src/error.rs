@@ -1,0 +1,243 @@
+//! The gateway's domain errors and their one mapping to gRPC statuses.
+//!
+//! Every refusal carries a stable `shep.envelope.v1.Reason` as
+//! `google.rpc.ErrorInfo.reason` (domain `shep.kz`) in the status details, so a
+//! client in any language can branch on it without parsing messages.
+
+use std::collections::HashMap;
+
+use shep_proto::envelope::v1::Reason;
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+/// The `google.rpc.ErrorInfo.domain` of every gateway error.
+pub const ERROR_DOMAIN: &str = "shep.kz";
+
+/// Why the gateway refused or failed a request.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum GatewayError {
+    #[error("body is not a valid `shep.envelope.v1.Body`: {0}")]
+    MalformedBody(String),
+    #[error("`{field}` {problem}")]
+    InvalidField {
+        field: &'static str,
+        problem: String,
+    },
+    #[error("`{field}` must be a UUID, got `{value}`")]
+    InvalidMessageId { field: &'static str, value: String },
+    #[error("subject `{value}` is not a valid {kind}: {problem}")]
+    InvalidSubject {
+        kind: &'static str,
+        value: String,
+        problem: String,
+    },
+    #[error("the envelope is not signed")]
+    NotSigned,
+    #[error("malformed signature: {0}")]
+    MalformedSignature(String),
+    #[error("the signer certificate does not chain to a trusted НУЦ anchor")]
+    UnknownIssuer,
+    #[error("the signer certificate is not yet valid at signing time")]
+    CertificateNotYetValid,
+    #[error("the signer certificate has expired at signing time")]
+    CertificateExpired,
+    #[error("the signer certificate is revoked")]
+    CertificateRevoked,
+    #[error("the signer certificate's key usage does not allow signing: {0}")]
+    WrongKeyUsage(String),
+    #[error("the signature does not verify over the body")]
+    SignatureInvalid,
+    #[error("the signer's {kind} `{found}` does not match `{expected}`")]
+    IdentityMismatch {
+        kind: &'static str,
+        expected: String,
+        found: String,
+    },
+    #[error("`message_date` is {skew_secs} s away from the gateway clock (allowed {allowed_secs} s)")]
+    MessageDateSkew { skew_secs: i64, allowed_secs: u64 },
+    #[error("no route for service `{0}`")]
+    UnknownService(String),
+    #[error("sender `{sender}` is not allowed to call service `{service}`")]
+    SenderNotAllowed { sender: String, service: String },
+    #[error("channel `{channel}` is not allowed for service `{service}`")]
+    ChannelNotAllowed { channel: String, service: String },
+    #[error("service `{service}` is a {kind} service; use `{rpc}`")]
+    WrongServiceKind {
+        service: String,
+        kind: &'static str,
+        rpc: &'static str,
+    },
+    #[error("no provider of service `{service}` serves region `{region}`")]
+    NoProviderForRegion { service: String, region: String },
+    #[error("{0}")]
+    NoData(String),
+    #[error("registry `{registry}` is unavailable: {message}")]
+    RegistryUnavailable { registry: String, message: String },
+    #[error("message `{message_id}` was already sent by `{sender}` with a different body")]
+    DuplicateMessage { message_id: String, sender: String },
+    #[error("message `{0}` not found")]
+    MessageNotFound(String),
+    #[error("status `{to}` is not allowed after `{from}`")]
+    InvalidStatusTransition { from: String, to: String },
+    #[error("provider `{provider}` may not act on message `{message_id}`")]
+    ProviderNotAllowed {
+        provider: String,
+        message_id: String,
+    },
+    #[error("protocol violation: {0}")]
+    ProtocolViolation(String),
+    #[error("missing or wrong admin credential")]
+    Unauthenticated,
+    #[error("{what} is {size} bytes, more than the {limit}-byte limit")]
+    TooLarge {
+        what: &'static str,
+        size: usize,
+        limit: usize,
+    },
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl GatewayError {
+    /// The stable machine-readable reason.
+    pub fn reason(&self) -> Reason {
+        match self {
+            Self::MalformedBody(_) => Reason::MalformedBody,
+            Self::InvalidField { .. } => Reason::InvalidField,
+            Self::InvalidMessageId { .. } => Reason::InvalidMessageId,
+            Self::InvalidSubject { .. } => Reason::InvalidSubject,
+            Self::NotSigned => Reason::NotSigned,
+            Self::MalformedSignature(_) => Reason::MalformedSignature,
+            Self::UnknownIssuer => Reason::UnknownIssuer,
+            Self::CertificateNotYetValid => Reason::CertificateNotYetValid,
+            Self::CertificateExpired => Reason::CertificateExpired,
+            Self::CertificateRevoked => Reason::CertificateRevoked,
+            Self::WrongKeyUsage(_) => Reason::WrongKeyUsage,
+            Self::SignatureInvalid => Reason::SignatureInvalid,
+            Self::IdentityMismatch { .. } => Reason::IdentityMismatch,
+            Self::MessageDateSkew { .. } => Reason::MessageDateSkew,
+            Self::UnknownService(_) => Reason::UnknownService,
+            Self::SenderNotAllowed { .. } => Reason::SenderNotAllowed,
+            Self::ChannelNotAllowed { .. } => Reason::ChannelNotAllowed,
+            Self::WrongServiceKind { .. } => Reason::WrongServiceKind,
+            Self::NoProviderForRegion { .. } => Reason::NoProviderForRegion,
+            Self::NoData(_) => Reason::NoData,
+            Self::RegistryUnavailable { .. } => Reason::RegistryUnavailable,
+            Self::DuplicateMessage { .. } => Reason::DuplicateMessage,
+            Self::MessageNotFound(_) => Reason::MessageNotFound,
+            Self::InvalidStatusTransition { .. } => Reason::InvalidStatusTransition,
+            Self::ProviderNotAllowed { .. } => Reason::ProviderNotAllowed,
+            Self::ProtocolViolation(_) => Reason::ProtocolViolation,
+            Self::Unauthenticated => Reason::Unauthenticated,
+            Self::TooLarge { .. } => Reason::TooLarge,
+            Self::Internal(_) => Reason::Internal,
+        }
+    }
+
+    /// The gRPC status code.
+    pub fn code(&self) -> Code {
+        match self.reason() {
+            Reason::MalformedBody
+            | Reason::InvalidField
+            | Reason::InvalidMessageId
+            | Reason::InvalidSubject
+            | Reason::MessageDateSkew
+            | Reason::WrongServiceKind
+            | Reason::MalformedSignature => Code::InvalidArgument,
+            Reason::NotSigned
+            | Reason::UnknownIssuer
+            | Reason::CertificateNotYetValid
+            | Reason::CertificateExpired
+            | Reason::CertificateRevoked
+            | Reason::WrongKeyUsage
+            | Reason::SignatureInvalid
+            | Reason::Unauthenticated => Code::Unauthenticated,
+            Reason::IdentityMismatch
+            | Reason::SenderNotAllowed
+            | Reason::ChannelNotAllowed
+            | Reason::ProviderNotAllowed => Code::PermissionDenied,
+            Reason::UnknownService | Reason::NoData | Reason::MessageNotFound => Code::NotFound,
+            Reason::NoProviderForRegion
+            | Reason::InvalidStatusTransition
+            | Reason::ProtocolViolation => Code::FailedPrecondition,
+            Reason::DuplicateMessage => Code::AlreadyExists,
+            Reason::RegistryUnavailable => Code::Unavailable,
+            Reason::TooLarge => Code::ResourceExhausted,
+            Reason::Internal | Reason::Unspecified => Code::Internal,
+        }
+    }
+
+    /// The nearest ШЭП-style error code, where one is known (ANCHORS.md §1.5).
+    pub fn shep_code(&self) -> Option<&'static str> {
+        Some(match self.reason() {
+            Reason::MalformedBody | Reason::InvalidField | Reason::InvalidMessageId => "SCE001",
+            Reason::UnknownService => "SCE004",
+            Reason::CertificateExpired
+            | Reason::CertificateNotYetValid
+            | Reason::CertificateRevoked => "SCE015",
+            Reason::SignatureInvalid
+            | Reason::UnknownIssuer
+            | Reason::MalformedSignature
+            | Reason::WrongKeyUsage
+            | Reason::IdentityMismatch => "SCE016",
+            Reason::NotSigned => "SCE017",
+            Reason::Internal => "SCE909",
+            _ => return None,
+        })
+    }
+}
+
+/// Converts a domain error into the status every handler returns. Internal
+/// errors are logged here once and answered with a generic message.
+pub fn into_status(error: GatewayError) -> Status {
+    let reason = error.reason();
+    let message = match &error {
+        GatewayError::Internal(detail) => {
+            tracing::error!(error = %detail, "internal error");
+            "internal error; see the gateway log".to_owned()
+        }
+        other => other.to_string(),
+    };
+    let mut metadata = HashMap::new();
+    if let Some(code) = error.shep_code() {
+        metadata.insert("shep_code".to_owned(), code.to_owned());
+    }
+    if let GatewayError::InvalidField { field, .. } | GatewayError::InvalidMessageId { field, .. } =
+        &error
+    {
+        metadata.insert("field".to_owned(), (*field).to_owned());
+    }
+    Status::with_error_details(
+        error.code(),
+        message,
+        ErrorDetails::with_error_info(reason.as_str_name(), ERROR_DOMAIN, metadata),
+    )
+}
+
+impl From<GatewayError> for Status {
+    fn from(error: GatewayError) -> Self {
+        into_status(error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_carries_the_reason_and_shep_code() {
+        let status = into_status(GatewayError::SignatureInvalid);
+        assert_eq!(status.code(), Code::Unauthenticated);
+        let info = status.get_details_error_info().unwrap();
+        assert_eq!(info.reason, "SIGNATURE_INVALID");
+        assert_eq!(info.domain, ERROR_DOMAIN);
+        assert_eq!(info.metadata.get("shep_code").unwrap(), "SCE016");
+    }
+
+    #[test]
+    fn internal_details_do_not_leak() {
+        let status = into_status(GatewayError::Internal("disk on fire at /secret".into()));
+        assert!(!status.message().contains("/secret"));
+        assert_eq!(status.get_details_error_info().unwrap().reason, "INTERNAL");
+    }
+}

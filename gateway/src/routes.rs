@@ -1,0 +1,588 @@
+//! The routing table: the participating systems and, per service, who may call
+//! it on which channel, what answers it (a registry or a provider chosen by the
+//! applicant's region), and its deadline. Read from TOML and validated with
+//! errors that name the service and the key.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use serde::Deserialize;
+use shep_proto::admin::v1 as admin;
+use shep_proto::envelope::v1::Channel;
+
+use crate::calendar::Deadline;
+
+/// The routing table shipped with the simulator: the eight services of the
+/// seed regulations and the ГБД ФЛ lookup.
+pub const DEFAULT_ROUTES: &str = include_str!("../routes/default.toml");
+
+/// Why a routing table was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum RoutesError {
+    #[error("{source_name}: {message}")]
+    Parse {
+        source_name: String,
+        message: String,
+    },
+    #[error("{source_name}: {message}")]
+    Invalid {
+        source_name: String,
+        message: String,
+    },
+}
+
+/// What a system is in the e-government.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    /// ПЭП.
+    Portal,
+    /// ИС ЦОН.
+    ServiceCentre,
+    /// АРМ РШЭП / ИС МИО.
+    Provider,
+    /// Any other information system calling lookups.
+    System,
+}
+
+/// Whether a service is answered synchronously by a registry or asynchronously
+/// by a provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ServiceKind {
+    Lookup,
+    Application,
+}
+
+impl ServiceKind {
+    /// The name used in the file and the admin API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Lookup => "lookup",
+            Self::Application => "application",
+        }
+    }
+}
+
+/// A channel as written in the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ChannelName {
+    Portal,
+    ServiceCentre,
+    ProviderDesk,
+    System,
+}
+
+impl ChannelName {
+    /// The protobuf channel.
+    pub fn to_proto(self) -> Channel {
+        match self {
+            Self::Portal => Channel::Portal,
+            Self::ServiceCentre => Channel::ServiceCentre,
+            Self::ProviderDesk => Channel::ProviderDesk,
+            Self::System => Channel::System,
+        }
+    }
+
+    /// The file name of a protobuf channel, if it has one.
+    pub fn from_proto(channel: Channel) -> Option<Self> {
+        match channel {
+            Channel::Portal => Some(Self::Portal),
+            Channel::ServiceCentre => Some(Self::ServiceCentre),
+            Channel::ProviderDesk => Some(Self::ProviderDesk),
+            Channel::System => Some(Self::System),
+            Channel::Unspecified => None,
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Portal => "portal",
+            Self::ServiceCentre => "service-centre",
+            Self::ProviderDesk => "provider-desk",
+            Self::System => "system",
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RoutesFile {
+    #[serde(default, rename = "system")]
+    systems: Vec<SystemSpec>,
+    #[serde(default, rename = "service")]
+    services: Vec<ServiceSpec>,
+}
+
+/// A participating information system.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SystemSpec {
+    pub id: String,
+    pub name_ru: String,
+    #[serde(default)]
+    pub name_kk: String,
+    pub role: Role,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServiceSpec {
+    id: String,
+    name_ru: String,
+    #[serde(default)]
+    name_kk: String,
+    kind: ServiceKind,
+    senders: Vec<String>,
+    channels: Vec<ChannelName>,
+    registry: Option<String>,
+    providers: Option<ProviderRuleSpec>,
+    deadline: Option<String>,
+    #[serde(default)]
+    checks: BTreeMap<ChannelName, Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProviderRuleSpec {
+    #[serde(default)]
+    by_region: BTreeMap<String, String>,
+    default: Option<String>,
+}
+
+/// What answers a service.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// A registry adapter, by id.
+    Registry(String),
+    /// A provider system chosen by the applicant's КАТО code: the longest
+    /// matching prefix wins, then the default.
+    Providers {
+        by_region: Vec<(String, String)>,
+        default: Option<String>,
+    },
+}
+
+/// One validated service route.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub service_id: String,
+    pub name_ru: String,
+    pub name_kk: String,
+    pub kind: ServiceKind,
+    pub senders: HashSet<String>,
+    pub channels: Vec<ChannelName>,
+    pub target: Target,
+    pub deadline: Option<Deadline>,
+    /// Registries consulted before routing, per channel.
+    pub checks: BTreeMap<ChannelName, Vec<String>>,
+}
+
+impl Route {
+    /// Whether the route picks its provider by region.
+    pub fn needs_region(&self) -> bool {
+        matches!(&self.target, Target::Providers { by_region, .. } if !by_region.is_empty())
+    }
+
+    /// The provider for an applicant whose address has `kato` (if known).
+    pub fn provider_for(&self, kato: Option<&str>) -> Option<&str> {
+        let Target::Providers { by_region, default } = &self.target else {
+            return None;
+        };
+        kato.and_then(|kato| {
+            by_region
+                .iter()
+                .find(|(prefix, _)| kato.starts_with(prefix.as_str()))
+                .map(|(_, provider)| provider.as_str())
+        })
+        .or(default.as_deref())
+    }
+
+    /// Whether `provider` is one this route can deliver to.
+    pub fn has_provider(&self, provider: &str) -> bool {
+        match &self.target {
+            Target::Providers { by_region, default } => {
+                default.as_deref() == Some(provider)
+                    || by_region.iter().any(|(_, id)| id == provider)
+            }
+            Target::Registry(_) => false,
+        }
+    }
+
+    /// The admin API's view of the route.
+    pub fn to_proto(&self) -> admin::Route {
+        let mut senders: Vec<String> = self.senders.iter().cloned().collect();
+        senders.sort();
+        let (registry, providers_by_region, default_provider) = match &self.target {
+            Target::Registry(id) => (id.clone(), HashMap::new(), String::new()),
+            Target::Providers { by_region, default } => (
+                String::new(),
+                by_region.iter().cloned().collect(),
+                default.clone().unwrap_or_default(),
+            ),
+        };
+        admin::Route {
+            service_id: self.service_id.clone(),
+            name_ru: self.name_ru.clone(),
+            name_kk: self.name_kk.clone(),
+            kind: self.kind.as_str().to_owned(),
+            senders,
+            channels: self
+                .channels
+                .iter()
+                .map(|channel| channel.to_proto() as i32)
+                .collect(),
+            registry,
+            providers_by_region,
+            default_provider,
+            deadline: self
+                .deadline
+                .map(|deadline| deadline.to_string())
+                .unwrap_or_default(),
+            checks: self
+                .checks
+                .iter()
+                .map(|(channel, registries)| {
+                    format!("{}: {}", channel.as_str(), registries.join(", "))
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The validated routing table.
+#[derive(Debug, Clone)]
+pub struct RoutingTable {
+    source: String,
+    systems: HashMap<String, SystemSpec>,
+    routes: HashMap<String, Arc<Route>>,
+}
+
+impl RoutingTable {
+    /// Parses and validates a table. `source_name` names it in errors (a path,
+    /// or `embedded`); `registries` are the registry ids the gateway has.
+    pub fn from_toml(
+        text: &str,
+        source_name: &str,
+        registries: &[&str],
+    ) -> Result<Self, RoutesError> {
+        let file: RoutesFile = toml::from_str(text).map_err(|error| RoutesError::Parse {
+            source_name: source_name.to_owned(),
+            message: error.to_string(),
+        })?;
+        let invalid = |message: String| RoutesError::Invalid {
+            source_name: source_name.to_owned(),
+            message,
+        };
+
+        let mut systems = HashMap::new();
+        for system in file.systems {
+            if system.id.trim().is_empty() {
+                return Err(invalid("`system.id` must not be empty".to_owned()));
+            }
+            if systems.contains_key(&system.id) {
+                return Err(invalid(format!("system `{}` is defined twice", system.id)));
+            }
+            systems.insert(system.id.clone(), system);
+        }
+
+        let mut routes = HashMap::new();
+        for spec in file.services {
+            let route = validate_service(spec, &systems, registries).map_err(invalid)?;
+            if routes.contains_key(&route.service_id) {
+                return Err(invalid(format!(
+                    "service `{}` is defined twice",
+                    route.service_id
+                )));
+            }
+            routes.insert(route.service_id.clone(), Arc::new(route));
+        }
+        Ok(Self {
+            source: source_name.to_owned(),
+            systems,
+            routes,
+        })
+    }
+
+    /// The route of `service_id`.
+    pub fn route(&self, service_id: &str) -> Option<&Arc<Route>> {
+        self.routes.get(service_id)
+    }
+
+    /// A system by id.
+    pub fn system(&self, id: &str) -> Option<&SystemSpec> {
+        self.systems.get(id)
+    }
+
+    /// Every route, sorted by service id.
+    pub fn routes(&self) -> Vec<&Arc<Route>> {
+        let mut all: Vec<_> = self.routes.values().collect();
+        all.sort_by(|left, right| left.service_id.cmp(&right.service_id));
+        all
+    }
+
+    /// Where the table came from.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+}
+
+fn validate_service(
+    spec: ServiceSpec,
+    systems: &HashMap<String, SystemSpec>,
+    registries: &[&str],
+) -> Result<Route, String> {
+    let service = spec.id.clone();
+    if service.trim().is_empty() {
+        return Err("`service.id` must not be empty".to_owned());
+    }
+    if spec.senders.is_empty() {
+        return Err(format!("service `{service}`: `senders` must not be empty"));
+    }
+    for sender in &spec.senders {
+        if !systems.contains_key(sender) {
+            return Err(format!(
+                "service `{service}`: `senders` names unknown system `{sender}`"
+            ));
+        }
+    }
+    if spec.channels.is_empty() {
+        return Err(format!("service `{service}`: `channels` must not be empty"));
+    }
+    let known_registry = |id: &str, key: &str| {
+        if registries.contains(&id) {
+            Ok(())
+        } else {
+            Err(format!(
+                "service `{service}`: `{key}` names unknown registry `{id}` (known: {})",
+                registries.join(", ")
+            ))
+        }
+    };
+    for (channel, ids) in &spec.checks {
+        if !spec.channels.contains(channel) {
+            return Err(format!(
+                "service `{service}`: `checks` names channel `{}` that the service does not allow",
+                channel.as_str()
+            ));
+        }
+        for id in ids {
+            known_registry(id, "checks")?;
+        }
+    }
+    let is_provider = |id: &str, key: &str| match systems.get(id) {
+        Some(system) if system.role == Role::Provider => Ok(()),
+        Some(_) => Err(format!(
+            "service `{service}`: `{key}` names system `{id}`, which is not a provider"
+        )),
+        None => Err(format!(
+            "service `{service}`: `{key}` names unknown system `{id}`"
+        )),
+    };
+
+    let (target, deadline) = match spec.kind {
+        ServiceKind::Lookup => {
+            let Some(registry) = spec.registry else {
+                return Err(format!(
+                    "service `{service}`: a lookup needs `registry` (known: {})",
+                    registries.join(", ")
+                ));
+            };
+            known_registry(&registry, "registry")?;
+            if spec.providers.is_some() || spec.deadline.is_some() {
+                return Err(format!(
+                    "service `{service}`: a lookup has no `providers` or `deadline`"
+                ));
+            }
+            (Target::Registry(registry), None)
+        }
+        ServiceKind::Application => {
+            if spec.registry.is_some() {
+                return Err(format!(
+                    "service `{service}`: an application is answered by `providers`, not `registry`"
+                ));
+            }
+            let Some(rule) = spec.providers else {
+                return Err(format!("service `{service}`: an application needs `providers`"));
+            };
+            if rule.by_region.is_empty() && rule.default.is_none() {
+                return Err(format!(
+                    "service `{service}`: `providers` needs `by_region` entries or a `default`"
+                ));
+            }
+            let mut by_region = Vec::new();
+            for (prefix, provider) in rule.by_region {
+                if prefix.is_empty() || !prefix.bytes().all(|byte| byte.is_ascii_digit()) {
+                    return Err(format!(
+                        "service `{service}`: `providers.by_region` key `{prefix}` must be a КАТО prefix (digits)"
+                    ));
+                }
+                is_provider(&provider, "providers.by_region")?;
+                by_region.push((prefix, provider));
+            }
+            // Longest prefix first, so the first match is the most specific.
+            by_region.sort_by(|left, right| right.0.len().cmp(&left.0.len()));
+            if let Some(default) = &rule.default {
+                is_provider(default, "providers.default")?;
+            }
+            let Some(deadline) = spec.deadline else {
+                return Err(format!(
+                    "service `{service}`: an application needs `deadline` (e.g. \"5 working-days\")"
+                ));
+            };
+            let deadline: Deadline = deadline
+                .parse()
+                .map_err(|error| format!("service `{service}`: `deadline`: {error}"))?;
+            (
+                Target::Providers {
+                    by_region,
+                    default: rule.default,
+                },
+                Some(deadline),
+            )
+        }
+    };
+    Ok(Route {
+        service_id: spec.id,
+        name_ru: spec.name_ru,
+        name_kk: spec.name_kk,
+        kind: spec.kind,
+        senders: spec.senders.into_iter().collect(),
+        channels: spec.channels,
+        target,
+        deadline,
+        checks: spec.checks,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REGISTRIES: &[&str] = &["gbdfl"];
+
+    fn table(text: &str) -> Result<RoutingTable, RoutesError> {
+        RoutingTable::from_toml(text, "test.toml", REGISTRIES)
+    }
+
+    const SYSTEMS: &str = r#"
+        [[system]]
+        id = "pep"
+        name_ru = "ПЭП"
+        role = "portal"
+        [[system]]
+        id = "arm-a"
+        name_ru = "АРМ A"
+        role = "provider"
+        [[system]]
+        id = "arm-b"
+        name_ru = "АРМ B"
+        role = "provider"
+    "#;
+
+    #[test]
+    fn default_table_is_valid_and_has_the_eight_services() {
+        let table = RoutingTable::from_toml(DEFAULT_ROUTES, "embedded", REGISTRIES).unwrap();
+        let applications = table
+            .routes()
+            .into_iter()
+            .filter(|route| route.kind == ServiceKind::Application)
+            .count();
+        assert_eq!(applications, 8);
+        assert!(table.route("GbdflInfoByIin_v1").is_some());
+    }
+
+    #[test]
+    fn longest_region_prefix_wins_then_default() {
+        let text = format!(
+            r#"{SYSTEMS}
+            [[service]]
+            id = "svc"
+            name_ru = "Услуга"
+            kind = "application"
+            senders = ["pep"]
+            channels = ["portal"]
+            deadline = "5 working-days"
+            providers = {{ by_region = {{ "59" = "arm-a", "5910" = "arm-b" }}, default = "arm-a" }}
+            "#
+        );
+        let table = table(&text).unwrap();
+        let route = table.route("svc").unwrap();
+        assert_eq!(route.provider_for(Some("591010000")), Some("arm-b"));
+        assert_eq!(route.provider_for(Some("592000000")), Some("arm-a"));
+        assert_eq!(route.provider_for(Some("750000000")), Some("arm-a"));
+        assert_eq!(route.provider_for(None), Some("arm-a"));
+    }
+
+    #[test]
+    fn errors_name_the_service_and_the_key() {
+        let text = format!(
+            r#"{SYSTEMS}
+            [[service]]
+            id = "svc"
+            name_ru = "Услуга"
+            kind = "application"
+            senders = ["pep", "nobody"]
+            channels = ["portal"]
+            deadline = "5 working-days"
+            providers = {{ default = "arm-a" }}
+            "#
+        );
+        let error = table(&text).unwrap_err().to_string();
+        assert!(error.contains("service `svc`"), "{error}");
+        assert!(error.contains("unknown system `nobody`"), "{error}");
+    }
+
+    #[test]
+    fn rejects_unknown_keys_with_a_line_number() {
+        let text = format!(
+            r#"{SYSTEMS}
+            [[service]]
+            id = "svc"
+            nmae_ru = "typo"
+            "#
+        );
+        let error = table(&text).unwrap_err().to_string();
+        assert!(error.contains("nmae_ru"), "{error}");
+        assert!(error.contains("line"), "{error}");
+    }
+
+    #[test]
+    fn rejects_a_lookup_on_an_unknown_registry() {
+        let text = format!(
+            r#"{SYSTEMS}
+            [[service]]
+            id = "lookup"
+            name_ru = "Поиск"
+            kind = "lookup"
+            senders = ["pep"]
+            channels = ["portal"]
+            registry = "gbdul"
+            "#
+        );
+        let error = table(&text).unwrap_err().to_string();
+        assert!(error.contains("unknown registry `gbdul`"), "{error}");
+    }
+
+    #[test]
+    fn rejects_a_non_provider_target_and_a_bad_deadline() {
+        let target = format!(
+            r#"{SYSTEMS}
+            [[service]]
+            id = "svc"
+            name_ru = "Услуга"
+            kind = "application"
+            senders = ["pep"]
+            channels = ["portal"]
+            deadline = "5 working-days"
+            providers = {{ default = "pep" }}
+            "#
+        );
+        assert!(table(&target).unwrap_err().to_string().contains("not a provider"));
+        let deadline = target
+            .replace("default = \"pep\"", "default = \"arm-a\"")
+            .replace("5 working-days", "5 weeks");
+        assert!(table(&deadline).unwrap_err().to_string().contains("`deadline`"));
+    }
+}

@@ -1,0 +1,44 @@
+//! The gRPC contracts of shep-sim: generated messages, clients and servers for
+//! `shep.envelope.v1`, `shep.gateway.v1`, `shep.provider.v1`, `shep.registry.v1`
+//! and `shep.admin.v1`, plus the encoded descriptor set for gRPC reflection.
+
+#![allow(unreachable_pub, missing_debug_implementations, clippy::all)]
+
+/// `shep.envelope.v1`: the signed envelope, its body, statuses and error reasons.
+pub mod envelope {
+    pub mod v1 {
+        tonic::include_proto!("shep.envelope.v1");
+    }
+}
+
+/// `shep.registry.v1`: the mock national registries.
+pub mod registry {
+    pub mod v1 {
+        tonic::include_proto!("shep.registry.v1");
+    }
+}
+
+/// `shep.gateway.v1`: the consumer side (Call, Submit, GetStatus, History, Watch).
+pub mod gateway {
+    pub mod v1 {
+        tonic::include_proto!("shep.gateway.v1");
+    }
+}
+
+/// `shep.provider.v1`: the provider side (Subscribe, GetMessages, Acknowledge, Report).
+pub mod provider {
+    pub mod v1 {
+        tonic::include_proto!("shep.provider.v1");
+    }
+}
+
+/// `shep.admin.v1`: routes and, later, fixtures, faults and the journal.
+pub mod admin {
+    pub mod v1 {
+        tonic::include_proto!("shep.admin.v1");
+    }
+}
+
+/// The encoded `FileDescriptorSet` of every shep proto, for gRPC reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/shep_descriptor.bin"));

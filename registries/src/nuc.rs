@@ -1,0 +1,423 @@
+//! НУЦ: a test certification authority in the national conventions.
+//!
+//! A root CA and an issuing CA issue end-entity certificates whose subject carries
+//! `SERIALNUMBER=IIN…` (and `OU=BIN…` for an employee of a legal entity), with the
+//! key usages for signing and authentication. [`Signer`] signs envelope bodies
+//! with such a key and certificate.
+
+use std::path::Path;
+
+use prost::Message;
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, SerialNumber, SigningKey,
+};
+use ring::rand::{SecureRandom, SystemRandom};
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
+use shep_proto::envelope::v1::{Body, Signature, SignatureAlgorithm, SignedEnvelope};
+use time::{Duration, OffsetDateTime};
+
+/// OID of the X.520 `serialNumber` attribute, where national certificates carry
+/// `IIN…`.
+const SERIAL_NUMBER_OID: [u64; 4] = [2, 5, 4, 5];
+
+/// Errors of the test CA and of signing.
+#[derive(Debug, thiserror::Error)]
+pub enum NucError {
+    #[error("certificate generation failed: {0}")]
+    Generate(#[from] rcgen::Error),
+    #[error("cannot read `{path}`: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot write `{path}`: {source}")]
+    Write {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("`{path}` holds no PEM certificate")]
+    NoCertificate { path: String },
+    #[error("unsupported key algorithm: only Ed25519 and ECDSA P-256 keys can sign here")]
+    UnsupportedKey,
+    #[error("randomness unavailable")]
+    Random,
+}
+
+/// Key algorithms the test CA issues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KeyAlgorithm {
+    #[default]
+    Ed25519,
+    EcdsaP256,
+}
+
+impl KeyAlgorithm {
+    fn generate(self) -> Result<KeyPair, NucError> {
+        let alg = match self {
+            Self::Ed25519 => &rcgen::PKCS_ED25519,
+            Self::EcdsaP256 => &rcgen::PKCS_ECDSA_P256_SHA256,
+        };
+        Ok(KeyPair::generate_for(alg)?)
+    }
+}
+
+/// Who a certificate is issued to.
+#[derive(Debug, Clone)]
+pub struct IdentitySpec {
+    /// The holder's IIN (`SERIALNUMBER=IIN…`).
+    pub iin: String,
+    /// The employer's BIN (`OU=BIN…`), for an employee of a legal entity.
+    pub bin: Option<String>,
+    /// The holder's name (`CN`).
+    pub common_name: String,
+    /// The employer's name (`O`).
+    pub organization: Option<String>,
+    pub algorithm: KeyAlgorithm,
+    pub not_before: OffsetDateTime,
+    pub not_after: OffsetDateTime,
+}
+
+impl IdentitySpec {
+    /// An individual's certificate valid from an hour ago for a year.
+    pub fn individual(iin: &str, common_name: &str) -> Self {
+        let now = OffsetDateTime::now_utc();
+        Self {
+            iin: iin.to_owned(),
+            bin: None,
+            common_name: common_name.to_owned(),
+            organization: None,
+            algorithm: KeyAlgorithm::Ed25519,
+            not_before: now - Duration::hours(1),
+            not_after: now + Duration::days(365),
+        }
+    }
+
+    /// An employee's certificate (IIN plus the employer's BIN).
+    pub fn employee(iin: &str, bin: &str, common_name: &str, organization: &str) -> Self {
+        Self {
+            bin: Some(bin.to_owned()),
+            organization: Some(organization.to_owned()),
+            ..Self::individual(iin, common_name)
+        }
+    }
+}
+
+/// An issued key and certificate, with the chain up to (not including) the root.
+#[derive(Debug)]
+pub struct IssuedIdentity {
+    pub key: KeyPair,
+    pub certificate_der: Vec<u8>,
+    pub chain_der: Vec<Vec<u8>>,
+}
+
+impl IssuedIdentity {
+    /// The private key as PKCS#8 PEM.
+    pub fn key_pem(&self) -> String {
+        self.key.serialize_pem()
+    }
+
+    /// The certificate followed by its chain, as PEM.
+    pub fn certificate_pem(&self) -> String {
+        std::iter::once(&self.certificate_der)
+            .chain(&self.chain_der)
+            .map(|der| pem_certificate(der))
+            .collect()
+    }
+
+    /// Writes `<name>.key.pem` and `<name>.cert.pem` into `dir`.
+    pub fn write(&self, dir: &Path, name: &str) -> Result<(), NucError> {
+        write_file(&dir.join(format!("{name}.key.pem")), &self.key_pem())?;
+        write_file(
+            &dir.join(format!("{name}.cert.pem")),
+            &self.certificate_pem(),
+        )
+    }
+
+    /// A signer with this key and certificate.
+    pub fn signer(&self) -> Result<Signer, NucError> {
+        Signer::new(
+            KeyPair::from_pem(&self.key_pem())?,
+            self.certificate_der.clone(),
+            self.chain_der.clone(),
+        )
+    }
+}
+
+fn pem_certificate(der: &[u8]) -> String {
+    pem::encode(&pem::Pem::new("CERTIFICATE", der.to_vec()))
+}
+
+fn write_file(path: &Path, contents: &str) -> Result<(), NucError> {
+    std::fs::write(path, contents).map_err(|source| NucError::Write {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+fn read_file(path: &Path) -> Result<String, NucError> {
+    std::fs::read_to_string(path).map_err(|source| NucError::Read {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+fn random_serial() -> Result<SerialNumber, NucError> {
+    let mut bytes = [0u8; 16];
+    SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| NucError::Random)?;
+    // A positive INTEGER: clear the top bit.
+    bytes[0] &= 0x7f;
+    Ok(SerialNumber::from_slice(&bytes))
+}
+
+/// The test НУЦ: a root and an issuing CA.
+#[derive(Debug)]
+pub struct CertificateAuthority {
+    root_der: Vec<u8>,
+    issuing_der: Vec<u8>,
+    issuing: Issuer<'static, KeyPair>,
+}
+
+const ROOT_FILE: &str = "root.cert.pem";
+const ISSUING_FILE: &str = "issuing.cert.pem";
+const ISSUING_KEY_FILE: &str = "issuing.key.pem";
+
+impl CertificateAuthority {
+    /// Creates a new root and issuing CA (Ed25519), valid for ten years.
+    pub fn generate() -> Result<Self, NucError> {
+        let now = OffsetDateTime::now_utc();
+        let ca_params = |common_name: &str| -> Result<CertificateParams, NucError> {
+            let mut params = CertificateParams::default();
+            let mut name = DistinguishedName::new();
+            name.push(DnType::CommonName, common_name);
+            name.push(DnType::CountryName, "KZ");
+            params.distinguished_name = name;
+            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            params.key_usages = vec![
+                KeyUsagePurpose::KeyCertSign,
+                KeyUsagePurpose::CrlSign,
+                KeyUsagePurpose::DigitalSignature,
+            ];
+            params.not_before = now - Duration::hours(1);
+            params.not_after = now + Duration::days(3650);
+            params.serial_number = Some(random_serial()?);
+            Ok(params)
+        };
+        let root_key = KeyAlgorithm::Ed25519.generate()?;
+        let root_params = ca_params("НЕГІЗГІ КУӘЛАНДЫРУШЫ ОРТАЛЫҚ (TEST)")?;
+        let root_cert = root_params.self_signed(&root_key)?;
+        let root = Issuer::new(root_params, root_key);
+
+        let issuing_key = KeyAlgorithm::Ed25519.generate()?;
+        let issuing_params = ca_params("ҰЛТТЫҚ КУӘЛАНДЫРУШЫ ОРТАЛЫҚ (TEST)")?;
+        let issuing_cert = issuing_params.signed_by(&issuing_key, &root)?;
+        Ok(Self {
+            root_der: root_cert.der().to_vec(),
+            issuing_der: issuing_cert.der().to_vec(),
+            issuing: Issuer::new(issuing_params, issuing_key),
+        })
+    }
+
+    /// Loads the CA from `dir`, or creates and saves one there on first use.
+    pub fn load_or_generate(dir: &Path) -> Result<Self, NucError> {
+        if dir.join(ISSUING_KEY_FILE).exists() {
+            return Self::load(dir);
+        }
+        std::fs::create_dir_all(dir).map_err(|source| NucError::Write {
+            path: dir.display().to_string(),
+            source,
+        })?;
+        let ca = Self::generate()?;
+        ca.save(dir)?;
+        Ok(ca)
+    }
+
+    /// Loads a CA saved by [`CertificateAuthority::save`].
+    pub fn load(dir: &Path) -> Result<Self, NucError> {
+        let root_der = first_certificate(&dir.join(ROOT_FILE))?;
+        let issuing_der = first_certificate(&dir.join(ISSUING_FILE))?;
+        let key = KeyPair::from_pem(&read_file(&dir.join(ISSUING_KEY_FILE))?)?;
+        let issuing = Issuer::from_ca_cert_der(&CertificateDer::from(issuing_der.clone()), key)?;
+        Ok(Self {
+            root_der,
+            issuing_der,
+            issuing,
+        })
+    }
+
+    /// Saves the root and issuing certificates and the issuing key into `dir`.
+    pub fn save(&self, dir: &Path) -> Result<(), NucError> {
+        write_file(&dir.join(ROOT_FILE), &pem_certificate(&self.root_der))?;
+        write_file(&dir.join(ISSUING_FILE), &pem_certificate(&self.issuing_der))?;
+        write_file(
+            &dir.join(ISSUING_KEY_FILE),
+            &self.issuing.key().serialize_pem(),
+        )
+    }
+
+    /// The root certificate (the trust anchor), DER.
+    pub fn root_der(&self) -> &[u8] {
+        &self.root_der
+    }
+
+    /// The issuing CA certificate, DER.
+    pub fn issuing_der(&self) -> &[u8] {
+        &self.issuing_der
+    }
+
+    /// Issues a key and certificate for `spec`.
+    pub fn issue(&self, spec: &IdentitySpec) -> Result<IssuedIdentity, NucError> {
+        let key = spec.algorithm.generate()?;
+        let mut params = CertificateParams::default();
+        let mut name = DistinguishedName::new();
+        name.push(DnType::CommonName, spec.common_name.as_str());
+        name.push(
+            DnType::CustomDnType(SERIAL_NUMBER_OID.to_vec()),
+            format!("IIN{}", spec.iin),
+        );
+        name.push(DnType::CountryName, "KZ");
+        if let Some(organization) = &spec.organization {
+            name.push(DnType::OrganizationName, organization.as_str());
+        }
+        if let Some(bin) = &spec.bin {
+            name.push(DnType::OrganizationalUnitName, format!("BIN{bin}"));
+        }
+        params.distinguished_name = name;
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::ContentCommitment,
+        ];
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ClientAuth,
+            ExtendedKeyUsagePurpose::EmailProtection,
+        ];
+        params.not_before = spec.not_before;
+        params.not_after = spec.not_after;
+        params.serial_number = Some(random_serial()?);
+        let certificate = params.signed_by(&key, &self.issuing)?;
+        Ok(IssuedIdentity {
+            key,
+            certificate_der: certificate.der().to_vec(),
+            chain_der: vec![self.issuing_der.clone()],
+        })
+    }
+}
+
+fn first_certificate(path: &Path) -> Result<Vec<u8>, NucError> {
+    certificates(path)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| NucError::NoCertificate {
+            path: path.display().to_string(),
+        })
+}
+
+/// Reads every PEM certificate in `path`, in order.
+pub fn certificates(path: &Path) -> Result<Vec<Vec<u8>>, NucError> {
+    let pem = read_file(path)?;
+    Ok(CertificateDer::pem_slice_iter(pem.as_bytes())
+        .filter_map(Result::ok)
+        .map(|der| der.to_vec())
+        .collect())
+}
+
+/// Signs envelope bodies with one key and certificate.
+#[derive(Debug)]
+pub struct Signer {
+    key: KeyPair,
+    algorithm: SignatureAlgorithm,
+    certificate_der: Vec<u8>,
+    chain_der: Vec<Vec<u8>>,
+}
+
+impl Signer {
+    /// Creates a signer; the key must match the certificate.
+    pub fn new(
+        key: KeyPair,
+        certificate_der: Vec<u8>,
+        chain_der: Vec<Vec<u8>>,
+    ) -> Result<Self, NucError> {
+        let algorithm = if key.algorithm() == &rcgen::PKCS_ED25519 {
+            SignatureAlgorithm::Ed25519
+        } else if key.algorithm() == &rcgen::PKCS_ECDSA_P256_SHA256 {
+            SignatureAlgorithm::EcdsaP256Sha256
+        } else {
+            return Err(NucError::UnsupportedKey);
+        };
+        Ok(Self {
+            key,
+            algorithm,
+            certificate_der,
+            chain_der,
+        })
+    }
+
+    /// Loads a PKCS#8 PEM key and a PEM certificate file (leaf first, then the chain).
+    pub fn from_files(key_path: &Path, certificate_path: &Path) -> Result<Self, NucError> {
+        let key = KeyPair::from_pem(&read_file(key_path)?)?;
+        let mut all = certificates(certificate_path)?.into_iter();
+        let leaf = all.next().ok_or_else(|| NucError::NoCertificate {
+            path: certificate_path.display().to_string(),
+        })?;
+        Self::new(key, leaf, all.collect())
+    }
+
+    /// The signer's certificate, DER.
+    pub fn certificate_der(&self) -> &[u8] {
+        &self.certificate_der
+    }
+
+    /// Signs `bytes` and returns the detached signature.
+    pub fn sign(&self, bytes: &[u8]) -> Result<Signature, NucError> {
+        Ok(Signature {
+            algorithm: self.algorithm.into(),
+            certificate_der: self.certificate_der.clone(),
+            value: self.key.sign(bytes)?,
+            chain_der: self.chain_der.clone(),
+        })
+    }
+
+    /// Serializes `body` and signs the bytes.
+    pub fn seal(&self, body: &Body) -> Result<SignedEnvelope, NucError> {
+        let bytes = body.encode_to_vec();
+        let signature = self.sign(&bytes)?;
+        Ok(SignedEnvelope {
+            body: bytes,
+            signature: Some(signature),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issued_pem_round_trips_through_files() {
+        let dir = std::env::temp_dir().join(format!("shep-nuc-test-{}", std::process::id()));
+        let ca = CertificateAuthority::load_or_generate(&dir).unwrap();
+        let again = CertificateAuthority::load_or_generate(&dir).unwrap();
+        assert_eq!(ca.root_der(), again.root_der());
+
+        let identity = again
+            .issue(&IdentitySpec::individual("850315301235", "СЕРИКБАЕВ НУРЛАН"))
+            .unwrap();
+        identity.write(&dir, "applicant").unwrap();
+        let signer = Signer::from_files(
+            &dir.join("applicant.key.pem"),
+            &dir.join("applicant.cert.pem"),
+        )
+        .unwrap();
+        assert_eq!(signer.certificate_der(), identity.certificate_der.as_slice());
+        let signature = signer.sign(b"body").unwrap();
+        assert_eq!(signature.value.len(), 64);
+        assert_eq!(signature.chain_der, vec![ca.issuing_der().to_vec()]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
