@@ -3,5 +3,14 @@
 //! applications' statuses.
 
 pub mod calendar;
+pub mod config;
+pub mod delivery;
+pub mod engine;
+pub mod envelope;
 pub mod error;
+pub mod grpc;
+pub mod lifecycle;
 pub mod routes;
+pub mod server;
+pub mod store;
+pub mod verify;

@@ -1,0 +1,196 @@
+//! The gateway's configuration: a TOML file whose every key is optional.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The registries the gateway knows, by id.
+pub const REGISTRY_IDS: &[&str] = &["gbdfl"];
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read `{path}`: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("`{path}`: {message}")]
+    Parse { path: String, message: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewayConfig {
+    /// Address of the gRPC server.
+    pub listen: SocketAddr,
+    /// Where the test НУЦ, demo identities and the admin token live.
+    pub data_dir: PathBuf,
+    /// The routing table file; the embedded default when absent.
+    pub routes: Option<PathBuf>,
+    pub trust: TrustConfig,
+    pub checks: ChecksConfig,
+    pub delivery: DeliveryConfig,
+    /// Per registry id: how to reach it.
+    pub registries: BTreeMap<String, RegistryConfig>,
+    pub admin: AdminConfig,
+}
+
+/// Which certificates the gateway trusts.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrustConfig {
+    /// PEM files of trust anchors (root CAs). Empty: the test НУЦ in `data_dir/nuc`.
+    pub anchors: Vec<PathBuf>,
+    /// PEM files of intermediate CAs the gateway knows.
+    pub intermediates: Vec<PathBuf>,
+}
+
+/// Limits of the envelope checks.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChecksConfig {
+    /// How far `message_date` may be from the gateway clock, in seconds.
+    pub message_date_skew_secs: u64,
+    /// How long a certificate's verified chain is reused, in seconds.
+    pub chain_cache_secs: u64,
+}
+
+impl Default for ChecksConfig {
+    fn default() -> Self {
+        Self {
+            message_date_skew_secs: 300,
+            chain_cache_secs: 300,
+        }
+    }
+}
+
+/// Delivery to providers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeliveryConfig {
+    /// How long a delivery waits for its acknowledgement before it is
+    /// delivered again, in milliseconds.
+    pub lease_ms: u64,
+    /// Leases before a delivery stops (dead letter).
+    pub max_attempts: u32,
+    /// Default unacknowledged deliveries per connection (a Hello may lower or raise it, up to 1024).
+    pub max_in_flight: u32,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        Self {
+            lease_ms: 30_000,
+            max_attempts: 5,
+            max_in_flight: 16,
+        }
+    }
+}
+
+/// How to reach one registry.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegistryConfig {
+    /// A `shep.registry.v1.Registry` server (e.g. `http://127.0.0.1:7711`);
+    /// in-process when absent.
+    pub url: Option<String>,
+}
+
+/// The admin API.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// The bearer token; `SHEP_ADMIN_TOKEN`, or a generated one in
+    /// `data_dir/admin-token`, when absent.
+    pub token: Option<String>,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7700)),
+            data_dir: PathBuf::from(".shep"),
+            routes: None,
+            trust: TrustConfig::default(),
+            checks: ChecksConfig::default(),
+            delivery: DeliveryConfig::default(),
+            registries: BTreeMap::new(),
+            admin: AdminConfig::default(),
+        }
+    }
+}
+
+impl GatewayConfig {
+    /// Reads and validates a configuration file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let config: Self = toml::from_str(&text).map_err(|error| ConfigError::Parse {
+            path: path.display().to_string(),
+            message: error.to_string(),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks values serde cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.delivery.lease_ms == 0 {
+            return Err(ConfigError::Invalid(
+                "`delivery.lease_ms` must be > 0".to_owned(),
+            ));
+        }
+        if self.delivery.max_attempts == 0 {
+            return Err(ConfigError::Invalid(
+                "`delivery.max_attempts` must be > 0".to_owned(),
+            ));
+        }
+        if !(1..=1024).contains(&self.delivery.max_in_flight) {
+            return Err(ConfigError::Invalid(
+                "`delivery.max_in_flight` must be 1-1024".to_owned(),
+            ));
+        }
+        for id in self.registries.keys() {
+            if !REGISTRY_IDS.contains(&id.as_str()) {
+                return Err(ConfigError::Invalid(format!(
+                    "`registries.{id}`: unknown registry (known: {})",
+                    REGISTRY_IDS.join(", ")
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_the_defaults() {
+        let config: GatewayConfig = toml::from_str("").unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.listen.port(), 7700);
+        assert_eq!(config.delivery.max_attempts, 5);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_named() {
+        let error = toml::from_str::<GatewayConfig>("[delivery]\nlease = 5").unwrap_err();
+        assert!(error.to_string().contains("lease"), "{error}");
+        let config: GatewayConfig = toml::from_str("[registries.gbdul]\nurl = \"x\"").unwrap();
+        let error = config.validate().unwrap_err().to_string();
+        assert!(error.contains("registries.gbdul"), "{error}");
+        let config: GatewayConfig = toml::from_str("[delivery]\nlease_ms = 0").unwrap();
+        assert!(config.validate().unwrap_err().to_string().contains("lease_ms"));
+    }
+}

@@ -1,0 +1,704 @@
+//! The gateway's domain core, free of transport types: the checks, routing,
+//! application tracking and delivery bookkeeping behind every RPC.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use ring::digest::{SHA256, digest};
+use shep_adapters::{AdapterError, RegistryAdapter};
+use shep_proto::envelope::v1::{ApplicationStatus, MessageType, SignedEnvelope};
+use shep_proto::gateway::v1::{CallResponse, MessageState, Receipt, ResponseInfo, StatusInfo};
+use shep_proto::provider::v1::{Ack, ReceiveStatus, ReportReceipt, ResendMessage};
+use shep_proto::registry::v1::{LookupRequest, LookupResponse, RequestContext, lookup_request::Key};
+use time::OffsetDateTime;
+use tower::ServiceExt;
+
+use crate::config::GatewayConfig;
+use crate::delivery::{Delivery, Pending, Settled};
+use crate::envelope::{self, Inbound, SubjectId, parse_uuid};
+use crate::error::GatewayError;
+use crate::lifecycle::{default_notification, provider_may_report};
+use crate::routes::{ChannelName, Role, Route, RoutingTable, ServiceKind, Target};
+use crate::store::{ApplicationRecord, Change, Inserted, Store, timestamp};
+use crate::verify::{SignatureVerifier, SignerIdentity};
+
+/// The registry consulted for individuals (applicant checks, regions).
+const PERSONS_REGISTRY: &str = "gbdfl";
+
+fn sha256(bytes: &[u8]) -> [u8; 32] {
+    digest(&SHA256, bytes)
+        .as_ref()
+        .try_into()
+        .expect("sha-256 is 32 bytes")
+}
+
+/// The shared state of a running gateway.
+#[derive(Debug)]
+pub struct Engine {
+    routes: RwLock<Arc<RoutingTable>>,
+    verifier: SignatureVerifier,
+    registries: HashMap<String, RegistryAdapter>,
+    store: Store,
+    delivery: Delivery,
+    skew_secs: u64,
+    lease: Duration,
+    max_attempts: u32,
+    default_in_flight: u32,
+    next_connection: AtomicU64,
+}
+
+impl Engine {
+    /// Creates the engine.
+    pub fn new(
+        config: &GatewayConfig,
+        routes: RoutingTable,
+        verifier: SignatureVerifier,
+        registries: HashMap<String, RegistryAdapter>,
+    ) -> Self {
+        Self {
+            routes: RwLock::new(Arc::new(routes)),
+            verifier,
+            registries,
+            store: Store::default(),
+            delivery: Delivery::default(),
+            skew_secs: config.checks.message_date_skew_secs,
+            lease: Duration::from_millis(config.delivery.lease_ms),
+            max_attempts: config.delivery.max_attempts,
+            default_in_flight: config.delivery.max_in_flight,
+            next_connection: AtomicU64::new(1),
+        }
+    }
+
+    /// The routing table in force.
+    pub fn routes(&self) -> Arc<RoutingTable> {
+        self.routes
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// Replaces the routing table.
+    pub fn replace_routes(&self, table: RoutingTable) {
+        *self
+            .routes
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(table);
+    }
+
+    /// The registry ids the engine has adapters for.
+    pub fn registry_ids(&self) -> Vec<&str> {
+        self.registries.keys().map(String::as_str).collect()
+    }
+
+    /// The application store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The provider queues.
+    pub fn delivery(&self) -> &Delivery {
+        &self.delivery
+    }
+
+    /// Leases before a delivery stops.
+    pub fn max_attempts(&self) -> u32 {
+        self.max_attempts
+    }
+
+    /// How long a delivery stays leased.
+    pub fn lease(&self) -> Duration {
+        self.lease
+    }
+
+    /// A new connection id for a provider stream.
+    pub fn connection_id(&self) -> u64 {
+        self.next_connection.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The in-flight limit for a Hello asking for `requested` (0: the default).
+    pub fn in_flight_for(&self, requested: u32) -> usize {
+        let chosen = if requested == 0 {
+            self.default_in_flight
+        } else {
+            requested
+        };
+        chosen.clamp(1, 1024) as usize
+    }
+
+    // === Checks ===
+
+    fn decode(&self, envelope: &SignedEnvelope) -> Result<Inbound, GatewayError> {
+        envelope::decode(envelope, OffsetDateTime::now_utc(), self.skew_secs)
+    }
+
+    /// Route exists, sender and channel allowed, kind matches the RPC.
+    fn authorize(
+        routes: &RoutingTable,
+        inbound: &Inbound,
+        kind: ServiceKind,
+    ) -> Result<Arc<Route>, GatewayError> {
+        let service = &inbound.body.service_id;
+        let route = routes
+            .route(service)
+            .ok_or_else(|| GatewayError::UnknownService(service.clone()))?;
+        if !route.senders.contains(&inbound.sender_id) {
+            return Err(GatewayError::SenderNotAllowed {
+                sender: inbound.sender_id.clone(),
+                service: service.clone(),
+            });
+        }
+        if !route.channels.contains(&inbound.channel) {
+            return Err(GatewayError::ChannelNotAllowed {
+                channel: format!("{:?}", inbound.channel.to_proto()),
+                service: service.clone(),
+            });
+        }
+        if route.kind != kind {
+            return Err(GatewayError::WrongServiceKind {
+                service: service.clone(),
+                kind: route.kind.as_str(),
+                rpc: if route.kind == ServiceKind::Lookup {
+                    "Gateway.Call"
+                } else {
+                    "Gateway.Submit"
+                },
+            });
+        }
+        Ok(route.clone())
+    }
+
+    /// The identity rule of the channel. Portal: the signer is the applicant.
+    /// (The operator rules of the other channels arrive with the full НУЦ.)
+    fn check_identity(inbound: &Inbound, signer: &SignerIdentity) -> Result<(), GatewayError> {
+        if inbound.channel != ChannelName::Portal {
+            return Ok(());
+        }
+        let (kind, expected, found) = match &inbound.subject {
+            SubjectId::Iin(iin) => ("IIN", iin, &signer.iin),
+            SubjectId::Bin(bin) => ("BIN", bin, &signer.bin),
+        };
+        if found.as_ref() != Some(expected) {
+            return Err(GatewayError::IdentityMismatch {
+                kind,
+                expected: expected.clone(),
+                found: found.clone().unwrap_or_else(|| "none".to_owned()),
+            });
+        }
+        Ok(())
+    }
+
+    fn verify(
+        &self,
+        envelope: &SignedEnvelope,
+        inbound: &Inbound,
+    ) -> Result<Arc<SignerIdentity>, GatewayError> {
+        self.verifier
+            .verify(envelope.signature.as_ref(), &envelope.body, inbound.signed_at)
+    }
+
+    fn lookup_request(inbound: &Inbound, signer: &SignerIdentity, key: Key) -> LookupRequest {
+        LookupRequest {
+            key: Some(key),
+            context: Some(RequestContext {
+                requester_system: inbound.sender_id.clone(),
+                operator_iin: if inbound.channel == ChannelName::Portal {
+                    String::new()
+                } else {
+                    signer.iin.clone().unwrap_or_default()
+                },
+                service_id: inbound.body.service_id.clone(),
+                purpose: inbound.body.purpose.clone(),
+                message_id: inbound.message_id.clone(),
+                test: inbound.body.test,
+            }),
+        }
+    }
+
+    async fn lookup(
+        &self,
+        registry: &str,
+        request: LookupRequest,
+    ) -> Result<LookupResponse, GatewayError> {
+        let adapter = self
+            .registries
+            .get(registry)
+            .ok_or_else(|| GatewayError::RegistryUnavailable {
+                registry: registry.to_owned(),
+                message: "not configured".to_owned(),
+            })?;
+        adapter
+            .clone()
+            .oneshot(request)
+            .await
+            .map_err(|error| match error {
+                AdapterError::NoData { registry, key } => GatewayError::NoData(format!(
+                    "registry `{registry}` has no data for `{key}` («нет данных»)"
+                )),
+                AdapterError::InvalidRequest { message, .. } => GatewayError::InvalidField {
+                    field: "subject",
+                    problem: message,
+                },
+                AdapterError::Unavailable { registry, message } => {
+                    GatewayError::RegistryUnavailable { registry, message }
+                }
+            })
+    }
+
+    /// The registry checks the route asks for on this channel (the service
+    /// centre's «условие 1»), then the applicant's КАТО code if the route
+    /// picks its provider by region.
+    async fn applicant_region(
+        &self,
+        route: &Route,
+        inbound: &Inbound,
+        signer: &SignerIdentity,
+    ) -> Result<Option<String>, GatewayError> {
+        let SubjectId::Iin(iin) = &inbound.subject else {
+            // Legal entities are looked up in ГБД ЮЛ, which is not served yet.
+            return Ok(None);
+        };
+        let checks_persons = route
+            .checks
+            .get(&inbound.channel)
+            .is_some_and(|registries| registries.iter().any(|id| id == PERSONS_REGISTRY));
+        if !checks_persons && !route.needs_region() {
+            return Ok(None);
+        }
+        let request = Self::lookup_request(inbound, signer, Key::Iin(iin.clone()));
+        let response = self.lookup(PERSONS_REGISTRY, request).await?;
+        let kato = match response.record {
+            Some(shep_proto::registry::v1::lookup_response::Record::Person(person)) => {
+                person.reg_address.map(|address| address.kato)
+            }
+            _ => None,
+        };
+        Ok(kato)
+    }
+
+    // === Sync ===
+
+    /// `Gateway.Call`: a sync lookup answered by a registry.
+    pub async fn call(&self, envelope: SignedEnvelope) -> Result<CallResponse, GatewayError> {
+        let inbound = self.decode(&envelope)?;
+        if inbound.message_type != MessageType::Request {
+            return Err(GatewayError::InvalidField {
+                field: "message_type",
+                problem: "must be REQUEST for Gateway.Call".to_owned(),
+            });
+        }
+        let routes = self.routes();
+        let route = Self::authorize(&routes, &inbound, ServiceKind::Lookup)?;
+        let signer = self.verify(&envelope, &inbound)?;
+        Self::check_identity(&inbound, &signer)?;
+        let Target::Registry(registry) = &route.target else {
+            return Err(GatewayError::Internal(format!(
+                "lookup route `{}` has no registry",
+                route.service_id
+            )));
+        };
+        let key = match &inbound.subject {
+            SubjectId::Iin(iin) => Key::Iin(iin.clone()),
+            SubjectId::Bin(bin) => Key::Bin(bin.clone()),
+        };
+        let request = Self::lookup_request(&inbound, &signer, key);
+        let lookup = self.lookup(registry, request).await?;
+        let result = lookup.result.clone().unwrap_or_else(shep_registries::success);
+        Ok(CallResponse {
+            response_info: Some(ResponseInfo {
+                message_id: uuid::Uuid::new_v4().hyphenated().to_string(),
+                correlation_id: inbound.message_id,
+                response_date: Some(timestamp(OffsetDateTime::now_utc())),
+                status: Some(StatusInfo {
+                    code: result.code,
+                    message: result.name_ru,
+                }),
+                session_id: inbound.body.session_id,
+            }),
+            lookup: Some(lookup),
+        })
+    }
+
+    // === Async ===
+
+    fn receipt(record: &ApplicationRecord) -> Receipt {
+        Receipt {
+            message_id: record.message_id.clone(),
+            correlation_id: record.correlation_id.clone(),
+            response_date: Some(timestamp(record.accepted_at)),
+            session_id: record.session_id.clone(),
+            provider_id: record.provider_id.clone(),
+            status: ApplicationStatus::Accepted as i32,
+        }
+    }
+
+    fn existing_receipt(
+        &self,
+        inbound: &Inbound,
+        digest: &[u8; 32],
+    ) -> Option<Result<Receipt, GatewayError>> {
+        self.store.with(&inbound.message_id, |record| {
+            if record.sender_id == inbound.sender_id && &record.body_digest == digest {
+                Ok(Self::receipt(record))
+            } else {
+                Err(GatewayError::DuplicateMessage {
+                    message_id: inbound.message_id.clone(),
+                    sender: inbound.sender_id.clone(),
+                })
+            }
+        })
+    }
+
+    /// `Gateway.Submit`: accepts an application and queues it for its provider.
+    pub async fn submit(&self, envelope: SignedEnvelope) -> Result<Receipt, GatewayError> {
+        let inbound = self.decode(&envelope)?;
+        if inbound.message_type != MessageType::Request {
+            return Err(GatewayError::InvalidField {
+                field: "message_type",
+                problem: "must be REQUEST for Gateway.Submit".to_owned(),
+            });
+        }
+        let routes = self.routes();
+        let route = Self::authorize(&routes, &inbound, ServiceKind::Application)?;
+        let signer = self.verify(&envelope, &inbound)?;
+        Self::check_identity(&inbound, &signer)?;
+        let digest = sha256(&envelope.body);
+        if let Some(existing) = self.existing_receipt(&inbound, &digest) {
+            return existing;
+        }
+
+        let kato = self.applicant_region(&route, &inbound, &signer).await?;
+        let provider = if inbound.body.route_id.is_empty() {
+            route
+                .provider_for(kato.as_deref())
+                .ok_or_else(|| GatewayError::NoProviderForRegion {
+                    service: route.service_id.clone(),
+                    region: kato.clone().unwrap_or_else(|| "unknown".to_owned()),
+                })?
+                .to_owned()
+        } else if route.has_provider(&inbound.body.route_id) {
+            inbound.body.route_id.clone()
+        } else {
+            return Err(GatewayError::InvalidField {
+                field: "route_id",
+                problem: format!(
+                    "`{}` is not a provider of service `{}`",
+                    inbound.body.route_id, route.service_id
+                ),
+            });
+        };
+
+        let envelope = Arc::new(envelope);
+        let record = ApplicationRecord {
+            message_id: inbound.message_id.clone(),
+            service_id: route.service_id.clone(),
+            subject: inbound.subject.clone(),
+            channel: inbound.channel.to_proto() as i32,
+            sender_id: inbound.sender_id.clone(),
+            provider_id: provider.clone(),
+            accepted_at: OffsetDateTime::now_utc(),
+            delivery_state: MessageState::OnDelivery,
+            status: ApplicationStatus::Accepted,
+            registration_number: String::new(),
+            expected_at: None,
+            deadline: route.deadline,
+            test: inbound.body.test,
+            events: Vec::new(),
+            envelope: envelope.clone(),
+            body_digest: digest,
+            session_id: inbound.body.session_id.clone(),
+            correlation_id: inbound.body.correlation_id.clone(),
+        };
+        let shared = match self.store.insert(record)? {
+            Inserted::New(shared) => shared,
+            // Lost a race with an identical re-send: answer as it was answered.
+            Inserted::Existing(shared) => {
+                let record = shared.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                return Ok(Self::receipt(&record));
+            }
+        };
+        self.store.record(&inbound.message_id, |_| {
+            Ok(Change {
+                status: ApplicationStatus::Accepted,
+                notification: default_notification(ApplicationStatus::Accepted, "", None, ""),
+                reported_by: "gateway".to_owned(),
+                ..Change::default()
+            })
+        })?;
+        self.delivery.queue(&provider).push(Pending {
+            message_id: inbound.message_id.clone(),
+            service_id: route.service_id.clone(),
+            correlation_id: inbound.body.correlation_id.clone(),
+            envelope,
+            attempts: 0,
+        });
+        tracing::info!(message_id = %inbound.message_id, service = %route.service_id, provider = %provider, "accepted");
+        let record = shared.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        Ok(Self::receipt(&record))
+    }
+
+    // === Provider side ===
+
+    /// Checks that `provider` is a provider system in the routing table.
+    pub fn check_provider(&self, provider: &str) -> Result<(), GatewayError> {
+        match self.routes().system(provider) {
+            Some(system) if system.role == Role::Provider => Ok(()),
+            _ => Err(GatewayError::ProviderNotAllowed {
+                provider: provider.to_owned(),
+                message_id: String::new(),
+            }),
+        }
+    }
+
+    /// Applies a provider's acknowledgement of a delivery.
+    pub fn acknowledge(&self, provider: &str, ack: &Ack) -> Result<Settled, GatewayError> {
+        let message_id = parse_uuid("message_id", &ack.message_id)?;
+        let accepted = match ReceiveStatus::try_from(ack.receive_status) {
+            Ok(ReceiveStatus::MessageAccepted) => true,
+            Ok(ReceiveStatus::MessageNotAccepted) => false,
+            _ => {
+                return Err(GatewayError::InvalidField {
+                    field: "receive_status",
+                    problem: "must be MESSAGE_ACCEPTED or MESSAGE_NOT_ACCEPTED".to_owned(),
+                });
+            }
+        };
+        let resend = ack.resend != ResendMessage::NotResend as i32;
+        let owner = self
+            .store
+            .with(&message_id, |record| record.provider_id.clone())
+            .ok_or_else(|| GatewayError::MessageNotFound(message_id.clone()))?;
+        if owner != provider {
+            return Err(GatewayError::ProviderNotAllowed {
+                provider: provider.to_owned(),
+                message_id,
+            });
+        }
+        let settled = self
+            .delivery
+            .queue(provider)
+            .acknowledge(&message_id, accepted, resend, self.max_attempts)
+            .ok_or_else(|| GatewayError::MessageNotFound(message_id.clone()))?;
+        self.apply_settled(&message_id, &settled, &ack.error_message);
+        Ok(settled)
+    }
+
+    /// Records what a settled delivery means for the application.
+    pub fn apply_settled(&self, message_id: &str, settled: &Settled, reason: &str) {
+        let (state, reason) = match settled {
+            Settled::Requeued => return,
+            Settled::Delivered => (MessageState::Delivered, String::new()),
+            Settled::NotDelivered => (
+                MessageState::NotDelivered,
+                if reason.is_empty() {
+                    "the provider did not accept the request".to_owned()
+                } else {
+                    reason.to_owned()
+                },
+            ),
+            Settled::Stopped { attempts } => (
+                MessageState::DeliveryStopped,
+                format!("delivery stopped after {attempts} attempts"),
+            ),
+        };
+        let outcome = self.store.record(message_id, |record| {
+            if record.delivery_state != MessageState::OnDelivery {
+                return Err(GatewayError::InvalidStatusTransition {
+                    from: format!("{:?}", record.delivery_state),
+                    to: format!("{state:?}"),
+                });
+            }
+            record.delivery_state = state;
+            let status = if state == MessageState::Delivered {
+                if record.status != ApplicationStatus::Accepted {
+                    // A report already moved the status on; nothing to announce.
+                    return Err(GatewayError::InvalidStatusTransition {
+                        from: format!("{:?}", record.status),
+                        to: "Delivered".to_owned(),
+                    });
+                }
+                ApplicationStatus::Delivered
+            } else {
+                ApplicationStatus::NotDelivered
+            };
+            record.status = status;
+            Ok(Change {
+                status,
+                notification: default_notification(status, "", None, &reason),
+                reason: reason.clone(),
+                reported_by: "gateway".to_owned(),
+                ..Change::default()
+            })
+        });
+        if let Err(error) = outcome {
+            tracing::debug!(message_id, %error, "delivery settled without a status event");
+        }
+    }
+
+    /// Requeues expired leases on every queue; stops those out of attempts.
+    pub fn expire_leases(&self) {
+        let now = tokio::time::Instant::now();
+        for (provider, queue) in self.delivery.queues() {
+            for (message_id, settled) in queue.expire(now, self.max_attempts) {
+                tracing::info!(%provider, %message_id, ?settled, "lease expired");
+                self.apply_settled(&message_id, &settled, "");
+            }
+        }
+    }
+
+    /// `Provider.Report`: a provider's signed status report about an application.
+    pub fn report(&self, envelope: SignedEnvelope) -> Result<ReportReceipt, GatewayError> {
+        let inbound = self.decode(&envelope)?;
+        if !matches!(
+            inbound.message_type,
+            MessageType::Update | MessageType::Response
+        ) {
+            return Err(GatewayError::InvalidField {
+                field: "message_type",
+                problem: "a report must be UPDATE or RESPONSE".to_owned(),
+            });
+        }
+        let report = inbound
+            .body
+            .report
+            .clone()
+            .ok_or_else(|| GatewayError::InvalidField {
+                field: "report",
+                problem: "is required on Provider.Report".to_owned(),
+            })?;
+        let application_id = parse_uuid("correlation_id", &inbound.body.correlation_id)?;
+        let provider = inbound.sender_id.clone();
+        self.check_provider(&provider)?;
+        let signer = self.verify(&envelope, &inbound)?;
+        let digest = sha256(&envelope.body);
+        if let Some((seen, receipt)) = self.store.report_seen(&provider, &inbound.message_id) {
+            return if seen == digest {
+                Ok(receipt)
+            } else {
+                Err(GatewayError::DuplicateMessage {
+                    message_id: inbound.message_id,
+                    sender: provider,
+                })
+            };
+        }
+
+        let status = ApplicationStatus::try_from(report.status)
+            .unwrap_or(ApplicationStatus::Unspecified);
+        let missing = |field: &'static str, what: &str| GatewayError::InvalidField {
+            field,
+            problem: format!("is required for {what}"),
+        };
+        let expected_at = report
+            .expected_at
+            .as_ref()
+            .map(|time| {
+                OffsetDateTime::from_unix_timestamp(time.seconds).map_err(|_| {
+                    GatewayError::InvalidField {
+                        field: "report.expected_at",
+                        problem: "is not a valid timestamp".to_owned(),
+                    }
+                })
+            })
+            .transpose()?;
+        match status {
+            ApplicationStatus::Registered if report.registration_number.is_empty() => {
+                return Err(missing("report.registration_number", "REGISTERED"));
+            }
+            ApplicationStatus::TermExtended if expected_at.is_none() => {
+                return Err(missing("report.expected_at", "TERM_EXTENDED"));
+            }
+            ApplicationStatus::Refused | ApplicationStatus::ReturnedToCentre
+                if report.reason.is_empty() =>
+            {
+                return Err(missing("report.reason", "REFUSED and RETURNED_TO_CENTRE"));
+            }
+            ApplicationStatus::Completed if report.result.is_none() => {
+                return Err(missing("report.result", "COMPLETED"));
+            }
+            _ => {}
+        }
+        if let Some(result) = &report.result {
+            self.verifier
+                .verify(result.signature.as_ref(), &result.content, inbound.signed_at)?;
+        }
+
+        let event = self.store.record(&application_id, |record| {
+            if record.provider_id != provider {
+                return Err(GatewayError::ProviderNotAllowed {
+                    provider: provider.clone(),
+                    message_id: application_id.clone(),
+                });
+            }
+            if record.subject != inbound.subject {
+                return Err(GatewayError::InvalidField {
+                    field: "subject",
+                    problem: "does not match the application's applicant".to_owned(),
+                });
+            }
+            let from = record.status;
+            let service_centre = record.channel
+                == shep_proto::envelope::v1::Channel::ServiceCentre as i32;
+            if !provider_may_report(from, status)
+                || (status == ApplicationStatus::ReturnedToCentre && !service_centre)
+            {
+                return Err(GatewayError::InvalidStatusTransition {
+                    from: from.as_str_name().to_owned(),
+                    to: status.as_str_name().to_owned(),
+                });
+            }
+            if record.delivery_state == MessageState::OnDelivery {
+                // Reporting on it proves it arrived.
+                record.delivery_state = MessageState::Delivered;
+            }
+            if status == ApplicationStatus::Registered {
+                record.registration_number = report.registration_number.clone();
+                record.expected_at = expected_at.or_else(|| {
+                    record
+                        .deadline
+                        .map(|deadline| deadline.due(record.accepted_at))
+                });
+            } else if let Some(expected) = expected_at {
+                record.expected_at = Some(expected);
+            }
+            record.status = status;
+            let notification = if report.notification.is_empty() {
+                default_notification(
+                    status,
+                    &record.registration_number,
+                    record.expected_at,
+                    &report.reason,
+                )
+            } else {
+                report.notification.clone()
+            };
+            Ok(Change {
+                status,
+                notification,
+                registration_number: record.registration_number.clone(),
+                expected_at: record.expected_at,
+                reason: report.reason.clone(),
+                result: report.result.clone(),
+                reported_by: provider.clone(),
+            })
+        })?;
+        // A report settles any outstanding delivery of the same request.
+        if let Some(settled) =
+            self.delivery
+                .queue(&provider)
+                .acknowledge(&application_id, true, false, self.max_attempts)
+        {
+            tracing::debug!(message_id = %application_id, ?settled, "delivery settled by a report");
+        }
+        tracing::info!(message_id = %application_id, status = status.as_str_name(), %provider, operator = ?signer.iin, "reported");
+        let receipt = ReportReceipt {
+            message_id: inbound.message_id.clone(),
+            correlation_id: application_id,
+            status: status as i32,
+            sequence: event.sequence,
+        };
+        self.store
+            .remember_report(&provider, &inbound.message_id, digest, receipt.clone());
+        Ok(receipt)
+    }
+}

@@ -1,0 +1,463 @@
+//! The thin gRPC adapters over [`Engine`]: unwrap the request, call the
+//! engine, map errors through [`into_status`].
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use shep_proto::admin::v1::admin_server::Admin;
+use shep_proto::admin::v1::{
+    GetRouteRequest, ListRoutesRequest, ListRoutesResponse, ReloadRoutesRequest, Route,
+};
+use shep_proto::envelope::v1::SignedEnvelope;
+use shep_proto::gateway::v1::gateway_server::Gateway;
+use shep_proto::gateway::v1::{
+    Application, CallResponse, GetStatusRequest, HistoryRequest, HistoryResponse, Receipt,
+    StatusEvent, WatchRequest, watch_request,
+};
+use shep_proto::provider::v1::provider_server::Provider;
+use shep_proto::provider::v1::{
+    Ack, AckResponse, Delivery as DeliveryMessage, GetMessagesRequest, GetMessagesResponse,
+    ReportReceipt, SubscribeRequest, SubscribeResponse, Welcome, subscribe_request,
+    subscribe_response,
+};
+use time::OffsetDateTime;
+use tokio::sync::{broadcast, mpsc};
+use tokio_stream::Stream;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::delivery::{Filter, Leased};
+use crate::engine::Engine;
+use crate::envelope::{SubjectId, parse_uuid};
+use crate::error::{GatewayError, into_status};
+use crate::routes::RoutingTable;
+use crate::store::{WatchTarget, timestamp};
+
+type EventStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+/// How long a new Subscribe stream may take to say Hello.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn delivery_message(leased: &Leased) -> DeliveryMessage {
+    let remaining = leased
+        .until
+        .saturating_duration_since(tokio::time::Instant::now());
+    DeliveryMessage {
+        message_id: leased.pending.message_id.clone(),
+        service_id: leased.pending.service_id.clone(),
+        envelope: Some((*leased.pending.envelope).clone()),
+        attempt: leased.pending.attempts,
+        lease_until: Some(timestamp(
+            OffsetDateTime::now_utc() + time::Duration::try_from(remaining).unwrap_or_default(),
+        )),
+    }
+}
+
+// === impl GatewayGrpcAdapter ===
+
+/// `shep.gateway.v1.Gateway`.
+#[derive(Debug, Clone)]
+pub struct GatewayGrpcAdapter {
+    engine: Arc<Engine>,
+}
+
+impl GatewayGrpcAdapter {
+    pub fn new(engine: Arc<Engine>) -> Self {
+        Self { engine }
+    }
+}
+
+#[tonic::async_trait]
+impl Gateway for GatewayGrpcAdapter {
+    async fn call(
+        &self,
+        request: Request<SignedEnvelope>,
+    ) -> Result<Response<CallResponse>, Status> {
+        self.engine
+            .call(request.into_inner())
+            .await
+            .map(Response::new)
+            .map_err(into_status)
+    }
+
+    async fn submit(&self, request: Request<SignedEnvelope>) -> Result<Response<Receipt>, Status> {
+        self.engine
+            .submit(request.into_inner())
+            .await
+            .map(Response::new)
+            .map_err(into_status)
+    }
+
+    async fn get_status(
+        &self,
+        request: Request<GetStatusRequest>,
+    ) -> Result<Response<Application>, Status> {
+        let id = parse_uuid("message_id", &request.get_ref().message_id).map_err(into_status)?;
+        self.engine
+            .store()
+            .application(&id)
+            .map(Response::new)
+            .ok_or_else(|| into_status(GatewayError::MessageNotFound(id)))
+    }
+
+    async fn history(
+        &self,
+        request: Request<HistoryRequest>,
+    ) -> Result<Response<HistoryResponse>, Status> {
+        let request = request.into_inner();
+        let subject = SubjectId::from_proto(request.subject.as_ref()).map_err(into_status)?;
+        let offset = if request.page_token.is_empty() {
+            0
+        } else {
+            request
+                .page_token
+                .parse::<usize>()
+                .map_err(|_| {
+                    into_status(GatewayError::InvalidField {
+                        field: "page_token",
+                        problem: "is not a token this gateway gave".to_owned(),
+                    })
+                })?
+        };
+        let limit = match request.page_size {
+            0 => 50,
+            size => size.min(500) as usize,
+        };
+        let (applications, more) = self.engine.store().history(&subject, offset, limit);
+        Ok(Response::new(HistoryResponse {
+            applications,
+            next_page_token: if more {
+                (offset + limit).to_string()
+            } else {
+                String::new()
+            },
+        }))
+    }
+
+    type WatchStream = EventStream<StatusEvent>;
+
+    async fn watch(
+        &self,
+        request: Request<WatchRequest>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
+        let request = request.into_inner();
+        let target = match request.target {
+            Some(watch_request::Target::Subject(subject)) => {
+                WatchTarget::Subject(SubjectId::from_proto(Some(&subject)).map_err(into_status)?)
+            }
+            Some(watch_request::Target::MessageId(id)) => {
+                WatchTarget::Message(parse_uuid("message_id", &id).map_err(into_status)?)
+            }
+            None => {
+                return Err(into_status(GatewayError::InvalidField {
+                    field: "target",
+                    problem: "must be a subject or a message_id".to_owned(),
+                }));
+            }
+        };
+        let engine = self.engine.clone();
+        // Subscribe before the replay read, so nothing falls between them.
+        let mut live = engine.store().subscribe();
+        let (tx, rx) = mpsc::channel(64);
+        let mut last = request.after_sequence;
+        tokio::spawn(async move {
+            let mut replay = engine.store().events_after(&target, last);
+            loop {
+                for event in replay.drain(..) {
+                    if event.sequence <= last {
+                        continue;
+                    }
+                    last = event.sequence;
+                    if tx.send(Ok((*event).clone())).await.is_err() {
+                        return;
+                    }
+                }
+                tokio::select! {
+                    received = live.recv() => match received {
+                        Ok(event) => {
+                            if target.matches(&event) {
+                                replay.push(event);
+                            }
+                        }
+                        // Fell behind the live feed: re-read from the store.
+                        Err(broadcast::error::RecvError::Lagged(_)) => {
+                            replay = engine.store().events_after(&target, last);
+                        }
+                        Err(broadcast::error::RecvError::Closed) => return,
+                    },
+                    () = tx.closed() => return,
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+// === impl ProviderGrpcAdapter ===
+
+/// `shep.provider.v1.Provider`.
+#[derive(Debug, Clone)]
+pub struct ProviderGrpcAdapter {
+    engine: Arc<Engine>,
+}
+
+impl ProviderGrpcAdapter {
+    pub fn new(engine: Arc<Engine>) -> Self {
+        Self { engine }
+    }
+}
+
+/// One Subscribe connection: Hello, then deliveries within the credit, acks
+/// back, until either side closes. Leases still held go back to the queue.
+async fn serve_subscription(
+    engine: Arc<Engine>,
+    mut inbound: Streaming<SubscribeRequest>,
+    tx: mpsc::Sender<Result<SubscribeResponse, Status>>,
+) {
+    let hello = match tokio::time::timeout(HELLO_TIMEOUT, inbound.message()).await {
+        Ok(Ok(Some(SubscribeRequest {
+            kind: Some(subscribe_request::Kind::Hello(hello)),
+        }))) => hello,
+        Ok(Err(_)) | Ok(Ok(None)) => return,
+        _ => {
+            let _ = tx
+                .send(Err(into_status(GatewayError::ProtocolViolation(
+                    "the first message on Subscribe must be a Hello".to_owned(),
+                ))))
+                .await;
+            return;
+        }
+    };
+    let provider = hello.provider_id.clone();
+    if let Err(error) = engine.check_provider(&provider) {
+        let _ = tx.send(Err(into_status(error))).await;
+        return;
+    }
+    let connection = engine.connection_id();
+    let max_in_flight = engine.in_flight_for(hello.max_in_flight);
+    let filter = Filter {
+        service_ids: hello.service_ids,
+        ..Filter::default()
+    };
+    let queue = engine.delivery().queue(&provider);
+    let welcome = SubscribeResponse {
+        kind: Some(subscribe_response::Kind::Welcome(Welcome {
+            connection_id: connection.to_string(),
+            lease_ms: engine.lease().as_millis() as u64,
+        })),
+    };
+    tracing::info!(%provider, connection, max_in_flight, "provider subscribed");
+    if tx.send(Ok(welcome)).await.is_ok() {
+        'serve: loop {
+            let changed = queue.changed();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            while let Some(leased) = queue.take(
+                Some(connection),
+                max_in_flight,
+                &filter,
+                engine.lease(),
+            ) {
+                let message = SubscribeResponse {
+                    kind: Some(subscribe_response::Kind::Delivery(delivery_message(&leased))),
+                };
+                if tx.send(Ok(message)).await.is_err() {
+                    break 'serve;
+                }
+            }
+            tokio::select! {
+                message = inbound.message() => match message {
+                    Ok(Some(SubscribeRequest { kind: Some(subscribe_request::Kind::Ack(ack)) })) => {
+                        if let Err(error) = engine.acknowledge(&provider, &ack) {
+                            tracing::warn!(%provider, connection, %error, "acknowledgement ignored");
+                        }
+                    }
+                    Ok(Some(_)) => {
+                        let _ = tx.send(Err(into_status(GatewayError::ProtocolViolation(
+                            "only acks may follow the Hello".to_owned(),
+                        )))).await;
+                        break 'serve;
+                    }
+                    Ok(None) | Err(_) => break 'serve,
+                },
+                () = &mut changed => {}
+                () = tx.closed() => break 'serve,
+            }
+        }
+    }
+    for (message_id, settled) in queue.release_connection(connection, engine.max_attempts()) {
+        engine.apply_settled(&message_id, &settled, "");
+    }
+    tracing::info!(%provider, connection, "provider disconnected");
+}
+
+#[tonic::async_trait]
+impl Provider for ProviderGrpcAdapter {
+    type SubscribeStream = EventStream<SubscribeResponse>;
+
+    async fn subscribe(
+        &self,
+        request: Request<Streaming<SubscribeRequest>>,
+    ) -> Result<Response<Self::SubscribeStream>, Status> {
+        let (tx, rx) = mpsc::channel(64);
+        tokio::spawn(serve_subscription(
+            self.engine.clone(),
+            request.into_inner(),
+            tx,
+        ));
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn get_messages(
+        &self,
+        request: Request<GetMessagesRequest>,
+    ) -> Result<Response<GetMessagesResponse>, Status> {
+        let request = request.into_inner();
+        self.engine
+            .check_provider(&request.provider_id)
+            .map_err(into_status)?;
+        let amount = match request.amount {
+            0 => 10,
+            amount => amount.min(1000) as usize,
+        };
+        let filter = Filter {
+            service_ids: if request.service_id.is_empty() {
+                Vec::new()
+            } else {
+                vec![request.service_id]
+            },
+            correlation_id: request.correlation_id,
+        };
+        let queue = self.engine.delivery().queue(&request.provider_id);
+        let messages = std::iter::from_fn(|| queue.take(None, 0, &filter, self.engine.lease()))
+            .take(amount)
+            .map(|leased| delivery_message(&leased))
+            .collect();
+        Ok(Response::new(GetMessagesResponse {
+            response_date: Some(timestamp(OffsetDateTime::now_utc())),
+            messages,
+        }))
+    }
+
+    async fn acknowledge(&self, request: Request<Ack>) -> Result<Response<AckResponse>, Status> {
+        let ack = request.into_inner();
+        self.engine
+            .check_provider(&ack.provider_id)
+            .map_err(into_status)?;
+        self.engine
+            .acknowledge(&ack.provider_id, &ack)
+            .map(|_| Response::new(AckResponse {}))
+            .map_err(into_status)
+    }
+
+    async fn report(
+        &self,
+        request: Request<SignedEnvelope>,
+    ) -> Result<Response<ReportReceipt>, Status> {
+        self.engine
+            .report(request.into_inner())
+            .map(Response::new)
+            .map_err(into_status)
+    }
+}
+
+// === impl AdminGrpcAdapter ===
+
+/// `shep.admin.v1.Admin`, behind a bearer token.
+#[derive(Debug, Clone)]
+pub struct AdminGrpcAdapter {
+    engine: Arc<Engine>,
+    token: Arc<str>,
+    routes_file: Option<std::path::PathBuf>,
+}
+
+impl AdminGrpcAdapter {
+    pub fn new(engine: Arc<Engine>, token: &str, routes_file: Option<std::path::PathBuf>) -> Self {
+        Self {
+            engine,
+            token: token.into(),
+            routes_file,
+        }
+    }
+
+    fn authorize<T>(&self, request: &Request<T>) -> Result<(), Status> {
+        let presented = request
+            .metadata()
+            .get("authorization")
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "));
+        // Compare digests, so the comparison's timing says nothing about the token.
+        let digest = |bytes: &[u8]| ring::digest::digest(&ring::digest::SHA256, bytes);
+        match presented {
+            Some(token) if digest(token.as_bytes()).as_ref() == digest(self.token.as_bytes()).as_ref() => Ok(()),
+            _ => Err(into_status(GatewayError::Unauthenticated)),
+        }
+    }
+
+    fn list(&self) -> ListRoutesResponse {
+        let table = self.engine.routes();
+        ListRoutesResponse {
+            routes: table.routes().iter().map(|route| route.to_proto()).collect(),
+            source: table.source().to_owned(),
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl Admin for AdminGrpcAdapter {
+    async fn list_routes(
+        &self,
+        request: Request<ListRoutesRequest>,
+    ) -> Result<Response<ListRoutesResponse>, Status> {
+        self.authorize(&request)?;
+        Ok(Response::new(self.list()))
+    }
+
+    async fn get_route(
+        &self,
+        request: Request<GetRouteRequest>,
+    ) -> Result<Response<Route>, Status> {
+        self.authorize(&request)?;
+        let service = &request.get_ref().service_id;
+        self.engine
+            .routes()
+            .route(service)
+            .map(|route| Response::new(route.to_proto()))
+            .ok_or_else(|| into_status(GatewayError::UnknownService(service.clone())))
+    }
+
+    async fn reload_routes(
+        &self,
+        request: Request<ReloadRoutesRequest>,
+    ) -> Result<Response<ListRoutesResponse>, Status> {
+        self.authorize(&request)?;
+        let (text, source) = if request.get_ref().toml.is_empty() {
+            let Some(path) = &self.routes_file else {
+                return Err(into_status(GatewayError::InvalidField {
+                    field: "toml",
+                    problem: "is required: the gateway runs on the embedded table, there is no file to re-read".to_owned(),
+                }));
+            };
+            let text = std::fs::read_to_string(path).map_err(|error| {
+                into_status(GatewayError::InvalidField {
+                    field: "toml",
+                    problem: format!("cannot read `{}`: {error}", path.display()),
+                })
+            })?;
+            (text, path.display().to_string())
+        } else {
+            (request.get_ref().toml.clone(), "admin-api".to_owned())
+        };
+        let table = RoutingTable::from_toml(&text, &source, &self.engine.registry_ids())
+            .map_err(|error| {
+                into_status(GatewayError::InvalidField {
+                    field: "toml",
+                    problem: error.to_string(),
+                })
+            })?;
+        self.engine.replace_routes(table);
+        tracing::info!(%source, "routing table reloaded");
+        Ok(Response::new(self.list()))
+    }
+}

@@ -1,0 +1,297 @@
+//! Starting a gateway: the data directory (test НУЦ, demo identities, admin
+//! token), the engine, and the gRPC server with health and reflection.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use shep_adapters::{InProcess, RegistryAdapter, Remote};
+use shep_proto::admin::v1::admin_server::AdminServer;
+use shep_proto::gateway::v1::gateway_server::GatewayServer;
+use shep_proto::provider::v1::provider_server::ProviderServer;
+use shep_registries::gbdfl::PersonRegistry;
+use shep_registries::nuc::{CertificateAuthority, IdentitySpec, certificates};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::config::GatewayConfig;
+use crate::engine::Engine;
+use crate::grpc::{AdminGrpcAdapter, GatewayGrpcAdapter, ProviderGrpcAdapter};
+use crate::routes::{DEFAULT_ROUTES, Role, RoutingTable};
+use crate::verify::SignatureVerifier;
+
+/// The demo applicant's IIN (a built-in ГБД ФЛ person in СКО, region 59).
+pub const DEMO_APPLICANT_IIN: &str = "850315301235";
+/// The demo service-centre operator's IIN.
+pub const DEMO_OPERATOR_IIN: &str = "920704404563";
+/// The demo provider employee's IIN.
+pub const DEMO_EMPLOYEE_IIN: &str = "731203356787";
+/// The BIN on the demo provider employees' certificates.
+pub const DEMO_PROVIDER_BIN: &str = "151240012341";
+
+/// Where things live in the data directory.
+#[derive(Debug, Clone)]
+pub struct DataDir(pub PathBuf);
+
+impl DataDir {
+    /// The test НУЦ.
+    pub fn nuc(&self) -> PathBuf {
+        self.0.join("nuc")
+    }
+
+    /// Demo keys and certificates.
+    pub fn identities(&self) -> PathBuf {
+        self.0.join("identities")
+    }
+
+    /// The key and certificate files of demo identity `name`.
+    pub fn identity(&self, name: &str) -> (PathBuf, PathBuf) {
+        let dir = self.identities();
+        (
+            dir.join(format!("{name}.key.pem")),
+            dir.join(format!("{name}.cert.pem")),
+        )
+    }
+
+    /// The generated admin token.
+    pub fn admin_token(&self) -> PathBuf {
+        self.0.join("admin-token")
+    }
+}
+
+/// Creates the test НУЦ and one identity per participant when missing:
+/// `applicant`, `operator`, and `provider-<id>` for every provider system.
+pub fn prepare_data_dir(dir: &DataDir, routes: &RoutingTable) -> anyhow::Result<CertificateAuthority> {
+    let ca = CertificateAuthority::load_or_generate(&dir.nuc())
+        .with_context(|| format!("preparing the test НУЦ in `{}`", dir.nuc().display()))?;
+    let identities = dir.identities();
+    std::fs::create_dir_all(&identities)
+        .with_context(|| format!("creating `{}`", identities.display()))?;
+    let mut wanted = vec![
+        (
+            "applicant".to_owned(),
+            IdentitySpec::individual(DEMO_APPLICANT_IIN, "СЕРИКБАЕВ НУРЛАН"),
+        ),
+        (
+            "operator".to_owned(),
+            IdentitySpec::employee(
+                DEMO_OPERATOR_IIN,
+                "080340012345",
+                "АХМЕТОВА АЙГЕРИМ",
+                "НАО «Государственная корпорация «Правительство для граждан»",
+            ),
+        ),
+    ];
+    for provider in provider_ids(routes) {
+        wanted.push((
+            format!("provider-{provider}"),
+            IdentitySpec::employee(
+                DEMO_EMPLOYEE_IIN,
+                DEMO_PROVIDER_BIN,
+                "БЕКМУХАНОВ АРМАН",
+                &provider,
+            ),
+        ));
+    }
+    for (name, spec) in wanted {
+        let (key, _) = dir.identity(&name);
+        if !key.exists() {
+            ca.issue(&spec)?.write(&identities, &name)?;
+        }
+    }
+    Ok(ca)
+}
+
+/// Reads or creates the admin token: config, `SHEP_ADMIN_TOKEN`, or a random
+/// one saved in the data directory.
+fn admin_token(config: &GatewayConfig, dir: &DataDir) -> anyhow::Result<String> {
+    if let Some(token) = &config.admin.token {
+        return Ok(token.clone());
+    }
+    if let Ok(token) = std::env::var("SHEP_ADMIN_TOKEN")
+        && !token.is_empty()
+    {
+        return Ok(token);
+    }
+    let path = dir.admin_token();
+    if let Ok(token) = std::fs::read_to_string(&path) {
+        return Ok(token.trim().to_owned());
+    }
+    let token = uuid::Uuid::new_v4().simple().to_string();
+    std::fs::write(&path, &token).with_context(|| format!("writing `{}`", path.display()))?;
+    Ok(token)
+}
+
+fn load_routes(config: &GatewayConfig, registries: &[&str]) -> anyhow::Result<RoutingTable> {
+    Ok(match &config.routes {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading routes `{}`", path.display()))?;
+            RoutingTable::from_toml(&text, &path.display().to_string(), registries)?
+        }
+        None => RoutingTable::from_toml(DEFAULT_ROUTES, "embedded", registries)?,
+    })
+}
+
+fn read_pems(paths: &[PathBuf]) -> anyhow::Result<Vec<Vec<u8>>> {
+    let mut all = Vec::new();
+    for path in paths {
+        all.extend(certificates(path)?);
+    }
+    Ok(all)
+}
+
+/// A running gateway.
+#[derive(Debug)]
+pub struct RunningGateway {
+    pub addr: SocketAddr,
+    pub engine: Arc<Engine>,
+    pub admin_token: String,
+    pub data_dir: DataDir,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: JoinHandle<Result<(), tonic::transport::Error>>,
+    sweeper: JoinHandle<()>,
+}
+
+impl RunningGateway {
+    /// The `http://` URL clients connect to.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops serving and waits for the server to finish.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        self.sweeper.abort();
+        (&mut self.server).await??;
+        Ok(())
+    }
+
+    /// Serves until the server stops (e.g. on error).
+    pub async fn wait(mut self) -> anyhow::Result<()> {
+        (&mut self.server).await??;
+        Ok(())
+    }
+}
+
+/// Starts a gateway on `listener` with `config`.
+pub async fn start_on(listener: TcpListener, config: GatewayConfig) -> anyhow::Result<RunningGateway> {
+    config.validate()?;
+    let addr = listener.local_addr()?;
+    let data_dir = DataDir(config.data_dir.clone());
+    std::fs::create_dir_all(&data_dir.0)
+        .with_context(|| format!("creating data dir `{}`", data_dir.0.display()))?;
+
+    let mut registries: HashMap<String, RegistryAdapter> = HashMap::new();
+    let gbdfl = match config.registries.get("gbdfl").and_then(|entry| entry.url.clone()) {
+        Some(url) => Remote::new("gbdfl", &url)?.boxed(),
+        None => InProcess::new("gbdfl", Arc::new(PersonRegistry::builtin())).boxed(),
+    };
+    registries.insert("gbdfl".to_owned(), gbdfl);
+    let registry_ids: Vec<&str> = registries.keys().map(String::as_str).collect();
+    let routes = load_routes(&config, &registry_ids)?;
+
+    let ca = prepare_data_dir(&data_dir, &routes)?;
+    let (anchors, intermediates) = if config.trust.anchors.is_empty() {
+        (vec![ca.root_der().to_vec()], vec![ca.issuing_der().to_vec()])
+    } else {
+        (
+            read_pems(&config.trust.anchors)?,
+            read_pems(&config.trust.intermediates)?,
+        )
+    };
+    let verifier = SignatureVerifier::new(
+        &anchors,
+        &intermediates,
+        Duration::from_secs(config.checks.chain_cache_secs),
+    )
+    .map_err(anyhow::Error::msg)?;
+    let token = admin_token(&config, &data_dir)?;
+    let engine = Arc::new(Engine::new(&config, routes, verifier, registries));
+
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_serving::<GatewayServer<GatewayGrpcAdapter>>()
+        .await;
+    health_reporter
+        .set_serving::<ProviderServer<ProviderGrpcAdapter>>()
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(shep_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+
+    let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
+    let server = tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(GatewayServer::new(GatewayGrpcAdapter::new(engine.clone())))
+        .add_service(ProviderServer::new(ProviderGrpcAdapter::new(engine.clone())))
+        .add_service(AdminServer::new(AdminGrpcAdapter::new(
+            engine.clone(),
+            &token,
+            config.routes.clone(),
+        )));
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let server = tokio::spawn(server.serve_with_incoming_shutdown(incoming, async {
+        let _ = shutdown_rx.await;
+    }));
+
+    // Leases are checked a few times per lease period.
+    let tick = (engine.lease() / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
+    let sweeper = {
+        let engine = engine.clone();
+        tokio::spawn(async move {
+            let mut interval = tokio::time::interval(tick);
+            loop {
+                interval.tick().await;
+                engine.expire_leases();
+            }
+        })
+    };
+    tracing::info!(%addr, routes = engine.routes().source(), "gateway listening");
+    Ok(RunningGateway {
+        addr,
+        engine,
+        admin_token: token,
+        data_dir,
+        shutdown: Some(shutdown_tx),
+        server,
+        sweeper,
+    })
+}
+
+/// Binds `config.listen` and starts a gateway.
+pub async fn start(config: GatewayConfig) -> anyhow::Result<RunningGateway> {
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding `{}`", config.listen))?;
+    start_on(listener, config).await
+}
+
+/// The provider systems the table routes to, sorted.
+pub fn provider_ids(routes: &RoutingTable) -> Vec<String> {
+    let mut ids: Vec<String> = routes
+        .routes()
+        .iter()
+        .flat_map(|route| match &route.target {
+            crate::routes::Target::Providers { by_region, default } => by_region
+                .iter()
+                .map(|(_, id)| id.clone())
+                .chain(default.clone())
+                .collect::<Vec<_>>(),
+            crate::routes::Target::Registry(_) => Vec::new(),
+        })
+        .filter(|id| routes.system(id).is_some_and(|system| system.role == Role::Provider))
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids
+}
+

@@ -1,0 +1,325 @@
+//! Applications, their status events and the live event feed, in memory.
+//! (The durable journal of issue 5 replaces this behind the same operations.)
+//!
+//! Ordering: every event gets a gateway-wide sequence number and is broadcast
+//! under one lock, while its application's lock is held, so that a watcher that
+//! subscribes and then snapshots never misses or reorders an event.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use dashmap::DashMap;
+use shep_proto::envelope::v1::{ApplicationStatus, SignedEnvelope};
+use shep_proto::gateway::v1::{Application, MessageState, StatusEvent};
+use time::OffsetDateTime;
+use tokio::sync::broadcast;
+
+use crate::calendar::Deadline;
+use crate::envelope::SubjectId;
+use crate::error::GatewayError;
+use crate::lifecycle::is_terminal;
+
+/// How many live events a slow watcher may fall behind before it re-reads
+/// from the store.
+const LIVE_BUFFER: usize = 4096;
+
+/// Converts a time to a protobuf timestamp.
+pub fn timestamp(time: OffsetDateTime) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: time.unix_timestamp(),
+        nanos: time.nanosecond() as i32,
+    }
+}
+
+/// One application as the gateway tracks it.
+#[derive(Debug)]
+pub struct ApplicationRecord {
+    pub message_id: String,
+    pub service_id: String,
+    pub subject: SubjectId,
+    pub channel: i32,
+    pub sender_id: String,
+    pub provider_id: String,
+    pub accepted_at: OffsetDateTime,
+    pub delivery_state: MessageState,
+    pub status: ApplicationStatus,
+    pub registration_number: String,
+    pub expected_at: Option<OffsetDateTime>,
+    pub deadline: Option<Deadline>,
+    pub test: bool,
+    pub events: Vec<Arc<StatusEvent>>,
+    /// The envelope exactly as received, for delivery.
+    pub envelope: Arc<SignedEnvelope>,
+    /// SHA-256 of the body, for idempotent re-sends.
+    pub body_digest: [u8; 32],
+    pub session_id: String,
+    pub correlation_id: String,
+}
+
+impl ApplicationRecord {
+    /// The API view of the application.
+    pub fn to_proto(&self, now: OffsetDateTime) -> Application {
+        Application {
+            message_id: self.message_id.clone(),
+            service_id: self.service_id.clone(),
+            subject: Some(self.subject.to_proto()),
+            channel: self.channel,
+            sender_id: self.sender_id.clone(),
+            provider_id: self.provider_id.clone(),
+            accepted_at: Some(timestamp(self.accepted_at)),
+            delivery_state: self.delivery_state as i32,
+            status: self.status as i32,
+            registration_number: self.registration_number.clone(),
+            expected_at: self.expected_at.map(timestamp),
+            overdue: self
+                .expected_at
+                .is_some_and(|due| due < now && !is_terminal(self.status)),
+            events: self.events.iter().map(|event| (**event).clone()).collect(),
+            test: self.test,
+        }
+    }
+}
+
+/// A status change to record: everything of a `StatusEvent` but its sequence.
+#[derive(Debug, Default)]
+pub struct Change {
+    pub status: ApplicationStatus,
+    pub notification: String,
+    pub registration_number: String,
+    pub expected_at: Option<OffsetDateTime>,
+    pub reason: String,
+    pub result: Option<shep_proto::envelope::v1::SignedDocument>,
+    pub reported_by: String,
+}
+
+/// What a watcher asked for.
+#[derive(Debug, Clone)]
+pub enum WatchTarget {
+    Subject(SubjectId),
+    Message(String),
+}
+
+impl WatchTarget {
+    /// Whether `event` belongs to this target.
+    pub fn matches(&self, event: &StatusEvent) -> bool {
+        match self {
+            Self::Message(id) => &event.message_id == id,
+            Self::Subject(subject) => event.subject.as_ref() == Some(&subject.to_proto()),
+        }
+    }
+}
+
+type Shared = Arc<Mutex<ApplicationRecord>>;
+
+/// The in-memory application store.
+#[derive(Debug)]
+pub struct Store {
+    applications: DashMap<String, Shared>,
+    by_subject: DashMap<String, Vec<String>>,
+    /// Guards the next sequence number and the order of broadcasts.
+    sequence: Mutex<u64>,
+    live: broadcast::Sender<Arc<StatusEvent>>,
+    /// Provider reports already applied: (sender, report message_id) -> (body digest, receipt).
+    reports: DashMap<(String, String), ([u8; 32], shep_proto::provider::v1::ReportReceipt)>,
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Self {
+            applications: DashMap::new(),
+            by_subject: DashMap::new(),
+            sequence: Mutex::new(0),
+            live: broadcast::channel(LIVE_BUFFER).0,
+            reports: DashMap::new(),
+        }
+    }
+}
+
+fn lock(record: &Shared) -> MutexGuard<'_, ApplicationRecord> {
+    // A poisoned lock means a panic mid-update elsewhere; the record itself is
+    // still consistent (updates are single assignments), so keep serving.
+    record.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The outcome of inserting an application.
+#[derive(Debug)]
+pub enum Inserted {
+    /// A new application.
+    New(Shared),
+    /// The same message was sent before: here is the original.
+    Existing(Shared),
+}
+
+impl Store {
+    /// Inserts a new application, or returns the original when the same sender
+    /// re-sends the same body. A different body under a known id is refused.
+    pub fn insert(&self, record: ApplicationRecord) -> Result<Inserted, GatewayError> {
+        use dashmap::mapref::entry::Entry;
+        match self.applications.entry(record.message_id.clone()) {
+            Entry::Occupied(existing) => {
+                let shared = existing.get().clone();
+                drop(existing);
+                let same = {
+                    let original = lock(&shared);
+                    original.sender_id == record.sender_id
+                        && original.body_digest == record.body_digest
+                };
+                if same {
+                    Ok(Inserted::Existing(shared))
+                } else {
+                    Err(GatewayError::DuplicateMessage {
+                        message_id: record.message_id,
+                        sender: record.sender_id,
+                    })
+                }
+            }
+            Entry::Vacant(vacant) => {
+                let subject_key = record.subject.key();
+                let message_id = record.message_id.clone();
+                let shared = Arc::new(Mutex::new(record));
+                vacant.insert(shared.clone());
+                self.by_subject
+                    .entry(subject_key)
+                    .or_default()
+                    .push(message_id);
+                Ok(Inserted::New(shared))
+            }
+        }
+    }
+
+    /// The application with this id.
+    pub fn get(&self, message_id: &str) -> Option<Shared> {
+        self.applications
+            .get(message_id)
+            .map(|entry| entry.value().clone())
+    }
+
+    /// Applies `update` to the application and records the change it returns
+    /// as a status event. `update` runs under the application's lock and may
+    /// refuse the change.
+    pub fn record(
+        &self,
+        message_id: &str,
+        update: impl FnOnce(&mut ApplicationRecord) -> Result<Change, GatewayError>,
+    ) -> Result<Arc<StatusEvent>, GatewayError> {
+        let shared = self
+            .get(message_id)
+            .ok_or_else(|| GatewayError::MessageNotFound(message_id.to_owned()))?;
+        let mut record = lock(&shared);
+        let change = update(&mut record)?;
+        let mut sequence = self
+            .sequence
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        *sequence += 1;
+        let event = Arc::new(StatusEvent {
+            sequence: *sequence,
+            message_id: record.message_id.clone(),
+            service_id: record.service_id.clone(),
+            subject: Some(record.subject.to_proto()),
+            status: change.status as i32,
+            occurred_at: Some(timestamp(OffsetDateTime::now_utc())),
+            notification: change.notification,
+            registration_number: change.registration_number,
+            expected_at: change.expected_at.map(timestamp),
+            reason: change.reason,
+            result: change.result,
+            reported_by: change.reported_by,
+        });
+        // No receivers is fine: nobody is watching.
+        let _ = self.live.send(event.clone());
+        drop(sequence);
+        record.events.push(event.clone());
+        Ok(event)
+    }
+
+    /// Events of `target` with a sequence above `after`, in order.
+    pub fn events_after(&self, target: &WatchTarget, after: u64) -> Vec<Arc<StatusEvent>> {
+        let ids: Vec<String> = match target {
+            WatchTarget::Message(id) => vec![id.clone()],
+            WatchTarget::Subject(subject) => self
+                .by_subject
+                .get(&subject.key())
+                .map(|ids| ids.clone())
+                .unwrap_or_default(),
+        };
+        let mut events: Vec<Arc<StatusEvent>> = ids
+            .iter()
+            .filter_map(|id| self.get(id))
+            .flat_map(|shared| {
+                lock(&shared)
+                    .events
+                    .iter()
+                    .filter(|event| event.sequence > after)
+                    .cloned()
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        events.sort_by_key(|event| event.sequence);
+        events
+    }
+
+    /// Subscribes to live events. Subscribe before reading `events_after`.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<StatusEvent>> {
+        self.live.subscribe()
+    }
+
+    /// The subject's applications, newest first: `limit` of them after `offset`,
+    /// and whether more remain.
+    pub fn history(
+        &self,
+        subject: &SubjectId,
+        offset: usize,
+        limit: usize,
+    ) -> (Vec<Application>, bool) {
+        let now = OffsetDateTime::now_utc();
+        let ids = self
+            .by_subject
+            .get(&subject.key())
+            .map(|ids| ids.clone())
+            .unwrap_or_default();
+        let page: Vec<Application> = ids
+            .iter()
+            .rev()
+            .skip(offset)
+            .take(limit)
+            .filter_map(|id| self.get(id))
+            .map(|shared| lock(&shared).to_proto(now))
+            .collect();
+        (page, ids.len() > offset + limit)
+    }
+
+    /// The API view of one application.
+    pub fn application(&self, message_id: &str) -> Option<Application> {
+        self.get(message_id)
+            .map(|shared| lock(&shared).to_proto(OffsetDateTime::now_utc()))
+    }
+
+    /// Runs `read` on the application under its lock.
+    pub fn with<T>(&self, message_id: &str, read: impl FnOnce(&ApplicationRecord) -> T) -> Option<T> {
+        self.get(message_id).map(|shared| read(&lock(&shared)))
+    }
+
+    /// A report applied before under this (sender, message id), if any.
+    pub fn report_seen(
+        &self,
+        sender: &str,
+        message_id: &str,
+    ) -> Option<([u8; 32], shep_proto::provider::v1::ReportReceipt)> {
+        self.reports
+            .get(&(sender.to_owned(), message_id.to_owned()))
+            .map(|entry| entry.value().clone())
+    }
+
+    /// Remembers an applied report for idempotent re-sends.
+    pub fn remember_report(
+        &self,
+        sender: &str,
+        message_id: &str,
+        digest: [u8; 32],
+        receipt: shep_proto::provider::v1::ReportReceipt,
+    ) {
+        self.reports
+            .insert((sender.to_owned(), message_id.to_owned()), (digest, receipt));
+    }
+
+}
