@@ -21,7 +21,9 @@ use x509_parser::oid_registry::{OID_X509_COMMON_NAME, OID_X509_SERIALNUMBER};
 use crate::error::GatewayError;
 
 /// DER contents of id-kp-emailProtection (1.3.6.1.5.5.7.3.4), the extended key
-/// usage national signing certificates carry.
+/// usage national signing certificates carry. Required when a certificate lists
+/// extended key usages at all (webpki applies the rule to CA certificates too,
+/// which carry none).
 const EKU_SIGNING: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x04];
 
 /// Algorithms webpki may meet in certificate chains.
@@ -161,7 +163,7 @@ impl SignatureVerifier {
                 &self.anchors,
                 &intermediates,
                 time,
-                KeyUsage::required(EKU_SIGNING),
+                KeyUsage::required_if_present(EKU_SIGNING),
                 None,
                 None,
             )
