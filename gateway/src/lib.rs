@@ -3,6 +3,8 @@
 //! applications' statuses.
 
 pub mod calendar;
+pub mod cli;
+pub mod client;
 pub mod config;
 pub mod delivery;
 pub mod engine;

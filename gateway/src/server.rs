@@ -173,8 +173,8 @@ impl RunningGateway {
         Ok(())
     }
 
-    /// Serves until the server stops (e.g. on error).
-    pub async fn wait(mut self) -> anyhow::Result<()> {
+    /// Resolves when the server stops on its own (an error).
+    pub async fn stopped(&mut self) -> anyhow::Result<()> {
         (&mut self.server).await??;
         Ok(())
     }
