@@ -75,17 +75,13 @@ impl<R: Registry> Service<LookupRequest> for InProcess<R> {
 
     fn call(&mut self, request: LookupRequest) -> Self::Future {
         let registry = self.name.to_string();
-        ready(
-            self.registry
-                .lookup(&request)
-                .map_err(|error| match error {
-                    RegistryError::NoData { key } => AdapterError::NoData { registry, key },
-                    other => AdapterError::InvalidRequest {
-                        registry,
-                        message: other.to_string(),
-                    },
-                }),
-        )
+        ready(self.registry.lookup(&request).map_err(|error| match error {
+            RegistryError::NoData { key } => AdapterError::NoData { registry, key },
+            other => AdapterError::InvalidRequest {
+                registry,
+                message: other.to_string(),
+            },
+        }))
     }
 }
 
@@ -100,12 +96,11 @@ impl Remote {
     /// Creates an adapter for the server at `url` (e.g. `http://127.0.0.1:7711`).
     /// Connects lazily: an unreachable server shows up as `Unavailable` on calls.
     pub fn new(name: &str, url: &str) -> Result<Self, AdapterError> {
-        let endpoint = Endpoint::from_shared(url.to_owned()).map_err(|error| {
-            AdapterError::Unavailable {
+        let endpoint =
+            Endpoint::from_shared(url.to_owned()).map_err(|error| AdapterError::Unavailable {
                 registry: name.to_owned(),
                 message: format!("bad url `{url}`: {error}"),
-            }
-        })?;
+            })?;
         Ok(Self {
             name: name.into(),
             client: RegistryClient::new(endpoint.connect_lazy()),
@@ -173,7 +168,10 @@ mod tests {
         let found = adapter.clone().oneshot(by_iin("850315301235")).await;
         assert!(found.unwrap().record.is_some());
         let missing = adapter.oneshot(by_iin("791028302728")).await.unwrap_err();
-        assert!(matches!(missing, AdapterError::NoData { .. }), "{missing:?}");
+        assert!(
+            matches!(missing, AdapterError::NoData { .. }),
+            "{missing:?}"
+        );
     }
 
     #[tokio::test]
@@ -181,6 +179,9 @@ mod tests {
         // Port 9 (discard) on loopback has no gRPC server.
         let adapter = Remote::new("gbdfl", "http://127.0.0.1:9").unwrap().boxed();
         let error = adapter.oneshot(by_iin("850315301235")).await.unwrap_err();
-        assert!(matches!(error, AdapterError::Unavailable { .. }), "{error:?}");
+        assert!(
+            matches!(error, AdapterError::Unavailable { .. }),
+            "{error:?}"
+        );
     }
 }

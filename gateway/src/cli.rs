@@ -193,7 +193,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo => demo::run().await,
         Command::Provider(args) => provider(args).await,
         Command::Send(args) => send(args).await,
-        Command::Status { message_id, gateway } => {
+        Command::Status {
+            message_id,
+            gateway,
+        } => {
             let mut client = GatewayClient::new(connect(&gateway).await?);
             let application = client
                 .get_status(GetStatusRequest { message_id })
@@ -203,7 +206,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             print_application(&application);
             Ok(())
         }
-        Command::History { iin: subject, gateway } => {
+        Command::History {
+            iin: subject,
+            gateway,
+        } => {
             let mut client = GatewayClient::new(connect(&gateway).await?);
             let history = client
                 .history(HistoryRequest {
@@ -230,11 +236,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     .with_context(|| format!("reading `{}`", file.display()))?;
                 let table =
                     RoutingTable::from_toml(&text, &file.display().to_string(), REGISTRY_IDS)?;
-                println!(
-                    "{}: ok, {} services",
-                    file.display(),
-                    table.routes().len()
-                );
+                println!("{}: ok, {} services", file.display(), table.routes().len());
                 Ok(())
             }
             RoutesCommand::Default => {
@@ -408,13 +410,20 @@ async fn send(args: SendArgs) -> anyhow::Result<()> {
         let response = client.call(envelope).await.map_err(describe)?.into_inner();
         let info = response.response_info.unwrap_or_default();
         let status = info.status.unwrap_or_default();
-        println!("{} {} (response {})", status.code, status.message, info.message_id);
+        println!(
+            "{} {} (response {})",
+            status.code, status.message, info.message_id
+        );
         if let Some(Record::Person(person)) = response.lookup.and_then(|lookup| lookup.record) {
             print_person(&person);
         }
         return Ok(());
     }
-    let receipt = client.submit(envelope).await.map_err(describe)?.into_inner();
+    let receipt = client
+        .submit(envelope)
+        .await
+        .map_err(describe)?
+        .into_inner();
     println!(
         "accepted: message_id {} routed to `{}`",
         receipt.message_id, receipt.provider_id
@@ -523,4 +532,3 @@ pub fn print_application(application: &Application) {
         print_event(event);
     }
 }
-

@@ -207,7 +207,11 @@ pub async fn run_provider(
         let body = Body::decode(envelope.body.as_slice()).context("delivered body")?;
         let id = delivery.message_id.clone();
         let service = delivery.service_id.clone();
-        say(&id, &service, format!("received (attempt {})", delivery.attempt));
+        say(
+            &id,
+            &service,
+            format!("received (attempt {})", delivery.attempt),
+        );
         let accepted = rule != ProviderRule::Reject;
         uplink
             .send(SubscribeRequest {

@@ -191,6 +191,12 @@ mod tests {
         let error = config.validate().unwrap_err().to_string();
         assert!(error.contains("registries.gbdul"), "{error}");
         let config: GatewayConfig = toml::from_str("[delivery]\nlease_ms = 0").unwrap();
-        assert!(config.validate().unwrap_err().to_string().contains("lease_ms"));
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("lease_ms")
+        );
     }
 }

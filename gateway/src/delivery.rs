@@ -117,7 +117,10 @@ impl ProviderQueue {
         {
             return None;
         }
-        let index = state.ready.iter().position(|pending| filter.accepts(pending))?;
+        let index = state
+            .ready
+            .iter()
+            .position(|pending| filter.accepts(pending))?;
         let mut pending = state.ready.remove(index)?;
         pending.attempts += 1;
         let until = Instant::now() + lease;
@@ -204,7 +207,10 @@ impl ProviderQueue {
         let mut outcomes = Vec::new();
         for id in ids {
             if let Some(lease) = state.leased.remove(&id) {
-                outcomes.push((id, Self::retry_or_stop(&mut state, lease.pending, max_attempts)));
+                outcomes.push((
+                    id,
+                    Self::retry_or_stop(&mut state, lease.pending, max_attempts),
+                ));
             }
         }
         state.in_flight.remove(&connection);
@@ -226,7 +232,10 @@ impl ProviderQueue {
         for id in expired {
             if let Some(lease) = state.leased.remove(&id) {
                 Self::release_credit(&mut state, lease.connection);
-                outcomes.push((id, Self::retry_or_stop(&mut state, lease.pending, max_attempts)));
+                outcomes.push((
+                    id,
+                    Self::retry_or_stop(&mut state, lease.pending, max_attempts),
+                ));
             }
         }
         drop(state);
@@ -292,7 +301,10 @@ mod tests {
         }
         let any = Filter::default();
         let first = queue.take(Some(1), 1, &any, LEASE).unwrap();
-        assert!(queue.take(Some(1), 1, &any, LEASE).is_none(), "credit used up");
+        assert!(
+            queue.take(Some(1), 1, &any, LEASE).is_none(),
+            "credit used up"
+        );
         let second = queue.take(Some(2), 1, &any, LEASE).unwrap();
         assert_ne!(first.pending.message_id, second.pending.message_id);
         assert_eq!(
@@ -300,7 +312,11 @@ mod tests {
             Some(Settled::Delivered)
         );
         assert_eq!(
-            queue.take(Some(1), 1, &any, LEASE).unwrap().pending.message_id,
+            queue
+                .take(Some(1), 1, &any, LEASE)
+                .unwrap()
+                .pending
+                .message_id,
             "c"
         );
     }
@@ -314,7 +330,10 @@ mod tests {
             service_ids: vec!["two".into()],
             ..Filter::default()
         };
-        assert_eq!(queue.take(None, 0, &two, LEASE).unwrap().pending.message_id, "b");
+        assert_eq!(
+            queue.take(None, 0, &two, LEASE).unwrap().pending.message_id,
+            "b"
+        );
         assert!(queue.take(None, 0, &two, LEASE).is_none());
     }
 

@@ -11,7 +11,9 @@ use shep_adapters::{AdapterError, RegistryAdapter};
 use shep_proto::envelope::v1::{ApplicationStatus, MessageType, SignedEnvelope};
 use shep_proto::gateway::v1::{CallResponse, MessageState, Receipt, ResponseInfo, StatusInfo};
 use shep_proto::provider::v1::{Ack, ReceiveStatus, ReportReceipt, ResendMessage};
-use shep_proto::registry::v1::{LookupRequest, LookupResponse, RequestContext, lookup_request::Key};
+use shep_proto::registry::v1::{
+    LookupRequest, LookupResponse, RequestContext, lookup_request::Key,
+};
 use time::OffsetDateTime;
 use tower::ServiceExt;
 
@@ -194,8 +196,11 @@ impl Engine {
         envelope: &SignedEnvelope,
         inbound: &Inbound,
     ) -> Result<Arc<SignerIdentity>, GatewayError> {
-        self.verifier
-            .verify(envelope.signature.as_ref(), &envelope.body, inbound.signed_at)
+        self.verifier.verify(
+            envelope.signature.as_ref(),
+            &envelope.body,
+            inbound.signed_at,
+        )
     }
 
     fn lookup_request(inbound: &Inbound, signer: &SignerIdentity, key: Key) -> LookupRequest {
@@ -221,13 +226,13 @@ impl Engine {
         registry: &str,
         request: LookupRequest,
     ) -> Result<LookupResponse, GatewayError> {
-        let adapter = self
-            .registries
-            .get(registry)
-            .ok_or_else(|| GatewayError::RegistryUnavailable {
-                registry: registry.to_owned(),
-                message: "not configured".to_owned(),
-            })?;
+        let adapter =
+            self.registries
+                .get(registry)
+                .ok_or_else(|| GatewayError::RegistryUnavailable {
+                    registry: registry.to_owned(),
+                    message: "not configured".to_owned(),
+                })?;
         adapter
             .clone()
             .oneshot(request)
@@ -304,7 +309,10 @@ impl Engine {
         };
         let request = Self::lookup_request(&inbound, &signer, key);
         let lookup = self.lookup(registry, request).await?;
-        let result = lookup.result.clone().unwrap_or_else(shep_registries::success);
+        let result = lookup
+            .result
+            .clone()
+            .unwrap_or_else(shep_registries::success);
         Ok(CallResponse {
             response_info: Some(ResponseInfo {
                 message_id: uuid::Uuid::new_v4().hyphenated().to_string(),
@@ -414,7 +422,9 @@ impl Engine {
             Inserted::New(shared) => shared,
             // Lost a race with an identical re-send: answer as it was answered.
             Inserted::Existing(shared) => {
-                let record = shared.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                let record = shared
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
                 return Ok(Self::receipt(&record));
             }
         };
@@ -434,7 +444,9 @@ impl Engine {
             attempts: 0,
         });
         tracing::info!(message_id = %inbound.message_id, service = %route.service_id, provider = %provider, "accepted");
-        let record = shared.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let record = shared
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         Ok(Self::receipt(&record))
     }
 
@@ -568,6 +580,12 @@ impl Engine {
                 problem: "is required on Provider.Report".to_owned(),
             })?;
         let application_id = parse_uuid("correlation_id", &inbound.body.correlation_id)?;
+        if inbound.channel != ChannelName::ProviderDesk {
+            return Err(GatewayError::InvalidField {
+                field: "channel",
+                problem: "a report must come on PROVIDER_DESK".to_owned(),
+            });
+        }
         let provider = inbound.sender_id.clone();
         self.check_provider(&provider)?;
         let signer = self.verify(&envelope, &inbound)?;
@@ -583,8 +601,8 @@ impl Engine {
             };
         }
 
-        let status = ApplicationStatus::try_from(report.status)
-            .unwrap_or(ApplicationStatus::Unspecified);
+        let status =
+            ApplicationStatus::try_from(report.status).unwrap_or(ApplicationStatus::Unspecified);
         let missing = |field: &'static str, what: &str| GatewayError::InvalidField {
             field,
             problem: format!("is required for {what}"),
@@ -619,8 +637,11 @@ impl Engine {
             _ => {}
         }
         if let Some(result) = &report.result {
-            self.verifier
-                .verify(result.signature.as_ref(), &result.content, inbound.signed_at)?;
+            self.verifier.verify(
+                result.signature.as_ref(),
+                &result.content,
+                inbound.signed_at,
+            )?;
         }
 
         let event = self.store.record(&application_id, |record| {
@@ -630,6 +651,12 @@ impl Engine {
                     message_id: application_id.clone(),
                 });
             }
+            if record.service_id != inbound.body.service_id {
+                return Err(GatewayError::InvalidField {
+                    field: "service_id",
+                    problem: format!("is not the application's service `{}`", record.service_id),
+                });
+            }
             if record.subject != inbound.subject {
                 return Err(GatewayError::InvalidField {
                     field: "subject",
@@ -637,8 +664,8 @@ impl Engine {
                 });
             }
             let from = record.status;
-            let service_centre = record.channel
-                == shep_proto::envelope::v1::Channel::ServiceCentre as i32;
+            let service_centre =
+                record.channel == shep_proto::envelope::v1::Channel::ServiceCentre as i32;
             if !provider_may_report(from, status)
                 || (status == ApplicationStatus::ReturnedToCentre && !service_centre)
             {
@@ -683,11 +710,12 @@ impl Engine {
             })
         })?;
         // A report settles any outstanding delivery of the same request.
-        if let Some(settled) =
-            self.delivery
-                .queue(&provider)
-                .acknowledge(&application_id, true, false, self.max_attempts)
-        {
+        if let Some(settled) = self.delivery.queue(&provider).acknowledge(
+            &application_id,
+            true,
+            false,
+            self.max_attempts,
+        ) {
             tracing::debug!(message_id = %application_id, ?settled, "delivery settled by a report");
         }
         tracing::info!(message_id = %application_id, status = status.as_str_name(), %provider, operator = ?signer.iin, "reported");

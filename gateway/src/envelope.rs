@@ -160,7 +160,10 @@ pub fn decode(
         if property.key.is_empty() || property.key.chars().count() > PROPERTY_KEY_MAX {
             return Err(GatewayError::InvalidField {
                 field: "properties",
-                problem: format!("key `{}` must be 1-{PROPERTY_KEY_MAX} characters", property.key),
+                problem: format!(
+                    "key `{}` must be 1-{PROPERTY_KEY_MAX} characters",
+                    property.key
+                ),
             });
         }
         if property.value.chars().count() > PROPERTY_VALUE_MAX {

@@ -53,7 +53,9 @@ pub enum GatewayError {
         expected: String,
         found: String,
     },
-    #[error("`message_date` is {skew_secs} s away from the gateway clock (allowed {allowed_secs} s)")]
+    #[error(
+        "`message_date` is {skew_secs} s away from the gateway clock (allowed {allowed_secs} s)"
+    )]
     MessageDateSkew { skew_secs: i64, allowed_secs: u64 },
     #[error("no route for service `{0}`")]
     UnknownService(String),

@@ -110,15 +110,12 @@ impl Gateway for GatewayGrpcAdapter {
         let offset = if request.page_token.is_empty() {
             0
         } else {
-            request
-                .page_token
-                .parse::<usize>()
-                .map_err(|_| {
-                    into_status(GatewayError::InvalidField {
-                        field: "page_token",
-                        problem: "is not a token this gateway gave".to_owned(),
-                    })
-                })?
+            request.page_token.parse::<usize>().map_err(|_| {
+                into_status(GatewayError::InvalidField {
+                    field: "page_token",
+                    problem: "is not a token this gateway gave".to_owned(),
+                })
+            })?
         };
         let limit = match request.page_size {
             0 => 50,
@@ -253,14 +250,13 @@ async fn serve_subscription(
             let changed = queue.changed();
             tokio::pin!(changed);
             changed.as_mut().enable();
-            while let Some(leased) = queue.take(
-                Some(connection),
-                max_in_flight,
-                &filter,
-                engine.lease(),
-            ) {
+            while let Some(leased) =
+                queue.take(Some(connection), max_in_flight, &filter, engine.lease())
+            {
                 let message = SubscribeResponse {
-                    kind: Some(subscribe_response::Kind::Delivery(delivery_message(&leased))),
+                    kind: Some(subscribe_response::Kind::Delivery(delivery_message(
+                        &leased,
+                    ))),
                 };
                 if tx.send(Ok(message)).await.is_err() {
                     break 'serve;
@@ -390,7 +386,11 @@ impl AdminGrpcAdapter {
         // Compare digests, so the comparison's timing says nothing about the token.
         let digest = |bytes: &[u8]| ring::digest::digest(&ring::digest::SHA256, bytes);
         match presented {
-            Some(token) if digest(token.as_bytes()).as_ref() == digest(self.token.as_bytes()).as_ref() => Ok(()),
+            Some(token)
+                if digest(token.as_bytes()).as_ref() == digest(self.token.as_bytes()).as_ref() =>
+            {
+                Ok(())
+            }
             _ => Err(into_status(GatewayError::Unauthenticated)),
         }
     }
@@ -398,7 +398,11 @@ impl AdminGrpcAdapter {
     fn list(&self) -> ListRoutesResponse {
         let table = self.engine.routes();
         ListRoutesResponse {
-            routes: table.routes().iter().map(|route| route.to_proto()).collect(),
+            routes: table
+                .routes()
+                .iter()
+                .map(|route| route.to_proto())
+                .collect(),
             source: table.source().to_owned(),
         }
     }
@@ -449,13 +453,14 @@ impl Admin for AdminGrpcAdapter {
         } else {
             (request.get_ref().toml.clone(), "admin-api".to_owned())
         };
-        let table = RoutingTable::from_toml(&text, &source, &self.engine.registry_ids())
-            .map_err(|error| {
+        let table = RoutingTable::from_toml(&text, &source, &self.engine.registry_ids()).map_err(
+            |error| {
                 into_status(GatewayError::InvalidField {
                     field: "toml",
                     problem: error.to_string(),
                 })
-            })?;
+            },
+        )?;
         self.engine.replace_routes(table);
         tracing::info!(%source, "routing table reloaded");
         Ok(Response::new(self.list()))

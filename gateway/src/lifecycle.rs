@@ -23,7 +23,10 @@ pub fn provider_may_report(from: Status, to: Status) -> bool {
         to,
         Registered | InWork | TermExtended | ReturnedToCentre | Refused | Completed
     );
-    let open = matches!(from, Accepted | Delivered | Registered | InWork | TermExtended);
+    let open = matches!(
+        from,
+        Accepted | Delivered | Registered | InWork | TermExtended
+    );
     let ordered = match to {
         Registered => matches!(from, Accepted | Delivered),
         InWork => matches!(from, Accepted | Delivered | Registered | TermExtended),
@@ -36,9 +39,7 @@ pub fn provider_may_report(from: Status, to: Status) -> bool {
 /// `dd.mm.yyyy hh:mm` in Astana time, as notifications show dates.
 pub fn local_time(time: OffsetDateTime) -> String {
     time.to_offset(KZ_OFFSET)
-        .format(format_description!(
-            "[day].[month].[year] [hour]:[minute]"
-        ))
+        .format(format_description!("[day].[month].[year] [hour]:[minute]"))
         .unwrap_or_default()
 }
 
@@ -97,8 +98,14 @@ mod tests {
     #[test]
     fn providers_cannot_report_gateway_statuses_or_go_back() {
         assert!(!provider_may_report(Status::Delivered, Status::Accepted));
-        assert!(!provider_may_report(Status::Delivered, Status::NotDelivered));
+        assert!(!provider_may_report(
+            Status::Delivered,
+            Status::NotDelivered
+        ));
         assert!(!provider_may_report(Status::InWork, Status::Registered));
-        assert!(!provider_may_report(Status::Delivered, Status::TermExtended));
+        assert!(!provider_may_report(
+            Status::Delivered,
+            Status::TermExtended
+        ));
     }
 }

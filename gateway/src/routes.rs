@@ -404,7 +404,9 @@ fn validate_service(
                 ));
             }
             let Some(rule) = spec.providers else {
-                return Err(format!("service `{service}`: an application needs `providers`"));
+                return Err(format!(
+                    "service `{service}`: an application needs `providers`"
+                ));
             };
             if rule.by_region.is_empty() && rule.default.is_none() {
                 return Err(format!(
@@ -422,7 +424,7 @@ fn validate_service(
                 by_region.push((prefix, provider));
             }
             // Longest prefix first, so the first match is the most specific.
-            by_region.sort_by(|left, right| right.0.len().cmp(&left.0.len()));
+            by_region.sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.len()));
             if let Some(default) = &rule.default {
                 is_provider(default, "providers.default")?;
             }
@@ -579,10 +581,20 @@ mod tests {
             providers = {{ default = "pep" }}
             "#
         );
-        assert!(table(&target).unwrap_err().to_string().contains("not a provider"));
+        assert!(
+            table(&target)
+                .unwrap_err()
+                .to_string()
+                .contains("not a provider")
+        );
         let deadline = target
             .replace("default = \"pep\"", "default = \"arm-a\"")
             .replace("5 working-days", "5 weeks");
-        assert!(table(&deadline).unwrap_err().to_string().contains("`deadline`"));
+        assert!(
+            table(&deadline)
+                .unwrap_err()
+                .to_string()
+                .contains("`deadline`")
+        );
     }
 }

@@ -65,7 +65,10 @@ impl DataDir {
 
 /// Creates the test НУЦ and one identity per participant when missing:
 /// `applicant`, `operator`, and `provider-<id>` for every provider system.
-pub fn prepare_data_dir(dir: &DataDir, routes: &RoutingTable) -> anyhow::Result<CertificateAuthority> {
+pub fn prepare_data_dir(
+    dir: &DataDir,
+    routes: &RoutingTable,
+) -> anyhow::Result<CertificateAuthority> {
     let ca = CertificateAuthority::load_or_generate(&dir.nuc())
         .with_context(|| format!("preparing the test НУЦ in `{}`", dir.nuc().display()))?;
     let identities = dir.identities();
@@ -181,7 +184,10 @@ impl RunningGateway {
 }
 
 /// Starts a gateway on `listener` with `config`.
-pub async fn start_on(listener: TcpListener, config: GatewayConfig) -> anyhow::Result<RunningGateway> {
+pub async fn start_on(
+    listener: TcpListener,
+    config: GatewayConfig,
+) -> anyhow::Result<RunningGateway> {
     config.validate()?;
     let addr = listener.local_addr()?;
     let data_dir = DataDir(config.data_dir.clone());
@@ -189,7 +195,11 @@ pub async fn start_on(listener: TcpListener, config: GatewayConfig) -> anyhow::R
         .with_context(|| format!("creating data dir `{}`", data_dir.0.display()))?;
 
     let mut registries: HashMap<String, RegistryAdapter> = HashMap::new();
-    let gbdfl = match config.registries.get("gbdfl").and_then(|entry| entry.url.clone()) {
+    let gbdfl = match config
+        .registries
+        .get("gbdfl")
+        .and_then(|entry| entry.url.clone())
+    {
         Some(url) => Remote::new("gbdfl", &url)?.boxed(),
         None => InProcess::new("gbdfl", Arc::new(PersonRegistry::builtin())).boxed(),
     };
@@ -199,7 +209,10 @@ pub async fn start_on(listener: TcpListener, config: GatewayConfig) -> anyhow::R
 
     let ca = prepare_data_dir(&data_dir, &routes)?;
     let (anchors, intermediates) = if config.trust.anchors.is_empty() {
-        (vec![ca.root_der().to_vec()], vec![ca.issuing_der().to_vec()])
+        (
+            vec![ca.root_der().to_vec()],
+            vec![ca.issuing_der().to_vec()],
+        )
     } else {
         (
             read_pems(&config.trust.anchors)?,
@@ -232,7 +245,9 @@ pub async fn start_on(listener: TcpListener, config: GatewayConfig) -> anyhow::R
         .add_service(health_service)
         .add_service(reflection)
         .add_service(GatewayServer::new(GatewayGrpcAdapter::new(engine.clone())))
-        .add_service(ProviderServer::new(ProviderGrpcAdapter::new(engine.clone())))
+        .add_service(ProviderServer::new(ProviderGrpcAdapter::new(
+            engine.clone(),
+        )))
         .add_service(AdminServer::new(AdminGrpcAdapter::new(
             engine.clone(),
             &token,
@@ -288,10 +303,13 @@ pub fn provider_ids(routes: &RoutingTable) -> Vec<String> {
                 .collect::<Vec<_>>(),
             crate::routes::Target::Registry(_) => Vec::new(),
         })
-        .filter(|id| routes.system(id).is_some_and(|system| system.role == Role::Provider))
+        .filter(|id| {
+            routes
+                .system(id)
+                .is_some_and(|system| system.role == Role::Provider)
+        })
         .collect();
     ids.sort();
     ids.dedup();
     ids
 }
-

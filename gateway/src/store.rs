@@ -137,7 +137,9 @@ impl Default for Store {
 fn lock(record: &Shared) -> MutexGuard<'_, ApplicationRecord> {
     // A poisoned lock means a panic mid-update elsewhere; the record itself is
     // still consistent (updates are single assignments), so keep serving.
-    record.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    record
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The outcome of inserting an application.
@@ -295,7 +297,11 @@ impl Store {
     }
 
     /// Runs `read` on the application under its lock.
-    pub fn with<T>(&self, message_id: &str, read: impl FnOnce(&ApplicationRecord) -> T) -> Option<T> {
+    pub fn with<T>(
+        &self,
+        message_id: &str,
+        read: impl FnOnce(&ApplicationRecord) -> T,
+    ) -> Option<T> {
         self.get(message_id).map(|shared| read(&lock(&shared)))
     }
 
@@ -318,8 +324,9 @@ impl Store {
         digest: [u8; 32],
         receipt: shep_proto::provider::v1::ReportReceipt,
     ) {
-        self.reports
-            .insert((sender.to_owned(), message_id.to_owned()), (digest, receipt));
+        self.reports.insert(
+            (sender.to_owned(), message_id.to_owned()),
+            (digest, receipt),
+        );
     }
-
 }

@@ -122,7 +122,8 @@ impl SignatureVerifier {
         let certificate = EndEntityCert::try_from(&der).map_err(|error| {
             GatewayError::MalformedSignature(format!("signer certificate: {error}"))
         })?;
-        let identity = self.verified_identity(&der, &certificate, &signature.chain_der, signed_at)?;
+        let identity =
+            self.verified_identity(&der, &certificate, &signature.chain_der, signed_at)?;
         certificate
             .verify_signature(algorithm, signed, &signature.value)
             .map_err(|error| match error {
@@ -169,7 +170,8 @@ impl SignatureVerifier {
             )
             .map_err(chain_error)?;
         let verified = Arc::new(parse_subject(der)?);
-        self.verified.insert(der.as_ref().to_vec(), verified.clone());
+        self.verified
+            .insert(der.as_ref().to_vec(), verified.clone());
         Ok(verified.identity.clone())
     }
 }
@@ -271,7 +273,10 @@ mod tests {
         spec.algorithm = KeyAlgorithm::EcdsaP256;
         let signer = ca.issue(&spec).unwrap().signer().unwrap();
         let signature = signer.sign(b"body").unwrap();
-        assert_eq!(signature.algorithm, SignatureAlgorithm::EcdsaP256Sha256 as i32);
+        assert_eq!(
+            signature.algorithm,
+            SignatureAlgorithm::EcdsaP256Sha256 as i32
+        );
         verifier(&ca)
             .verify(Some(&signature), b"body", now())
             .unwrap();
@@ -306,7 +311,7 @@ mod tests {
             Err(GatewayError::MalformedSignature(_))
         ));
 
-        let mut unknown_alg = good.clone();
+        let mut unknown_alg = good;
         unknown_alg.algorithm = 0;
         assert!(matches!(
             verifier.verify(Some(&unknown_alg), b"body", now()),

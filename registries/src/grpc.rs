@@ -1,11 +1,13 @@
 //! Serves a [`Registry`] as the `shep.registry.v1.Registry` gRPC service, so a
 //! registry can run in its own process (or a team can replace it with theirs).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use shep_proto::registry::v1::registry_server::{Registry as RegistryService, RegistryServer};
 use shep_proto::registry::v1::{LookupRequest, LookupResponse};
-use tonic::{Request, Response, Status};
+use tonic::{Code, Request, Response, Status};
+use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::{Registry, RegistryError};
 
@@ -27,15 +29,21 @@ impl<R: Registry> RegistryGrpcAdapter<R> {
     }
 }
 
-/// The gRPC status for a registry error. `NoData` is NOT_FOUND: the adapter on
-/// the gateway's side maps it back.
+/// The gRPC status for a registry error, with a `google.rpc.ErrorInfo` reason
+/// (`NO_DATA`, `INVALID_SUBJECT`) in the gateway's `shep.kz` domain. The
+/// gateway's remote adapter maps NOT_FOUND back to "no data".
 pub fn status_of(error: &RegistryError) -> Status {
-    match error {
-        RegistryError::NoData { .. } => Status::not_found(error.to_string()),
+    let (code, reason) = match error {
+        RegistryError::NoData { .. } => (Code::NotFound, "NO_DATA"),
         RegistryError::InvalidKey { .. } | RegistryError::UnsupportedKey { .. } => {
-            Status::invalid_argument(error.to_string())
+            (Code::InvalidArgument, "INVALID_SUBJECT")
         }
-    }
+    };
+    Status::with_error_details(
+        code,
+        error.to_string(),
+        ErrorDetails::with_error_info(reason, "shep.kz", HashMap::new()),
+    )
 }
 
 #[tonic::async_trait]

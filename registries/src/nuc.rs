@@ -406,7 +406,10 @@ mod tests {
         assert_eq!(ca.root_der(), again.root_der());
 
         let identity = again
-            .issue(&IdentitySpec::individual("850315301235", "СЕРИКБАЕВ НУРЛАН"))
+            .issue(&IdentitySpec::individual(
+                "850315301235",
+                "СЕРИКБАЕВ НУРЛАН",
+            ))
             .unwrap();
         identity.write(&dir, "applicant").unwrap();
         let signer = Signer::from_files(
@@ -414,7 +417,10 @@ mod tests {
             &dir.join("applicant.cert.pem"),
         )
         .unwrap();
-        assert_eq!(signer.certificate_der(), identity.certificate_der.as_slice());
+        assert_eq!(
+            signer.certificate_der(),
+            identity.certificate_der.as_slice()
+        );
         let signature = signer.sign(b"body").unwrap();
         assert_eq!(signature.value.len(), 64);
         assert_eq!(signature.chain_der, vec![ca.issuing_der().to_vec()]);

@@ -41,7 +41,9 @@ pub(super) async fn run() -> anyhow::Result<()> {
 }
 
 async fn narrate(data_dir: &std::path::Path) -> anyhow::Result<()> {
-    println!("shep-sim demo: a signed application travels ПЭП -> ШЭП -> АРМ РШЭП -> back to the applicant");
+    println!(
+        "shep-sim demo: a signed application travels ПЭП -> ШЭП -> АРМ РШЭП -> back to the applicant"
+    );
 
     let config = GatewayConfig {
         data_dir: data_dir.to_owned(),
@@ -60,7 +62,9 @@ async fn narrate(data_dir: &std::path::Path) -> anyhow::Result<()> {
             routes.routes().len()
         ),
     );
-    let route = routes.route(SERVICE).context("the demo service is in the default table")?;
+    let route = routes
+        .route(SERVICE)
+        .context("the demo service is in the default table")?;
     println!(
         "   Service `{SERVICE}`: «{}», deadline {}.",
         route.name_ru,
@@ -85,7 +89,9 @@ async fn narrate(data_dir: &std::path::Path) -> anyhow::Result<()> {
 
     step(
         3,
-        &format!("The provider system `{PROVIDER}` subscribes to its request stream (Provider.Subscribe)."),
+        &format!(
+            "The provider system `{PROVIDER}` subscribes to its request stream (Provider.Subscribe)."
+        ),
     );
     let (steps_tx, mut steps) = mpsc::unbounded_channel();
     let provider_channel = connect(&gateway.url()).await?;
@@ -102,7 +108,8 @@ async fn narrate(data_dir: &std::path::Path) -> anyhow::Result<()> {
         4,
         "ПЭП looks the applicant up in ГБД ФЛ (Gateway.Call, service GbdflInfoByIin_v1):",
     );
-    let lookup = applicant.seal(&applicant.request("GbdflInfoByIin_v1", iin(DEMO_APPLICANT_IIN)))?;
+    let lookup =
+        applicant.seal(&applicant.request("GbdflInfoByIin_v1", iin(DEMO_APPLICANT_IIN)))?;
     let response = client.call(lookup).await.map_err(describe)?.into_inner();
     if let Some(Record::Person(person)) = response.lookup.and_then(|lookup| lookup.record) {
         print_person(&person);
@@ -140,7 +147,10 @@ async fn narrate(data_dir: &std::path::Path) -> anyhow::Result<()> {
         receipt.message_id, receipt.provider_id
     );
 
-    step(6, "Events as they happen (gateway status events and provider steps):");
+    step(
+        6,
+        "Events as they happen (gateway status events and provider steps):",
+    );
     let deadline = tokio::time::sleep(Duration::from_secs(30));
     tokio::pin!(deadline);
     loop {
@@ -160,7 +170,10 @@ async fn narrate(data_dir: &std::path::Path) -> anyhow::Result<()> {
         }
     }
 
-    step(7, "The applicant's «История получения услуг» (Gateway.History):");
+    step(
+        7,
+        "The applicant's «История получения услуг» (Gateway.History):",
+    );
     let history = client
         .history(HistoryRequest {
             subject: Some(iin(DEMO_APPLICANT_IIN)),
@@ -176,7 +189,10 @@ async fn narrate(data_dir: &std::path::Path) -> anyhow::Result<()> {
         print_application(&summary);
     }
 
-    step(8, "Bad envelopes are refused with a stable reason, and the gateway keeps serving:");
+    step(
+        8,
+        "Bad envelopes are refused with a stable reason, and the gateway keeps serving:",
+    );
     // Sign one form, then swap in another under the same signature.
     let signed = applicant.request(SERVICE, iin(DEMO_APPLICANT_IIN));
     let mut tampered = applicant.seal(&signed)?;
@@ -186,12 +202,21 @@ async fn narrate(data_dir: &std::path::Path) -> anyhow::Result<()> {
     show_refusal(&mut client, "a body changed after signing", tampered).await;
 
     let ca = CertificateAuthority::load(&dir.nuc())?;
-    let stranger = ca.issue(&IdentitySpec::individual("920704404563", "АХМЕТОВА АЙГЕРИМ"))?;
+    let stranger = ca.issue(&IdentitySpec::individual(
+        "920704404563",
+        "АХМЕТОВА АЙГЕРИМ",
+    ))?;
     let impostor = Participant::new("pep", Channel::Portal, stranger.signer()?);
     let envelope = impostor.seal(&impostor.request(SERVICE, iin(DEMO_APPLICANT_IIN)))?;
-    show_refusal(&mut client, "signed with someone else's certificate", envelope).await;
+    show_refusal(
+        &mut client,
+        "signed with someone else's certificate",
+        envelope,
+    )
+    .await;
 
-    let envelope = applicant.seal(&applicant.request("no-such-service", iin(DEMO_APPLICANT_IIN)))?;
+    let envelope =
+        applicant.seal(&applicant.request("no-such-service", iin(DEMO_APPLICANT_IIN)))?;
     show_refusal(&mut client, "an unknown service", envelope).await;
 
     provider_task.abort();
