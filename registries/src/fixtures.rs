@@ -66,6 +66,10 @@ fn field_prefix(field: &str) -> String {
 pub struct FixtureSource {
     pub name: String,
     pub text: String,
+    /// The built-in fixtures: their records that a later source breaks (by
+    /// marking a person they link to absent) are dropped rather than refused,
+    /// since the user cannot edit them.
+    builtin: bool,
 }
 
 impl FixtureSource {
@@ -76,7 +80,11 @@ impl FixtureSource {
             file: name.clone(),
             message: error.to_string(),
         })?;
-        Ok(Self { name, text })
+        Ok(Self {
+            name,
+            text,
+            builtin: false,
+        })
     }
 
     /// A document given as text (e.g. over the admin API).
@@ -84,12 +92,16 @@ impl FixtureSource {
         Self {
             name: name.to_owned(),
             text: text.to_owned(),
+            builtin: false,
         }
     }
 
     /// The built-in fixtures.
     pub fn builtin() -> Self {
-        Self::inline("builtin", BUILTIN)
+        Self {
+            builtin: true,
+            ..Self::inline("builtin", BUILTIN)
+        }
     }
 }
 

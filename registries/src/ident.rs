@@ -317,7 +317,7 @@ mod tests {
 
     #[test]
     fn made_bins_round_trip() {
-        let bin = make_bin(94, 1, 4, 0, 385).unwrap();
+        let bin = make_bin(94, 1, 4, 0, 38).unwrap();
         assert_eq!(bin, "940140000385");
         let info = parse_bin(&bin, Strictness::Strict).unwrap();
         assert_eq!((info.year, info.month), (94, 1));
@@ -342,7 +342,7 @@ mod tests {
             Err(IdentError::Shape)
         );
         assert_eq!(
-            parse_bin("940180000385", Strictness::Lenient),
+            parse_bin("940148000385", Strictness::Lenient),
             Err(IdentError::UnitType(8))
         );
     }
