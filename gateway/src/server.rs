@@ -12,13 +12,16 @@ use shep_adapters::{InProcess, RegistryAdapter, Remote};
 use shep_proto::admin::v1::admin_server::AdminServer;
 use shep_proto::gateway::v1::gateway_server::GatewayServer;
 use shep_proto::provider::v1::provider_server::ProviderServer;
+use shep_registries::RegistryData;
+use shep_registries::enis::PowerOfAttorneyRegistry;
 use shep_registries::gbdfl::PersonRegistry;
+use shep_registries::gbdul::LegalEntityRegistry;
 use shep_registries::nuc::{CertificateAuthority, IdentitySpec, certificates};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::config::GatewayConfig;
+use crate::config::{GatewayConfig, REGISTRY_IDS};
 use crate::engine::Engine;
 use crate::grpc::{AdminGrpcAdapter, GatewayGrpcAdapter, ProviderGrpcAdapter};
 use crate::routes::{DEFAULT_ROUTES, Role, RoutingTable};
@@ -148,12 +151,58 @@ fn read_pems(paths: &[PathBuf]) -> anyhow::Result<Vec<Vec<u8>>> {
     Ok(all)
 }
 
+/// The in-process registries' data and which registries answer from it.
+#[derive(Debug, Clone)]
+pub struct RegistriesHandle {
+    pub data: Arc<RegistryData>,
+    /// Registry ids served in-process (the others are remote).
+    pub in_process: Vec<String>,
+}
+
+/// The registry adapters of `config` (remote where a URL is set, in-process
+/// otherwise), the in-process data, and the ids served in-process.
+fn registry_adapters(
+    config: &GatewayConfig,
+) -> anyhow::Result<(HashMap<String, RegistryAdapter>, Arc<RegistryData>, Vec<String>)> {
+    let data = Arc::new(
+        RegistryData::new(&config.population, config.audit.capacity)
+            .context("loading the registries' population and fixtures")?,
+    );
+    let mut adapters = HashMap::new();
+    let mut in_process = Vec::new();
+    for id in REGISTRY_IDS {
+        let url = config
+            .registries
+            .get(*id)
+            .and_then(|entry| entry.url.clone());
+        let adapter = match (url, *id) {
+            (Some(url), _) => Remote::new(id, &url)?.boxed(),
+            (None, "gbdfl") => InProcess::new(id, Arc::new(PersonRegistry::new(data.clone()))).boxed(),
+            (None, "gbdul") => {
+                InProcess::new(id, Arc::new(LegalEntityRegistry::new(data.clone()))).boxed()
+            }
+            (None, _) => {
+                InProcess::new(id, Arc::new(PowerOfAttorneyRegistry::new(data.clone()))).boxed()
+            }
+        };
+        if !config.registries.get(*id).is_some_and(|entry| entry.url.is_some()) {
+            in_process.push((*id).to_owned());
+        }
+        adapters.insert((*id).to_owned(), adapter);
+    }
+    Ok((adapters, data, in_process))
+}
+
 /// A running gateway.
 #[derive(Debug)]
 pub struct RunningGateway {
     pub addr: SocketAddr,
     pub engine: Arc<Engine>,
     pub admin_token: String,
+    /// The in-process registries' data (population, fixtures, audit).
+    pub registry_data: Arc<RegistryData>,
+    /// Registry ids served in-process.
+    pub in_process: Vec<String>,
     pub data_dir: DataDir,
     shutdown: Option<oneshot::Sender<()>>,
     server: JoinHandle<Result<(), tonic::transport::Error>>,
@@ -194,18 +243,8 @@ pub async fn start_on(
     std::fs::create_dir_all(&data_dir.0)
         .with_context(|| format!("creating data dir `{}`", data_dir.0.display()))?;
 
-    let mut registries: HashMap<String, RegistryAdapter> = HashMap::new();
-    let gbdfl = match config
-        .registries
-        .get("gbdfl")
-        .and_then(|entry| entry.url.clone())
-    {
-        Some(url) => Remote::new("gbdfl", &url)?.boxed(),
-        None => InProcess::new("gbdfl", Arc::new(PersonRegistry::builtin())).boxed(),
-    };
-    registries.insert("gbdfl".to_owned(), gbdfl);
-    let registry_ids: Vec<&str> = registries.keys().map(String::as_str).collect();
-    let routes = load_routes(&config, &registry_ids)?;
+    let (registries, data, in_process) = registry_adapters(&config)?;
+    let routes = load_routes(&config, REGISTRY_IDS)?;
 
     let ca = prepare_data_dir(&data_dir, &routes)?;
     let (anchors, intermediates) = if config.trust.anchors.is_empty() {
@@ -252,6 +291,10 @@ pub async fn start_on(
             engine.clone(),
             &token,
             config.routes.clone(),
+            RegistriesHandle {
+                data: data.clone(),
+                in_process: in_process.clone(),
+            },
         )));
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     let server = tokio::spawn(server.serve_with_incoming_shutdown(incoming, async {
@@ -275,6 +318,8 @@ pub async fn start_on(
         addr,
         engine,
         admin_token: token,
+        registry_data: data,
+        in_process,
         data_dir,
         shutdown: Some(shutdown_tx),
         server,

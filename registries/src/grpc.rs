@@ -99,12 +99,10 @@ pub fn reload_response(summary: FixtureSummary, generation: u64) -> ReloadFixtur
     }
 }
 
-/// Applies a `ReloadFixtures` request to `data`.
-pub fn reload(
-    data: &RegistryData,
-    request: &ReloadFixturesRequest,
-) -> Result<ReloadFixturesResponse, Status> {
-    let documents: Vec<FixtureSource> = request
+/// The inline documents of a `ReloadFixtures` request; unnamed ones are
+/// called `document-1`, `document-2`, ….
+pub fn documents(request: &ReloadFixturesRequest) -> Vec<FixtureSource> {
+    request
         .documents
         .iter()
         .enumerate()
@@ -116,8 +114,15 @@ pub fn reload(
             };
             FixtureSource::inline(&name, &document.json)
         })
-        .collect();
-    data.reload(&documents)
+        .collect()
+}
+
+/// Applies a `ReloadFixtures` request to `data`.
+pub fn reload(
+    data: &RegistryData,
+    request: &ReloadFixturesRequest,
+) -> Result<ReloadFixturesResponse, Status> {
+    data.reload(&documents(request))
         .map(|(summary, generation)| reload_response(summary, generation))
         .map_err(|error| fixture_status(&error))
 }
