@@ -49,6 +49,8 @@ pub struct Engine {
     max_attempts: u32,
     default_in_flight: u32,
     next_connection: AtomicU64,
+    /// Set when the gateway shuts down, so open streams end.
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 impl Engine {
@@ -70,6 +72,7 @@ impl Engine {
             max_attempts: config.delivery.max_attempts,
             default_in_flight: config.delivery.max_in_flight,
             next_connection: AtomicU64::new(1),
+            closing: tokio::sync::watch::channel(false).0,
         }
     }
 
@@ -87,6 +90,23 @@ impl Engine {
             .routes
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(table);
+    }
+
+    /// Resolves once the gateway shuts down.
+    pub fn closed(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut closing = self.closing.subscribe();
+        async move {
+            while !*closing.borrow_and_update() {
+                if closing.changed().await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Ends open streams: the server's graceful stop waits for them.
+    pub fn close(&self) {
+        self.closing.send_replace(true);
     }
 
     /// The registry ids the engine has adapters for.

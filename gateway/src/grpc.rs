@@ -154,36 +154,39 @@ impl Gateway for GatewayGrpcAdapter {
             }
         };
         let engine = self.engine.clone();
-        // Subscribe before the replay read, so nothing falls between them.
+        // Subscribe before the snapshot, so every event after the snapshot's
+        // sequence arrives live.
         let mut live = engine.store().subscribe();
         let (tx, rx) = mpsc::channel(64);
-        let mut last = request.after_sequence;
+        // Every event up to `cursor` has been sent or was not asked for.
+        let mut cursor = request.after_sequence;
         tokio::spawn(async move {
-            let mut replay = engine.store().events_after(&target, last);
+            let (mut pending, mut upto) = engine.store().snapshot(&target, cursor);
             loop {
-                for event in replay.drain(..) {
-                    if event.sequence <= last {
-                        continue;
-                    }
-                    last = event.sequence;
+                for event in pending.drain(..) {
                     if tx.send(Ok((*event).clone())).await.is_err() {
                         return;
                     }
                 }
+                cursor = cursor.max(upto);
                 tokio::select! {
                     received = live.recv() => match received {
                         Ok(event) => {
-                            if target.matches(&event) {
-                                replay.push(event);
+                            if event.sequence > cursor {
+                                upto = event.sequence;
+                                if target.matches(&event) {
+                                    pending.push(event);
+                                }
                             }
                         }
-                        // Fell behind the live feed: re-read from the store.
+                        // Fell behind the live feed: catch up from the store.
                         Err(broadcast::error::RecvError::Lagged(_)) => {
-                            replay = engine.store().events_after(&target, last);
+                            (pending, upto) = engine.store().snapshot(&target, cursor);
                         }
                         Err(broadcast::error::RecvError::Closed) => return,
                     },
                     () = tx.closed() => return,
+                    () = engine.closed() => return,
                 }
             }
         });
@@ -279,6 +282,7 @@ async fn serve_subscription(
                 },
                 () = &mut changed => {}
                 () = tx.closed() => break 'serve,
+                () = engine.closed() => break 'serve,
             }
         }
     }

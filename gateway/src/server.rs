@@ -166,13 +166,21 @@ impl RunningGateway {
         format!("http://{}", self.addr)
     }
 
-    /// Stops serving and waits for the server to finish.
+    /// Stops serving: ends open streams, lets calls in flight finish (up to
+    /// five seconds), then stops.
     pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        self.engine.close();
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }
         self.sweeper.abort();
-        (&mut self.server).await??;
+        match tokio::time::timeout(Duration::from_secs(5), &mut self.server).await {
+            Ok(result) => result??,
+            Err(_) => {
+                tracing::warn!("calls still running after 5 s; stopping anyway");
+                self.server.abort();
+            }
+        }
         Ok(())
     }
 
