@@ -113,17 +113,36 @@ struct ProviderArgs {
     /// Pause between status reports, in milliseconds.
     #[arg(long, default_value_t = 500)]
     delay_ms: u64,
+    #[command(flatten)]
+    signing: SigningArgs,
+}
+
+/// Where the gateway is and which key signs.
+#[derive(Debug, clap::Args)]
+struct SigningArgs {
     #[arg(long, default_value = DEFAULT_GATEWAY)]
     gateway: String,
     /// The data directory of `shep serve`, for the default key and certificate.
     #[arg(long, default_value = ".shep")]
     data_dir: PathBuf,
-    /// PKCS#8 PEM key (default: `<data_dir>/identities/provider-<id>.key.pem`).
+    /// PKCS#8 PEM key (default: a demo identity in `<data_dir>/identities/`:
+    /// `provider-<id>` for `shep provider`, `applicant` or `operator` by channel for `shep send`).
     #[arg(long)]
     key: Option<PathBuf>,
     /// PEM certificate, then its chain (default: beside the key).
     #[arg(long)]
     cert: Option<PathBuf>,
+}
+
+impl SigningArgs {
+    fn signer(&self, identity: &str) -> anyhow::Result<Signer> {
+        signer_from(
+            self.key.clone(),
+            self.cert.clone(),
+            &self.data_dir,
+            identity,
+        )
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -170,17 +189,8 @@ struct SendArgs {
     /// After Submit, follow the application's status events.
     #[arg(long)]
     watch: bool,
-    #[arg(long, default_value = DEFAULT_GATEWAY)]
-    gateway: String,
-    /// The data directory of `shep serve`, for the default key and certificate.
-    #[arg(long, default_value = ".shep")]
-    data_dir: PathBuf,
-    /// PKCS#8 PEM key (default: the demo applicant's).
-    #[arg(long)]
-    key: Option<PathBuf>,
-    /// PEM certificate, then its chain.
-    #[arg(long)]
-    cert: Option<PathBuf>,
+    #[command(flatten)]
+    signing: SigningArgs,
     /// A routing table to learn the service's kind from (default: the embedded one).
     #[arg(long)]
     routes: Option<PathBuf>,
@@ -347,18 +357,13 @@ fn signer_from(
 }
 
 async fn provider(args: ProviderArgs) -> anyhow::Result<()> {
-    let signer = signer_from(
-        args.key,
-        args.cert,
-        &args.data_dir,
-        &format!("provider-{}", args.id),
-    )?;
+    let signer = args.signing.signer(&format!("provider-{}", args.id))?;
     let participant = Participant::new(&args.id, Channel::ProviderDesk, signer);
     println!(
         "simulated provider `{}` ({:?}) on {}",
-        args.id, args.rule, args.gateway
+        args.id, args.rule, args.signing.gateway
     );
-    let channel = connect(&args.gateway).await?;
+    let channel = connect(&args.signing.gateway).await?;
     run_provider(
         channel,
         participant,
@@ -375,7 +380,7 @@ async fn send(args: SendArgs) -> anyhow::Result<()> {
         ChannelArg::ServiceCentre => "operator",
         ChannelArg::ProviderDesk | ChannelArg::System => "operator",
     };
-    let signer = signer_from(args.key, args.cert, &args.data_dir, identity)?;
+    let signer = args.signing.signer(identity)?;
     let participant = Participant::new(&args.sender, args.channel.to_proto(), signer);
     let table_text = match &args.routes {
         Some(path) => std::fs::read_to_string(path)?,
@@ -405,7 +410,7 @@ async fn send(args: SendArgs) -> anyhow::Result<()> {
     let mut body = participant.application(&args.service, iin(&args.subject), &form, attachments);
     body.test = args.test;
     let envelope = participant.seal(&body)?;
-    let mut client = GatewayClient::new(connect(&args.gateway).await?);
+    let mut client = GatewayClient::new(connect(&args.signing.gateway).await?);
     if kind == ServiceKind::Lookup {
         let response = client.call(envelope).await.map_err(describe)?.into_inner();
         let info = response.response_info.unwrap_or_default();
