@@ -40,6 +40,19 @@ pub struct GatewayConfig {
     /// Per registry id: how to reach it.
     pub registries: BTreeMap<String, RegistryConfig>,
     pub admin: AdminConfig,
+    pub nuc: NucConfig,
+}
+
+/// The НУЦ mock.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NucConfig {
+    /// Base URL written into issued certificates (CRL distribution point,
+    /// authority information access); `http://<listen>` when absent.
+    pub public_url: Option<String>,
+    /// A remote `shep.nuc.v1.Nuc` server to ask for certificate status
+    /// instead of the in-process НУЦ.
+    pub url: Option<String>,
 }
 
 /// Which certificates the gateway trusts.
@@ -60,6 +73,12 @@ pub struct ChecksConfig {
     pub message_date_skew_secs: u64,
     /// How long a certificate's verified chain is reused, in seconds.
     pub chain_cache_secs: u64,
+    /// How long a certificate's revocation status is reused, in
+    /// milliseconds: a revocation takes effect within this delay (0: at once).
+    pub revocation_cache_ms: u64,
+    /// Signature, revocation and identity checks. Turn off only to measure the
+    /// gateway without them in a load test.
+    pub verify_signatures: bool,
 }
 
 impl Default for ChecksConfig {
@@ -67,6 +86,8 @@ impl Default for ChecksConfig {
         Self {
             message_date_skew_secs: 300,
             chain_cache_secs: 300,
+            revocation_cache_ms: 60_000,
+            verify_signatures: true,
         }
     }
 }
@@ -123,6 +144,7 @@ impl Default for GatewayConfig {
             delivery: DeliveryConfig::default(),
             registries: BTreeMap::new(),
             admin: AdminConfig::default(),
+            nuc: NucConfig::default(),
         }
     }
 }

@@ -357,12 +357,32 @@ impl Provider for ProviderGrpcAdapter {
     ) -> Result<Response<ReportReceipt>, Status> {
         self.engine
             .report(request.into_inner())
+            .await
             .map(Response::new)
             .map_err(into_status)
     }
 }
 
 // === impl AdminGrpcAdapter ===
+
+/// Refuses a request without `authorization: Bearer <token>`.
+pub(crate) fn check_bearer<T>(request: &Request<T>, token: &str) -> Result<(), Status> {
+    let presented = request
+        .metadata()
+        .get("authorization")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "));
+    // Compare digests, so the comparison's timing says nothing about the token.
+    let digest = |bytes: &[u8]| ring::digest::digest(&ring::digest::SHA256, bytes);
+    match presented {
+        Some(presented)
+            if digest(presented.as_bytes()).as_ref() == digest(token.as_bytes()).as_ref() =>
+        {
+            Ok(())
+        }
+        _ => Err(into_status(GatewayError::Unauthenticated)),
+    }
+}
 
 /// `shep.admin.v1.Admin`, behind a bearer token.
 #[derive(Debug, Clone)]
@@ -382,21 +402,7 @@ impl AdminGrpcAdapter {
     }
 
     fn authorize<T>(&self, request: &Request<T>) -> Result<(), Status> {
-        let presented = request
-            .metadata()
-            .get("authorization")
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "));
-        // Compare digests, so the comparison's timing says nothing about the token.
-        let digest = |bytes: &[u8]| ring::digest::digest(&ring::digest::SHA256, bytes);
-        match presented {
-            Some(token)
-                if digest(token.as_bytes()).as_ref() == digest(self.token.as_bytes()).as_ref() =>
-            {
-                Ok(())
-            }
-            _ => Err(into_status(GatewayError::Unauthenticated)),
-        }
+        check_bearer(request, &self.token)
     }
 
     fn list(&self) -> ListRoutesResponse {

@@ -747,7 +747,8 @@ async fn the_simulated_provider_of_the_client_library_completes_an_application()
     provider.abort();
 }
 
-#[tokio::test]
+// Several workers, so the reports are applied while the watchers open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_watch_opened_while_statuses_change_misses_no_event() {
     // Many applications make the replay read long; reports on the first and
     // the last application land while watchers are being opened. Every event
@@ -794,9 +795,9 @@ async fn a_watch_opened_while_statuses_change_misses_no_event() {
     let applied = Arc::new(AtomicUsize::new(0));
     let writer = {
         let applied = applied.clone();
-        tokio::task::spawn_blocking(move || {
+        tokio::spawn(async move {
             for report in reports {
-                engine.report(report).expect("the report applies");
+                engine.report(report).await.expect("the report applies");
                 applied.fetch_add(1, Ordering::Relaxed);
             }
         })

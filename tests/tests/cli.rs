@@ -162,6 +162,8 @@ role = "portal"
 id = "arm-a"
 name_ru = "АРМ"
 role = "provider"
+operators = ["731203356787"]
+bin = "151240012341"
 
 [[service]]
 id = "birth-certificate"

@@ -34,6 +34,8 @@ role = "portal"
 id = "arm-rshep-sko-esil-edu"
 name_ru = "АРМ РШЭП, отдел образования Есильского района"
 role = "provider"
+operators = ["731203356787"]
+bin = "151240012341"
 
 [[service]]
 id = "residence-certificate-esil"
@@ -56,6 +58,8 @@ role = "portal"
 id = "arm-rshep-sko-esil-edu"
 name_ru = "АРМ РШЭП"
 role = "provider"
+operators = ["731203356787"]
+bin = "151240012341"
 
 [[service]]
 id = "residence-certificate-esil"
