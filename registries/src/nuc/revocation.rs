@@ -113,7 +113,7 @@ pub fn parse_serial(text: &str) -> Option<Vec<u8>> {
         .chars()
         .filter(|char| !matches!(char, ':' | ' '))
         .collect();
-    if digits.is_empty() || digits.len() % 2 != 0 {
+    if digits.is_empty() || !digits.len().is_multiple_of(2) {
         return None;
     }
     (0..digits.len())
