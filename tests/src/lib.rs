@@ -23,6 +23,7 @@ use shep_proto::envelope::v1::{
     ApplicationStatus, Body, Channel, SignedEnvelope, StatusReport, Subject,
 };
 use shep_proto::gateway::v1::gateway_client::GatewayClient;
+use shep_proto::nuc::v1::nuc_client::NucClient;
 use shep_proto::gateway::v1::{
     Application, GetStatusRequest, Receipt, StatusEvent, WatchRequest, watch_request,
 };
@@ -92,6 +93,7 @@ impl Drop for TempDir {
 pub struct GatewayBuilder {
     config: GatewayConfig,
     routes_toml: Option<String>,
+    data_dir: Option<PathBuf>,
 }
 
 impl GatewayBuilder {
@@ -139,6 +141,22 @@ impl GatewayBuilder {
         self
     }
 
+    /// How long the gateway reuses a certificate's revocation status, in
+    /// milliseconds (`checks.revocation_cache_ms`); 0: a revocation takes
+    /// effect at once.
+    pub fn revocation_cache_ms(mut self, ms: u64) -> Self {
+        self.config.checks.revocation_cache_ms = ms;
+        self
+    }
+
+    /// Keeps the data directory (test НУЦ, identities, admin token) in `path`
+    /// instead of a fresh one, so a second gateway can start on what a first
+    /// one left. The caller owns `path`: it is not removed on drop.
+    pub fn data_dir(mut self, path: &Path) -> Self {
+        self.data_dir = Some(path.to_owned());
+        self
+    }
+
     /// Any other change to the configuration.
     pub fn configure(mut self, change: impl FnOnce(&mut GatewayConfig)) -> Self {
         change(&mut self.config);
@@ -149,7 +167,10 @@ impl GatewayBuilder {
     pub async fn start(self) -> TestGateway {
         let dir = TempDir::new("shep-tests");
         let mut config = self.config;
-        config.data_dir = dir.path().join("data");
+        config.data_dir = self
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| dir.path().join("data"));
         let mut routes_path = config.routes.clone();
         if let Some(text) = &self.routes_toml {
             let path = dir.path().join("routes.toml");
@@ -267,6 +288,21 @@ impl TestGateway {
         AdminClient::new(self.channel())
     }
 
+    /// A `shep.nuc.v1.Nuc` client (Issue and Revoke need [`TestGateway::authorized`]).
+    pub fn nuc(&self) -> NucClient<GrpcChannel> {
+        NucClient::new(self.channel())
+    }
+
+    /// `message` as a request carrying the admin bearer token.
+    pub fn authorized<T>(&self, message: T) -> tonic::Request<T> {
+        with_bearer(message, self.admin_token())
+    }
+
+    /// The loopback address the gateway listens on.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.running.addr
+    }
+
     fn signer(&self, name: &str) -> Signer {
         let (key, cert) = self.data_dir().identity(name);
         Signer::from_files(&key, &cert)
@@ -295,6 +331,21 @@ impl TestGateway {
     /// The gateway's test НУЦ, to issue extra certificates.
     pub fn ca(&self) -> CertificateAuthority {
         CertificateAuthority::load(&self.data_dir().nuc()).expect("loading the test НУЦ")
+    }
+
+    /// A signer with a new certificate for `spec` from the running gateway's
+    /// own НУЦ, so its register knows the serial and a revocation (through
+    /// `Nuc.Revoke`, the CLI, or [`CertificateAuthority::revoke`] on
+    /// `running.ca`) reaches the gateway's checks. [`TestGateway::issue`]
+    /// loads a second copy of the CA from disk, whose register the running
+    /// gateway does not see: its certificates are valid but unknown to the
+    /// status check.
+    pub fn issue_registered(&self, spec: &IdentitySpec) -> Signer {
+        self.running
+            .ca
+            .issue(spec)
+            .and_then(|issued| issued.signer())
+            .expect("issuing a certificate")
     }
 
     /// A signer with a new certificate for `spec` from the test НУЦ.
@@ -417,6 +468,236 @@ impl TestGateway {
     /// Stops the server and waits for it to finish.
     pub async fn shutdown(self) {
         self.running.shutdown().await.expect("clean shutdown");
+    }
+}
+
+/// `message` as a request with `authorization: Bearer <token>`.
+pub fn with_bearer<T>(message: T, token: &str) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {token}")
+            .parse()
+            .expect("a token is a valid header value"),
+    );
+    request
+}
+
+/// The workspace root (where `Cargo.toml` and `target/` live).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the tests crate lives in the workspace")
+        .to_owned()
+}
+
+/// Builds the `shep` binary once per test binary and returns its path
+/// (`target/debug/shep`, or under `CARGO_TARGET_DIR`).
+pub fn shep_binary() -> &'static Path {
+    static BINARY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BINARY.get_or_init(|| {
+        let root = workspace_root();
+        let mut build = std::process::Command::new(env!("CARGO"));
+        build
+            .args(["build", "-q", "-p", "shep-gateway", "--bin", "shep"])
+            .current_dir(&root);
+        // Cargo sets these for the test binary; passed on, they look like a
+        // changed environment to build scripts (ring tracks
+        // CARGO_MANIFEST_DIR) and make every run rebuild half the graph.
+        for (key, _) in std::env::vars_os() {
+            let key = key.to_string_lossy();
+            if key.starts_with("CARGO_PKG_")
+                || key.starts_with("CARGO_MANIFEST_")
+                || matches!(
+                    key.as_ref(),
+                    "CARGO_CRATE_NAME"
+                        | "CARGO_PRIMARY_PACKAGE"
+                        | "CARGO_TARGET_TMPDIR"
+                        | "CARGO_RUSTC_CURRENT_DIR"
+                        | "CARGO_BIN_NAME"
+                )
+            {
+                build.env_remove(key.as_ref());
+            }
+        }
+        let status = build.status().expect("running cargo build");
+        assert!(status.success(), "cargo build of `shep` failed: {status}");
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .map(|dir| {
+                if dir.is_absolute() {
+                    dir
+                } else {
+                    root.join(dir)
+                }
+            })
+            .unwrap_or_else(|| root.join("target"));
+        let binary = target
+            .join("debug")
+            .join(format!("shep{}", std::env::consts::EXE_SUFFIX));
+        assert!(binary.exists(), "no binary at {}", binary.display());
+        binary
+    })
+}
+
+/// What a `shep` process printed and how it exited.
+#[derive(Debug)]
+pub struct ShepRun {
+    pub status: std::process::ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl ShepRun {
+    /// Panics unless it exited successfully; returns stdout.
+    #[track_caller]
+    pub fn ok(&self) -> &str {
+        assert!(
+            self.status.success(),
+            "shep failed ({}):\n{}\n{}",
+            self.status,
+            self.stdout,
+            self.stderr
+        );
+        &self.stdout
+    }
+}
+
+/// Runs `shep` with `args` (off the async workers, so a gateway on the same
+/// runtime keeps serving it); killed if it has not exited within [`PATIENCE`].
+pub async fn run_shep(args: &[&str]) -> ShepRun {
+    let args: Vec<String> = args.iter().map(|arg| (*arg).to_owned()).collect();
+    let shown = args.join(" ");
+    tokio::task::spawn_blocking(move || {
+        let mut child = std::process::Command::new(shep_binary())
+            .args(&args)
+            .env_remove("SHEP_ADMIN_TOKEN")
+            .env("SHEP_LOG", "error")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("starting shep");
+        let reader = |mut pipe: Box<dyn std::io::Read + Send>| {
+            std::thread::spawn(move || {
+                let mut bytes = Vec::new();
+                let _ = pipe.read_to_end(&mut bytes);
+                String::from_utf8_lossy(&bytes).into_owned()
+            })
+        };
+        let stdout = reader(Box::new(child.stdout.take().expect("piped stdout")));
+        let stderr = reader(Box::new(child.stderr.take().expect("piped stderr")));
+        let started = std::time::Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("waiting for shep") {
+                break status;
+            }
+            if started.elapsed() > PATIENCE {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("`shep {shown}` did not exit within {PATIENCE:?}");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        ShepRun {
+            status,
+            stdout: stdout.join().expect("stdout reader"),
+            stderr: stderr.join().expect("stderr reader"),
+        }
+    })
+    .await
+    .expect("the shep runner")
+}
+
+/// A plain HTTP/1.1 response.
+#[derive(Debug)]
+pub struct HttpResponse {
+    pub status: u16,
+    /// Header names in lower case.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    /// The first header `name` (lower case), if any.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
+
+    /// The body as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// `GET path` over a fresh TCP connection to `addr`, written by hand as
+/// HTTP/1.1 with `Connection: close`; reads the whole response (length-delimited
+/// or chunked) within [`PATIENCE`].
+pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> HttpResponse {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await?;
+        stream
+            .write_all(
+                format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                    .as_bytes(),
+            )
+            .await?;
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).await?;
+        std::io::Result::Ok(raw)
+    };
+    let raw = tokio::time::timeout(PATIENCE, exchange)
+        .await
+        .unwrap_or_else(|_| panic!("GET {path}: no complete response within {PATIENCE:?}"))
+        .unwrap_or_else(|error| panic!("GET {path}: {error}"));
+    let split = raw
+        .windows(4)
+        .position(|window| window == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("GET {path}: no end of headers in {raw:?}"));
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap_or_default();
+    let status = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("GET {path}: bad status line `{status_line}`"));
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(key, value)| (key.trim().to_ascii_lowercase(), value.trim().to_owned()))
+        .collect();
+    let mut body = raw[split + 4..].to_vec();
+    let chunked = headers
+        .iter()
+        .any(|(key, value)| key == "transfer-encoding" && value.contains("chunked"));
+    if chunked {
+        body = dechunk(&body).unwrap_or_else(|| panic!("GET {path}: bad chunked body"));
+    } else if let Some((_, length)) = headers.iter().find(|(key, _)| key == "content-length") {
+        let length: usize = length.parse().expect("a numeric content-length");
+        assert_eq!(body.len(), length, "GET {path}: body shorter than announced");
+    }
+    HttpResponse {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn dechunk(mut rest: &[u8]) -> Option<Vec<u8>> {
+    let mut body = Vec::new();
+    loop {
+        let end = rest.windows(2).position(|window| window == b"\r\n")?;
+        let size_text = std::str::from_utf8(&rest[..end]).ok()?;
+        let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
+        rest = &rest[end + 2..];
+        if size == 0 {
+            return Some(body);
+        }
+        body.extend_from_slice(rest.get(..size)?);
+        rest = rest.get(size + 2..)?;
     }
 }
 
