@@ -10,6 +10,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "protos/shep/gateway/v1/gateway.proto",
         "protos/shep/provider/v1/provider.proto",
         "protos/shep/admin/v1/admin.proto",
+        "protos/shep/nuc/v1/nuc.proto",
     ];
     println!("cargo:rerun-if-changed=protos");
     let fds = protox::compile(files, ["protos"])?;

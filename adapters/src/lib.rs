@@ -4,6 +4,8 @@
 //! `shep.registry.v1.Registry` proto, ours or a team's own). Layers such as
 //! timeouts and, later, fault injection wrap either one the same way.
 
+pub mod nuc;
+
 use std::future::{Ready, ready};
 use std::pin::Pin;
 use std::sync::Arc;

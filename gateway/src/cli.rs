@@ -1,5 +1,6 @@
 //! The `shep` command.
 
+mod certs;
 mod demo;
 
 use std::net::SocketAddr;
@@ -9,7 +10,10 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
-use shep_proto::envelope::v1::{Attachment, Channel, PowerOfAttorneyRef, Subject, subject};
+use prost::Message as _;
+use shep_proto::envelope::v1::{
+    Attachment, Body, Channel, PowerOfAttorneyRef, SignedEnvelope, Subject, subject,
+};
 use shep_proto::gateway::v1::gateway_client::GatewayClient;
 use shep_proto::gateway::v1::{
     Application, GetStatusRequest, HistoryRequest, StatusEvent, WatchRequest, watch_request,
@@ -77,6 +81,26 @@ enum Command {
     Routes {
         #[command(subcommand)]
         command: RoutesCommand,
+    },
+    /// Issues, revokes and shows НУЦ certificates.
+    Certs {
+        #[command(subcommand)]
+        command: certs::CertsCommand,
+    },
+    /// Signs a serialized `shep.envelope.v1.Body` and writes the `SignedEnvelope`.
+    Sign {
+        /// PKCS#8 PEM key.
+        #[arg(long)]
+        key: PathBuf,
+        /// PEM certificate, then its chain.
+        #[arg(long)]
+        cert: PathBuf,
+        /// The serialized Body.
+        #[arg(long)]
+        body: PathBuf,
+        /// Where to write the serialized SignedEnvelope.
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -216,17 +240,36 @@ struct ProviderArgs {
     /// Pause between status reports, in milliseconds.
     #[arg(long, default_value_t = 500)]
     delay_ms: u64,
+    #[command(flatten)]
+    signing: SigningArgs,
+}
+
+/// Where the gateway is and which key signs.
+#[derive(Debug, clap::Args)]
+struct SigningArgs {
     #[arg(long, default_value = DEFAULT_GATEWAY)]
     gateway: String,
     /// The data directory of `shep serve`, for the default key and certificate.
     #[arg(long, default_value = ".shep")]
     data_dir: PathBuf,
-    /// PKCS#8 PEM key (default: `<data_dir>/identities/provider-<id>.key.pem`).
+    /// PKCS#8 PEM key (default: a demo identity in `<data_dir>/identities/`:
+    /// `provider-<id>` for `shep provider`, `applicant` or `operator` by channel for `shep send`).
     #[arg(long)]
     key: Option<PathBuf>,
     /// PEM certificate, then its chain (default: beside the key).
     #[arg(long)]
     cert: Option<PathBuf>,
+}
+
+impl SigningArgs {
+    fn signer(&self, identity: &str) -> anyhow::Result<Signer> {
+        signer_from(
+            self.key.clone(),
+            self.cert.clone(),
+            &self.data_dir,
+            identity,
+        )
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -251,10 +294,10 @@ impl ChannelArg {
 #[derive(Debug, clap::Args)]
 struct SendArgs {
     /// The service id.
-    #[arg(long)]
-    service: String,
+    #[arg(long, required_unless_present = "envelope")]
+    service: Option<String>,
     /// The applicant's IIN.
-    #[arg(long, required_unless_present = "bin", conflicts_with = "bin")]
+    #[arg(long, required_unless_present_any = ["envelope", "bin"], conflicts_with = "bin")]
     subject: Option<String>,
     /// The applicant's BIN (a legal entity), instead of `--subject`.
     #[arg(long)]
@@ -269,6 +312,10 @@ struct SendArgs {
     /// The declared purpose of a lookup, recorded in the registry's audit.
     #[arg(long)]
     purpose: Option<String>,
+    /// Sends a ready serialized SignedEnvelope (e.g. from `shep sign` or
+    /// another language) instead of building one.
+    #[arg(long, conflicts_with_all = ["service", "subject", "bin", "payload", "attach"])]
+    envelope: Option<PathBuf>,
     #[arg(long, value_enum, default_value = "portal")]
     channel: ChannelArg,
     /// The sending system id.
@@ -286,17 +333,8 @@ struct SendArgs {
     /// After Submit, follow the application's status events.
     #[arg(long)]
     watch: bool,
-    #[arg(long, default_value = DEFAULT_GATEWAY)]
-    gateway: String,
-    /// The data directory of `shep serve`, for the default key and certificate.
-    #[arg(long, default_value = ".shep")]
-    data_dir: PathBuf,
-    /// PKCS#8 PEM key (default: the demo applicant's).
-    #[arg(long)]
-    key: Option<PathBuf>,
-    /// PEM certificate, then its chain.
-    #[arg(long)]
-    cert: Option<PathBuf>,
+    #[command(flatten)]
+    signing: SigningArgs,
     /// A routing table to learn the service's kind from (default: the embedded one).
     #[arg(long)]
     routes: Option<PathBuf>,
@@ -347,6 +385,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Registry(args) => serve_registry(args).await,
         Command::Population { command } => population(command),
+        Command::Certs { command } => certs::run(command).await,
+        Command::Sign {
+            key,
+            cert,
+            body,
+            out,
+        } => certs::sign(&key, &cert, &body, &out),
         Command::Routes { command } => match command {
             RoutesCommand::Check { file } => {
                 let text = std::fs::read_to_string(&file)
@@ -478,18 +523,13 @@ fn signer_from(
 }
 
 async fn provider(args: ProviderArgs) -> anyhow::Result<()> {
-    let signer = signer_from(
-        args.key,
-        args.cert,
-        &args.data_dir,
-        &format!("provider-{}", args.id),
-    )?;
+    let signer = args.signing.signer(&format!("provider-{}", args.id))?;
     let participant = Participant::new(&args.id, Channel::ProviderDesk, signer);
     println!(
         "simulated provider `{}` ({:?}) on {}",
-        args.id, args.rule, args.gateway
+        args.id, args.rule, args.signing.gateway
     );
-    let channel = connect(&args.gateway).await?;
+    let channel = connect(&args.signing.gateway).await?;
     run_provider(
         channel,
         participant,
@@ -501,56 +541,73 @@ async fn provider(args: ProviderArgs) -> anyhow::Result<()> {
 }
 
 async fn send(args: SendArgs) -> anyhow::Result<()> {
-    let identity = match args.channel {
-        ChannelArg::Portal => "applicant",
-        ChannelArg::ServiceCentre => "operator",
-        ChannelArg::ProviderDesk | ChannelArg::System => "operator",
-    };
-    let signer = signer_from(args.key, args.cert, &args.data_dir, identity)?;
-    let participant = Participant::new(&args.sender, args.channel.to_proto(), signer);
     let table_text = match &args.routes {
         Some(path) => std::fs::read_to_string(path)?,
         None => DEFAULT_ROUTES.to_owned(),
     };
     let table = RoutingTable::from_toml(&table_text, "routes", REGISTRY_IDS)?;
+    let (envelope, service) = match &args.envelope {
+        Some(path) => {
+            let bytes =
+                std::fs::read(path).with_context(|| format!("reading `{}`", path.display()))?;
+            let envelope = SignedEnvelope::decode(bytes.as_slice()).with_context(|| {
+                format!("`{}` is not a serialized SignedEnvelope", path.display())
+            })?;
+            let body = Body::decode(envelope.body.as_slice()).unwrap_or_default();
+            (envelope, body.service_id)
+        }
+        None => {
+            let identity = match args.channel {
+                ChannelArg::Portal => "applicant",
+                ChannelArg::ServiceCentre | ChannelArg::ProviderDesk | ChannelArg::System => {
+                    "operator"
+                }
+            };
+            let signer = args.signing.signer(identity)?;
+            let participant = Participant::new(&args.sender, args.channel.to_proto(), signer);
+            let service = args.service.clone().unwrap_or_default();
+            let subject = match (&args.subject, &args.bin) {
+                (_, Some(bin)) => Subject {
+                    id: Some(subject::Id::Bin(bin.clone())),
+                },
+                (Some(subject), None) => iin(subject),
+                (None, None) => anyhow::bail!("give `--subject IIN` or `--bin BIN`"),
+            };
+            let form = match &args.payload {
+                Some(path) => std::fs::read_to_string(path)
+                    .with_context(|| format!("reading `{}`", path.display()))?,
+                None => "{}".to_owned(),
+            };
+            let mut attachments = Vec::new();
+            for path in &args.attach {
+                attachments.push(Attachment {
+                    name: path
+                        .file_name()
+                        .map(|name| name.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                    content_type: "application/octet-stream".to_owned(),
+                    data: std::fs::read(path)
+                        .with_context(|| format!("reading `{}`", path.display()))?,
+                });
+            }
+            let mut body = participant.application(&service, subject, &form, attachments);
+            body.test = args.test;
+            body.purpose = args.purpose.clone().unwrap_or_default();
+            if let Some(number) = &args.poa {
+                body.power_of_attorney = Some(PowerOfAttorneyRef {
+                    number: number.clone(),
+                    representative_iin: args.representative.clone().unwrap_or_default(),
+                });
+            }
+            (participant.seal(&body)?, service)
+        }
+    };
     let kind = table
-        .route(&args.service)
+        .route(&service)
         .map(|route| route.kind)
         .unwrap_or(ServiceKind::Application);
-    let form = match &args.payload {
-        Some(path) => std::fs::read_to_string(path)
-            .with_context(|| format!("reading `{}`", path.display()))?,
-        None => "{}".to_owned(),
-    };
-    let mut attachments = Vec::new();
-    for path in &args.attach {
-        attachments.push(Attachment {
-            name: path
-                .file_name()
-                .map(|name| name.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-            content_type: "application/octet-stream".to_owned(),
-            data: std::fs::read(path).with_context(|| format!("reading `{}`", path.display()))?,
-        });
-    }
-    let subject = match (&args.subject, &args.bin) {
-        (_, Some(bin)) => Subject {
-            id: Some(subject::Id::Bin(bin.clone())),
-        },
-        (Some(subject), None) => iin(subject),
-        (None, None) => anyhow::bail!("give `--subject IIN` or `--bin BIN`"),
-    };
-    let mut body = participant.application(&args.service, subject, &form, attachments);
-    body.test = args.test;
-    body.purpose = args.purpose.clone().unwrap_or_default();
-    if let Some(number) = &args.poa {
-        body.power_of_attorney = Some(PowerOfAttorneyRef {
-            number: number.clone(),
-            representative_iin: args.representative.clone().unwrap_or_default(),
-        });
-    }
-    let envelope = participant.seal(&body)?;
-    let mut client = GatewayClient::new(connect(&args.gateway).await?);
+    let channel = connect(&args.signing.gateway).await?;
+    let mut client = GatewayClient::new(channel.clone());
     if kind == ServiceKind::Lookup {
         let response = client.call(envelope).await.map_err(describe)?.into_inner();
         let info = response.response_info.unwrap_or_default();
@@ -588,12 +645,51 @@ async fn send(args: SendArgs) -> anyhow::Result<()> {
         while let Some(event) = events.next().await {
             let event = event.map_err(describe)?;
             print_event(&event);
+            if let Some(result) = &event.result {
+                check_result(result, &args.signing.data_dir, channel.clone()).await;
+            }
             if crate::lifecycle::is_terminal(event.status()) {
                 break;
             }
         }
     }
     Ok(())
+}
+
+/// Verifies a result document on the receiving side: its signature against
+/// the НУЦ's certificates, and its signer's status at the НУЦ.
+async fn check_result(
+    result: &shep_proto::envelope::v1::SignedDocument,
+    data_dir: &Path,
+    channel: GrpcChannel,
+) {
+    let nuc = DataDir(data_dir.to_owned()).nuc();
+    let verified = crate::client::TrustAnchors::from_nuc_dir(&nuc)
+        .and_then(|anchors| anchors.verify_document(result).map_err(anyhow::Error::from));
+    match verified {
+        Ok(signer) => {
+            let status = shep_proto::nuc::v1::nuc_client::NucClient::new(channel)
+                .get_status(shep_proto::nuc::v1::StatusRequest {
+                    id: Some(shep_proto::nuc::v1::status_request::Id::CertificateDer(
+                        result
+                            .signature
+                            .as_ref()
+                            .map(|signature| signature.certificate_der.clone())
+                            .unwrap_or_default(),
+                    )),
+                })
+                .await
+                .map(|response| response.into_inner().status().as_str_name().to_owned())
+                .unwrap_or_else(|status| format!("not asked: {}", status.message()));
+            println!(
+                "      result signature verified: {} (IIN {}, BIN {}), certificate {status}",
+                signer.common_name,
+                signer.iin.as_deref().unwrap_or("-"),
+                signer.bin.as_deref().unwrap_or("-")
+            );
+        }
+        Err(error) => println!("      result signature NOT verified: {error:#}"),
+    }
 }
 
 async fn serve_registry(args: RegistryArgs) -> anyhow::Result<()> {

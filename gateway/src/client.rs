@@ -136,6 +136,48 @@ impl Participant {
     }
 }
 
+/// The certificates a receiving side trusts, to verify what it receives
+/// (result documents, delivered envelopes) the way the gateway does.
+#[derive(Debug)]
+pub struct TrustAnchors {
+    verifier: crate::verify::SignatureVerifier,
+}
+
+impl TrustAnchors {
+    /// Trusts `roots`, knowing `intermediates` (DER).
+    pub fn new(roots: &[Vec<u8>], intermediates: &[Vec<u8>]) -> anyhow::Result<Self> {
+        Ok(Self {
+            verifier: crate::verify::SignatureVerifier::new(
+                roots,
+                intermediates,
+                Duration::from_secs(300),
+            )
+            .map_err(anyhow::Error::msg)?,
+        })
+    }
+
+    /// Trusts the test НУЦ kept in `dir` (`<data_dir>/nuc`).
+    pub fn from_nuc_dir(dir: &std::path::Path) -> anyhow::Result<Self> {
+        let roots = shep_registries::nuc::certificates(&dir.join("root.cert.pem"))?;
+        let intermediates = shep_registries::nuc::certificates(&dir.join("issuing.cert.pem"))?;
+        Self::new(&roots, &intermediates)
+    }
+
+    /// Verifies a signed document now: chain, validity, usage, signature.
+    pub fn verify_document(
+        &self,
+        document: &SignedDocument,
+    ) -> Result<crate::verify::SignerIdentity, crate::error::GatewayError> {
+        self.verifier
+            .verify(
+                document.signature.as_ref(),
+                &document.content,
+                time::OffsetDateTime::now_utc(),
+            )
+            .map(|signer| (*signer).clone())
+    }
+}
+
 /// How a simulated provider treats the requests it receives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ProviderRule {

@@ -44,6 +44,19 @@ pub struct GatewayConfig {
     pub population: PopulationConfig,
     pub audit: AuditConfig,
     pub admin: AdminConfig,
+    pub nuc: NucConfig,
+}
+
+/// The НУЦ mock.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NucConfig {
+    /// Base URL written into issued certificates (CRL distribution point,
+    /// authority information access); `http://<listen>` when absent.
+    pub public_url: Option<String>,
+    /// A remote `shep.nuc.v1.Nuc` server to ask for certificate status
+    /// instead of the in-process НУЦ.
+    pub url: Option<String>,
 }
 
 /// The in-process registries' access audit.
@@ -80,6 +93,12 @@ pub struct ChecksConfig {
     pub message_date_skew_secs: u64,
     /// How long a certificate's verified chain is reused, in seconds.
     pub chain_cache_secs: u64,
+    /// How long a certificate's revocation status is reused, in
+    /// milliseconds: a revocation takes effect within this delay (0: at once).
+    pub revocation_cache_ms: u64,
+    /// Signature, revocation and identity checks. Turn off only to measure the
+    /// gateway without them in a load test.
+    pub verify_signatures: bool,
 }
 
 impl Default for ChecksConfig {
@@ -87,6 +106,8 @@ impl Default for ChecksConfig {
         Self {
             message_date_skew_secs: 300,
             chain_cache_secs: 300,
+            revocation_cache_ms: 60_000,
+            verify_signatures: true,
         }
     }
 }
@@ -145,6 +166,7 @@ impl Default for GatewayConfig {
             population: PopulationConfig::default(),
             audit: AuditConfig::default(),
             admin: AdminConfig::default(),
+            nuc: NucConfig::default(),
         }
     }
 }

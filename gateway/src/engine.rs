@@ -28,6 +28,7 @@ use crate::envelope::{self, Inbound, SubjectId, parse_uuid};
 use crate::calendar::KZ_OFFSET;
 use crate::error::{AttorneyProblem, GatewayError};
 use crate::lifecycle::{default_notification, provider_may_report};
+use crate::revocation::RevocationCheck;
 use crate::routes::{ChannelName, Role, Route, RoutingTable, ServiceKind, Target};
 use crate::store::{ApplicationRecord, Change, Inserted, Store, timestamp};
 use crate::verify::{SignatureVerifier, SignerIdentity};
@@ -51,6 +52,10 @@ fn sha256(bytes: &[u8]) -> [u8; 32] {
 pub struct Engine {
     routes: RwLock<Arc<RoutingTable>>,
     verifier: SignatureVerifier,
+    revocation: RevocationCheck,
+    /// Off only for load tests that want to measure the gateway without
+    /// signature checks (`checks.verify_signatures = false`).
+    verify_signatures: bool,
     registries: HashMap<String, RegistryAdapter>,
     store: Store,
     delivery: Delivery,
@@ -59,6 +64,8 @@ pub struct Engine {
     max_attempts: u32,
     default_in_flight: u32,
     next_connection: AtomicU64,
+    /// Set when the gateway shuts down, so open streams end.
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 impl Engine {
@@ -67,11 +74,14 @@ impl Engine {
         config: &GatewayConfig,
         routes: RoutingTable,
         verifier: SignatureVerifier,
+        revocation: RevocationCheck,
         registries: HashMap<String, RegistryAdapter>,
     ) -> Self {
         Self {
             routes: RwLock::new(Arc::new(routes)),
             verifier,
+            revocation,
+            verify_signatures: config.checks.verify_signatures,
             registries,
             store: Store::default(),
             delivery: Delivery::default(),
@@ -80,6 +90,7 @@ impl Engine {
             max_attempts: config.delivery.max_attempts,
             default_in_flight: config.delivery.max_in_flight,
             next_connection: AtomicU64::new(1),
+            closing: tokio::sync::watch::channel(false).0,
         }
     }
 
@@ -97,6 +108,23 @@ impl Engine {
             .routes
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(table);
+    }
+
+    /// Resolves once the gateway shuts down.
+    pub fn closed(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut closing = self.closing.subscribe();
+        async move {
+            while !*closing.borrow_and_update() {
+                if closing.changed().await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Ends open streams: the server's graceful stop waits for them.
+    pub fn close(&self) {
+        self.closing.send_replace(true);
     }
 
     /// The registry ids the engine has adapters for.
@@ -182,10 +210,18 @@ impl Engine {
     }
 
     /// The identity rule of the channel. Portal: the signer is the applicant.
-    /// (The operator rules of the other channels arrive with the full НУЦ.)
-    fn check_identity(inbound: &Inbound, signer: &SignerIdentity) -> Result<(), GatewayError> {
-        if inbound.channel != ChannelName::Portal {
+    /// Other channels: the signer is one of the sending system's operators.
+    fn check_identity(
+        &self,
+        routes: &RoutingTable,
+        inbound: &Inbound,
+        signer: &SignerIdentity,
+    ) -> Result<(), GatewayError> {
+        if !self.verify_signatures {
             return Ok(());
+        }
+        if inbound.channel != ChannelName::Portal {
+            return Self::check_operator(routes, &inbound.sender_id, signer);
         }
         let (kind, expected, found) = match &inbound.subject {
             SubjectId::Iin(iin) => ("IIN", iin, &signer.iin),
@@ -201,16 +237,65 @@ impl Engine {
         Ok(())
     }
 
-    fn verify(
+    /// The signer must be a registered operator of `system` (and carry its BIN).
+    fn check_operator(
+        routes: &RoutingTable,
+        system: &str,
+        signer: &SignerIdentity,
+    ) -> Result<(), GatewayError> {
+        let spec = routes
+            .system(system)
+            .ok_or_else(|| GatewayError::SenderNotAllowed {
+                sender: system.to_owned(),
+                service: String::new(),
+            })?;
+        let iin = signer.iin.clone().unwrap_or_else(|| "none".to_owned());
+        if !spec.operators.contains(&iin) {
+            return Err(GatewayError::IdentityMismatch {
+                kind: "IIN",
+                expected: format!("an operator of `{system}`"),
+                found: iin,
+            });
+        }
+        if let Some(bin) = &spec.bin
+            && signer.bin.as_ref() != Some(bin)
+        {
+            return Err(GatewayError::IdentityMismatch {
+                kind: "BIN",
+                expected: bin.clone(),
+                found: signer.bin.clone().unwrap_or_else(|| "none".to_owned()),
+            });
+        }
+        Ok(())
+    }
+
+    /// The signature check of an envelope: chain, validity at signing time,
+    /// key usage, revocation, and the signature over the exact body bytes.
+    async fn verify(
         &self,
         envelope: &SignedEnvelope,
         inbound: &Inbound,
     ) -> Result<Arc<SignerIdentity>, GatewayError> {
-        self.verifier.verify(
+        self.verify_bytes(
             envelope.signature.as_ref(),
             &envelope.body,
             inbound.signed_at,
         )
+        .await
+    }
+
+    async fn verify_bytes(
+        &self,
+        signature: Option<&shep_proto::envelope::v1::Signature>,
+        signed: &[u8],
+        signed_at: OffsetDateTime,
+    ) -> Result<Arc<SignerIdentity>, GatewayError> {
+        if !self.verify_signatures {
+            return Ok(Arc::new(SignerIdentity::default()));
+        }
+        let signer = self.verifier.verify(signature, signed, signed_at)?;
+        self.revocation.check(&signer.serial).await?;
+        Ok(signer)
     }
 
     fn lookup_request(inbound: &Inbound, signer: &SignerIdentity, key: Key) -> LookupRequest {
@@ -377,8 +462,8 @@ impl Engine {
         }
         let routes = self.routes();
         let route = Self::authorize(&routes, &inbound, ServiceKind::Lookup)?;
-        let signer = self.verify(&envelope, &inbound)?;
-        Self::check_identity(&inbound, &signer)?;
+        let signer = self.verify(&envelope, &inbound).await?;
+        self.check_identity(&routes, &inbound, &signer)?;
         let Target::Registry(registry) = &route.target else {
             return Err(GatewayError::Internal(format!(
                 "lookup route `{}` has no registry",
@@ -477,8 +562,8 @@ impl Engine {
         }
         let routes = self.routes();
         let route = Self::authorize(&routes, &inbound, ServiceKind::Application)?;
-        let signer = self.verify(&envelope, &inbound)?;
-        Self::check_identity(&inbound, &signer)?;
+        let signer = self.verify(&envelope, &inbound).await?;
+        self.check_identity(&routes, &inbound, &signer)?;
         let digest = sha256(&envelope.body);
         if let Some(existing) = self.existing_receipt(&inbound, &digest) {
             return existing;
@@ -668,7 +753,7 @@ impl Engine {
     }
 
     /// `Provider.Report`: a provider's signed status report about an application.
-    pub fn report(&self, envelope: SignedEnvelope) -> Result<ReportReceipt, GatewayError> {
+    pub async fn report(&self, envelope: SignedEnvelope) -> Result<ReportReceipt, GatewayError> {
         let inbound = self.decode(&envelope)?;
         if !matches!(
             inbound.message_type,
@@ -696,7 +781,9 @@ impl Engine {
         }
         let provider = inbound.sender_id.clone();
         self.check_provider(&provider)?;
-        let signer = self.verify(&envelope, &inbound)?;
+        let routes = self.routes();
+        let signer = self.verify(&envelope, &inbound).await?;
+        self.check_identity(&routes, &inbound, &signer)?;
         let digest = sha256(&envelope.body);
         if let Some((seen, receipt)) = self.store.report_seen(&provider, &inbound.message_id) {
             return if seen == digest {

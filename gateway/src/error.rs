@@ -72,8 +72,8 @@ pub enum GatewayError {
     CertificateNotYetValid,
     #[error("the signer certificate has expired at signing time")]
     CertificateExpired,
-    #[error("the signer certificate is revoked")]
-    CertificateRevoked,
+    #[error("the signer certificate was revoked on {at} ({reason})")]
+    CertificateRevoked { at: String, reason: &'static str },
     #[error("the signer certificate's key usage does not allow signing: {0}")]
     WrongKeyUsage(String),
     #[error("the signature does not verify over the body")]
@@ -150,7 +150,7 @@ impl GatewayError {
             Self::UnknownIssuer => Reason::UnknownIssuer,
             Self::CertificateNotYetValid => Reason::CertificateNotYetValid,
             Self::CertificateExpired => Reason::CertificateExpired,
-            Self::CertificateRevoked => Reason::CertificateRevoked,
+            Self::CertificateRevoked { .. } => Reason::CertificateRevoked,
             Self::WrongKeyUsage(_) => Reason::WrongKeyUsage,
             Self::SignatureInvalid => Reason::SignatureInvalid,
             Self::IdentityMismatch { .. } => Reason::IdentityMismatch,

@@ -158,36 +158,39 @@ impl Gateway for GatewayGrpcAdapter {
             }
         };
         let engine = self.engine.clone();
-        // Subscribe before the replay read, so nothing falls between them.
+        // Subscribe before the snapshot, so every event after the snapshot's
+        // sequence arrives live.
         let mut live = engine.store().subscribe();
         let (tx, rx) = mpsc::channel(64);
-        let mut last = request.after_sequence;
+        // Every event up to `cursor` has been sent or was not asked for.
+        let mut cursor = request.after_sequence;
         tokio::spawn(async move {
-            let mut replay = engine.store().events_after(&target, last);
+            let (mut pending, mut upto) = engine.store().snapshot(&target, cursor);
             loop {
-                for event in replay.drain(..) {
-                    if event.sequence <= last {
-                        continue;
-                    }
-                    last = event.sequence;
+                for event in pending.drain(..) {
                     if tx.send(Ok((*event).clone())).await.is_err() {
                         return;
                     }
                 }
+                cursor = cursor.max(upto);
                 tokio::select! {
                     received = live.recv() => match received {
                         Ok(event) => {
-                            if target.matches(&event) {
-                                replay.push(event);
+                            if event.sequence > cursor {
+                                upto = event.sequence;
+                                if target.matches(&event) {
+                                    pending.push(event);
+                                }
                             }
                         }
-                        // Fell behind the live feed: re-read from the store.
+                        // Fell behind the live feed: catch up from the store.
                         Err(broadcast::error::RecvError::Lagged(_)) => {
-                            replay = engine.store().events_after(&target, last);
+                            (pending, upto) = engine.store().snapshot(&target, cursor);
                         }
                         Err(broadcast::error::RecvError::Closed) => return,
                     },
                     () = tx.closed() => return,
+                    () = engine.closed() => return,
                 }
             }
         });
@@ -283,6 +286,7 @@ async fn serve_subscription(
                 },
                 () = &mut changed => {}
                 () = tx.closed() => break 'serve,
+                () = engine.closed() => break 'serve,
             }
         }
     }
@@ -357,12 +361,32 @@ impl Provider for ProviderGrpcAdapter {
     ) -> Result<Response<ReportReceipt>, Status> {
         self.engine
             .report(request.into_inner())
+            .await
             .map(Response::new)
             .map_err(into_status)
     }
 }
 
 // === impl AdminGrpcAdapter ===
+
+/// Refuses a request without `authorization: Bearer <token>`.
+pub(crate) fn check_bearer<T>(request: &Request<T>, token: &str) -> Result<(), Status> {
+    let presented = request
+        .metadata()
+        .get("authorization")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "));
+    // Compare digests, so the comparison's timing says nothing about the token.
+    let digest = |bytes: &[u8]| ring::digest::digest(&ring::digest::SHA256, bytes);
+    match presented {
+        Some(presented)
+            if digest(presented.as_bytes()).as_ref() == digest(token.as_bytes()).as_ref() =>
+        {
+            Ok(())
+        }
+        _ => Err(into_status(GatewayError::Unauthenticated)),
+    }
+}
 
 /// `shep.admin.v1.Admin`, behind a bearer token.
 #[derive(Debug, Clone)]
@@ -389,21 +413,7 @@ impl AdminGrpcAdapter {
     }
 
     fn authorize<T>(&self, request: &Request<T>) -> Result<(), Status> {
-        let presented = request
-            .metadata()
-            .get("authorization")
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "));
-        // Compare digests, so the comparison's timing says nothing about the token.
-        let digest = |bytes: &[u8]| ring::digest::digest(&ring::digest::SHA256, bytes);
-        match presented {
-            Some(token)
-                if digest(token.as_bytes()).as_ref() == digest(self.token.as_bytes()).as_ref() =>
-            {
-                Ok(())
-            }
-            _ => Err(into_status(GatewayError::Unauthenticated)),
-        }
+        check_bearer(request, &self.token)
     }
 
     fn list(&self) -> ListRoutesResponse {

@@ -12,6 +12,8 @@ pub mod envelope;
 pub mod error;
 pub mod grpc;
 pub mod lifecycle;
+pub mod nuc_service;
+pub mod revocation;
 pub mod routes;
 pub mod server;
 pub mod store;

@@ -124,6 +124,12 @@ pub struct SystemSpec {
     #[serde(default)]
     pub name_kk: String,
     pub role: Role,
+    /// IINs of the people who may sign for this system (ЦОН operators,
+    /// provider employees). Required for service centres and providers.
+    #[serde(default)]
+    pub operators: Vec<String>,
+    /// The BIN the operators' certificates must carry (`OU=BIN…`), if any.
+    pub bin: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -284,6 +290,7 @@ impl RoutingTable {
             if systems.contains_key(&system.id) {
                 return Err(invalid(format!("system `{}` is defined twice", system.id)));
             }
+            validate_operators(&system).map_err(invalid)?;
             systems.insert(system.id.clone(), system);
         }
 
@@ -326,6 +333,30 @@ impl RoutingTable {
     pub fn source(&self) -> &str {
         &self.source
     }
+}
+
+fn validate_operators(system: &SystemSpec) -> Result<(), String> {
+    use shep_registries::ident::{Strictness, parse_bin, parse_iin};
+    let id = &system.id;
+    if matches!(system.role, Role::ServiceCentre | Role::Provider) && system.operators.is_empty() {
+        return Err(format!(
+            "system `{id}`: `operators` must list the IINs that sign for a {}",
+            if system.role == Role::Provider {
+                "provider"
+            } else {
+                "service centre"
+            }
+        ));
+    }
+    for iin in &system.operators {
+        parse_iin(iin, Strictness::Strict)
+            .map_err(|error| format!("system `{id}`: `operators` entry `{iin}`: {error}"))?;
+    }
+    if let Some(bin) = &system.bin {
+        parse_bin(bin, Strictness::Strict)
+            .map_err(|error| format!("system `{id}`: `bin` `{bin}`: {error}"))?;
+    }
+    Ok(())
 }
 
 fn validate_service(
@@ -477,10 +508,12 @@ mod tests {
         id = "arm-a"
         name_ru = "АРМ A"
         role = "provider"
+        operators = ["731203356787"]
         [[system]]
         id = "arm-b"
         name_ru = "АРМ B"
         role = "provider"
+        operators = ["731203356787"]
     "#;
 
     #[test]
@@ -546,6 +579,19 @@ mod tests {
         let error = table(&text).unwrap_err().to_string();
         assert!(error.contains("service `svc`"), "{error}");
         assert!(error.contains("unknown system `nobody`"), "{error}");
+    }
+
+    #[test]
+    fn providers_need_valid_operators() {
+        let missing = SYSTEMS.replace("operators = [\"731203356787\"]", "");
+        let error = table(&missing).unwrap_err().to_string();
+        assert!(error.contains("system `arm-a`: `operators`"), "{error}");
+        let bad = SYSTEMS.replace("731203356787", "731203356788");
+        let error = table(&bad).unwrap_err().to_string();
+        assert!(
+            error.contains("`operators` entry `731203356788`"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -8,9 +8,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use shep_adapters::nuc::{InProcessNuc, RemoteNuc};
 use shep_adapters::{InProcess, RegistryAdapter, Remote};
 use shep_proto::admin::v1::admin_server::AdminServer;
 use shep_proto::gateway::v1::gateway_server::GatewayServer;
+use shep_proto::nuc::v1::nuc_server::NucServer;
 use shep_proto::provider::v1::provider_server::ProviderServer;
 use shep_registries::RegistryData;
 use shep_registries::enis::PowerOfAttorneyRegistry;
@@ -24,6 +26,8 @@ use tokio::task::JoinHandle;
 use crate::config::{GatewayConfig, REGISTRY_IDS};
 use crate::engine::Engine;
 use crate::grpc::{AdminGrpcAdapter, GatewayGrpcAdapter, ProviderGrpcAdapter};
+use crate::nuc_service::{NucGrpcAdapter, http_routes};
+use crate::revocation::RevocationCheck;
 use crate::routes::{DEFAULT_ROUTES, Role, RoutingTable};
 use crate::verify::SignatureVerifier;
 
@@ -68,12 +72,15 @@ impl DataDir {
 
 /// Creates the test НУЦ and one identity per participant when missing:
 /// `applicant`, `operator`, and `provider-<id>` for every provider system.
+/// `public_url` goes into the certificates' CRL and status URLs.
 pub fn prepare_data_dir(
     dir: &DataDir,
     routes: &RoutingTable,
+    public_url: &str,
 ) -> anyhow::Result<CertificateAuthority> {
     let ca = CertificateAuthority::load_or_generate(&dir.nuc())
-        .with_context(|| format!("preparing the test НУЦ in `{}`", dir.nuc().display()))?;
+        .with_context(|| format!("preparing the test НУЦ in `{}`", dir.nuc().display()))?
+        .with_public_url(public_url);
     let identities = dir.identities();
     std::fs::create_dir_all(&identities)
         .with_context(|| format!("creating `{}`", identities.display()))?;
@@ -204,6 +211,8 @@ pub struct RunningGateway {
     /// Registry ids served in-process.
     pub in_process: Vec<String>,
     pub data_dir: DataDir,
+    /// The test НУЦ.
+    pub ca: Arc<CertificateAuthority>,
     shutdown: Option<oneshot::Sender<()>>,
     server: JoinHandle<Result<(), tonic::transport::Error>>,
     sweeper: JoinHandle<()>,
@@ -215,13 +224,21 @@ impl RunningGateway {
         format!("http://{}", self.addr)
     }
 
-    /// Stops serving and waits for the server to finish.
+    /// Stops serving: ends open streams, lets calls in flight finish (up to
+    /// five seconds), then stops.
     pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        self.engine.close();
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }
         self.sweeper.abort();
-        (&mut self.server).await??;
+        match tokio::time::timeout(Duration::from_secs(5), &mut self.server).await {
+            Ok(result) => result??,
+            Err(_) => {
+                tracing::warn!("calls still running after 5 s; stopping anyway");
+                self.server.abort();
+            }
+        }
         Ok(())
     }
 
@@ -246,7 +263,20 @@ pub async fn start_on(
     let (registries, data, in_process) = registry_adapters(&config)?;
     let routes = load_routes(&config, REGISTRY_IDS)?;
 
-    let ca = prepare_data_dir(&data_dir, &routes)?;
+    let public_url = config
+        .nuc
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"));
+    let ca = Arc::new(prepare_data_dir(&data_dir, &routes, &public_url)?);
+    let status_adapter = match &config.nuc.url {
+        Some(url) => RemoteNuc::new(url)?.boxed(),
+        None => InProcessNuc::new(ca.clone()).boxed(),
+    };
+    let revocation = RevocationCheck::new(
+        status_adapter,
+        Duration::from_millis(config.checks.revocation_cache_ms),
+    );
     let (anchors, intermediates) = if config.trust.anchors.is_empty() {
         (
             vec![ca.root_der().to_vec()],
@@ -265,7 +295,9 @@ pub async fn start_on(
     )
     .map_err(anyhow::Error::msg)?;
     let token = admin_token(&config, &data_dir)?;
-    let engine = Arc::new(Engine::new(&config, routes, verifier, registries));
+    let engine = Arc::new(Engine::new(
+        &config, routes, verifier, revocation, registries,
+    ));
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
@@ -280,8 +312,7 @@ pub async fn start_on(
         .build_v1()?;
 
     let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
-    let server = tonic::transport::Server::builder()
-        .add_service(health_service)
+    let grpc = tonic::service::Routes::new(health_service)
         .add_service(reflection)
         .add_service(GatewayServer::new(GatewayGrpcAdapter::new(engine.clone())))
         .add_service(ProviderServer::new(ProviderGrpcAdapter::new(
@@ -295,7 +326,13 @@ pub async fn start_on(
                 data: data.clone(),
                 in_process: in_process.clone(),
             },
-        )));
+        )))
+        .add_service(NucServer::new(NucGrpcAdapter::new(ca.clone(), &token)));
+    // Plain HTTP on the same port for what certificates point at (the CRL).
+    let routes = grpc.into_axum_router().merge(http_routes(ca.clone()));
+    let server = tonic::transport::Server::builder()
+        .accept_http1(true)
+        .add_routes(routes.into());
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     let server = tokio::spawn(server.serve_with_incoming_shutdown(incoming, async {
         let _ = shutdown_rx.await;
@@ -321,6 +358,7 @@ pub async fn start_on(
         registry_data: data,
         in_process,
         data_dir,
+        ca,
         shutdown: Some(shutdown_tx),
         server,
         sweeper,

@@ -234,8 +234,16 @@ impl Store {
         Ok(event)
     }
 
-    /// Events of `target` with a sequence above `after`, in order.
-    pub fn events_after(&self, target: &WatchTarget, after: u64) -> Vec<Arc<StatusEvent>> {
+    /// A consistent snapshot for a watcher: the events of `target` with
+    /// `after < sequence <= upto`, in order, and `upto`, the last sequence
+    /// assigned when the snapshot began. Every event up to `upto` is in its
+    /// application by the time its lock is taken here, so none is missed; later
+    /// ones reach a receiver subscribed before the call.
+    pub fn snapshot(&self, target: &WatchTarget, after: u64) -> (Vec<Arc<StatusEvent>>, u64) {
+        let upto = *self
+            .sequence
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let ids: Vec<String> = match target {
             WatchTarget::Message(id) => vec![id.clone()],
             WatchTarget::Subject(subject) => self
@@ -251,16 +259,16 @@ impl Store {
                 lock(&shared)
                     .events
                     .iter()
-                    .filter(|event| event.sequence > after)
+                    .filter(|event| event.sequence > after && event.sequence <= upto)
                     .cloned()
                     .collect::<Vec<_>>()
             })
             .collect();
         events.sort_by_key(|event| event.sequence);
-        events
+        (events, upto)
     }
 
-    /// Subscribes to live events. Subscribe before reading `events_after`.
+    /// Subscribes to live events. Subscribe before taking a `snapshot`.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<StatusEvent>> {
         self.live.subscribe()
     }

@@ -36,13 +36,15 @@ static CHAIN_ALGORITHMS: &[&dyn SignatureVerificationAlgorithm] = &[
 ];
 
 /// Who signed, as the certificate subject says.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SignerIdentity {
     /// From `SERIALNUMBER=IIN…`.
     pub iin: Option<String>,
     /// From `OU=BIN…` (an employee of a legal entity).
     pub bin: Option<String>,
     pub common_name: String,
+    /// The certificate's serial number, for revocation checks.
+    pub serial: Vec<u8>,
 }
 
 #[derive(Debug)]
@@ -180,7 +182,6 @@ fn chain_error(error: webpki::Error) -> GatewayError {
     match error {
         webpki::Error::CertExpired { .. } => GatewayError::CertificateExpired,
         webpki::Error::CertNotValidYet { .. } => GatewayError::CertificateNotYetValid,
-        webpki::Error::CertRevoked => GatewayError::CertificateRevoked,
         webpki::Error::RequiredEkuNotFoundContext(_) => {
             GatewayError::WrongKeyUsage("no signing extended key usage".to_owned())
         }
@@ -227,6 +228,7 @@ fn parse_subject(der: &CertificateDer<'_>) -> Result<VerifiedCertificate, Gatewa
             iin,
             bin,
             common_name,
+            serial: certificate.raw_serial().to_vec(),
         }),
         not_before: validity.not_before.timestamp(),
         not_after: validity.not_after.timestamp(),

@@ -39,6 +39,13 @@ pub mod admin {
     }
 }
 
+/// `shep.nuc.v1`: the НУЦ mock (status, CRL, issuance, revocation).
+pub mod nuc {
+    pub mod v1 {
+        tonic::include_proto!("shep.nuc.v1");
+    }
+}
+
 /// The encoded `FileDescriptorSet` of every shep proto, for gRPC reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/shep_descriptor.bin"));

@@ -5,8 +5,9 @@
 //! (point an editor at it with `"$schema"`). Sources apply in order — the
 //! built-in fixtures first, then each file, then documents sent over the
 //! admin API — and a later source overrides an earlier one. A person or
-//! entity fixture sets only the fields it names; the others come from the
-//! synthetic record of that IIN or BIN. Powers of attorney are given whole.
+//! entity fixture sets only the fields it names; the others come from an
+//! earlier source's record of that IIN or BIN, or else from the synthetic
+//! one. Powers of attorney are given whole.
 //!
 //! Loading is all or nothing: the first problem stops it with an error that
 //! names the source, the line and column, and the field, so the caller can

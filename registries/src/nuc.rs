@@ -3,14 +3,18 @@
 //! A root CA and an issuing CA issue end-entity certificates whose subject carries
 //! `SERIALNUMBER=IIN…` (and `OU=BIN…` for an employee of a legal entity), with the
 //! key usages for signing and authentication. [`Signer`] signs envelope bodies
-//! with such a key and certificate.
+//! with such a key and certificate. The CA keeps a register of what it issued
+//! and revoked ([`revocation`]), answers status queries and signs CRLs.
+
+pub mod revocation;
 
 use std::path::Path;
 
 use prost::Message;
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, SerialNumber, SigningKey,
+    BasicConstraints, CertificateParams, CertificateRevocationListParams, CrlDistributionPoint,
+    CustomExtension, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod,
+    KeyPair, KeyUsagePurpose, RevokedCertParams, SerialNumber, SigningKey,
 };
 use ring::rand::{SecureRandom, SystemRandom};
 use rustls_pki_types::CertificateDer;
@@ -18,9 +22,22 @@ use rustls_pki_types::pem::PemObject;
 use shep_proto::envelope::v1::{Body, Signature, SignatureAlgorithm, SignedEnvelope};
 use time::{Duration, OffsetDateTime};
 
+pub use revocation::{CertificateStatus, RevocationReason, format_serial, parse_serial};
+use revocation::{IssuedRecord, RevocationRegistry};
+
 /// OID of the X.520 `serialNumber` attribute, where national certificates carry
 /// `IIN…`.
 const SERIAL_NUMBER_OID: [u64; 4] = [2, 5, 4, 5];
+/// Owner-type policy of an individual's certificate (KalkanUtil).
+pub const POLICY_INDIVIDUAL: &[u64] = &[1, 2, 398, 3, 3, 4, 1, 1];
+/// Owner-type policy of a legal entity's employee.
+pub const POLICY_EMPLOYEE: &[u64] = &[1, 2, 398, 3, 3, 4, 1, 2];
+/// Owner-type policy refinement: an ordinary employee.
+pub const POLICY_EMPLOYEE_ORDINARY: &[u64] = &[1, 2, 398, 3, 3, 4, 1, 2, 5];
+const CERTIFICATE_POLICIES_OID: &[u64] = &[2, 5, 29, 32];
+const AUTHORITY_INFO_ACCESS_OID: &[u64] = &[1, 3, 6, 1, 5, 5, 7, 1, 1];
+const ACCESS_OCSP_OID: &[u64] = &[1, 3, 6, 1, 5, 5, 7, 48, 1];
+const ACCESS_CA_ISSUERS_OID: &[u64] = &[1, 3, 6, 1, 5, 5, 7, 48, 2];
 
 /// Errors of the test CA and of signing.
 #[derive(Debug, thiserror::Error)]
@@ -41,10 +58,22 @@ pub enum NucError {
     },
     #[error("`{path}` holds no PEM certificate")]
     NoCertificate { path: String },
-    #[error("unsupported key algorithm: only Ed25519 and ECDSA P-256 keys can sign here")]
+    #[error("unsupported key algorithm: Ed25519, ECDSA P-256 and RSA keys can sign here")]
     UnsupportedKey,
     #[error("randomness unavailable")]
     Random,
+    #[error("RSA key generation failed: {0}")]
+    Rsa(String),
+    #[error("`{path}` line {line}: {problem}")]
+    Corrupt {
+        path: String,
+        line: usize,
+        problem: String,
+    },
+    #[error("no certificate with serial `{0}` was issued by this НУЦ")]
+    UnknownSerial(String),
+    #[error("cannot parse the certificate: {0}")]
+    BadCertificate(String),
 }
 
 /// Key algorithms the test CA issues.
@@ -53,16 +82,43 @@ pub enum KeyAlgorithm {
     #[default]
     Ed25519,
     EcdsaP256,
+    /// RSA-2048 with SHA-256 (PKCS#1 v1.5 signatures).
+    Rsa2048,
 }
 
 impl KeyAlgorithm {
     fn generate(self) -> Result<KeyPair, NucError> {
-        let alg = match self {
-            Self::Ed25519 => &rcgen::PKCS_ED25519,
-            Self::EcdsaP256 => &rcgen::PKCS_ECDSA_P256_SHA256,
-        };
-        Ok(KeyPair::generate_for(alg)?)
+        match self {
+            Self::Ed25519 => Ok(KeyPair::generate_for(&rcgen::PKCS_ED25519)?),
+            Self::EcdsaP256 => Ok(KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?),
+            // ring signs with RSA keys but cannot make them: the RustCrypto
+            // `rsa` crate generates the key, ring does the rest.
+            Self::Rsa2048 => {
+                use rsa::pkcs8::EncodePrivateKey as _;
+                let key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048)
+                    .map_err(|error| NucError::Rsa(error.to_string()))?;
+                let der = key
+                    .to_pkcs8_der()
+                    .map_err(|error| NucError::Rsa(error.to_string()))?;
+                Ok(KeyPair::from_pkcs8_der_and_sign_algo(
+                    &rustls_pki_types::PrivatePkcs8KeyDer::from(der.as_bytes()),
+                    &rcgen::PKCS_RSA_SHA256,
+                )?)
+            }
+        }
     }
+}
+
+/// What a certificate's key is for. The national CA issues separate
+/// authentication (AUTH) and signing (RSA/GOST "sign") certificates; only a
+/// signing certificate may sign envelopes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Purpose {
+    /// digitalSignature + nonRepudiation, EKU emailProtection.
+    #[default]
+    Signing,
+    /// digitalSignature + keyEncipherment, EKU clientAuth.
+    Authentication,
 }
 
 /// Who a certificate is issued to.
@@ -77,6 +133,7 @@ pub struct IdentitySpec {
     /// The employer's name (`O`).
     pub organization: Option<String>,
     pub algorithm: KeyAlgorithm,
+    pub purpose: Purpose,
     pub not_before: OffsetDateTime,
     pub not_after: OffsetDateTime,
 }
@@ -91,6 +148,7 @@ impl IdentitySpec {
             common_name: common_name.to_owned(),
             organization: None,
             algorithm: KeyAlgorithm::Ed25519,
+            purpose: Purpose::Signing,
             not_before: now - Duration::hours(1),
             not_after: now + Duration::days(365),
         }
@@ -175,20 +233,33 @@ fn random_serial() -> Result<SerialNumber, NucError> {
     Ok(SerialNumber::from_slice(&bytes))
 }
 
-/// The test НУЦ: a root and an issuing CA.
+/// The test НУЦ: a root and an issuing CA, and the register of what the
+/// issuing CA issued and revoked.
 #[derive(Debug)]
 pub struct CertificateAuthority {
     root_der: Vec<u8>,
     issuing_der: Vec<u8>,
     issuing: Issuer<'static, KeyPair>,
+    register: RevocationRegistry,
+    /// Base URL put into certificates' CRL distribution point and OCSP-style
+    /// access information (e.g. `http://127.0.0.1:7700`).
+    public_url: Option<String>,
 }
 
 const ROOT_FILE: &str = "root.cert.pem";
 const ISSUING_FILE: &str = "issuing.cert.pem";
 const ISSUING_KEY_FILE: &str = "issuing.key.pem";
 
+/// The HTTP paths the gateway serves for the НУЦ, below its public URL.
+pub const CRL_PATH: &str = "/nuc/crl";
+/// Where the issuing CA certificate is served (AIA caIssuers).
+pub const CA_ISSUERS_PATH: &str = "/nuc/issuing.cer";
+/// The status query (the gRPC `shep.nuc.v1.Nuc/GetStatus` is the same data).
+pub const STATUS_PATH: &str = "/nuc/status";
+
 impl CertificateAuthority {
-    /// Creates a new root and issuing CA (Ed25519), valid for ten years.
+    /// Creates a new root and issuing CA (Ed25519), valid for ten years, with
+    /// an in-memory register.
     pub fn generate() -> Result<Self, NucError> {
         let now = OffsetDateTime::now_utc();
         let ca_params = |common_name: &str| -> Result<CertificateParams, NucError> {
@@ -220,6 +291,8 @@ impl CertificateAuthority {
             root_der: root_cert.der().to_vec(),
             issuing_der: issuing_cert.der().to_vec(),
             issuing: Issuer::new(issuing_params, issuing_key),
+            register: RevocationRegistry::open(None)?,
+            public_url: None,
         })
     }
 
@@ -232,12 +305,13 @@ impl CertificateAuthority {
             path: dir.display().to_string(),
             source,
         })?;
-        let ca = Self::generate()?;
+        let mut ca = Self::generate()?;
         ca.save(dir)?;
+        ca.register = RevocationRegistry::open(Some(dir))?;
         Ok(ca)
     }
 
-    /// Loads a CA saved by [`CertificateAuthority::save`].
+    /// Loads a CA saved by [`CertificateAuthority::save`], with its register.
     pub fn load(dir: &Path) -> Result<Self, NucError> {
         let root_der = first_certificate(&dir.join(ROOT_FILE))?;
         let issuing_der = first_certificate(&dir.join(ISSUING_FILE))?;
@@ -247,6 +321,8 @@ impl CertificateAuthority {
             root_der,
             issuing_der,
             issuing,
+            register: RevocationRegistry::open(Some(dir))?,
+            public_url: None,
         })
     }
 
@@ -260,6 +336,13 @@ impl CertificateAuthority {
         )
     }
 
+    /// Sets the base URL written into issued certificates' CRL distribution
+    /// point and authority information access.
+    pub fn with_public_url(mut self, url: &str) -> Self {
+        self.public_url = Some(url.trim_end_matches('/').to_owned());
+        self
+    }
+
     /// The root certificate (the trust anchor), DER.
     pub fn root_der(&self) -> &[u8] {
         &self.root_der
@@ -270,7 +353,7 @@ impl CertificateAuthority {
         &self.issuing_der
     }
 
-    /// Issues a key and certificate for `spec`.
+    /// Issues a key and certificate for `spec` and records it.
     pub fn issue(&self, spec: &IdentitySpec) -> Result<IssuedIdentity, NucError> {
         let key = spec.algorithm.generate()?;
         let mut params = CertificateParams::default();
@@ -289,24 +372,156 @@ impl CertificateAuthority {
         }
         params.distinguished_name = name;
         params.is_ca = IsCa::ExplicitNoCa;
-        params.key_usages = vec![
-            KeyUsagePurpose::DigitalSignature,
-            KeyUsagePurpose::ContentCommitment,
-        ];
-        params.extended_key_usages = vec![
-            ExtendedKeyUsagePurpose::ClientAuth,
-            ExtendedKeyUsagePurpose::EmailProtection,
-        ];
+        (params.key_usages, params.extended_key_usages) = match spec.purpose {
+            Purpose::Signing => (
+                vec![
+                    KeyUsagePurpose::DigitalSignature,
+                    KeyUsagePurpose::ContentCommitment,
+                ],
+                vec![ExtendedKeyUsagePurpose::EmailProtection],
+            ),
+            Purpose::Authentication => (
+                vec![
+                    KeyUsagePurpose::DigitalSignature,
+                    KeyUsagePurpose::KeyEncipherment,
+                ],
+                vec![ExtendedKeyUsagePurpose::ClientAuth],
+            ),
+        };
+        let policies: &[&[u64]] = if spec.bin.is_some() {
+            &[POLICY_EMPLOYEE, POLICY_EMPLOYEE_ORDINARY]
+        } else {
+            &[POLICY_INDIVIDUAL]
+        };
+        params
+            .custom_extensions
+            .push(certificate_policies(policies));
+        if let Some(url) = &self.public_url {
+            params.crl_distribution_points = vec![CrlDistributionPoint {
+                uris: vec![format!("{url}{CRL_PATH}")],
+            }];
+            params.custom_extensions.push(authority_info_access(
+                &format!("{url}{STATUS_PATH}"),
+                &format!("{url}{CA_ISSUERS_PATH}"),
+            ));
+        }
         params.not_before = spec.not_before;
         params.not_after = spec.not_after;
-        params.serial_number = Some(random_serial()?);
+        let serial = random_serial()?;
+        params.serial_number = Some(serial.clone());
         let certificate = params.signed_by(&key, &self.issuing)?;
+        self.register.record_issued(IssuedRecord {
+            serial: serial.to_bytes(),
+            subject: format!(
+                "CN={}, SERIALNUMBER=IIN{}{}",
+                spec.common_name,
+                spec.iin,
+                spec.bin
+                    .as_ref()
+                    .map(|bin| format!(", OU=BIN{bin}"))
+                    .unwrap_or_default()
+            ),
+            not_after: spec.not_after,
+        })?;
         Ok(IssuedIdentity {
             key,
             certificate_der: certificate.der().to_vec(),
             chain_der: vec![self.issuing_der.clone()],
         })
     }
+
+    /// Revokes the certificate with `serial`.
+    pub fn revoke(
+        &self,
+        serial: &[u8],
+        reason: RevocationReason,
+    ) -> Result<CertificateStatus, NucError> {
+        self.register
+            .revoke(serial, reason, OffsetDateTime::now_utc())
+    }
+
+    /// The status of the certificate with `serial`.
+    pub fn status(&self, serial: &[u8]) -> CertificateStatus {
+        self.register.status(serial)
+    }
+
+    /// What the register holds about `serial`: the subject, if issued here.
+    pub fn issued_subject(&self, serial: &[u8]) -> Option<String> {
+        self.register.issued(serial).map(|record| record.subject)
+    }
+
+    /// A CRL of every revocation, signed by the issuing CA, valid for a day.
+    pub fn crl(&self) -> Result<Vec<u8>, NucError> {
+        let now = OffsetDateTime::now_utc();
+        let params = CertificateRevocationListParams {
+            this_update: now,
+            next_update: now + Duration::days(1),
+            // Increasing with time, as RFC 5280 asks of CRL numbers.
+            crl_number: SerialNumber::from(now.unix_timestamp() as u64),
+            issuing_distribution_point: None,
+            revoked_certs: self
+                .register
+                .revoked()
+                .into_iter()
+                .map(|(serial, at, reason)| RevokedCertParams {
+                    serial_number: SerialNumber::from_slice(&serial),
+                    revocation_time: at,
+                    reason_code: Some(reason.to_rcgen()),
+                    invalidity_date: None,
+                })
+                .collect(),
+            key_identifier_method: KeyIdMethod::Sha256,
+        };
+        Ok(params.signed_by(&self.issuing)?.der().to_vec())
+    }
+}
+
+/// The serial number of a DER certificate.
+pub fn serial_of(certificate_der: &[u8]) -> Result<Vec<u8>, NucError> {
+    x509_parser::parse_x509_certificate(certificate_der)
+        .map(|(_, certificate)| certificate.raw_serial().to_vec())
+        .map_err(|error| NucError::BadCertificate(error.to_string()))
+}
+
+fn oid(components: &[u64]) -> yasna::models::ObjectIdentifier {
+    yasna::models::ObjectIdentifier::from_slice(components)
+}
+
+/// certificatePolicies: a SEQUENCE of PolicyInformation with the owner-type OIDs.
+fn certificate_policies(policies: &[&[u64]]) -> CustomExtension {
+    let content = yasna::construct_der(|writer| {
+        writer.write_sequence(|writer| {
+            for policy in policies {
+                writer
+                    .next()
+                    .write_sequence(|writer| writer.next().write_oid(&oid(policy)));
+            }
+        });
+    });
+    CustomExtension::from_oid_content(CERTIFICATE_POLICIES_OID, content)
+}
+
+/// authorityInfoAccess: the status responder and the issuer certificate URLs.
+fn authority_info_access(status_url: &str, ca_issuers_url: &str) -> CustomExtension {
+    let content = yasna::construct_der(|writer| {
+        writer.write_sequence(|writer| {
+            for (method, url) in [
+                (ACCESS_OCSP_OID, status_url),
+                (ACCESS_CA_ISSUERS_OID, ca_issuers_url),
+            ] {
+                writer.next().write_sequence(|writer| {
+                    writer.next().write_oid(&oid(method));
+                    // GeneralName uniformResourceIdentifier: [6] IMPLICIT IA5String.
+                    writer
+                        .next()
+                        .write_tagged_implicit(yasna::Tag::context(6), |writer| {
+                            writer.write_ia5_string(url)
+                        });
+                });
+            }
+        });
+    });
+    CustomExtension::from_oid_content(AUTHORITY_INFO_ACCESS_OID, content)
 }
 
 fn first_certificate(path: &Path) -> Result<Vec<u8>, NucError> {
@@ -347,6 +562,8 @@ impl Signer {
             SignatureAlgorithm::Ed25519
         } else if key.algorithm() == &rcgen::PKCS_ECDSA_P256_SHA256 {
             SignatureAlgorithm::EcdsaP256Sha256
+        } else if key.algorithm() == &rcgen::PKCS_RSA_SHA256 {
+            SignatureAlgorithm::RsaPkcs1Sha256
         } else {
             return Err(NucError::UnsupportedKey);
         };

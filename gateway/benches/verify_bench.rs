@@ -1,0 +1,151 @@
+//! What the signature check costs per envelope, by algorithm, with and
+//! without the revocation status cache; and what a sync lookup through the
+//! gateway engine costs with every check on and with signature checks off.
+//! In-process (no network), so it measures the checks, not the transport.
+//!
+//! Run: `cargo bench -p shep-gateway --bench verify_bench`
+
+use std::collections::HashMap;
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use prost::Message;
+use shep_adapters::InProcess;
+use shep_adapters::nuc::InProcessNuc;
+use shep_gateway::config::GatewayConfig;
+use shep_gateway::engine::Engine;
+use shep_gateway::revocation::RevocationCheck;
+use shep_gateway::routes::{DEFAULT_ROUTES, RoutingTable};
+use shep_gateway::verify::SignatureVerifier;
+use shep_proto::envelope::v1::{Body, Channel, MessageType, Payload, Sender, Subject, subject};
+use shep_registries::gbdfl::PersonRegistry;
+use shep_registries::nuc::{CertificateAuthority, IdentitySpec, KeyAlgorithm, Signer};
+use time::OffsetDateTime;
+
+const APPLICANT: &str = "850315301235";
+
+fn body() -> Body {
+    Body {
+        message_id: uuid::Uuid::new_v4().to_string(),
+        service_id: "GbdflInfoByIin_v1".to_owned(),
+        message_type: MessageType::Request as i32,
+        message_date: Some(prost_types::Timestamp::from(SystemTime::now())),
+        sender: Some(Sender {
+            sender_id: "pep".to_owned(),
+        }),
+        subject: Some(Subject {
+            id: Some(subject::Id::Iin(APPLICANT.to_owned())),
+        }),
+        channel: Channel::Portal as i32,
+        // About 1 KiB, like the peer calibration's payload.
+        payload: Some(Payload {
+            content_type: "application/json".to_owned(),
+            data: vec![b'x'; 1000],
+        }),
+        ..Body::default()
+    }
+}
+
+fn signer(ca: &CertificateAuthority, algorithm: KeyAlgorithm) -> Signer {
+    let mut spec = IdentitySpec::individual(APPLICANT, "СЕРИКБАЕВ НУРЛАН");
+    spec.algorithm = algorithm;
+    ca.issue(&spec).unwrap().signer().unwrap()
+}
+
+const ALGORITHMS: [(&str, KeyAlgorithm); 3] = [
+    ("ed25519", KeyAlgorithm::Ed25519),
+    ("ecdsa-p256", KeyAlgorithm::EcdsaP256),
+    ("rsa-2048", KeyAlgorithm::Rsa2048),
+];
+
+fn verification(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let ca = Arc::new(CertificateAuthority::generate().unwrap());
+    let verifier = SignatureVerifier::new(
+        &[ca.root_der().to_vec()],
+        &[ca.issuing_der().to_vec()],
+        Duration::from_secs(300),
+    )
+    .unwrap();
+    let cached = RevocationCheck::new(
+        InProcessNuc::new(ca.clone()).boxed(),
+        Duration::from_secs(60),
+    );
+    let uncached = RevocationCheck::new(InProcessNuc::new(ca.clone()).boxed(), Duration::ZERO);
+    let mut group = c.benchmark_group("verify");
+    group.throughput(Throughput::Elements(1));
+    for (name, algorithm) in ALGORITHMS {
+        let bytes = body().encode_to_vec();
+        let signature = signer(&ca, algorithm).sign(&bytes).unwrap();
+        let now = OffsetDateTime::now_utc();
+        for (cache, check) in [("status-cached", &cached), ("status-uncached", &uncached)] {
+            group.bench_with_input(BenchmarkId::new(name, cache), &bytes, |b, bytes| {
+                b.iter(|| {
+                    let signer = verifier
+                        .verify(Some(black_box(&signature)), black_box(bytes), now)
+                        .unwrap();
+                    runtime.block_on(check.check(&signer.serial)).unwrap();
+                });
+            });
+        }
+    }
+    group.finish();
+}
+
+fn engine(ca: &Arc<CertificateAuthority>, verify_signatures: bool) -> Engine {
+    let mut config = GatewayConfig::default();
+    config.checks.verify_signatures = verify_signatures;
+    let mut registries = HashMap::new();
+    registries.insert(
+        "gbdfl".to_owned(),
+        InProcess::new("gbdfl", Arc::new(PersonRegistry::builtin())).boxed(),
+    );
+    let routes = RoutingTable::from_toml(DEFAULT_ROUTES, "embedded", &["gbdfl"]).unwrap();
+    let verifier = SignatureVerifier::new(
+        &[ca.root_der().to_vec()],
+        &[ca.issuing_der().to_vec()],
+        Duration::from_secs(300),
+    )
+    .unwrap();
+    let revocation = RevocationCheck::new(
+        InProcessNuc::new(ca.clone()).boxed(),
+        Duration::from_secs(60),
+    );
+    Engine::new(&config, routes, verifier, revocation, registries)
+}
+
+fn gateway_call(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let ca = Arc::new(CertificateAuthority::generate().unwrap());
+    let mut group = c.benchmark_group("engine_call");
+    group.throughput(Throughput::Elements(1));
+    for (name, algorithm) in ALGORITHMS {
+        let envelope = signer(&ca, algorithm).seal(&body()).unwrap();
+        for (checks, on) in [("checks-on", true), ("checks-off", false)] {
+            if !on && name != "ed25519" {
+                continue;
+            }
+            let engine = engine(&ca, on);
+            group.bench_function(BenchmarkId::new(name, checks), |b| {
+                b.iter(|| {
+                    let response = runtime
+                        .block_on(engine.call(black_box(envelope.clone())))
+                        .unwrap();
+                    black_box(response);
+                });
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, verification, gateway_call);
+criterion_main!(benches);

@@ -1,0 +1,125 @@
+//! Teams outside Rust sign envelopes too: `tests/python/sign_envelope.py`
+//! (only the `cryptography` and `protobuf` packages) signs an envelope that
+//! the gateway accepts, and a byte changed after signing is refused.
+//!
+//! This test fails, rather than skips, without python3 or the packages:
+//! `.ci/run` installs them (`python3 -m pip install --quiet cryptography protobuf`).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use prost::Message;
+use shep_proto::envelope::v1::{Body, Channel, MessageType, SignatureAlgorithm, SignedEnvelope};
+use shep_tests::*;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use tonic::Code;
+
+const INSTALL_HINT: &str = "`.ci/run` installs them: python3 -m pip install --quiet cryptography protobuf";
+
+fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("python/sign_envelope.py")
+}
+
+/// Fails with a hint when python3 or its packages are missing.
+fn require_python() {
+    let output = Command::new("python3")
+        .args(["-c", "import cryptography, google.protobuf"])
+        .output()
+        .unwrap_or_else(|error| panic!("python3 is not runnable ({error}); {INSTALL_HINT}"));
+    assert!(
+        output.status.success(),
+        "python3 lacks the `cryptography` or `protobuf` package ({}); {INSTALL_HINT}",
+        String::from_utf8_lossy(&output.stderr).trim()
+    );
+}
+
+/// Runs the script for the demo applicant and returns the envelope it wrote.
+async fn python_envelope(gw: &TestGateway, message_id: &str, date: OffsetDateTime) -> Vec<u8> {
+    let descriptors = gw.temp_dir().join("shep.desc");
+    std::fs::write(&descriptors, shep_proto::FILE_DESCRIPTOR_SET).unwrap();
+    let (key, cert) = gw.data_dir().identity("applicant");
+    let date = date.format(&Rfc3339).unwrap();
+    let mut command = Command::new("python3");
+    command.arg(script());
+    for (flag, value) in [
+        ("--descriptors", descriptors.to_str().unwrap()),
+        ("--key", key.to_str().unwrap()),
+        ("--cert", cert.to_str().unwrap()),
+        ("--message-id", message_id),
+        ("--service", ESIL_SERVICE),
+        ("--iin", APPLICANT_IIN),
+        ("--date", date.as_str()),
+    ] {
+        command.args([flag, value]);
+    }
+    let output = tokio::task::spawn_blocking(move || command.output())
+        .await
+        .unwrap()
+        .expect("running python3");
+    assert!(
+        output.status.success(),
+        "sign_envelope.py failed ({}): {}\n({INSTALL_HINT})",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output.stdout
+}
+
+#[tokio::test]
+async fn an_envelope_signed_in_python_is_accepted_and_a_changed_byte_is_not() {
+    require_python();
+    let gw = TestGateway::start().await;
+    let message_id = new_message_id();
+    let now = OffsetDateTime::now_utc();
+    let bytes = python_envelope(&gw, &message_id, now).await;
+
+    // What Python wrote is a SignedEnvelope with the body we asked for.
+    let envelope = SignedEnvelope::decode(bytes.as_slice()).expect("a SignedEnvelope");
+    let body = Body::decode(envelope.body.as_slice()).expect("a Body");
+    assert_eq!(body.message_id, message_id);
+    assert_eq!(body.service_id, ESIL_SERVICE);
+    assert_eq!(body.message_type(), MessageType::Request);
+    assert_eq!(body.channel(), Channel::Portal);
+    assert_eq!(body.sender.as_ref().unwrap().sender_id, "pep");
+    assert_eq!(body.subject, Some(iin(APPLICANT_IIN)));
+    assert_eq!(
+        body.message_date.as_ref().map(|date| date.seconds),
+        Some(now.unix_timestamp())
+    );
+    let signature = envelope.signature.as_ref().expect("signed");
+    assert_eq!(signature.algorithm(), SignatureAlgorithm::Ed25519);
+    let (_, cert) = gw.data_dir().identity("applicant");
+    let pem_chain = shep_registries::nuc::certificates(&cert).unwrap();
+    assert_eq!(signature.certificate_der, pem_chain[0]);
+    assert_eq!(signature.chain_der, pem_chain[1..]);
+
+    let receipt = gw
+        .gateway()
+        .submit(envelope.clone())
+        .await
+        .unwrap_or_else(|status| panic!("the Python envelope was refused: {}", describe(&status)))
+        .into_inner();
+    assert_eq!(receipt.message_id, message_id);
+    assert_eq!(receipt.provider_id, ESIL_PROVIDER);
+    let application = gw.status(&message_id).await;
+    assert_eq!(application.sender_id, "pep");
+
+    // One byte of the body changed after signing: a digit of the message id,
+    // so the body still parses and names a fresh application.
+    let mut tampered = envelope;
+    let at = tampered
+        .body
+        .windows(message_id.len())
+        .position(|window| window == message_id.as_bytes())
+        .expect("the message id is in the body");
+    let digit = &mut tampered.body[at];
+    *digit = if *digit == b'0' { b'1' } else { b'0' };
+    let changed = Body::decode(tampered.body.as_slice()).expect("still a Body");
+    assert_ne!(changed.message_id, message_id);
+    refusal(
+        gw.gateway().submit(tampered).await,
+        Code::Unauthenticated,
+        "SIGNATURE_INVALID",
+    );
+}
