@@ -76,6 +76,12 @@ enum Command {
         #[command(subcommand)]
         command: certs::CertsCommand,
     },
+    /// Writes the FileDescriptorSet of every shep proto (for dynamic protobuf
+    /// in other languages, e.g. tests/python/sign_envelope.py).
+    Descriptors {
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Signs a serialized `shep.envelope.v1.Body` and writes the `SignedEnvelope`.
     Sign {
         /// PKCS#8 PEM key.
@@ -267,6 +273,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Registry { registry, listen } => serve_registry(registry, listen).await,
         Command::Certs { command } => certs::run(command).await,
+        Command::Descriptors { out } => {
+            std::fs::write(&out, shep_proto::FILE_DESCRIPTOR_SET)
+                .with_context(|| format!("writing `{}`", out.display()))?;
+            println!("wrote `{}`", out.display());
+            Ok(())
+        }
         Command::Sign {
             key,
             cert,
