@@ -87,6 +87,12 @@ enum Command {
         #[command(subcommand)]
         command: certs::CertsCommand,
     },
+    /// Writes the FileDescriptorSet of every shep proto (for dynamic protobuf
+    /// in other languages, e.g. tests/python/sign_envelope.py).
+    Descriptors {
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Signs a serialized `shep.envelope.v1.Body` and writes the `SignedEnvelope`.
     Sign {
         /// PKCS#8 PEM key.
@@ -386,6 +392,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Registry(args) => serve_registry(args).await,
         Command::Population { command } => population(command),
         Command::Certs { command } => certs::run(command).await,
+        Command::Descriptors { out } => {
+            std::fs::write(&out, shep_proto::FILE_DESCRIPTOR_SET)
+                .with_context(|| format!("writing `{}`", out.display()))?;
+            println!("wrote `{}`", out.display());
+            Ok(())
+        }
         Command::Sign {
             key,
             cert,

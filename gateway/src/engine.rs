@@ -832,11 +832,17 @@ impl Engine {
             _ => {}
         }
         if let Some(result) = &report.result {
-            self.verifier.verify(
-                result.signature.as_ref(),
-                &result.content,
-                inbound.signed_at,
-            )?;
+            // The result is signed by an employee of the provider, like the report.
+            let author = self
+                .verify_bytes(
+                    result.signature.as_ref(),
+                    &result.content,
+                    inbound.signed_at,
+                )
+                .await?;
+            if self.verify_signatures {
+                Self::check_operator(&routes, &provider, &author)?;
+            }
         }
 
         let event = self.store.record(&application_id, |record| {

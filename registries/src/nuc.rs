@@ -173,9 +173,12 @@ pub struct IssuedIdentity {
 }
 
 impl IssuedIdentity {
-    /// The private key as PKCS#8 PEM.
+    /// The private key as PKCS#8 PEM, in the form OpenSSL and Python's
+    /// `cryptography` read.
     pub fn key_pem(&self) -> String {
-        self.key.serialize_pem()
+        let der = self.key.serialize_der();
+        let der = pkcs8_v1(&der).unwrap_or(der);
+        pem::encode(&pem::Pem::new("PRIVATE KEY", der))
     }
 
     /// The certificate followed by its chain, as PEM.
@@ -203,6 +206,22 @@ impl IssuedIdentity {
             self.chain_der.clone(),
         )
     }
+}
+
+/// ring writes Ed25519 keys as PKCS#8 v2 (RFC 5958, with the public key),
+/// which OpenSSL 3.0 and Python's `cryptography` refuse. The same key without
+/// the public key is the v1 form of RFC 8410 they read (and ring reads too).
+fn pkcs8_v1(der: &[u8]) -> Option<Vec<u8>> {
+    use pkcs8::der::{Decode as _, Encode as _};
+    let info = pkcs8::PrivateKeyInfo::from_der(der).ok()?;
+    info.public_key?;
+    pkcs8::PrivateKeyInfo {
+        algorithm: info.algorithm,
+        private_key: info.private_key,
+        public_key: None,
+    }
+    .to_der()
+    .ok()
 }
 
 fn pem_certificate(der: &[u8]) -> String {
@@ -407,11 +426,11 @@ impl CertificateAuthority {
         }
         params.not_before = spec.not_before;
         params.not_after = spec.not_after;
-        let serial = random_serial()?;
-        params.serial_number = Some(serial.clone());
+        params.serial_number = Some(random_serial()?);
         let certificate = params.signed_by(&key, &self.issuing)?;
         self.register.record_issued(IssuedRecord {
-            serial: serial.to_bytes(),
+            // As the certificate carries it: DER drops leading zero bytes.
+            serial: serial_of(certificate.der())?,
             subject: format!(
                 "CN={}, SERIALNUMBER=IIN{}{}",
                 spec.common_name,

@@ -9,8 +9,8 @@
         --date 2026-03-02T10:15:00+05:00 --out envelope.bin
     shep send --envelope envelope.bin
 
-`shep.desc` is the FileDescriptorSet of the shep protos (`shep_proto::FILE_DESCRIPTOR_SET`,
-or `protoc --include_imports --descriptor_set_out=shep.desc`). The key is PKCS#8 PEM and
+`shep.desc` is the FileDescriptorSet of the shep protos: `shep descriptors --out shep.desc`
+(or `protoc --include_imports --descriptor_set_out=shep.desc`). The key is PKCS#8 PEM and
 the certificate file holds the signer's certificate, then its chain, as `shep certs issue`
 writes them. The signature covers the serialized Body bytes exactly as sent.
 """

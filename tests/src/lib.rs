@@ -7,7 +7,9 @@
 //! harness hands out typed gRPC clients, the demo participants, the test CA for
 //! extra certificates, a hand-driven provider connection ([`Subscription`]),
 //! and helpers for refusals ([`refusal`], [`reason`]), streams ([`next_within`],
-//! [`next_item`]) and polling ([`eventually`]).
+//! [`next_item`]) and polling ([`eventually`]). The `shep` binary runs as a
+//! process with [`run_shep`], and [`http_get`] speaks plain HTTP/1.1 to the
+//! endpoints served beside gRPC (the НУЦ's CRL and status).
 
 use std::fmt::Debug;
 use std::path::{Path, PathBuf};
@@ -23,10 +25,10 @@ use shep_proto::envelope::v1::{
     ApplicationStatus, Body, Channel, SignedEnvelope, StatusReport, Subject,
 };
 use shep_proto::gateway::v1::gateway_client::GatewayClient;
-use shep_proto::nuc::v1::nuc_client::NucClient;
 use shep_proto::gateway::v1::{
     Application, GetStatusRequest, Receipt, StatusEvent, WatchRequest, watch_request,
 };
+use shep_proto::nuc::v1::nuc_client::NucClient;
 use shep_proto::provider::v1::provider_client::ProviderClient;
 use shep_proto::provider::v1::{
     Ack, Delivery, Hello, ReceiveStatus, ReportReceipt, ResendMessage, SubscribeRequest,
@@ -641,8 +643,7 @@ pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> HttpResponse {
         let mut stream = tokio::net::TcpStream::connect(addr).await?;
         stream
             .write_all(
-                format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                    .as_bytes(),
+                format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
             )
             .await?;
         let mut raw = Vec::new();
@@ -677,7 +678,11 @@ pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> HttpResponse {
         body = dechunk(&body).unwrap_or_else(|| panic!("GET {path}: bad chunked body"));
     } else if let Some((_, length)) = headers.iter().find(|(key, _)| key == "content-length") {
         let length: usize = length.parse().expect("a numeric content-length");
-        assert_eq!(body.len(), length, "GET {path}: body shorter than announced");
+        assert_eq!(
+            body.len(),
+            length,
+            "GET {path}: body shorter than announced"
+        );
     }
     HttpResponse {
         status,

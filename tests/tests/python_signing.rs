@@ -10,12 +10,14 @@ use std::process::Command;
 
 use prost::Message;
 use shep_proto::envelope::v1::{Body, Channel, MessageType, SignatureAlgorithm, SignedEnvelope};
+use shep_proto::nuc::v1::{IssueRequest, KeyAlgorithm};
 use shep_tests::*;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tonic::Code;
 
-const INSTALL_HINT: &str = "`.ci/run` installs them: python3 -m pip install --quiet cryptography protobuf";
+const INSTALL_HINT: &str =
+    "`.ci/run` installs them: python3 -m pip install --quiet cryptography protobuf";
 
 fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("python/sign_envelope.py")
@@ -34,11 +36,16 @@ fn require_python() {
     );
 }
 
-/// Runs the script for the demo applicant and returns the envelope it wrote.
-async fn python_envelope(gw: &TestGateway, message_id: &str, date: OffsetDateTime) -> Vec<u8> {
+/// Runs the script for the demo applicant's application, signed with `key`
+/// and `cert`, and returns the envelope it wrote.
+async fn python_envelope(
+    gw: &TestGateway,
+    (key, cert): (&Path, &Path),
+    message_id: &str,
+    date: OffsetDateTime,
+) -> Vec<u8> {
     let descriptors = gw.temp_dir().join("shep.desc");
     std::fs::write(&descriptors, shep_proto::FILE_DESCRIPTOR_SET).unwrap();
-    let (key, cert) = gw.data_dir().identity("applicant");
     let date = date.format(&Rfc3339).unwrap();
     let mut command = Command::new("python3");
     command.arg(script());
@@ -57,11 +64,16 @@ async fn python_envelope(gw: &TestGateway, message_id: &str, date: OffsetDateTim
         .await
         .unwrap()
         .expect("running python3");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let hint = if stderr.contains("ModuleNotFoundError") {
+        INSTALL_HINT
+    } else {
+        ""
+    };
     assert!(
         output.status.success(),
-        "sign_envelope.py failed ({}): {}\n({INSTALL_HINT})",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
+        "sign_envelope.py failed ({}): {stderr}{hint}",
+        output.status
     );
     output.stdout
 }
@@ -72,7 +84,8 @@ async fn an_envelope_signed_in_python_is_accepted_and_a_changed_byte_is_not() {
     let gw = TestGateway::start().await;
     let message_id = new_message_id();
     let now = OffsetDateTime::now_utc();
-    let bytes = python_envelope(&gw, &message_id, now).await;
+    let (key, cert) = gw.data_dir().identity("applicant");
+    let bytes = python_envelope(&gw, (&key, &cert), &message_id, now).await;
 
     // What Python wrote is a SignedEnvelope with the body we asked for.
     let envelope = SignedEnvelope::decode(bytes.as_slice()).expect("a SignedEnvelope");
@@ -89,7 +102,6 @@ async fn an_envelope_signed_in_python_is_accepted_and_a_changed_byte_is_not() {
     );
     let signature = envelope.signature.as_ref().expect("signed");
     assert_eq!(signature.algorithm(), SignatureAlgorithm::Ed25519);
-    let (_, cert) = gw.data_dir().identity("applicant");
     let pem_chain = shep_registries::nuc::certificates(&cert).unwrap();
     assert_eq!(signature.certificate_der, pem_chain[0]);
     assert_eq!(signature.chain_der, pem_chain[1..]);
@@ -105,20 +117,68 @@ async fn an_envelope_signed_in_python_is_accepted_and_a_changed_byte_is_not() {
     let application = gw.status(&message_id).await;
     assert_eq!(application.sender_id, "pep");
 
-    // One byte of the body changed after signing: a digit of the message id,
-    // so the body still parses and names a fresh application.
-    let mut tampered = envelope;
-    let at = tampered
+    refusal(
+        gw.gateway()
+            .submit(with_one_byte_changed(envelope, &message_id))
+            .await,
+        Code::Unauthenticated,
+        "SIGNATURE_INVALID",
+    );
+}
+
+/// `envelope` with one byte of its body changed after signing: a digit of the
+/// message id, so the body still parses and names a fresh application.
+fn with_one_byte_changed(mut envelope: SignedEnvelope, message_id: &str) -> SignedEnvelope {
+    let at = envelope
         .body
         .windows(message_id.len())
         .position(|window| window == message_id.as_bytes())
         .expect("the message id is in the body");
-    let digit = &mut tampered.body[at];
+    let digit = &mut envelope.body[at];
     *digit = if *digit == b'0' { b'1' } else { b'0' };
-    let changed = Body::decode(tampered.body.as_slice()).expect("still a Body");
+    let changed = Body::decode(envelope.body.as_slice()).expect("still a Body");
     assert_ne!(changed.message_id, message_id);
+    envelope
+}
+
+#[tokio::test]
+async fn an_ecdsa_p256_envelope_signed_in_python_is_accepted() {
+    require_python();
+    let gw = TestGateway::start().await;
+    let issued = gw
+        .nuc()
+        .issue(gw.authorized(IssueRequest {
+            iin: APPLICANT_IIN.to_owned(),
+            algorithm: KeyAlgorithm::EcdsaP256 as i32,
+            ..IssueRequest::default()
+        }))
+        .await
+        .unwrap_or_else(|status| panic!("Nuc.Issue refused: {}", describe(&status)))
+        .into_inner();
+    let key = gw.temp_dir().join("p256.key.pem");
+    let cert = gw.temp_dir().join("p256.cert.pem");
+    std::fs::write(&key, issued.key_pem).unwrap();
+    std::fs::write(&cert, issued.certificate_pem).unwrap();
+
+    let message_id = new_message_id();
+    let bytes = python_envelope(&gw, (&key, &cert), &message_id, OffsetDateTime::now_utc()).await;
+    let envelope = SignedEnvelope::decode(bytes.as_slice()).expect("a SignedEnvelope");
+    assert_eq!(
+        envelope.signature.as_ref().unwrap().algorithm(),
+        SignatureAlgorithm::EcdsaP256Sha256
+    );
+    let receipt = gw
+        .gateway()
+        .submit(envelope.clone())
+        .await
+        .unwrap_or_else(|status| panic!("the Python envelope was refused: {}", describe(&status)))
+        .into_inner();
+    assert_eq!(receipt.message_id, message_id);
+
     refusal(
-        gw.gateway().submit(tampered).await,
+        gw.gateway()
+            .submit(with_one_byte_changed(envelope, &message_id))
+            .await,
         Code::Unauthenticated,
         "SIGNATURE_INVALID",
     );
