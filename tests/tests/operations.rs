@@ -241,7 +241,7 @@ async fn the_admin_api_lists_the_eleven_default_routes_and_gets_one() {
     );
     assert_eq!(route.default_provider, "");
     assert_eq!(route.deadline, "5 working-days");
-    assert_eq!(route.checks, ["service-centre: gbdfl"]);
+    assert_eq!(route.checks, ["service-centre: gbdfl, enis"]);
     assert!(route.name_ru.contains("опеке"), "{}", route.name_ru);
 
     let lookup = admin
