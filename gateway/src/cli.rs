@@ -740,8 +740,14 @@ async fn serve_registry(args: RegistryArgs) -> anyhow::Result<()> {
     };
     match args.registry {
         RegistryName::Gbdfl => {
-            serve_registry_on(listener, PersonRegistry::new(data.clone()), data, &token, shutdown)
-                .await
+            serve_registry_on(
+                listener,
+                PersonRegistry::new(data.clone()),
+                data,
+                &token,
+                shutdown,
+            )
+            .await
         }
         RegistryName::Gbdul => {
             let registry = LegalEntityRegistry::new(data.clone());
@@ -809,7 +815,10 @@ fn population(command: PopulationCommand) -> anyhow::Result<()> {
             population,
         } => {
             let data = population.data(1)?;
-            let slots = data.population().size().unwrap_or(shep_registries::population::MAX_SIZE);
+            let slots = data
+                .population()
+                .size()
+                .unwrap_or(shep_registries::population::MAX_SIZE);
             let mut shown = 0;
             let mut slot = from;
             while shown < count && slot < slots {

@@ -22,10 +22,10 @@ use time::format_description::well_known::Iso8601;
 use time::{Date, OffsetDateTime};
 use tower::ServiceExt;
 
+use crate::calendar::KZ_OFFSET;
 use crate::config::GatewayConfig;
 use crate::delivery::{Delivery, Pending, Settled};
 use crate::envelope::{self, Inbound, SubjectId, parse_uuid};
-use crate::calendar::KZ_OFFSET;
 use crate::error::{AttorneyProblem, GatewayError};
 use crate::lifecycle::{default_notification, provider_may_report};
 use crate::revocation::RevocationCheck;
@@ -483,7 +483,10 @@ impl Engine {
                     field: "power_of_attorney.number",
                     problem: "is the key of an ЕНИС lookup and is required".to_owned(),
                 })?;
-            (Key::PowerOfAttorneyNumber(number), "power_of_attorney.number")
+            (
+                Key::PowerOfAttorneyNumber(number),
+                "power_of_attorney.number",
+            )
         } else {
             match &inbound.subject {
                 SubjectId::Iin(iin) => (Key::Iin(iin.clone()), "subject"),
@@ -1010,8 +1013,7 @@ fn check_attorney(
             ),
         ));
     }
-    if !attorney.service_ids.is_empty() && !attorney.service_ids.iter().any(|id| id == service_id)
-    {
+    if !attorney.service_ids.is_empty() && !attorney.service_ids.iter().any(|id| id == service_id) {
         return Err(refuse(
             AttorneyProblem::ServiceNotCovered,
             format!(

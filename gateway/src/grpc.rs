@@ -16,13 +16,13 @@ use shep_proto::gateway::v1::{
     StatusEvent, WatchRequest, watch_request,
 };
 use shep_proto::provider::v1::provider_server::Provider;
-use shep_proto::registry::v1::{
-    AccessLogRequest, AccessLogResponse, ReloadFixturesRequest, ReloadFixturesResponse,
-};
 use shep_proto::provider::v1::{
     Ack, AckResponse, Delivery as DeliveryMessage, GetMessagesRequest, GetMessagesResponse,
     ReportReceipt, SubscribeRequest, SubscribeResponse, Welcome, subscribe_request,
     subscribe_response,
+};
+use shep_proto::registry::v1::{
+    AccessLogRequest, AccessLogResponse, ReloadFixturesRequest, ReloadFixturesResponse,
 };
 use time::OffsetDateTime;
 use tokio::sync::{broadcast, mpsc};
@@ -493,16 +493,12 @@ impl Admin for AdminGrpcAdapter {
     ) -> Result<Response<ReloadFixturesResponse>, Status> {
         self.authorize(&request)?;
         let documents = shep_registries::grpc::documents(request.get_ref());
-        let (summary, generation) = self
-            .registries
-            .data
-            .reload(&documents)
-            .map_err(|error| {
-                into_status(GatewayError::InvalidField {
-                    field: "fixtures",
-                    problem: error.to_string(),
-                })
-            })?;
+        let (summary, generation) = self.registries.data.reload(&documents).map_err(|error| {
+            into_status(GatewayError::InvalidField {
+                field: "fixtures",
+                problem: error.to_string(),
+            })
+        })?;
         tracing::info!(generation, in_process = ?self.registries.in_process, "fixtures reloaded");
         Ok(Response::new(shep_registries::grpc::reload_response(
             summary, generation,

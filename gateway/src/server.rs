@@ -166,11 +166,11 @@ pub struct RegistriesHandle {
     pub in_process: Vec<String>,
 }
 
-/// The registry adapters of `config` (remote where a URL is set, in-process
-/// otherwise), the in-process data, and the ids served in-process.
+/// The registry adapters of `config`, by id (remote where a URL is set,
+/// in-process otherwise), and the in-process registries' data.
 fn registry_adapters(
     config: &GatewayConfig,
-) -> anyhow::Result<(HashMap<String, RegistryAdapter>, Arc<RegistryData>, Vec<String>)> {
+) -> anyhow::Result<(HashMap<String, RegistryAdapter>, RegistriesHandle)> {
     let data = Arc::new(
         RegistryData::new(&config.population, config.audit.capacity)
             .context("loading the registries' population and fixtures")?,
@@ -184,20 +184,22 @@ fn registry_adapters(
             .and_then(|entry| entry.url.clone());
         let adapter = match (url, *id) {
             (Some(url), _) => Remote::new(id, &url)?.boxed(),
-            (None, "gbdfl") => InProcess::new(id, Arc::new(PersonRegistry::new(data.clone()))).boxed(),
+            (None, "gbdfl") => {
+                in_process.push((*id).to_owned());
+                InProcess::new(id, Arc::new(PersonRegistry::new(data.clone()))).boxed()
+            }
             (None, "gbdul") => {
+                in_process.push((*id).to_owned());
                 InProcess::new(id, Arc::new(LegalEntityRegistry::new(data.clone()))).boxed()
             }
             (None, _) => {
+                in_process.push((*id).to_owned());
                 InProcess::new(id, Arc::new(PowerOfAttorneyRegistry::new(data.clone()))).boxed()
             }
         };
-        if !config.registries.get(*id).is_some_and(|entry| entry.url.is_some()) {
-            in_process.push((*id).to_owned());
-        }
         adapters.insert((*id).to_owned(), adapter);
     }
-    Ok((adapters, data, in_process))
+    Ok((adapters, RegistriesHandle { data, in_process }))
 }
 
 /// A running gateway.
@@ -260,7 +262,7 @@ pub async fn start_on(
     std::fs::create_dir_all(&data_dir.0)
         .with_context(|| format!("creating data dir `{}`", data_dir.0.display()))?;
 
-    let (registries, data, in_process) = registry_adapters(&config)?;
+    let (registries, handle) = registry_adapters(&config)?;
     let routes = load_routes(&config, REGISTRY_IDS)?;
 
     let public_url = config
@@ -322,10 +324,7 @@ pub async fn start_on(
             engine.clone(),
             &token,
             config.routes.clone(),
-            RegistriesHandle {
-                data: data.clone(),
-                in_process: in_process.clone(),
-            },
+            handle.clone(),
         )))
         .add_service(NucServer::new(NucGrpcAdapter::new(ca.clone(), &token)));
     // Plain HTTP on the same port for what certificates point at (the CRL).
@@ -355,8 +354,8 @@ pub async fn start_on(
         addr,
         engine,
         admin_token: token,
-        registry_data: data,
-        in_process,
+        registry_data: handle.data,
+        in_process: handle.in_process,
         data_dir,
         ca,
         shutdown: Some(shutdown_tx),

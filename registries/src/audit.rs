@@ -116,8 +116,7 @@ impl AccessAudit {
             })
             .filter(|record| request.registry.is_empty() || record.registry == request.registry)
             .filter(|record| {
-                request.subject.is_empty()
-                    || record.subjects.iter().any(|subject| *subject == request.subject)
+                request.subject.is_empty() || record.subjects.contains(&request.subject)
             })
             .take(limit + 1)
             .cloned()
@@ -162,12 +161,19 @@ mod tests {
             audit.record(access(key, &context));
         }
         let all = audit.query(&AccessLogRequest::default());
-        let keys: Vec<&str> = all.records.iter().map(|record| record.key.as_str()).collect();
+        let keys: Vec<&str> = all
+            .records
+            .iter()
+            .map(|record| record.key.as_str())
+            .collect();
         assert_eq!(keys, ["e", "d", "c"]);
         assert_eq!(all.dropped, 2);
         assert_eq!(all.capacity, 3);
         assert_eq!(all.records[0].sequence, 5);
-        assert_eq!(all.records[0].context.as_ref().unwrap().requester_system, "is-con");
+        assert_eq!(
+            all.records[0].context.as_ref().unwrap().requester_system,
+            "is-con"
+        );
     }
 
     #[test]

@@ -165,11 +165,8 @@ impl RegistryData {
     pub fn builtin() -> Self {
         // The built-in fixtures are valid for the default configuration: a
         // unit test loads them.
-        Self::new(
-            &PopulationConfig::default(),
-            crate::audit::DEFAULT_CAPACITY,
-        )
-        .expect("the built-in fixtures load on the default population")
+        Self::new(&PopulationConfig::default(), crate::audit::DEFAULT_CAPACITY)
+            .expect("the built-in fixtures load on the default population")
     }
 
     fn load(
@@ -188,7 +185,10 @@ impl RegistryData {
 
     /// Re-reads the fixture files and applies `documents` after them. On
     /// error the fixtures in force stay.
-    pub fn reload(&self, documents: &[FixtureSource]) -> Result<(FixtureSummary, u64), FixtureError> {
+    pub fn reload(
+        &self,
+        documents: &[FixtureSource],
+    ) -> Result<(FixtureSummary, u64), FixtureError> {
         let fixtures = Self::load(&self.population, self.strictness, &self.files, documents)?;
         let summary = fixtures.summary();
         *self
@@ -292,7 +292,9 @@ impl RegistryData {
                     key: iin.clone(),
                     source,
                 })?;
-                self.person(iin).map(Record::Person).ok_or_else(|| no_data(iin))
+                self.person(iin)
+                    .map(Record::Person)
+                    .ok_or_else(|| no_data(iin))
             }
             (RegistryKind::LegalEntities, Some(Key::Bin(bin))) => {
                 parse_bin(bin, self.strictness).map_err(|source| RegistryError::InvalidKey {
@@ -306,7 +308,9 @@ impl RegistryData {
             (RegistryKind::PowersOfAttorney, Some(Key::PowerOfAttorneyNumber(number))) => {
                 if number.is_empty()
                     || number.chars().count() > 64
-                    || number.chars().any(|ch| ch.is_whitespace() || ch.is_control())
+                    || number
+                        .chars()
+                        .any(|ch| ch.is_whitespace() || ch.is_control())
                 {
                     return Err(RegistryError::InvalidNumber {
                         number: number.clone(),

@@ -265,10 +265,7 @@ fn syntax(source: &FixtureSource, path: &[Step], error: &serde_json::Error) -> F
         line: error.line(),
         column: error.column(),
         field: render(path),
-        problem: message
-            .strip_suffix(&suffix)
-            .unwrap_or(&message)
-            .to_owned(),
+        problem: message.strip_suffix(&suffix).unwrap_or(&message).to_owned(),
     }
 }
 

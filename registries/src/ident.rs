@@ -196,7 +196,13 @@ pub fn make_iin(birth_date: Date, sex: Sex, serial: u16) -> Option<String> {
 /// Builds a BIN from its registration year (two digits) and month, entity
 /// type (4-6), unit type (0-3) and 5-digit serial, or `None` when that prefix
 /// is never issued or a part is out of range.
-pub fn make_bin(year: u8, month: u8, entity_type: u8, unit_type: u8, serial: u32) -> Option<String> {
+pub fn make_bin(
+    year: u8,
+    month: u8,
+    entity_type: u8,
+    unit_type: u8,
+    serial: u32,
+) -> Option<String> {
     if year > 99
         || !(1..=12).contains(&month)
         || !(4..=6).contains(&entity_type)
@@ -354,7 +360,12 @@ mod tests {
         for id in ["940140000385", "990140004654"] {
             assert!(parse_iin(id, Strictness::Lenient).is_err());
         }
-        for id in ["791028302728", "061211600012", "910312400290", "900101300811"] {
+        for id in [
+            "791028302728",
+            "061211600012",
+            "910312400290",
+            "900101300811",
+        ] {
             assert!(parse_bin(id, Strictness::Lenient).is_err());
         }
     }

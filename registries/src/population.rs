@@ -178,7 +178,8 @@ impl Population {
 
     /// Whether the population says "no data" for `id` whatever it is.
     pub fn is_absent(&self, id: &str) -> bool {
-        self.absent_threshold != 0 && hash_id(self.seed, Purpose::Absent, id) < self.absent_threshold
+        self.absent_threshold != 0
+            && hash_id(self.seed, Purpose::Absent, id) < self.absent_threshold
     }
 
     /// The IIN in slot `index`, or `None` when the slot is outside the
@@ -191,7 +192,11 @@ impl Population {
         let serial = (index / PAIRS) as u16;
         let pair = self.permutation.forward(index % PAIRS);
         let birth_date = FIRST_BIRTH + Duration::days((pair / 2) as i64);
-        let sex = if pair % 2 == 0 { Sex::Male } else { Sex::Female };
+        let sex = if pair.is_multiple_of(2) {
+            Sex::Male
+        } else {
+            Sex::Female
+        };
         make_iin(birth_date, sex, serial)
     }
 
@@ -295,7 +300,11 @@ impl Population {
                 None => {
                     let span = (born_by - oldest).whole_days().max(1);
                     let birth = oldest + Duration::days(draw.range(0, span));
-                    let sex = if draw.chance(500) { Sex::Male } else { Sex::Female };
+                    let sex = if draw.chance(500) {
+                        Sex::Male
+                    } else {
+                        Sex::Female
+                    };
                     make_iin(birth, sex, draw.below(2_000) as u16)
                 }
             };

@@ -28,9 +28,7 @@ pub fn value(entry: &Entry) -> DictionaryValue {
 
 /// Finds `code` in a reference book.
 pub fn find(book: &[Entry], code: &str) -> Option<DictionaryValue> {
-    book.iter()
-        .find(|entry| entry.0 == code)
-        .map(|entry| value(entry))
+    book.iter().find(|entry| entry.0 == code).map(value)
 }
 
 pub const KAZAKHSTAN: Entry = ("398", "Казахстан", "Қазақстан");
@@ -396,7 +394,9 @@ pub const REGIONS: &[Region] = &[
 
 /// The region whose prefix starts `kato`, if known.
 pub fn region_of(kato: &str) -> Option<&'static Region> {
-    REGIONS.iter().find(|region| kato.starts_with(region.prefix))
+    REGIONS
+        .iter()
+        .find(|region| kato.starts_with(region.prefix))
 }
 
 /// The region's dictionary value.
@@ -439,8 +439,14 @@ pub const STATE_SPHERES: &[(&str, &str)] = &[
         "занятости и социальных программ",
         "жұмыспен қамту және әлеуметтік бағдарламалар",
     ),
-    ("архитектуры и градостроительства", "сәулет және қала құрылысы"),
-    ("культуры и развития языков", "мәдениет және тілдерді дамыту"),
+    (
+        "архитектуры и градостроительства",
+        "сәулет және қала құрылысы",
+    ),
+    (
+        "культуры и развития языков",
+        "мәдениет және тілдерді дамыту",
+    ),
     ("физической культуры и спорта", "дене шынықтыру және спорт"),
     (
         "жилищно-коммунального хозяйства",
@@ -450,13 +456,43 @@ pub const STATE_SPHERES: &[(&str, &str)] = &[
 
 /// Parts of company names (transliterated, the same in both languages).
 pub const NAME_STEMS: &[&str] = &[
-    "Астана", "Алтын", "Нур", "Сарыарка", "Жулдыз", "Казына", "Береке", "Самал", "Атамекен",
-    "Тулпар", "Дала", "Каспий", "Алатау", "Кокше", "Есиль", "Евразия", "Тумар", "Бастау",
-    "Шапагат", "Керуен",
+    "Астана",
+    "Алтын",
+    "Нур",
+    "Сарыарка",
+    "Жулдыз",
+    "Казына",
+    "Береке",
+    "Самал",
+    "Атамекен",
+    "Тулпар",
+    "Дала",
+    "Каспий",
+    "Алатау",
+    "Кокше",
+    "Есиль",
+    "Евразия",
+    "Тумар",
+    "Бастау",
+    "Шапагат",
+    "Керуен",
 ];
 pub const NAME_SUFFIXES: &[&str] = &[
-    "Трейд", "Строй", "Сервис", "Агро", "Логистик", "Энерго", "Мунай", "Фарм", "Консалт",
-    "Инвест", "Тех", "Медиа", "Транс", "Групп", "Продукт",
+    "Трейд",
+    "Строй",
+    "Сервис",
+    "Агро",
+    "Логистик",
+    "Энерго",
+    "Мунай",
+    "Фарм",
+    "Консалт",
+    "Инвест",
+    "Тех",
+    "Медиа",
+    "Транс",
+    "Групп",
+    "Продукт",
 ];
 
 /// Foreign companies behind non-resident branches and offices.

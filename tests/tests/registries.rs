@@ -163,7 +163,11 @@ async fn an_applicant_unknown_to_gbdfl_ends_the_service_centre_flow() {
         Code::NotFound,
         "NO_DATA",
     );
-    assert!(status.message().contains("791028302728"), "{}", status.message());
+    assert!(
+        status.message().contains("791028302728"),
+        "{}",
+        status.message()
+    );
     // Any other valid IIN is a synthetic person: the flow goes on to the
     // provider choice by the region ГБД ФЛ gives.
     let synthetic = "061211600012";
@@ -227,8 +231,13 @@ async fn each_registry_answers_its_lookup_through_the_gateway() {
     let operator = gateway.operator();
 
     let body = operator.request("GbdulInfoByBin_v2", bin(ENTITY_BIN));
-    let response = call(&gateway, &operator, body).await.expect("ГБД ЮЛ lookup");
-    assert_eq!(response.response_info.unwrap().status.unwrap().code, "00000");
+    let response = call(&gateway, &operator, body)
+        .await
+        .expect("ГБД ЮЛ lookup");
+    assert_eq!(
+        response.response_info.unwrap().status.unwrap().code,
+        "00000"
+    );
     let Some(Record::LegalEntity(entity)) = response.lookup.unwrap().record else {
         panic!("expected a legal entity");
     };
@@ -237,7 +246,9 @@ async fn each_registry_answers_its_lookup_through_the_gateway() {
 
     // A synthetic entity for any valid BIN.
     let body = operator.request("GbdulInfoByBin_v2", bin("940140000385"));
-    let response = call(&gateway, &operator, body).await.expect("synthetic entity");
+    let response = call(&gateway, &operator, body)
+        .await
+        .expect("synthetic entity");
     let Some(Record::LegalEntity(entity)) = response.lookup.unwrap().record else {
         panic!("expected a legal entity");
     };
@@ -260,7 +271,11 @@ async fn each_registry_answers_its_lookup_through_the_gateway() {
         "850315301235-02",
         "",
     );
-    refusal(call(&gateway, &operator, body).await, Code::NotFound, "NO_DATA");
+    refusal(
+        call(&gateway, &operator, body).await,
+        Code::NotFound,
+        "NO_DATA",
+    );
     let body = operator.request("EnisPowerOfAttorney_v1", iin(APPLICANT_IIN));
     let status = refusal(
         call(&gateway, &operator, body).await,
@@ -282,7 +297,11 @@ async fn each_registry_answers_its_lookup_through_the_gateway() {
         .await
         .expect("the audit")
         .into_inner();
-    assert_eq!(log.records.len(), 2, "both ЕНИС lookups name the representative");
+    assert_eq!(
+        log.records.len(),
+        2,
+        "both ЕНИС lookups name the representative"
+    );
     let record = &log.records[0];
     assert_eq!(record.registry, "enis");
     assert_eq!(record.key, "850315301235-02");
@@ -356,7 +375,14 @@ async fn fixtures_reload_through_the_admin_api_and_a_bad_file_keeps_the_old_data
         .configure(move |config| config.population.fixtures = vec![path])
         .start()
         .await;
-    let surname = || gateway.running.registry_data.person("061211600012").unwrap().surname;
+    let surname = || {
+        gateway
+            .running
+            .registry_data
+            .person("061211600012")
+            .unwrap()
+            .surname
+    };
     assert_eq!(surname(), "Командная");
     // The fixture moved her to region 59: the ЦОН flow routes her there.
     let receipt = apply(&gateway, ESIL_SERVICE, iin("061211600012"), None)
@@ -377,10 +403,17 @@ async fn fixtures_reload_through_the_admin_api_and_a_bad_file_keeps_the_old_data
         Code::InvalidArgument,
         "INVALID_FIELD",
     );
-    assert_eq!(error_metadata(&status, "field").as_deref(), Some("fixtures"));
+    assert_eq!(
+        error_metadata(&status, "field").as_deref(),
+        Some("fixtures")
+    );
     let expected = format!("{}:3:", file.display());
     assert!(status.message().contains(&expected), "{}", status.message());
-    assert!(status.message().contains("`persons[0].iin`"), "{}", status.message());
+    assert!(
+        status.message().contains("`persons[0].iin`"),
+        "{}",
+        status.message()
+    );
     assert_eq!(surname(), "Командная", "the old fixtures stay in force");
 
     std::fs::write(
@@ -401,12 +434,24 @@ async fn fixtures_reload_through_the_admin_api_and_a_bad_file_keeps_the_old_data
     assert_eq!(reloaded.generation, 2);
     assert_eq!(
         reloaded.sources,
-        ["builtin".to_owned(), file.display().to_string(), "ci.json".to_owned()]
+        [
+            "builtin".to_owned(),
+            file.display().to_string(),
+            "ci.json".to_owned()
+        ]
     );
     assert_eq!(surname(), "Исправленная");
-    assert!(gateway.running.registry_data.person("920704404563").is_none());
+    assert!(
+        gateway
+            .running
+            .registry_data
+            .person("920704404563")
+            .is_none()
+    );
     refusal(
-        admin.reload_fixtures(ReloadFixturesRequest::default()).await,
+        admin
+            .reload_fixtures(ReloadFixturesRequest::default())
+            .await,
         Code::Unauthenticated,
         "UNAUTHENTICATED",
     );
@@ -421,7 +466,7 @@ struct RemoteRegistry {
 
 impl RemoteRegistry {
     async fn start_persons(fixtures: &str) -> Self {
-        Self::start(fixtures, |data| PersonRegistry::new(data)).await
+        Self::start(fixtures, PersonRegistry::new).await
     }
 
     async fn start<R: shep_registries::Registry>(
@@ -440,9 +485,15 @@ impl RemoteRegistry {
         let served = registry(data.clone());
         let serving = data.clone();
         tokio::spawn(async move {
-            shep_gateway::cli::serve_registry_on(listener, served, serving, "remote-token", async {
-                let _ = stopped.await;
-            })
+            shep_gateway::cli::serve_registry_on(
+                listener,
+                served,
+                serving,
+                "remote-token",
+                async {
+                    let _ = stopped.await;
+                },
+            )
             .await
             .expect("serving the registry");
         });
@@ -485,11 +536,16 @@ async fn a_remote_registry_is_plugged_in_by_configuration() {
 
     let operator = gateway.operator();
     let body = operator.request("GbdflInfoByIin_v1", iin(APPLICANT_IIN));
-    let response = call(&gateway, &operator, body).await.expect("remote ГБД ФЛ");
+    let response = call(&gateway, &operator, body)
+        .await
+        .expect("remote ГБД ФЛ");
     let Some(Record::Person(person)) = response.lookup.unwrap().record else {
         panic!("expected a person");
     };
-    assert_eq!(person.surname, "Удалённый", "answered by the remote registry");
+    assert_eq!(
+        person.surname, "Удалённый",
+        "answered by the remote registry"
+    );
 
     // The service-centre flow uses both remote registries.
     apply(
@@ -525,7 +581,15 @@ async fn a_remote_registry_is_plugged_in_by_configuration() {
     let log = remote_admin.access_log(request).await.unwrap().into_inner();
     assert_eq!(log.records.len(), 3);
     assert!(log.records.iter().all(|record| record.registry == "gbdfl"));
-    assert_eq!(persons.data.audit().query(&AccessLogRequest::default()).records.len(), 3);
+    assert_eq!(
+        persons
+            .data
+            .audit()
+            .query(&AccessLogRequest::default())
+            .records
+            .len(),
+        3
+    );
     // The gateway's admin API answers for its in-process registries only.
     refusal(
         gateway
@@ -578,7 +642,13 @@ async fn a_malformed_power_of_attorney_is_an_invalid_field() {
     // lookup of nothing.
     let gateway = TestGateway::start().await;
     let status = refusal(
-        apply(&gateway, ESIL_SERVICE, iin(APPLICANT_IIN), Some(("", REPRESENTATIVE))).await,
+        apply(
+            &gateway,
+            ESIL_SERVICE,
+            iin(APPLICANT_IIN),
+            Some(("", REPRESENTATIVE)),
+        )
+        .await,
         Code::InvalidArgument,
         "INVALID_FIELD",
     );

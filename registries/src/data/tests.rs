@@ -45,7 +45,10 @@ impl Drop for TempFile {
 fn each_registry_answers_its_own_key_and_audits_every_lookup() {
     let data = RegistryData::builtin();
     let person = data
-        .lookup(RegistryKind::Persons, &request(Key::Iin("850315301235".into()), false))
+        .lookup(
+            RegistryKind::Persons,
+            &request(Key::Iin("850315301235".into()), false),
+        )
         .unwrap();
     assert!(matches!(person.record, Some(Record::Person(_))));
     let entity = data
@@ -130,18 +133,23 @@ fn reload_applies_edited_files_and_keeps_the_old_data_on_error() {
     assert_eq!(data.person("061211600012").unwrap().surname, "Первая");
     assert_eq!(data.summary().1, 1);
 
-    file.write("{\n  \"persons\": [\n    { \"iin\": \"061211600012\", \"surname\": \"\" }\n  ]\n}\n");
+    file.write(
+        "{\n  \"persons\": [\n    { \"iin\": \"061211600012\", \"surname\": \"\" }\n  ]\n}\n",
+    );
     let error = data.reload(&[]).unwrap_err().to_string();
-    assert!(error.starts_with(&format!("{}:3:", file.0.display())), "{error}");
-    assert!(error.contains("`persons[0].surname`: must not be empty"), "{error}");
+    assert!(
+        error.starts_with(&format!("{}:3:", file.0.display())),
+        "{error}"
+    );
+    assert!(
+        error.contains("`persons[0].surname`: must not be empty"),
+        "{error}"
+    );
     assert_eq!(data.person("061211600012").unwrap().surname, "Первая");
     assert_eq!(data.summary().1, 1, "a failed reload is no new generation");
 
     file.write(r#"{ "persons": [ { "iin": "061211600012", "surname": "Вторая" } ] }"#);
-    let inline = FixtureSource::inline(
-        "api.json",
-        r#"{ "absent": { "iins": ["920704404563"] } }"#,
-    );
+    let inline = FixtureSource::inline("api.json", r#"{ "absent": { "iins": ["920704404563"] } }"#);
     let (summary, generation) = data.reload(&[inline]).unwrap();
     assert_eq!(generation, 2);
     assert_eq!(summary.sources.last().unwrap(), "api.json");
@@ -190,7 +198,10 @@ fn config_errors_name_the_key() {
         ..PopulationConfig::default()
     };
     let error = config.validate("population").unwrap_err();
-    assert!(error.starts_with("`population.absent_share` must be"), "{error}");
+    assert!(
+        error.starts_with("`population.absent_share` must be"),
+        "{error}"
+    );
     let config: PopulationConfig = serde_json::from_str(r#"{"seed": 5, "size": 1000}"#).unwrap();
     assert_eq!(config.seed, 5);
     assert_eq!(config.size, Some(1000));

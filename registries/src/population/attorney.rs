@@ -38,8 +38,13 @@ fn date_of(text: &str) -> Option<Date> {
 pub(crate) fn notary(draw: &mut Draw, city: &str) -> String {
     // Notaries' names follow the population's commonest traditions.
     let group = &GROUPS[draw.below(2) as usize];
-    let sex = if draw.chance(600) { Sex::Female } else { Sex::Male };
-    let surname = crate::names::surname_for(*draw.pick(group.names.surnames), sex);
+    let sex = if draw.chance(600) {
+        Sex::Female
+    } else {
+        Sex::Male
+    };
+    let masculine = *draw.pick(group.names.surnames);
+    let surname = crate::names::surname_for(masculine, sex);
     let initial = match sex {
         Sex::Male => draw.pick(group.names.men).0,
         Sex::Female => *draw.pick(group.names.women),
@@ -76,10 +81,7 @@ pub(super) fn synthesize(
         if !registered || entity.head_iin.is_empty() {
             return None;
         }
-        (
-            directory.person(&entity.head_iin)?,
-            principal_id.to_owned(),
-        )
+        (directory.person(&entity.head_iin)?, principal_id.to_owned())
     } else {
         return None;
     };
@@ -88,12 +90,8 @@ pub(super) fn synthesize(
     }
 
     let mut draw = Draw::new(population.seed(), Purpose::Attorney, number);
-    let representative = population.pick_person(
-        &mut draw,
-        directory,
-        add_years(AS_OF, -18),
-        &principal.iin,
-    )?;
+    let representative =
+        population.pick_person(&mut draw, directory, add_years(AS_OF, -18), &principal.iin)?;
     let city = principal
         .reg_address
         .as_ref()

@@ -23,7 +23,10 @@ enum Naming {
     /// A brand, e.g. «Нур Логистик».
     Brand(String),
     /// A state institution: an area of remit in the region's centre.
-    State { sphere_ru: &'static str, sphere_kk: &'static str },
+    State {
+        sphere_ru: &'static str,
+        sphere_kk: &'static str,
+    },
     /// A branch or office of a resident entity with a brand.
     Unit(String),
     /// A branch or office of a foreign company.
@@ -93,7 +96,8 @@ pub(super) fn core(seed: u64, bin: &str, info: &BinInfo) -> EntityCore {
         })
         .flatten();
     let naming = if info.entity_type == 5 {
-        Naming::Foreign(*draw.pick(FOREIGN_COMPANIES))
+        let company = *draw.pick(FOREIGN_COMPANIES);
+        Naming::Foreign(company)
     } else if form.entry.0 == STATE_INSTITUTION.entry.0 {
         let (sphere_ru, sphere_kk) = *draw.pick(STATE_SPHERES);
         Naming::State {
@@ -259,11 +263,7 @@ fn founders(
                 })
         };
         match found {
-            Some(founder)
-                if !people
-                    .iter()
-                    .any(|existing| existing.id == founder.id) =>
-            {
+            Some(founder) if !people.iter().any(|existing| existing.id == founder.id) => {
                 people.push(founder);
             }
             Some(_) => {}

@@ -206,7 +206,8 @@ fn documents(draw: &mut Draw, birth: Date, death: Option<Date>) -> Vec<IdentityD
 pub(super) fn synthesize(seed: u64, iin: &str, info: &IinInfo) -> Person {
     let mut draw = Draw::new(seed, Purpose::Person, iin);
     let group = draw_group(&mut draw);
-    let surname = surname_for(*draw.pick(group.names.surnames), info.sex);
+    let masculine = *draw.pick(group.names.surnames);
+    let surname = surname_for(masculine, info.sex);
     let name = match info.sex {
         Sex::Male => draw.pick(group.names.men).0,
         Sex::Female => *draw.pick(group.names.women),

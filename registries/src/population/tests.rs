@@ -11,7 +11,12 @@ fn the_same_seed_gives_the_same_records_and_another_seed_others() {
     let first = population(1);
     let again = population(1);
     let other = population(2);
-    let iins = ["061211600012", "910312400290", "900101300811", "850315301235"];
+    let iins = [
+        "061211600012",
+        "910312400290",
+        "900101300811",
+        "850315301235",
+    ];
     let mut differs = 0;
     for iin in iins {
         let info = parse_iin(iin, Strictness::Strict).unwrap();
@@ -73,7 +78,10 @@ fn persons_are_consistent_with_their_iins_and_live_in_real_regions() {
         }
     }
     assert!(checked > 150, "{checked}");
-    assert!(deceased > 0 && deceased < checked / 5, "{deceased} of {checked}");
+    assert!(
+        deceased > 0 && deceased < checked / 5,
+        "{deceased} of {checked}"
+    );
     assert!(kazakh > checked / 2, "{kazakh} of {checked}");
 }
 
@@ -94,12 +102,24 @@ fn slots_and_iins_map_both_ways_and_size_bounds_the_population() {
     // Slot 1000 exists in the enumeration but not in this population.
     let outside = Population::new(3, None, 0.0)
         .unwrap()
-        .iin_at((1_000..1_100).find(|index| {
-            Population::new(3, None, 0.0).unwrap().iin_at(*index).is_some()
-        }).unwrap())
+        .iin_at(
+            (1_000..1_100)
+                .find(|index| {
+                    Population::new(3, None, 0.0)
+                        .unwrap()
+                        .iin_at(*index)
+                        .is_some()
+                })
+                .unwrap(),
+        )
         .unwrap();
     assert!(population.person(&outside).is_none());
-    assert!(Population::new(3, None, 0.0).unwrap().person(&outside).is_some());
+    assert!(
+        Population::new(3, None, 0.0)
+            .unwrap()
+            .person(&outside)
+            .is_some()
+    );
 }
 
 #[test]
@@ -140,7 +160,11 @@ fn births_after_the_population_date_have_no_data() {
     assert!(population.person(&iin).is_none());
     let old = make_iin(date!(1880 - 05 - 05), Sex::Female, 12).unwrap();
     let person = Population::new(1, None, 0.0).unwrap().person(&old).unwrap();
-    assert_eq!(person.life_status.unwrap().code, "1", "born in 1880: deceased");
+    assert_eq!(
+        person.life_status.unwrap().code,
+        "1",
+        "born in 1880: deceased"
+    );
     assert!(person.documents.is_empty() || person.death_date.as_str() >= "1995-01-01");
 }
 
@@ -164,9 +188,14 @@ fn legal_entities_match_their_bins_and_link_to_living_adults() {
             _ => assert!(["10", "11", "20", "30", "40", "50"].contains(&form)),
         }
         assert!(region_of(&entity.address.as_ref().unwrap().kato).is_some());
-        let head = population.person(&entity.head_iin).expect("the head exists");
+        let head = population
+            .person(&entity.head_iin)
+            .expect("the head exists");
         assert!(head.death_date.is_empty());
-        assert!(head.birth_date.as_str() <= "1994-07-31", "adult at registration");
+        assert!(
+            head.birth_date.as_str() <= "1994-07-31",
+            "adult at registration"
+        );
         assert_eq!(entity.head_name, full_name(&head));
         let shares: f64 = entity.founders.iter().map(|f| f.share_percent).sum();
         if form == "20" {
@@ -226,11 +255,22 @@ fn powers_of_attorney_link_existing_people_and_some_are_revoked_or_expired() {
         }
     }
     assert!(found > 1_000, "{found}");
-    assert!(revoked > found / 30 && revoked < found / 5, "{revoked} of {found}");
+    assert!(
+        revoked > found / 30 && revoked < found / 5,
+        "{revoked} of {found}"
+    );
     assert!(expired > found / 20, "{expired} of {found}");
     assert!(limited > found / 5, "{limited} of {found}");
-    assert!(population.power_of_attorney("not-a-number", &population).is_none());
-    assert!(population.power_of_attorney("850315301235-00", &population).is_none());
+    assert!(
+        population
+            .power_of_attorney("not-a-number", &population)
+            .is_none()
+    );
+    assert!(
+        population
+            .power_of_attorney("850315301235-00", &population)
+            .is_none()
+    );
 }
 
 #[test]
