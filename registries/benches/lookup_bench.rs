@@ -207,8 +207,10 @@ fn latency_report() {
         let data = data(size);
         let keys = persons(&data, KEYS);
         let adapter = InProcess::new("gbdfl", Arc::new(PersonRegistry::new(data))).boxed();
-        for key in keys.iter().take(10_000) {
-            lookup(&adapter, Key::Iin(key.clone()));
+        // Warm up past the audit's capacity, so that its ring is full and
+        // each lookup drops the oldest record, as in a long run.
+        for index in 0..shep_registries::audit::DEFAULT_CAPACITY + 20_000 {
+            lookup(&adapter, Key::Iin(keys[index % keys.len()].clone()));
         }
         let mut times = Vec::with_capacity(SAMPLES);
         for index in 0..SAMPLES {
