@@ -76,6 +76,11 @@ enum Command {
         #[command(subcommand)]
         command: certs::CertsCommand,
     },
+    /// Works with the journal (stop the gateway first: it holds the file).
+    Journal {
+        #[command(subcommand)]
+        command: JournalCommand,
+    },
     /// Writes the FileDescriptorSet of every shep proto (for dynamic protobuf
     /// in other languages, e.g. tests/python/sign_envelope.py).
     Descriptors {
@@ -113,6 +118,16 @@ enum RoutesCommand {
     Check { file: PathBuf },
     /// Prints the embedded default table.
     Default,
+}
+
+#[derive(Debug, Subcommand)]
+enum JournalCommand {
+    /// Checks the hash chain and reports the first broken record.
+    Verify {
+        /// The data directory of `shep serve`.
+        #[arg(long, default_value = ".shep")]
+        data_dir: PathBuf,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -273,6 +288,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Registry { registry, listen } => serve_registry(registry, listen).await,
         Command::Certs { command } => certs::run(command).await,
+        Command::Journal {
+            command: JournalCommand::Verify { data_dir },
+        } => {
+            let path = DataDir(data_dir).journal();
+            match crate::journal::verify_file(&path) {
+                Ok(records) => {
+                    println!("{}: {records} records, chain intact", path.display());
+                    Ok(())
+                }
+                Err(error) => anyhow::bail!("{}: {error}", path.display()),
+            }
+        }
         Command::Descriptors { out } => {
             std::fs::write(&out, shep_proto::FILE_DESCRIPTOR_SET)
                 .with_context(|| format!("writing `{}`", out.display()))?;
