@@ -11,15 +11,24 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 use prost::Message as _;
-use shep_proto::envelope::v1::{Attachment, Body, Channel, SignedEnvelope};
+use shep_proto::envelope::v1::{
+    Attachment, Body, Channel, PowerOfAttorneyRef, SignedEnvelope, Subject, subject,
+};
 use shep_proto::gateway::v1::gateway_client::GatewayClient;
 use shep_proto::gateway::v1::{
     Application, GetStatusRequest, HistoryRequest, StatusEvent, WatchRequest, watch_request,
 };
 use shep_proto::registry::v1::lookup_response::Record;
+use shep_proto::registry::v1::registry_admin_server::RegistryAdminServer;
+use shep_proto::registry::v1::registry_server::RegistryServer;
+use shep_proto::registry::v1::{LegalEntity, Person, PowerOfAttorney};
+use shep_registries::data::Identifiers;
+use shep_registries::enis::PowerOfAttorneyRegistry;
 use shep_registries::gbdfl::PersonRegistry;
-use shep_registries::grpc::RegistryGrpcAdapter;
+use shep_registries::gbdul::LegalEntityRegistry;
+use shep_registries::grpc::{RegistryAdminGrpcAdapter, RegistryGrpcAdapter};
 use shep_registries::nuc::Signer;
+use shep_registries::{PopulationConfig, Registry, RegistryData};
 use tokio_stream::StreamExt;
 use tonic::transport::Channel as GrpcChannel;
 use tonic_types::StatusExt;
@@ -59,12 +68,14 @@ enum Command {
         #[arg(long, default_value = DEFAULT_GATEWAY)]
         gateway: String,
     },
-    /// Runs one registry alone as a gRPC server.
-    Registry {
-        #[arg(value_enum)]
-        registry: RegistryName,
-        #[arg(long, default_value = "127.0.0.1:7711")]
-        listen: SocketAddr,
+    /// Runs one registry alone as a gRPC server (shep.registry.v1.Registry,
+    /// and RegistryAdmin for its audit and fixtures).
+    Registry(RegistryArgs),
+    /// Shows records of the synthetic population (with fixtures) without a
+    /// server: what the registries would answer.
+    Population {
+        #[command(subcommand)]
+        command: PopulationCommand,
     },
     /// Works with routing table files.
     Routes {
@@ -106,10 +117,101 @@ enum Command {
 
 const DEFAULT_GATEWAY: &str = "http://127.0.0.1:7700";
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum RegistryName {
-    /// ГБД ФЛ, individuals.
+    /// ГБД ФЛ, individuals by IIN (default 127.0.0.1:7711).
     Gbdfl,
+    /// ГБД ЮЛ, legal entities by BIN (default 127.0.0.1:7712).
+    Gbdul,
+    /// ЕНИС, powers of attorney by number (default 127.0.0.1:7713).
+    Enis,
+}
+
+/// The population settings shared by `shep registry`, `shep population` and
+/// `shep serve`.
+#[derive(Debug, Clone, clap::Args)]
+struct PopulationArgs {
+    /// The seed of the synthetic population.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// IIN slots of the population (default: every valid IIN).
+    #[arg(long)]
+    size: Option<u64>,
+    /// Share of identifiers (0-0.9) that answer "no data" (default 0.05).
+    #[arg(long)]
+    absent_share: Option<f64>,
+    /// Fixture files applied after the built-in fixtures, in order.
+    #[arg(long = "fixtures", num_args = 1..)]
+    fixtures: Vec<PathBuf>,
+    /// Accept identifiers with a wrong check digit (structure still checked).
+    #[arg(long)]
+    lenient: bool,
+}
+
+impl PopulationArgs {
+    /// Applies the flags over `config`.
+    fn apply(&self, config: &mut PopulationConfig) -> anyhow::Result<()> {
+        if let Some(seed) = self.seed {
+            config.seed = seed;
+        }
+        if self.size.is_some() {
+            config.size = self.size;
+        }
+        if let Some(share) = self.absent_share {
+            config.absent_share = share;
+        }
+        config.fixtures.extend(self.fixtures.iter().cloned());
+        if self.lenient {
+            config.identifiers = Identifiers::Lenient;
+        }
+        config.validate("population").map_err(anyhow::Error::msg)
+    }
+
+    fn data(&self, audit_capacity: usize) -> anyhow::Result<RegistryData> {
+        let mut config = PopulationConfig::default();
+        self.apply(&mut config)?;
+        Ok(RegistryData::new(&config, audit_capacity)?)
+    }
+}
+
+#[derive(Debug, clap::Args)]
+struct RegistryArgs {
+    #[arg(value_enum)]
+    registry: RegistryName,
+    /// Where to listen (default: 7711 ГБД ФЛ, 7712 ГБД ЮЛ, 7713 ЕНИС on 127.0.0.1).
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    #[command(flatten)]
+    population: PopulationArgs,
+    /// Lookups the access audit keeps.
+    #[arg(long, default_value_t = shep_registries::audit::DEFAULT_CAPACITY)]
+    audit_capacity: usize,
+    /// The bearer token of RegistryAdmin (default: SHEP_ADMIN_TOKEN, else a
+    /// random one, printed).
+    #[arg(long)]
+    admin_token: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum PopulationCommand {
+    /// Shows the record of an IIN, a BIN or a power-of-attorney number.
+    Show {
+        /// An IIN, a BIN or a power-of-attorney number.
+        id: String,
+        #[command(flatten)]
+        population: PopulationArgs,
+    },
+    /// Lists persons of the population, with their powers of attorney.
+    Sample {
+        /// How many persons.
+        #[arg(long, default_value_t = 10)]
+        count: usize,
+        /// The first slot to look at.
+        #[arg(long, default_value_t = 0)]
+        from: u64,
+        #[command(flatten)]
+        population: PopulationArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -144,6 +246,9 @@ struct ServeArgs {
     /// Overrides `data_dir`.
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Overrides `population.*`; `--fixtures` adds to the configured files.
+    #[command(flatten)]
+    population: PopulationArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -213,11 +318,24 @@ struct SendArgs {
     #[arg(long, required_unless_present = "envelope")]
     service: Option<String>,
     /// The applicant's IIN.
-    #[arg(long, required_unless_present = "envelope")]
+    #[arg(long, required_unless_present_any = ["envelope", "bin"], conflicts_with = "bin")]
     subject: Option<String>,
+    /// The applicant's BIN (a legal entity), instead of `--subject`.
+    #[arg(long)]
+    bin: Option<String>,
+    /// A representative's power of attorney: its ЕНИС number (the key of an
+    /// ЕНИС lookup).
+    #[arg(long)]
+    poa: Option<String>,
+    /// The representative's IIN, with `--poa`.
+    #[arg(long, requires = "poa")]
+    representative: Option<String>,
+    /// The declared purpose of a lookup, recorded in the registry's audit.
+    #[arg(long)]
+    purpose: Option<String>,
     /// Sends a ready serialized SignedEnvelope (e.g. from `shep sign` or
     /// another language) instead of building one.
-    #[arg(long, conflicts_with_all = ["service", "subject", "payload", "attach"])]
+    #[arg(long, conflicts_with_all = ["service", "subject", "bin", "payload", "attach"])]
     envelope: Option<PathBuf>,
     #[arg(long, value_enum, default_value = "portal")]
     channel: ChannelArg,
@@ -286,7 +404,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Registry { registry, listen } => serve_registry(registry, listen).await,
+        Command::Registry(args) => serve_registry(args).await,
+        Command::Population { command } => population(command),
         Command::Certs { command } => certs::run(command).await,
         Command::Journal {
             command: JournalCommand::Verify { data_dir },
@@ -366,6 +485,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(data_dir) = args.data_dir {
         config.data_dir = data_dir;
     }
+    args.population.apply(&mut config.population)?;
     let gateway = crate::server::start(config).await?;
     let data_dir = &gateway.data_dir;
     let routes = gateway.engine.routes();
@@ -387,6 +507,19 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         } else {
             "from the configuration".to_owned()
         }
+    );
+    let (fixtures, _) = gateway.registry_data.summary();
+    let population = gateway.registry_data.population();
+    println!(
+        "  registries: {} in-process; population seed {}, {}, {:.0} % absent; fixtures: {}",
+        gateway.in_process.join(", "),
+        population.seed(),
+        population
+            .size()
+            .map(|size| format!("{size} IIN slots"))
+            .unwrap_or_else(|| "every valid IIN".to_owned()),
+        population.absent_share() * 100.0,
+        fixtures.sources.join(", ")
     );
     println!("  try: shep provider --id arm-rshep-sko-esil-edu   (in another terminal)");
     println!(
@@ -472,7 +605,13 @@ async fn send(args: SendArgs) -> anyhow::Result<()> {
             let signer = args.signing.signer(identity)?;
             let participant = Participant::new(&args.sender, args.channel.to_proto(), signer);
             let service = args.service.clone().unwrap_or_default();
-            let subject = args.subject.clone().unwrap_or_default();
+            let subject = match (&args.subject, &args.bin) {
+                (_, Some(bin)) => Subject {
+                    id: Some(subject::Id::Bin(bin.clone())),
+                },
+                (Some(subject), None) => iin(subject),
+                (None, None) => anyhow::bail!("give `--subject IIN` or `--bin BIN`"),
+            };
             let form = match &args.payload {
                 Some(path) => std::fs::read_to_string(path)
                     .with_context(|| format!("reading `{}`", path.display()))?,
@@ -490,8 +629,15 @@ async fn send(args: SendArgs) -> anyhow::Result<()> {
                         .with_context(|| format!("reading `{}`", path.display()))?,
                 });
             }
-            let mut body = participant.application(&service, iin(&subject), &form, attachments);
+            let mut body = participant.application(&service, subject, &form, attachments);
             body.test = args.test;
+            body.purpose = args.purpose.clone().unwrap_or_default();
+            if let Some(number) = &args.poa {
+                body.power_of_attorney = Some(PowerOfAttorneyRef {
+                    number: number.clone(),
+                    representative_iin: args.representative.clone().unwrap_or_default(),
+                });
+            }
             (participant.seal(&body)?, service)
         }
     };
@@ -509,8 +655,11 @@ async fn send(args: SendArgs) -> anyhow::Result<()> {
             "{} {} (response {})",
             status.code, status.message, info.message_id
         );
-        if let Some(Record::Person(person)) = response.lookup.and_then(|lookup| lookup.record) {
-            print_person(&person);
+        match response.lookup.and_then(|lookup| lookup.record) {
+            Some(Record::Person(person)) => print_person(&person),
+            Some(Record::LegalEntity(entity)) => print_entity(&entity),
+            Some(Record::PowerOfAttorney(attorney)) => print_attorney(&attorney),
+            None => {}
         }
         return Ok(());
     }
@@ -582,28 +731,246 @@ async fn check_result(
     }
 }
 
-async fn serve_registry(registry: RegistryName, listen: SocketAddr) -> anyhow::Result<()> {
-    let RegistryName::Gbdfl = registry;
-    let adapter = RegistryGrpcAdapter::new(Arc::new(PersonRegistry::builtin()));
+async fn serve_registry(args: RegistryArgs) -> anyhow::Result<()> {
+    let data = Arc::new(args.population.data(args.audit_capacity)?);
+    let (name, port) = match args.registry {
+        RegistryName::Gbdfl => ("ГБД ФЛ", 7711),
+        RegistryName::Gbdul => ("ГБД ЮЛ", 7712),
+        RegistryName::Enis => ("ЕНИС", 7713),
+    };
+    let listen = args
+        .listen
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], port)));
+    let token = match args.admin_token.clone() {
+        Some(token) => token,
+        None => match std::env::var("SHEP_ADMIN_TOKEN") {
+            Ok(token) if !token.is_empty() => token,
+            _ => uuid::Uuid::new_v4().simple().to_string(),
+        },
+    };
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding `{listen}`"))?;
+    let (summary, _) = data.summary();
+    println!(
+        "{name} registry (shep.registry.v1.Registry) listening on {}",
+        listener.local_addr()?
+    );
+    println!(
+        "  population seed {}, fixtures: {}",
+        data.population().seed(),
+        summary.sources.join(", ")
+    );
+    println!("  RegistryAdmin (audit, fixtures) token: {token}");
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    match args.registry {
+        RegistryName::Gbdfl => {
+            serve_registry_on(
+                listener,
+                PersonRegistry::new(data.clone()),
+                data,
+                &token,
+                shutdown,
+            )
+            .await
+        }
+        RegistryName::Gbdul => {
+            let registry = LegalEntityRegistry::new(data.clone());
+            serve_registry_on(listener, registry, data, &token, shutdown).await
+        }
+        RegistryName::Enis => {
+            let registry = PowerOfAttorneyRegistry::new(data.clone());
+            serve_registry_on(listener, registry, data, &token, shutdown).await
+        }
+    }
+}
+
+/// Serves `registry` (with RegistryAdmin over `data`, health and reflection)
+/// on `listener` until `shutdown` resolves. Tests use it to run a registry
+/// process of their own.
+pub async fn serve_registry_on<R: Registry>(
+    listener: tokio::net::TcpListener,
+    registry: R,
+    data: Arc<RegistryData>,
+    admin_token: &str,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
-        .set_serving::<shep_proto::registry::v1::registry_server::RegistryServer<
-            RegistryGrpcAdapter<PersonRegistry>,
-        >>()
+        .set_serving::<RegistryServer<RegistryGrpcAdapter<R>>>()
+        .await;
+    health_reporter
+        .set_serving::<RegistryAdminServer<RegistryAdminGrpcAdapter>>()
         .await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(shep_proto::FILE_DESCRIPTOR_SET)
         .build_v1()?;
-    println!("ГБД ФЛ registry (shep.registry.v1.Registry) listening on {listen}");
     tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(reflection)
-        .add_service(adapter.into_server())
-        .serve_with_shutdown(listen, async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
+        .add_service(RegistryGrpcAdapter::new(Arc::new(registry)).into_server())
+        .add_service(RegistryAdminGrpcAdapter::new(data, admin_token).into_server())
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            shutdown,
+        )
         .await?;
     Ok(())
+}
+
+fn population(command: PopulationCommand) -> anyhow::Result<()> {
+    match command {
+        PopulationCommand::Show { id, population } => {
+            let data = population.data(1)?;
+            if let Some(person) = data.person(&id) {
+                print_person(&person);
+                print_person_details(&person);
+            } else if let Some(entity) = data.legal_entity(&id) {
+                print_entity(&entity);
+            } else if let Some(attorney) = data.power_of_attorney(&id) {
+                print_attorney(&attorney);
+            } else {
+                anyhow::bail!("no data for `{id}` («нет данных»)");
+            }
+            Ok(())
+        }
+        PopulationCommand::Sample {
+            count,
+            from,
+            population,
+        } => {
+            let data = population.data(1)?;
+            let slots = data
+                .population()
+                .size()
+                .unwrap_or(shep_registries::population::MAX_SIZE);
+            let mut shown = 0;
+            let mut slot = from;
+            while shown < count && slot < slots {
+                if let Some(iin) = data.population().iin_at(slot)
+                    && let Some(person) = data.person(&iin)
+                {
+                    print_person(&person);
+                    let numbers: Vec<String> = (1..=3)
+                        .map(|ordinal| format!("{iin}-{ordinal:02}"))
+                        .filter(|number| data.power_of_attorney(number).is_some())
+                        .collect();
+                    if !numbers.is_empty() {
+                        println!("  powers of attorney: {}", numbers.join(", "));
+                    }
+                    shown += 1;
+                }
+                slot += 1;
+            }
+            Ok(())
+        }
+    }
+}
+
+fn print_person_details(person: &Person) {
+    let value = |dict: &Option<shep_proto::registry::v1::DictionaryValue>| {
+        dict.as_ref()
+            .map(|dict| format!("{} {}", dict.code, dict.name_ru))
+            .unwrap_or_default()
+    };
+    println!(
+        "  citizenship {}, nationality {}, life status {}{}",
+        value(&person.citizenship),
+        value(&person.nationality),
+        value(&person.life_status),
+        if person.death_date.is_empty() {
+            String::new()
+        } else {
+            format!(" (died {})", person.death_date)
+        }
+    );
+    for document in &person.documents {
+        println!(
+            "  document {} № {}, {} – {}, {}",
+            value(&document.r#type),
+            document.number,
+            document.begin_date,
+            document.end_date,
+            value(&document.status)
+        );
+    }
+}
+
+/// Prints a legal entity record.
+pub fn print_entity(entity: &LegalEntity) {
+    let address = entity.address.clone().unwrap_or_default();
+    println!(
+        "  {} ({}), БИН {}, registered {}, {}",
+        entity.short_name_ru,
+        entity
+            .legal_form
+            .as_ref()
+            .map(|form| form.name_ru.as_str())
+            .unwrap_or(""),
+        entity.bin,
+        entity.registration_date,
+        entity
+            .reg_status
+            .as_ref()
+            .map(|status| status.name_ru.as_str())
+            .unwrap_or("")
+    );
+    println!(
+        "  address: {}, {} {} (КАТО {})",
+        address.city, address.street, address.building, address.kato
+    );
+    println!(
+        "  head: {} {} (ИИН {})",
+        entity.head_position, entity.head_name, entity.head_iin
+    );
+    for founder in &entity.founders {
+        let id = match &founder.id {
+            Some(shep_proto::registry::v1::founder::Id::Iin(iin)) => format!("ИИН {iin}"),
+            Some(shep_proto::registry::v1::founder::Id::Bin(bin)) => format!("БИН {bin}"),
+            None => String::new(),
+        };
+        println!(
+            "  founder: {} ({id}) {} %",
+            founder.name, founder.share_percent
+        );
+    }
+}
+
+/// Prints a power of attorney record.
+pub fn print_attorney(attorney: &PowerOfAttorney) {
+    let principal = if attorney.principal_bin.is_empty() {
+        format!("ИИН {}", attorney.principal_iin)
+    } else {
+        format!(
+            "БИН {} (signed by ИИН {})",
+            attorney.principal_bin, attorney.principal_iin
+        )
+    };
+    println!(
+        "  power of attorney № {}: {principal} -> representative ИИН {}",
+        attorney.number, attorney.representative_iin
+    );
+    println!(
+        "  {}, issued {}, valid until {}{}",
+        attorney.notary_name,
+        attorney.issue_date,
+        attorney.valid_until,
+        if attorney.revoked {
+            format!(", REVOKED {}", attorney.revocation_date)
+        } else {
+            String::new()
+        }
+    );
+    println!(
+        "  services: {}",
+        if attorney.service_ids.is_empty() {
+            "any".to_owned()
+        } else {
+            attorney.service_ids.join(", ")
+        }
+    );
 }
 
 /// Prints a person record.

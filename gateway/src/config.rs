@@ -5,9 +5,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use shep_registries::PopulationConfig;
 
-/// The registries the gateway knows, by id.
-pub const REGISTRY_IDS: &[&str] = &["gbdfl"];
+/// The registries the gateway knows, by id: ГБД ФЛ, ГБД ЮЛ, ЕНИС.
+pub const REGISTRY_IDS: &[&str] = &["gbdfl", "gbdul", "enis"];
 
 /// Why a configuration was refused.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +40,9 @@ pub struct GatewayConfig {
     pub delivery: DeliveryConfig,
     /// Per registry id: how to reach it.
     pub registries: BTreeMap<String, RegistryConfig>,
+    /// The in-process registries' data: seed, size, absent share, fixtures.
+    pub population: PopulationConfig,
+    pub audit: AuditConfig,
     pub admin: AdminConfig,
     pub nuc: NucConfig,
     pub journal: JournalConfig,
@@ -103,6 +107,22 @@ pub struct NucConfig {
     /// A remote `shep.nuc.v1.Nuc` server to ask for certificate status
     /// instead of the in-process НУЦ.
     pub url: Option<String>,
+}
+
+/// The in-process registries' access audit.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Lookups kept in memory; the oldest are dropped (and counted) beyond.
+    pub capacity: usize,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            capacity: shep_registries::audit::DEFAULT_CAPACITY,
+        }
+    }
 }
 
 /// Which certificates the gateway trusts.
@@ -193,6 +213,8 @@ impl Default for GatewayConfig {
             checks: ChecksConfig::default(),
             delivery: DeliveryConfig::default(),
             registries: BTreeMap::new(),
+            population: PopulationConfig::default(),
+            audit: AuditConfig::default(),
             admin: AdminConfig::default(),
             nuc: NucConfig::default(),
             journal: JournalConfig::default(),
@@ -234,6 +256,14 @@ impl GatewayConfig {
             ));
         }
         self.calendar.calendar()?;
+        self.population
+            .validate("population")
+            .map_err(ConfigError::Invalid)?;
+        if !(1..=10_000_000).contains(&self.audit.capacity) {
+            return Err(ConfigError::Invalid(
+                "`audit.capacity` must be 1-10000000".to_owned(),
+            ));
+        }
         for id in self.registries.keys() {
             if !REGISTRY_IDS.contains(&id.as_str()) {
                 return Err(ConfigError::Invalid(format!(
@@ -259,12 +289,33 @@ mod tests {
     }
 
     #[test]
+    fn reads_the_population_and_remote_registries() {
+        let config: GatewayConfig = toml::from_str(
+            "[population]\nseed = 7\nsize = 1000000\nabsent_share = 0.1\nfixtures = [\"a.json\"]\n\
+             identifiers = \"lenient\"\n[audit]\ncapacity = 10\n\
+             [registries.gbdul]\nurl = \"http://127.0.0.1:7712\"\n[registries.enis]\n",
+        )
+        .unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.population.seed, 7);
+        assert_eq!(config.population.size, Some(1_000_000));
+        assert_eq!(config.population.fixtures, [PathBuf::from("a.json")]);
+        assert_eq!(config.audit.capacity, 10);
+        assert!(config.registries["enis"].url.is_none());
+    }
+
+    #[test]
     fn unknown_keys_and_bad_values_are_named() {
         let error = toml::from_str::<GatewayConfig>("[delivery]\nlease = 5").unwrap_err();
         assert!(error.to_string().contains("lease"), "{error}");
-        let config: GatewayConfig = toml::from_str("[registries.gbdul]\nurl = \"x\"").unwrap();
+        let config: GatewayConfig = toml::from_str("[registries.gbdxx]\nurl = \"x\"").unwrap();
         let error = config.validate().unwrap_err().to_string();
-        assert!(error.contains("registries.gbdul"), "{error}");
+        assert!(error.contains("registries.gbdxx"), "{error}");
+        let config: GatewayConfig = toml::from_str("[population]\nabsent_share = 2.0").unwrap();
+        let error = config.validate().unwrap_err().to_string();
+        assert!(error.contains("`population.absent_share`"), "{error}");
+        let error = toml::from_str::<GatewayConfig>("[population]\nseeed = 2").unwrap_err();
+        assert!(error.to_string().contains("seeed"), "{error}");
         let config: GatewayConfig = toml::from_str("[delivery]\nlease_ms = 0").unwrap();
         assert!(
             config

@@ -8,19 +8,25 @@ use std::time::Duration;
 
 use ring::digest::{SHA256, digest};
 use shep_adapters::{AdapterError, RegistryAdapter};
-use shep_proto::envelope::v1::{ApplicationStatus, MessageType, SignedEnvelope};
+use shep_proto::envelope::v1::{
+    ApplicationStatus, MessageType, PowerOfAttorneyRef, SignedEnvelope,
+};
 use shep_proto::gateway::v1::{CallResponse, MessageState, Receipt, ResponseInfo, StatusInfo};
 use shep_proto::provider::v1::{Ack, ReceiveStatus, ReportReceipt, ResendMessage};
 use shep_proto::registry::v1::{
-    LookupRequest, LookupResponse, RequestContext, lookup_request::Key,
+    LookupRequest, LookupResponse, PowerOfAttorney, RequestContext, lookup_request::Key,
+    lookup_response::Record,
 };
-use time::OffsetDateTime;
+use shep_registries::ident::{Strictness, parse_iin};
+use time::format_description::well_known::Iso8601;
+use time::{Date, OffsetDateTime};
 use tower::ServiceExt;
 
+use crate::calendar::KZ_OFFSET;
 use crate::config::GatewayConfig;
 use crate::delivery::{Delivery, Pending, Settled};
 use crate::envelope::{self, Inbound, SubjectId, parse_uuid};
-use crate::error::GatewayError;
+use crate::error::{AttorneyProblem, GatewayError};
 use crate::journal::{Entry, Journal, JournalError};
 use crate::lifecycle::{default_notification, provider_may_report};
 use crate::revocation::RevocationCheck;
@@ -28,8 +34,12 @@ use crate::routes::{ChannelName, Role, Route, RoutingTable, ServiceKind, Target}
 use crate::store::{ApplicationRecord, Change, Inserted, ReportKey, Store, timestamp};
 use crate::verify::{SignatureVerifier, SignerIdentity};
 
-/// The registry consulted for individuals (applicant checks, regions).
+/// ГБД ФЛ: individuals (applicant checks, regions), keyed by IIN.
 const PERSONS_REGISTRY: &str = "gbdfl";
+/// ГБД ЮЛ: legal entities (applicant checks, regions), keyed by BIN.
+const ENTITIES_REGISTRY: &str = "gbdul";
+/// ЕНИС: notarised powers of attorney, keyed by number.
+const ATTORNEYS_REGISTRY: &str = "enis";
 
 /// A change could not be made durable: the caller gets no receipt and may
 /// send again (idempotently).
@@ -355,10 +365,12 @@ impl Engine {
         }
     }
 
+    /// Asks `registry`; a key it refuses is an `INVALID_FIELD` on `key_field`.
     async fn lookup(
         &self,
         registry: &str,
         request: LookupRequest,
+        key_field: &'static str,
     ) -> Result<LookupResponse, GatewayError> {
         let adapter =
             self.registries
@@ -376,7 +388,7 @@ impl Engine {
                     "registry `{registry}` has no data for `{key}` («нет данных»)"
                 )),
                 AdapterError::InvalidRequest { message, .. } => GatewayError::InvalidField {
-                    field: "subject",
+                    field: key_field,
                     problem: message,
                 },
                 AdapterError::Unavailable { registry, message } => {
@@ -386,34 +398,104 @@ impl Engine {
     }
 
     /// The registry checks the route asks for on this channel (the service
-    /// centre's «условие 1»), then the applicant's КАТО code if the route
-    /// picks its provider by region.
-    async fn applicant_region(
+    /// centre's «условие 1»: the applicant in ГБД ФЛ or ГБД ЮЛ, the
+    /// representative's power of attorney in ЕНИС), and the applicant's КАТО
+    /// code if the route picks its provider by region.
+    async fn check_applicant(
         &self,
         route: &Route,
         inbound: &Inbound,
         signer: &SignerIdentity,
     ) -> Result<Option<String>, GatewayError> {
-        let SubjectId::Iin(iin) = &inbound.subject else {
-            // Legal entities are looked up in ГБД ЮЛ, which is not served yet.
-            return Ok(None);
+        let listed = |registry: &str| {
+            route
+                .checks
+                .get(&inbound.channel)
+                .is_some_and(|registries| registries.iter().any(|id| id == registry))
         };
-        let checks_persons = route
-            .checks
-            .get(&inbound.channel)
-            .is_some_and(|registries| registries.iter().any(|id| id == PERSONS_REGISTRY));
-        if !checks_persons && !route.needs_region() {
-            return Ok(None);
-        }
-        let request = Self::lookup_request(inbound, signer, Key::Iin(iin.clone()));
-        let response = self.lookup(PERSONS_REGISTRY, request).await?;
-        let kato = match response.record {
-            Some(shep_proto::registry::v1::lookup_response::Record::Person(person)) => {
-                person.reg_address.map(|address| address.kato)
+        let kato = match &inbound.subject {
+            SubjectId::Iin(iin) if listed(PERSONS_REGISTRY) || route.needs_region() => {
+                let request = Self::lookup_request(inbound, signer, Key::Iin(iin.clone()));
+                let response = self.lookup(PERSONS_REGISTRY, request, "subject").await?;
+                match response.record {
+                    Some(Record::Person(person)) => person.reg_address.map(|address| address.kato),
+                    _ => None,
+                }
+            }
+            SubjectId::Bin(bin) if listed(ENTITIES_REGISTRY) || route.needs_region() => {
+                let request = Self::lookup_request(inbound, signer, Key::Bin(bin.clone()));
+                let response = self.lookup(ENTITIES_REGISTRY, request, "subject").await?;
+                match response.record {
+                    Some(Record::LegalEntity(entity)) => entity.address.map(|address| address.kato),
+                    _ => None,
+                }
             }
             _ => None,
         };
+        if listed(ATTORNEYS_REGISTRY)
+            && let Some(reference) = &inbound.body.power_of_attorney
+        {
+            self.check_power_of_attorney(route, inbound, signer, reference)
+                .await?;
+        }
         Ok(kato)
+    }
+
+    /// Looks the representative's power of attorney up in ЕНИС and checks
+    /// that it lets them make this request for this applicant on the day the
+    /// message was signed.
+    async fn check_power_of_attorney(
+        &self,
+        route: &Route,
+        inbound: &Inbound,
+        signer: &SignerIdentity,
+        reference: &PowerOfAttorneyRef,
+    ) -> Result<(), GatewayError> {
+        if reference.number.trim().is_empty() {
+            return Err(GatewayError::InvalidField {
+                field: "power_of_attorney.number",
+                problem: "is required when a power of attorney is given".to_owned(),
+            });
+        }
+        parse_iin(&reference.representative_iin, Strictness::Strict).map_err(|error| {
+            GatewayError::InvalidField {
+                field: "power_of_attorney.representative_iin",
+                problem: format!(
+                    "`{}` is not a valid IIN: {error}",
+                    reference.representative_iin
+                ),
+            }
+        })?;
+        let request = Self::lookup_request(
+            inbound,
+            signer,
+            Key::PowerOfAttorneyNumber(reference.number.clone()),
+        );
+        let response = self
+            .lookup(ATTORNEYS_REGISTRY, request, "power_of_attorney.number")
+            .await
+            .map_err(|error| match error {
+                GatewayError::NoData(_) => GatewayError::NoData(format!(
+                    "ЕНИС has no power of attorney `{}` («нет данных доверенности в ЕНИС»)",
+                    reference.number
+                )),
+                other => other,
+            })?;
+        let Some(Record::PowerOfAttorney(attorney)) = response.record else {
+            return Err(GatewayError::RegistryUnavailable {
+                registry: ATTORNEYS_REGISTRY.to_owned(),
+                message: "answered without a power of attorney".to_owned(),
+            });
+        };
+        // Dates count in Astana time.
+        let today = inbound.signed_at.to_offset(KZ_OFFSET).date();
+        check_attorney(
+            &attorney,
+            reference,
+            &inbound.subject,
+            &route.service_id,
+            today,
+        )
     }
 
     // === Sync ===
@@ -437,12 +519,41 @@ impl Engine {
                 route.service_id
             )));
         };
-        let key = match &inbound.subject {
-            SubjectId::Iin(iin) => Key::Iin(iin.clone()),
-            SubjectId::Bin(bin) => Key::Bin(bin.clone()),
+        // ЕНИС is keyed by the power of attorney's number; the others by the
+        // subject.
+        let (key, key_field) = if registry == ATTORNEYS_REGISTRY {
+            let number = inbound
+                .body
+                .power_of_attorney
+                .as_ref()
+                .map(|reference| reference.number.clone())
+                .filter(|number| !number.trim().is_empty())
+                .ok_or_else(|| GatewayError::InvalidField {
+                    field: "power_of_attorney.number",
+                    problem: "is the key of an ЕНИС lookup and is required".to_owned(),
+                })?;
+            (
+                Key::PowerOfAttorneyNumber(number),
+                "power_of_attorney.number",
+            )
+        } else {
+            match &inbound.subject {
+                SubjectId::Iin(iin) => (Key::Iin(iin.clone()), "subject"),
+                SubjectId::Bin(bin) => (Key::Bin(bin.clone()), "subject"),
+            }
         };
         let request = Self::lookup_request(&inbound, &signer, key);
-        let lookup = self.lookup(registry, request).await?;
+        let lookup = self.lookup(registry, request, key_field).await?;
+        if let Some(Record::PowerOfAttorney(attorney)) = &lookup.record
+            && !concerns(attorney, &inbound.subject)
+        {
+            // A power of attorney is shown only to its principal or
+            // representative; to anyone else it does not exist.
+            return Err(GatewayError::NoData(format!(
+                "ЕНИС has no power of attorney `{}` for the subject («нет данных»)",
+                attorney.number
+            )));
+        }
         let result = lookup
             .result
             .clone()
@@ -510,7 +621,7 @@ impl Engine {
             return existing;
         }
 
-        let kato = self.applicant_region(&route, &inbound, &signer).await?;
+        let kato = self.check_applicant(&route, &inbound, &signer).await?;
         let provider = if inbound.body.route_id.is_empty() {
             route
                 .provider_for(kato.as_deref())
@@ -878,5 +989,211 @@ impl Engine {
         self.store
             .remember_report(&provider, &inbound.message_id, digest, receipt.clone());
         Ok(receipt)
+    }
+}
+
+/// Whether the power of attorney names `subject` as its principal or its
+/// representative.
+fn concerns(attorney: &PowerOfAttorney, subject: &SubjectId) -> bool {
+    match subject {
+        SubjectId::Iin(iin) => {
+            (attorney.principal_iin == *iin && attorney.principal_bin.is_empty())
+                || attorney.representative_iin == *iin
+        }
+        SubjectId::Bin(bin) => attorney.principal_bin == *bin,
+    }
+}
+
+/// Checks a power of attorney ЕНИС returned against the request, on `today`.
+fn check_attorney(
+    attorney: &PowerOfAttorney,
+    reference: &PowerOfAttorneyRef,
+    subject: &SubjectId,
+    service_id: &str,
+    today: Date,
+) -> Result<(), GatewayError> {
+    let refuse = |problem: AttorneyProblem, detail: String| GatewayError::PowerOfAttorneyInvalid {
+        number: attorney.number.clone(),
+        problem,
+        detail,
+    };
+    let date = |field: &str, text: &str| {
+        Date::parse(text, &Iso8601::DATE).map_err(|_| GatewayError::RegistryUnavailable {
+            registry: ATTORNEYS_REGISTRY.to_owned(),
+            message: format!("answered a power of attorney with a bad `{field}` `{text}`"),
+        })
+    };
+    if attorney.revoked {
+        let when = if attorney.revocation_date.is_empty() {
+            String::new()
+        } else {
+            format!(" on {}", attorney.revocation_date)
+        };
+        return Err(refuse(AttorneyProblem::Revoked, format!("revoked{when}")));
+    }
+    if date("issue_date", &attorney.issue_date)? > today {
+        return Err(refuse(
+            AttorneyProblem::NotYetValid,
+            format!("in force from {}", attorney.issue_date),
+        ));
+    }
+    if date("valid_until", &attorney.valid_until)? < today {
+        return Err(refuse(
+            AttorneyProblem::Expired,
+            format!("expired after {}", attorney.valid_until),
+        ));
+    }
+    let (principal_ok, applicant) = match subject {
+        SubjectId::Iin(iin) => (
+            attorney.principal_iin == *iin && attorney.principal_bin.is_empty(),
+            iin,
+        ),
+        SubjectId::Bin(bin) => (attorney.principal_bin == *bin, bin),
+    };
+    if !principal_ok {
+        let principal = if attorney.principal_bin.is_empty() {
+            &attorney.principal_iin
+        } else {
+            &attorney.principal_bin
+        };
+        return Err(refuse(
+            AttorneyProblem::PrincipalMismatch,
+            format!("given by `{principal}`, not by the applicant `{applicant}`"),
+        ));
+    }
+    if attorney.representative_iin != reference.representative_iin {
+        return Err(refuse(
+            AttorneyProblem::RepresentativeMismatch,
+            format!(
+                "names representative `{}`, not `{}`",
+                attorney.representative_iin, reference.representative_iin
+            ),
+        ));
+    }
+    if !attorney.service_ids.is_empty() && !attorney.service_ids.iter().any(|id| id == service_id) {
+        return Err(refuse(
+            AttorneyProblem::ServiceNotCovered,
+            format!(
+                "covers {}, not `{service_id}`",
+                attorney
+                    .service_ids
+                    .iter()
+                    .map(|id| format!("`{id}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::date;
+
+    fn attorney() -> PowerOfAttorney {
+        PowerOfAttorney {
+            number: "850315301235-01".into(),
+            principal_iin: "850315301235".into(),
+            representative_iin: "780521307893".into(),
+            issue_date: "2025-06-02".into(),
+            valid_until: "2030-06-01".into(),
+            ..PowerOfAttorney::default()
+        }
+    }
+
+    fn reference() -> PowerOfAttorneyRef {
+        PowerOfAttorneyRef {
+            number: "850315301235-01".into(),
+            representative_iin: "780521307893".into(),
+        }
+    }
+
+    fn problem(
+        attorney: &PowerOfAttorney,
+        reference: &PowerOfAttorneyRef,
+        subject: &SubjectId,
+        today: Date,
+    ) -> Option<AttorneyProblem> {
+        match check_attorney(attorney, reference, subject, "svc", today) {
+            Ok(()) => None,
+            Err(GatewayError::PowerOfAttorneyInvalid { problem, .. }) => Some(problem),
+            Err(other) => panic!("{other}"),
+        }
+    }
+
+    #[test]
+    fn checks_a_power_of_attorney_against_the_request() {
+        let person = SubjectId::Iin("850315301235".into());
+        let today = date!(2026 - 01 - 15);
+        assert_eq!(problem(&attorney(), &reference(), &person, today), None);
+        let revoked = PowerOfAttorney {
+            revoked: true,
+            ..attorney()
+        };
+        assert_eq!(
+            problem(&revoked, &reference(), &person, today),
+            Some(AttorneyProblem::Revoked)
+        );
+        assert_eq!(
+            problem(&attorney(), &reference(), &person, date!(2030 - 06 - 02)),
+            Some(AttorneyProblem::Expired)
+        );
+        assert_eq!(
+            problem(&attorney(), &reference(), &person, date!(2030 - 06 - 01)),
+            None,
+            "valid through its last day"
+        );
+        assert_eq!(
+            problem(&attorney(), &reference(), &person, date!(2025 - 06 - 01)),
+            Some(AttorneyProblem::NotYetValid)
+        );
+        let other = SubjectId::Iin("920704404563".into());
+        assert_eq!(
+            problem(&attorney(), &reference(), &other, today),
+            Some(AttorneyProblem::PrincipalMismatch)
+        );
+        let someone_else = PowerOfAttorneyRef {
+            representative_iin: "920704404563".into(),
+            ..reference()
+        };
+        assert_eq!(
+            problem(&attorney(), &someone_else, &person, today),
+            Some(AttorneyProblem::RepresentativeMismatch)
+        );
+        let limited = PowerOfAttorney {
+            service_ids: vec!["other".into()],
+            ..attorney()
+        };
+        assert_eq!(
+            problem(&limited, &reference(), &person, today),
+            Some(AttorneyProblem::ServiceNotCovered)
+        );
+        let covering = PowerOfAttorney {
+            service_ids: vec!["other".into(), "svc".into()],
+            ..attorney()
+        };
+        assert_eq!(problem(&covering, &reference(), &person, today), None);
+    }
+
+    #[test]
+    fn an_entity_power_of_attorney_serves_the_entity_not_its_head() {
+        let entity = PowerOfAttorney {
+            principal_bin: "100440123456".into(),
+            principal_iin: "010910512342".into(),
+            ..attorney()
+        };
+        let today = date!(2026 - 01 - 15);
+        let bin = SubjectId::Bin("100440123456".into());
+        assert_eq!(problem(&entity, &reference(), &bin, today), None);
+        let head = SubjectId::Iin("010910512342".into());
+        assert_eq!(
+            problem(&entity, &reference(), &head, today),
+            Some(AttorneyProblem::PrincipalMismatch)
+        );
+        assert!(concerns(&entity, &bin));
+        assert!(!concerns(&entity, &head));
+        assert!(concerns(&entity, &SubjectId::Iin("780521307893".into())));
     }
 }

@@ -13,6 +13,37 @@ use tonic_types::{ErrorDetails, StatusExt};
 /// The `google.rpc.ErrorInfo.domain` of every gateway error.
 pub const ERROR_DOMAIN: &str = "shep.kz";
 
+/// What is wrong with a power of attorney that ЕНИС knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttorneyProblem {
+    /// Revoked by the principal.
+    Revoked,
+    /// Past its `valid_until`.
+    Expired,
+    /// Its `issue_date` is after the message date.
+    NotYetValid,
+    /// Limited to services that do not include this one.
+    ServiceNotCovered,
+    /// Given by someone other than the applicant.
+    PrincipalMismatch,
+    /// Names a representative other than the one the envelope gives.
+    RepresentativeMismatch,
+}
+
+impl AttorneyProblem {
+    /// The value of `metadata["problem"]`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Revoked => "REVOKED",
+            Self::Expired => "EXPIRED",
+            Self::NotYetValid => "NOT_YET_VALID",
+            Self::ServiceNotCovered => "SERVICE_NOT_COVERED",
+            Self::PrincipalMismatch => "PRINCIPAL_MISMATCH",
+            Self::RepresentativeMismatch => "REPRESENTATIVE_MISMATCH",
+        }
+    }
+}
+
 /// Why the gateway refused or failed a request.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum GatewayError {
@@ -75,6 +106,12 @@ pub enum GatewayError {
     NoData(String),
     #[error("registry `{registry}` is unavailable: {message}")]
     RegistryUnavailable { registry: String, message: String },
+    #[error("power of attorney `{number}` does not allow this request: {detail}")]
+    PowerOfAttorneyInvalid {
+        number: String,
+        problem: AttorneyProblem,
+        detail: String,
+    },
     #[error("message `{message_id}` was already sent by `{sender}` with a different body")]
     DuplicateMessage { message_id: String, sender: String },
     #[error("message `{0}` not found")]
@@ -125,6 +162,7 @@ impl GatewayError {
             Self::NoProviderForRegion { .. } => Reason::NoProviderForRegion,
             Self::NoData(_) => Reason::NoData,
             Self::RegistryUnavailable { .. } => Reason::RegistryUnavailable,
+            Self::PowerOfAttorneyInvalid { .. } => Reason::PowerOfAttorneyInvalid,
             Self::DuplicateMessage { .. } => Reason::DuplicateMessage,
             Self::MessageNotFound(_) => Reason::MessageNotFound,
             Self::InvalidStatusTransition { .. } => Reason::InvalidStatusTransition,
@@ -157,7 +195,8 @@ impl GatewayError {
             Reason::IdentityMismatch
             | Reason::SenderNotAllowed
             | Reason::ChannelNotAllowed
-            | Reason::ProviderNotAllowed => Code::PermissionDenied,
+            | Reason::ProviderNotAllowed
+            | Reason::PowerOfAttorneyInvalid => Code::PermissionDenied,
             Reason::UnknownService | Reason::NoData | Reason::MessageNotFound => Code::NotFound,
             Reason::NoProviderForRegion
             | Reason::InvalidStatusTransition
@@ -209,6 +248,10 @@ pub fn into_status(error: GatewayError) -> Status {
     {
         metadata.insert("field".to_owned(), (*field).to_owned());
     }
+    if let GatewayError::PowerOfAttorneyInvalid { problem, .. } = &error {
+        metadata.insert("field".to_owned(), "power_of_attorney".to_owned());
+        metadata.insert("problem".to_owned(), problem.as_str().to_owned());
+    }
     Status::with_error_details(
         error.code(),
         message,
@@ -234,6 +277,20 @@ mod tests {
         assert_eq!(info.reason, "SIGNATURE_INVALID");
         assert_eq!(info.domain, ERROR_DOMAIN);
         assert_eq!(info.metadata.get("shep_code").unwrap(), "SCE016");
+    }
+
+    #[test]
+    fn a_power_of_attorney_refusal_says_what_is_wrong() {
+        let status = into_status(GatewayError::PowerOfAttorneyInvalid {
+            number: "850315301235-02".into(),
+            problem: AttorneyProblem::Revoked,
+            detail: "revoked on 2025-10-01".into(),
+        });
+        assert_eq!(status.code(), Code::PermissionDenied);
+        let info = status.get_details_error_info().unwrap();
+        assert_eq!(info.reason, "POWER_OF_ATTORNEY_INVALID");
+        assert_eq!(info.metadata.get("problem").unwrap(), "REVOKED");
+        assert_eq!(info.metadata.get("field").unwrap(), "power_of_attorney");
     }
 
     #[test]

@@ -21,6 +21,9 @@ use shep_proto::provider::v1::{
     ReportReceipt, SubscribeRequest, SubscribeResponse, Welcome, subscribe_request,
     subscribe_response,
 };
+use shep_proto::registry::v1::{
+    AccessLogRequest, AccessLogResponse, ReloadFixturesRequest, ReloadFixturesResponse,
+};
 use time::OffsetDateTime;
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::Stream;
@@ -32,6 +35,7 @@ use crate::engine::Engine;
 use crate::envelope::{SubjectId, parse_uuid};
 use crate::error::{GatewayError, into_status};
 use crate::routes::RoutingTable;
+use crate::server::RegistriesHandle;
 use crate::store::{WatchTarget, timestamp};
 
 type EventStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
@@ -390,14 +394,21 @@ pub struct AdminGrpcAdapter {
     engine: Arc<Engine>,
     token: Arc<str>,
     routes_file: Option<std::path::PathBuf>,
+    registries: RegistriesHandle,
 }
 
 impl AdminGrpcAdapter {
-    pub fn new(engine: Arc<Engine>, token: &str, routes_file: Option<std::path::PathBuf>) -> Self {
+    pub fn new(
+        engine: Arc<Engine>,
+        token: &str,
+        routes_file: Option<std::path::PathBuf>,
+        registries: RegistriesHandle,
+    ) -> Self {
         Self {
             engine,
             token: token.into(),
             routes_file,
+            registries,
         }
     }
 
@@ -474,5 +485,50 @@ impl Admin for AdminGrpcAdapter {
         self.engine.replace_routes(table);
         tracing::info!(%source, "routing table reloaded");
         Ok(Response::new(self.list()))
+    }
+
+    async fn reload_fixtures(
+        &self,
+        request: Request<ReloadFixturesRequest>,
+    ) -> Result<Response<ReloadFixturesResponse>, Status> {
+        self.authorize(&request)?;
+        let documents = shep_registries::grpc::documents(request.get_ref());
+        let (summary, generation) = self.registries.data.reload(&documents).map_err(|error| {
+            into_status(GatewayError::InvalidField {
+                field: "fixtures",
+                problem: error.to_string(),
+            })
+        })?;
+        tracing::info!(generation, in_process = ?self.registries.in_process, "fixtures reloaded");
+        Ok(Response::new(shep_registries::grpc::reload_response(
+            summary, generation,
+        )))
+    }
+
+    async fn access_log(
+        &self,
+        request: Request<AccessLogRequest>,
+    ) -> Result<Response<AccessLogResponse>, Status> {
+        self.authorize(&request)?;
+        let registry = &request.get_ref().registry;
+        if !registry.is_empty() && !self.registries.in_process.contains(registry) {
+            let problem = if crate::config::REGISTRY_IDS.contains(&registry.as_str()) {
+                format!(
+                    "registry `{registry}` is served remotely and keeps its own audit (shep.registry.v1.RegistryAdmin/AccessLog)"
+                )
+            } else {
+                format!(
+                    "unknown registry `{registry}` (known: {})",
+                    crate::config::REGISTRY_IDS.join(", ")
+                )
+            };
+            return Err(into_status(GatewayError::InvalidField {
+                field: "registry",
+                problem,
+            }));
+        }
+        Ok(Response::new(
+            self.registries.data.audit().query(request.get_ref()),
+        ))
     }
 }

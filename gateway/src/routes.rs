@@ -493,7 +493,7 @@ fn validate_service(
 mod tests {
     use super::*;
 
-    const REGISTRIES: &[&str] = &["gbdfl"];
+    const REGISTRIES: &[&str] = crate::config::REGISTRY_IDS;
 
     fn table(text: &str) -> Result<RoutingTable, RoutesError> {
         RoutingTable::from_toml(text, "test.toml", REGISTRIES)
@@ -525,7 +525,19 @@ mod tests {
             .filter(|route| route.kind == ServiceKind::Application)
             .count();
         assert_eq!(applications, 8);
-        assert!(table.route("GbdflInfoByIin_v1").is_some());
+        for lookup in [
+            "GbdflInfoByIin_v1",
+            "GbdulInfoByBin_v2",
+            "EnisPowerOfAttorney_v1",
+        ] {
+            assert_eq!(table.route(lookup).unwrap().kind, ServiceKind::Lookup);
+        }
+        let esil = table.route("guardianship-certificate-esil").unwrap();
+        assert_eq!(
+            esil.checks[&ChannelName::ServiceCentre],
+            ["gbdfl", "enis"],
+            "the ЦОН flow checks ГБД ФЛ and ЕНИС"
+        );
     }
 
     #[test]
@@ -606,11 +618,14 @@ mod tests {
             kind = "lookup"
             senders = ["pep"]
             channels = ["portal"]
-            registry = "gbdul"
+            registry = "gbdxx"
             "#
         );
         let error = table(&text).unwrap_err().to_string();
-        assert!(error.contains("unknown registry `gbdul`"), "{error}");
+        assert!(
+            error.contains("unknown registry `gbdxx` (known: gbdfl, gbdul, enis)"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -14,13 +14,16 @@ use shep_proto::admin::v1::admin_server::AdminServer;
 use shep_proto::gateway::v1::gateway_server::GatewayServer;
 use shep_proto::nuc::v1::nuc_server::NucServer;
 use shep_proto::provider::v1::provider_server::ProviderServer;
+use shep_registries::RegistryData;
+use shep_registries::enis::PowerOfAttorneyRegistry;
 use shep_registries::gbdfl::PersonRegistry;
+use shep_registries::gbdul::LegalEntityRegistry;
 use shep_registries::nuc::{CertificateAuthority, IdentitySpec, certificates};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::config::{GatewayConfig, JournalMode};
+use crate::config::{GatewayConfig, JournalMode, REGISTRY_IDS};
 use crate::engine::Engine;
 use crate::grpc::{AdminGrpcAdapter, GatewayGrpcAdapter, ProviderGrpcAdapter};
 use crate::journal::Journal;
@@ -161,12 +164,60 @@ fn read_pems(paths: &[PathBuf]) -> anyhow::Result<Vec<Vec<u8>>> {
     Ok(all)
 }
 
+/// The in-process registries' data and which registries answer from it.
+#[derive(Debug, Clone)]
+pub struct RegistriesHandle {
+    pub data: Arc<RegistryData>,
+    /// Registry ids served in-process (the others are remote).
+    pub in_process: Vec<String>,
+}
+
+/// The registry adapters of `config`, by id (remote where a URL is set,
+/// in-process otherwise), and the in-process registries' data.
+fn registry_adapters(
+    config: &GatewayConfig,
+) -> anyhow::Result<(HashMap<String, RegistryAdapter>, RegistriesHandle)> {
+    let data = Arc::new(
+        RegistryData::new(&config.population, config.audit.capacity)
+            .context("loading the registries' population and fixtures")?,
+    );
+    let mut adapters = HashMap::new();
+    let mut in_process = Vec::new();
+    for id in REGISTRY_IDS {
+        let url = config
+            .registries
+            .get(*id)
+            .and_then(|entry| entry.url.clone());
+        let adapter = match (url, *id) {
+            (Some(url), _) => Remote::new(id, &url)?.boxed(),
+            (None, "gbdfl") => {
+                in_process.push((*id).to_owned());
+                InProcess::new(id, Arc::new(PersonRegistry::new(data.clone()))).boxed()
+            }
+            (None, "gbdul") => {
+                in_process.push((*id).to_owned());
+                InProcess::new(id, Arc::new(LegalEntityRegistry::new(data.clone()))).boxed()
+            }
+            (None, _) => {
+                in_process.push((*id).to_owned());
+                InProcess::new(id, Arc::new(PowerOfAttorneyRegistry::new(data.clone()))).boxed()
+            }
+        };
+        adapters.insert((*id).to_owned(), adapter);
+    }
+    Ok((adapters, RegistriesHandle { data, in_process }))
+}
+
 /// A running gateway.
 #[derive(Debug)]
 pub struct RunningGateway {
     pub addr: SocketAddr,
     pub engine: Arc<Engine>,
     pub admin_token: String,
+    /// The in-process registries' data (population, fixtures, audit).
+    pub registry_data: Arc<RegistryData>,
+    /// Registry ids served in-process.
+    pub in_process: Vec<String>,
     pub data_dir: DataDir,
     /// The test НУЦ.
     pub ca: Arc<CertificateAuthority>,
@@ -222,18 +273,8 @@ pub async fn start_on(
     std::fs::create_dir_all(&data_dir.0)
         .with_context(|| format!("creating data dir `{}`", data_dir.0.display()))?;
 
-    let mut registries: HashMap<String, RegistryAdapter> = HashMap::new();
-    let gbdfl = match config
-        .registries
-        .get("gbdfl")
-        .and_then(|entry| entry.url.clone())
-    {
-        Some(url) => Remote::new("gbdfl", &url)?.boxed(),
-        None => InProcess::new("gbdfl", Arc::new(PersonRegistry::builtin())).boxed(),
-    };
-    registries.insert("gbdfl".to_owned(), gbdfl);
-    let registry_ids: Vec<&str> = registries.keys().map(String::as_str).collect();
-    let routes = load_routes(&config, &registry_ids)?;
+    let (registries, handle) = registry_adapters(&config)?;
+    let routes = load_routes(&config, REGISTRY_IDS)?;
 
     let public_url = config
         .nuc
@@ -303,6 +344,7 @@ pub async fn start_on(
             engine.clone(),
             &token,
             config.routes.clone(),
+            handle.clone(),
         )))
         .add_service(NucServer::new(NucGrpcAdapter::new(ca.clone(), &token)));
     // Plain HTTP on the same port for what certificates point at (the CRL).
@@ -332,6 +374,8 @@ pub async fn start_on(
         addr,
         engine,
         admin_token: token,
+        registry_data: handle.data,
+        in_process: handle.in_process,
         data_dir,
         ca,
         shutdown: Some(shutdown_tx),

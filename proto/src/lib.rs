@@ -11,7 +11,7 @@ pub mod envelope {
     }
 }
 
-/// `shep.registry.v1`: the mock national registries.
+/// `shep.registry.v1`: the mock national registries (lookups, audit, fixtures).
 pub mod registry {
     pub mod v1 {
         tonic::include_proto!("shep.registry.v1");
@@ -32,7 +32,7 @@ pub mod provider {
     }
 }
 
-/// `shep.admin.v1`: routes and, later, fixtures, faults and the journal.
+/// `shep.admin.v1`: routes, registry fixtures and the access audit.
 pub mod admin {
     pub mod v1 {
         tonic::include_proto!("shep.admin.v1");

@@ -193,6 +193,34 @@ pub fn make_iin(birth_date: Date, sex: Sex, serial: u16) -> Option<String> {
     check_digit(&digits).map(|check| format!("{prefix}{check}"))
 }
 
+/// Builds a BIN from its registration year (two digits) and month, entity
+/// type (4-6), unit type (0-3) and 5-digit serial, or `None` when that prefix
+/// is never issued or a part is out of range.
+pub fn make_bin(
+    year: u8,
+    month: u8,
+    entity_type: u8,
+    unit_type: u8,
+    serial: u32,
+) -> Option<String> {
+    if year > 99
+        || !(1..=12).contains(&month)
+        || !(4..=6).contains(&entity_type)
+        || unit_type > 3
+        || serial > 99_999
+    {
+        return None;
+    }
+    let prefix = format!("{year:02}{month:02}{entity_type}{unit_type}{serial:05}");
+    let digits: [u8; 11] = prefix
+        .bytes()
+        .map(|byte| byte - b'0')
+        .collect::<Vec<_>>()
+        .try_into()
+        .ok()?;
+    check_digit(&digits).map(|check| format!("{prefix}{check}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -291,5 +319,54 @@ mod tests {
             }
         }
         assert!(made > 40, "most serials are issuable, got {made}");
+    }
+
+    #[test]
+    fn made_bins_round_trip() {
+        let bin = make_bin(94, 1, 4, 0, 38).unwrap();
+        assert_eq!(bin, "940140000385");
+        let info = parse_bin(&bin, Strictness::Strict).unwrap();
+        assert_eq!((info.year, info.month), (94, 1));
+        assert_eq!((info.entity_type, info.unit_type), (4, 0));
+        assert_eq!(make_bin(99, 13, 4, 0, 1), None);
+        assert_eq!(make_bin(99, 1, 7, 0, 1), None);
+    }
+
+    #[test]
+    fn lenient_mode_still_checks_the_structure_of_a_bin() {
+        // Valid structure, wrong check digit (5 is right).
+        assert_eq!(
+            parse_bin("940140000386", Strictness::Strict),
+            Err(IdentError::CheckDigit {
+                expected: 5,
+                found: 6
+            })
+        );
+        parse_bin("940140000386", Strictness::Lenient).unwrap();
+        assert_eq!(
+            parse_bin("940140000386".get(..11).unwrap(), Strictness::Lenient),
+            Err(IdentError::Shape)
+        );
+        assert_eq!(
+            parse_bin("940148000385", Strictness::Lenient),
+            Err(IdentError::UnitType(8))
+        );
+    }
+
+    #[test]
+    fn no_number_is_both_an_iin_and_a_bin() {
+        // An IIN's 5th digit starts the birth day (0-3); a BIN's is its entity
+        // type (4-6). Lookups and fixtures rely on this.
+        for id in ["940140000385", "990140004654"] {
+            assert!(parse_iin(id, Strictness::Lenient).is_err());
+        }
+        for id in [
+            "791028302728",
+            "061211600012",
+            "910312400290",
+            "900101300811",
+        ] {
+            assert!(parse_bin(id, Strictness::Lenient).is_err());
+        }
     }
 }

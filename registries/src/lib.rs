@@ -1,13 +1,26 @@
-//! The mock national registries behind the gateway (ГБД ФЛ for now), the
-//! IIN/BIN codecs they validate with, and the НУЦ test certification authority.
-//! Registries know nothing of the gateway.
+//! The mock national registries behind the gateway — ГБД ФЛ (persons), ГБД ЮЛ
+//! (legal entities) and ЕНИС (powers of attorney) over a seeded synthetic
+//! population with fixtures on top — the IIN/BIN codecs they validate with,
+//! and the НУЦ test certification authority. Registries know nothing of the
+//! gateway.
 
+pub mod audit;
+pub mod data;
+pub mod enis;
+pub mod fixtures;
 pub mod gbdfl;
+pub mod gbdul;
 pub mod grpc;
+mod hash;
 pub mod ident;
+pub mod names;
 pub mod nuc;
+pub mod population;
+pub mod reference;
 
 use shep_proto::registry::v1::{LookupRequest, LookupResponse, MessageResult};
+
+pub use data::{PopulationConfig, RegistryData, RegistryKind};
 
 /// Why a registry could not answer.
 #[derive(Debug, thiserror::Error)]
@@ -22,6 +35,9 @@ pub enum RegistryError {
         #[source]
         source: ident::IdentError,
     },
+    /// A power-of-attorney number that cannot be one (empty, too long, spaces).
+    #[error("`{number}` is not a power-of-attorney number (1-64 characters, no spaces)")]
+    InvalidNumber { number: String },
     /// The request's key kind is not one this registry answers.
     #[error("registry `{registry}` does not answer this kind of key")]
     UnsupportedKey { registry: &'static str },

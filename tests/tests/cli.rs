@@ -197,5 +197,5 @@ fn routes_check_accepts_the_default_table() {
     let output = run(&["routes", "check", file.to_str().unwrap()]);
     let stdout = text(&output.stdout);
     assert!(output.status.success(), "{stdout}{}", text(&output.stderr));
-    assert!(stdout.contains("ok, 9 services"), "{stdout}");
+    assert!(stdout.contains("ok, 11 services"), "{stdout}");
 }

@@ -202,15 +202,15 @@ async fn the_admin_api_refuses_calls_without_the_right_bearer_token() {
             "UNAUTHENTICATED",
         );
     }
-    assert_eq!(route_ids(&gw).await.0.len(), 9, "nothing was reloaded");
+    assert_eq!(route_ids(&gw).await.0.len(), 11, "nothing was reloaded");
 }
 
 #[tokio::test]
-async fn the_admin_api_lists_the_nine_default_routes_and_gets_one() {
+async fn the_admin_api_lists_the_eleven_default_routes_and_gets_one() {
     let gw = TestGateway::start().await;
     let (ids, source) = route_ids(&gw).await;
     assert_eq!(source, "embedded");
-    assert_eq!(ids.len(), 9, "{ids:?}");
+    assert_eq!(ids.len(), 11, "{ids:?}");
     assert!(ids.iter().any(|id| id == LOOKUP_SERVICE));
     assert!(
         ids.windows(2).all(|pair| pair[0] < pair[1]),
@@ -241,7 +241,7 @@ async fn the_admin_api_lists_the_nine_default_routes_and_gets_one() {
     );
     assert_eq!(route.default_provider, "");
     assert_eq!(route.deadline, "5 working-days");
-    assert_eq!(route.checks, ["service-centre: gbdfl"]);
+    assert_eq!(route.checks, ["service-centre: gbdfl, enis"]);
     assert!(route.name_ru.contains("опеке"), "{}", route.name_ru);
 
     let lookup = admin
@@ -315,7 +315,7 @@ async fn reloading_an_invalid_table_is_refused_and_the_old_table_stays_in_force(
     );
 
     let (ids, source) = route_ids(&gw).await;
-    assert_eq!((ids.len(), source.as_str()), (9, "embedded"));
+    assert_eq!((ids.len(), source.as_str()), (11, "embedded"));
     let submitted = gw.submit_application().await;
     assert_eq!(submitted.receipt.status(), ApplicationStatus::Accepted);
 }
@@ -369,7 +369,7 @@ async fn reloading_without_toml_rereads_the_routes_file() {
         .await;
     let path = gw.routes_path().expect("a routes file").to_owned();
     let (ids, source) = route_ids(&gw).await;
-    assert_eq!(ids.len(), 9);
+    assert_eq!(ids.len(), 11);
     assert_eq!(source, path.display().to_string());
 
     std::fs::write(&path, SMALL_TABLE).unwrap();

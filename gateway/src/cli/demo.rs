@@ -56,7 +56,7 @@ async fn narrate(data_dir: &std::path::Path) -> anyhow::Result<()> {
     step(
         1,
         &format!(
-            "The gateway listens on {} with the {} routing table ({} services), a test НУЦ and ГБД ФЛ in-process.",
+            "The gateway listens on {} with the {} routing table ({} services), a test НУЦ and the registries (ГБД ФЛ, ГБД ЮЛ, ЕНИС) in-process.",
             gateway.url(),
             routes.source(),
             routes.routes().len()

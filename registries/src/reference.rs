@@ -1,0 +1,553 @@
+//! Reference books: the dictionary values (`{code, name_ru, name_kk}`) the
+//! registries answer with, and the regions synthetic addresses are drawn from.
+//!
+//! Region prefixes are the real first two digits of КАТО codes; the codes of
+//! regional centres follow the КАТО pattern (`<region>1010000`, or
+//! `<region>1000000` for the three cities of republican significance). The
+//! codes of nationalities, legal forms and statuses are the simulator's own:
+//! the real reference books are not public.
+
+use shep_proto::registry::v1::DictionaryValue;
+
+/// A dictionary entry: code, Russian name, Kazakh name.
+pub type Entry = (&'static str, &'static str, &'static str);
+
+/// Builds a dictionary value.
+pub fn dict(code: &str, name_ru: &str, name_kk: &str) -> DictionaryValue {
+    DictionaryValue {
+        code: code.to_owned(),
+        name_ru: name_ru.to_owned(),
+        name_kk: name_kk.to_owned(),
+    }
+}
+
+/// The dictionary value of an entry.
+pub fn value(entry: &Entry) -> DictionaryValue {
+    dict(entry.0, entry.1, entry.2)
+}
+
+/// Finds `code` in a reference book.
+pub fn find(book: &[Entry], code: &str) -> Option<DictionaryValue> {
+    book.iter().find(|entry| entry.0 == code).map(value)
+}
+
+pub const KAZAKHSTAN: Entry = ("398", "Казахстан", "Қазақстан");
+
+/// Countries (ISO 3166 numeric codes), for citizenship and birth places.
+pub const COUNTRIES: &[Entry] = &[
+    KAZAKHSTAN,
+    ("643", "Россия", "Ресей"),
+    ("860", "Узбекистан", "Өзбекстан"),
+    ("417", "Кыргызстан", "Қырғызстан"),
+    ("156", "Китай", "Қытай"),
+    ("276", "Германия", "Германия"),
+];
+
+pub const MALE: Entry = ("1", "Мужской", "Ер");
+pub const FEMALE: Entry = ("2", "Женский", "Әйел");
+pub const GENDERS: &[Entry] = &[MALE, FEMALE];
+
+pub const ALIVE: Entry = ("0", "Нормальный", "Қалыпты");
+pub const DECEASED: Entry = ("1", "Умерший", "Қайтыс болған");
+pub const LIFE_STATUSES: &[Entry] = &[ALIVE, DECEASED];
+
+pub const NATIONALITIES: &[Entry] = &[
+    ("005", "Казах", "Қазақ"),
+    ("001", "Русский", "Орыс"),
+    ("007", "Украинец", "Украин"),
+    ("009", "Узбек", "Өзбек"),
+    ("011", "Уйгур", "Ұйғыр"),
+    ("013", "Татарин", "Татар"),
+    ("015", "Немец", "Неміс"),
+    ("017", "Кореец", "Кәріс"),
+];
+
+pub const ID_CARD: Entry = ("002", "УДОСТОВЕРЕНИЕ РК", "ҚР ЖЕКЕ КУӘЛІГІ");
+pub const PASSPORT: Entry = ("001", "ПАСПОРТ РК", "ҚР ПАСПОРТЫ");
+pub const BIRTH_CERTIFICATE: Entry = ("003", "СВИДЕТЕЛЬСТВО О РОЖДЕНИИ", "ТУУ ТУРАЛЫ КУӘЛІК");
+pub const DOCUMENT_TYPES: &[Entry] = &[ID_CARD, PASSPORT, BIRTH_CERTIFICATE];
+
+pub const MVD: Entry = ("002", "МВД РК", "ҚР ІІМ");
+pub const MJ: Entry = ("001", "МЮ РК", "ҚР ӘМ");
+pub const ISSUERS: &[Entry] = &[MVD, MJ];
+
+pub const DOCUMENT_VALID: Entry = ("00", "ДОКУМЕНТ ДЕЙСТВИТЕЛЕН", "ҚҰЖАТ ЖАРАМДЫ");
+pub const DOCUMENT_EXPIRED: Entry = ("01", "СРОК ДЕЙСТВИЯ ИСТЕК", "ҚҰЖАТТЫҢ МЕРЗІМІ ӨТКЕН");
+pub const DOCUMENT_LOST: Entry = ("02", "ДОКУМЕНТ УТЕРЯН", "ҚҰЖАТ ЖОҒАЛҒАН");
+pub const DOCUMENT_INVALID: Entry = ("03", "ДОКУМЕНТ НЕДЕЙСТВИТЕЛЕН", "ҚҰЖАТ ЖАРАМСЫЗ");
+pub const DOCUMENT_STATUSES: &[Entry] = &[
+    DOCUMENT_VALID,
+    DOCUMENT_EXPIRED,
+    DOCUMENT_LOST,
+    DOCUMENT_INVALID,
+];
+
+pub const REGISTERED: Entry = ("1", "Зарегистрирован", "Тіркелген");
+pub const LIQUIDATED: Entry = ("2", "Ликвидирован", "Таратылған");
+pub const LIQUIDATING: Entry = ("3", "В стадии ликвидации", "Тарату сатысында");
+pub const REG_STATUSES: &[Entry] = &[REGISTERED, LIQUIDATED, LIQUIDATING];
+
+/// A legal form: its entry, the abbreviations of short names (ru, kk), and
+/// the Kazakh form that follows a quoted name in a full name (with the
+/// possessive ending Kazakh grammar wants there).
+#[derive(Debug, Clone, Copy)]
+pub struct LegalForm {
+    pub entry: Entry,
+    pub short_ru: &'static str,
+    pub short_kk: &'static str,
+    pub full_kk: &'static str,
+}
+
+pub const LLP: LegalForm = LegalForm {
+    entry: (
+        "20",
+        "Товарищество с ограниченной ответственностью",
+        "Жауапкершілігі шектеулі серіктестік",
+    ),
+    short_ru: "ТОО",
+    short_kk: "ЖШС",
+    full_kk: "жауапкершілігі шектеулі серіктестігі",
+};
+pub const JSC: LegalForm = LegalForm {
+    entry: ("10", "Акционерное общество", "Акционерлік қоғам"),
+    short_ru: "АО",
+    short_kk: "АҚ",
+    full_kk: "акционерлік қоғамы",
+};
+pub const STATE_INSTITUTION: LegalForm = LegalForm {
+    entry: ("30", "Государственное учреждение", "Мемлекеттік мекеме"),
+    short_ru: "ГУ",
+    short_kk: "ММ",
+    full_kk: "мемлекеттік мекемесі",
+};
+pub const PUBLIC_ASSOCIATION: LegalForm = LegalForm {
+    entry: ("40", "Общественное объединение", "Қоғамдық бірлестік"),
+    short_ru: "ОО",
+    short_kk: "ҚБ",
+    full_kk: "қоғамдық бірлестігі",
+};
+pub const COOPERATIVE: LegalForm = LegalForm {
+    entry: ("50", "Производственный кооператив", "Өндірістік кооператив"),
+    short_ru: "ПК",
+    short_kk: "ӨК",
+    full_kk: "өндірістік кооперативі",
+};
+pub const NON_COMMERCIAL_JSC: LegalForm = LegalForm {
+    entry: (
+        "11",
+        "Некоммерческое акционерное общество",
+        "Коммерциялық емес акционерлік қоғам",
+    ),
+    short_ru: "НАО",
+    short_kk: "КЕАҚ",
+    full_kk: "коммерциялық емес акционерлік қоғамы",
+};
+pub const BRANCH: LegalForm = LegalForm {
+    entry: ("60", "Филиал", "Филиал"),
+    short_ru: "Филиал",
+    short_kk: "филиалы",
+    full_kk: "филиалы",
+};
+pub const REPRESENTATIVE_OFFICE: LegalForm = LegalForm {
+    entry: ("70", "Представительство", "Өкілдік"),
+    short_ru: "Представительство",
+    short_kk: "өкілдігі",
+    full_kk: "өкілдігі",
+};
+pub const JOINT_ENTREPRENEURSHIP: LegalForm = LegalForm {
+    entry: (
+        "80",
+        "Индивидуальное предпринимательство в форме совместного",
+        "Бірлескен нысандағы жеке кәсіпкерлік",
+    ),
+    short_ru: "ИП(С)",
+    short_kk: "ЖК(Б)",
+    full_kk: "бірлескен нысандағы жеке кәсіпкерлігі",
+};
+pub const FARM: LegalForm = LegalForm {
+    entry: (
+        "90",
+        "Крестьянское (фермерское) хозяйство",
+        "Шаруа (фермер) қожалығы",
+    ),
+    short_ru: "КХ",
+    short_kk: "ШҚ",
+    full_kk: "шаруа (фермер) қожалығы",
+};
+pub const LEGAL_FORMS: &[LegalForm] = &[
+    LLP,
+    JSC,
+    NON_COMMERCIAL_JSC,
+    STATE_INSTITUTION,
+    PUBLIC_ASSOCIATION,
+    COOPERATIVE,
+    BRANCH,
+    REPRESENTATIVE_OFFICE,
+    JOINT_ENTREPRENEURSHIP,
+    FARM,
+];
+
+/// Legal-form entries, for dictionary look-ups.
+pub fn legal_form_entries() -> impl Iterator<Item = &'static Entry> {
+    LEGAL_FORMS.iter().map(|form| &form.entry)
+}
+
+/// Main activities (ОКЭД).
+pub const ACTIVITIES: &[Entry] = &[
+    (
+        "62010",
+        "Деятельность в области компьютерного программирования",
+        "Компьютерлік бағдарламалау саласындағы қызмет",
+    ),
+    (
+        "46900",
+        "Неспециализированная оптовая торговля",
+        "Мамандандырылмаған көтерме сауда",
+    ),
+    (
+        "41200",
+        "Строительство жилых и нежилых зданий",
+        "Тұрғын және тұрғын емес ғимараттар құрылысы",
+    ),
+    (
+        "49410",
+        "Деятельность автомобильного грузового транспорта",
+        "Автомобиль жүк көлігінің қызметі",
+    ),
+    (
+        "01110",
+        "Выращивание зерновых и зернобобовых культур",
+        "Дәнді және дәнді бұршақты дақылдарды өсіру",
+    ),
+    (
+        "47110",
+        "Розничная торговля в неспециализированных магазинах",
+        "Мамандандырылмаған дүкендерде бөлшек сауда",
+    ),
+    (
+        "69200",
+        "Деятельность в области бухгалтерского учета и аудита",
+        "Бухгалтерлік есеп және аудит саласындағы қызмет",
+    ),
+    (
+        "84110",
+        "Деятельность органов государственного управления",
+        "Мемлекеттік басқару органдарының қызметі",
+    ),
+    (
+        "85310",
+        "Общее среднее образование",
+        "Жалпы орта білім беру",
+    ),
+    (
+        "94990",
+        "Деятельность прочих общественных организаций",
+        "Басқа да қоғамдық ұйымдардың қызметі",
+    ),
+];
+
+/// A region: КАТО prefix, names (ru, kk), its centre (КАТО, name ru, name kk),
+/// and its weight in the population (thousands of residents, roughly).
+#[derive(Debug, Clone, Copy)]
+pub struct Region {
+    pub prefix: &'static str,
+    pub name_ru: &'static str,
+    pub name_kk: &'static str,
+    pub centre_kato: &'static str,
+    pub centre_ru: &'static str,
+    pub centre_kk: &'static str,
+    pub weight: u32,
+}
+
+const fn region(
+    prefix: &'static str,
+    name_ru: &'static str,
+    name_kk: &'static str,
+    centre: (&'static str, &'static str, &'static str),
+    weight: u32,
+) -> Region {
+    Region {
+        prefix,
+        name_ru,
+        name_kk,
+        centre_kato: centre.0,
+        centre_ru: centre.1,
+        centre_kk: centre.2,
+        weight,
+    }
+}
+
+pub const REGIONS: &[Region] = &[
+    region(
+        "11",
+        "Акмолинская область",
+        "Ақмола облысы",
+        ("111010000", "Кокшетау", "Көкшетау"),
+        790,
+    ),
+    region(
+        "15",
+        "Актюбинская область",
+        "Ақтөбе облысы",
+        ("151010000", "Актобе", "Ақтөбе"),
+        920,
+    ),
+    region(
+        "19",
+        "Алматинская область",
+        "Алматы облысы",
+        ("191010000", "Конаев", "Қонаев"),
+        1_500,
+    ),
+    region(
+        "23",
+        "Атырауская область",
+        "Атырау облысы",
+        ("231010000", "Атырау", "Атырау"),
+        700,
+    ),
+    region(
+        "27",
+        "Западно-Казахстанская область",
+        "Батыс Қазақстан облысы",
+        ("271010000", "Уральск", "Орал"),
+        690,
+    ),
+    region(
+        "31",
+        "Жамбылская область",
+        "Жамбыл облысы",
+        ("311010000", "Тараз", "Тараз"),
+        1_220,
+    ),
+    region(
+        "35",
+        "Карагандинская область",
+        "Қарағанды облысы",
+        ("351010000", "Караганда", "Қарағанды"),
+        1_130,
+    ),
+    region(
+        "39",
+        "Костанайская область",
+        "Қостанай облысы",
+        ("391010000", "Костанай", "Қостанай"),
+        830,
+    ),
+    region(
+        "43",
+        "Кызылординская область",
+        "Қызылорда облысы",
+        ("431010000", "Кызылорда", "Қызылорда"),
+        830,
+    ),
+    region(
+        "47",
+        "Мангистауская область",
+        "Маңғыстау облысы",
+        ("471010000", "Актау", "Ақтау"),
+        770,
+    ),
+    region(
+        "55",
+        "Павлодарская область",
+        "Павлодар облысы",
+        ("551010000", "Павлодар", "Павлодар"),
+        750,
+    ),
+    region(
+        "59",
+        "Северо-Казахстанская область",
+        "Солтүстік Қазақстан облысы",
+        ("591010000", "Петропавловск", "Петропавл"),
+        530,
+    ),
+    region(
+        "63",
+        "Восточно-Казахстанская область",
+        "Шығыс Қазақстан облысы",
+        ("631010000", "Усть-Каменогорск", "Өскемен"),
+        720,
+    ),
+    region(
+        "71",
+        "г. Астана",
+        "Астана қ.",
+        ("711000000", "Астана", "Астана"),
+        1_420,
+    ),
+    region(
+        "75",
+        "г. Алматы",
+        "Алматы қ.",
+        ("751000000", "Алматы", "Алматы"),
+        2_230,
+    ),
+    region(
+        "79",
+        "г. Шымкент",
+        "Шымкент қ.",
+        ("791000000", "Шымкент", "Шымкент"),
+        1_220,
+    ),
+];
+
+/// The region whose prefix starts `kato`, if known.
+pub fn region_of(kato: &str) -> Option<&'static Region> {
+    REGIONS
+        .iter()
+        .find(|region| kato.starts_with(region.prefix))
+}
+
+/// The region's dictionary value.
+pub fn region_value(region: &Region) -> DictionaryValue {
+    dict(region.prefix, region.name_ru, region.name_kk)
+}
+
+/// Streets, shared by every city (most Kazakh cities have them).
+pub const STREETS: &[&str] = &[
+    "ул. Абая",
+    "ул. Ауэзова",
+    "ул. Толе би",
+    "ул. Казыбек би",
+    "ул. Айтеке би",
+    "ул. Жамбыла",
+    "ул. Сатпаева",
+    "ул. Байтурсынова",
+    "ул. Кунаева",
+    "ул. Пушкина",
+    "ул. Гагарина",
+    "ул. Шевченко",
+    "ул. Муканова",
+    "ул. Богенбай батыра",
+    "ул. Кенесары",
+    "ул. Мира",
+    "ул. Достык",
+    "ул. Желтоксан",
+    "пр. Республики",
+    "пр. Независимости",
+    "мкр. Самал",
+    "мкр. Восток",
+    "мкр. Юго-Восток",
+    "мкр. Жастар",
+];
+
+/// Areas of a state institution's remit: (ru genitive, kk).
+pub const STATE_SPHERES: &[(&str, &str)] = &[
+    ("образования", "білім"),
+    (
+        "занятости и социальных программ",
+        "жұмыспен қамту және әлеуметтік бағдарламалар",
+    ),
+    (
+        "архитектуры и градостроительства",
+        "сәулет және қала құрылысы",
+    ),
+    (
+        "культуры и развития языков",
+        "мәдениет және тілдерді дамыту",
+    ),
+    ("физической культуры и спорта", "дене шынықтыру және спорт"),
+    (
+        "жилищно-коммунального хозяйства",
+        "тұрғын үй-коммуналдық шаруашылығы",
+    ),
+];
+
+/// Parts of company names (transliterated, the same in both languages).
+pub const NAME_STEMS: &[&str] = &[
+    "Астана",
+    "Алтын",
+    "Нур",
+    "Сарыарка",
+    "Жулдыз",
+    "Казына",
+    "Береке",
+    "Самал",
+    "Атамекен",
+    "Тулпар",
+    "Дала",
+    "Каспий",
+    "Алатау",
+    "Кокше",
+    "Есиль",
+    "Евразия",
+    "Тумар",
+    "Бастау",
+    "Шапагат",
+    "Керуен",
+];
+pub const NAME_SUFFIXES: &[&str] = &[
+    "Трейд",
+    "Строй",
+    "Сервис",
+    "Агро",
+    "Логистик",
+    "Энерго",
+    "Мунай",
+    "Фарм",
+    "Консалт",
+    "Инвест",
+    "Тех",
+    "Медиа",
+    "Транс",
+    "Групп",
+    "Продукт",
+];
+
+/// Foreign companies behind non-resident branches and offices.
+pub const FOREIGN_COMPANIES: &[&str] = &[
+    "Caspian Drilling Ltd.",
+    "Silk Road Logistics GmbH",
+    "Eurasia Mining B.V.",
+    "Steppe Energy Inc.",
+    "Altai Trading LLC",
+    "Nomad Software OÜ",
+];
+
+/// Services a synthetic power of attorney may be limited to: the services of
+/// the seed regulations (the default routing table's applications).
+pub const SERVICES: &[&str] = &[
+    "guardianship-certificate-esil",
+    "targeted-social-assistance-tayynsha",
+    "foster-care-payment-mangystau",
+    "adoption-payment-mangystau",
+    "foster-care-transfer-mangystau",
+    "adopter-registration-mangystau",
+    "guardianship-certificate-karaganda",
+    "archive-certificate-mangystau",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regions_have_two_digit_prefixes_and_matching_centres() {
+        for region in REGIONS {
+            assert_eq!(region.prefix.len(), 2);
+            assert_eq!(region.centre_kato.len(), 9);
+            assert!(region.centre_kato.starts_with(region.prefix));
+            assert_eq!(region_of(region.centre_kato).unwrap().prefix, region.prefix);
+        }
+        assert!(region_of("991000000").is_none());
+    }
+
+    #[test]
+    fn codes_are_unique_per_book() {
+        let books: [Vec<&str>; 6] = [
+            NATIONALITIES.iter().map(|entry| entry.0).collect(),
+            COUNTRIES.iter().map(|entry| entry.0).collect(),
+            DOCUMENT_STATUSES.iter().map(|entry| entry.0).collect(),
+            legal_form_entries().map(|entry| entry.0).collect(),
+            ACTIVITIES.iter().map(|entry| entry.0).collect(),
+            REGIONS.iter().map(|region| region.prefix).collect(),
+        ];
+        for book in books {
+            let mut sorted = book.clone();
+            sorted.sort_unstable();
+            sorted.dedup();
+            assert_eq!(sorted.len(), book.len(), "{book:?}");
+        }
+    }
+}
