@@ -87,6 +87,17 @@ enum Command {
         #[command(subcommand)]
         command: certs::CertsCommand,
     },
+    /// Lists the dead letters (delivery stopped), or requeues one.
+    DeadLetters {
+        /// Requeue this message id instead of listing.
+        #[arg(long)]
+        requeue: Option<String>,
+        /// Only this provider's.
+        #[arg(long)]
+        provider: Option<String>,
+        #[command(flatten)]
+        admin: certs::AdminArgs,
+    },
     /// Works with the journal (stop the gateway first: it holds the file).
     Journal {
         #[command(subcommand)]
@@ -407,6 +418,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Registry(args) => serve_registry(args).await,
         Command::Population { command } => population(command),
         Command::Certs { command } => certs::run(command).await,
+        Command::DeadLetters {
+            requeue,
+            provider,
+            admin,
+        } => certs::dead_letters(requeue, provider, admin).await,
         Command::Journal {
             command: JournalCommand::Verify { data_dir },
         } => {

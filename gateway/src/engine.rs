@@ -795,6 +795,53 @@ impl Engine {
         }
     }
 
+    /// Dead letters, per provider (all providers when `provider` is empty).
+    pub fn dead_letters(&self, provider: &str) -> Vec<(String, Pending)> {
+        self.delivery
+            .queues()
+            .into_iter()
+            .filter(|(id, _)| provider.is_empty() || id == provider)
+            .flat_map(|(id, queue)| {
+                queue
+                    .dead_letters()
+                    .into_iter()
+                    .map(move |pending| (id.clone(), pending))
+            })
+            .collect()
+    }
+
+    /// Puts a dead letter back into its provider's queue; its status returns
+    /// to ACCEPTED, journaled before it is delivered again.
+    pub async fn requeue_dead_letter(&self, message_id: &str) -> Result<String, GatewayError> {
+        let message_id = parse_uuid("message_id", message_id)?;
+        let not_found = || GatewayError::MessageNotFound(format!("dead letter `{message_id}`"));
+        let provider = self
+            .store
+            .with(&message_id, |record| record.provider_id.clone())
+            .ok_or_else(not_found)?;
+        let (_, ticket) = self.store.record(&message_id, |record| {
+            if record.delivery_state != MessageState::DeliveryStopped {
+                return Err(not_found());
+            }
+            record.delivery_state = MessageState::OnDelivery;
+            record.status = ApplicationStatus::Accepted;
+            Ok(Change {
+                status: ApplicationStatus::Accepted,
+                notification: "Доставка заявки возобновлена оператором".to_owned(),
+                reported_by: "operator".to_owned(),
+                ..Change::default()
+            })
+        })?;
+        ticket.durable().await.map_err(journal_failed)?;
+        if !self.delivery.queue(&provider).requeue(&message_id) {
+            return Err(GatewayError::Internal(format!(
+                "`{message_id}` was stopped but not in the dead letters of `{provider}`"
+            )));
+        }
+        tracing::info!(%message_id, %provider, "dead letter requeued");
+        Ok(provider)
+    }
+
     /// Requeues expired leases on every queue; stops those out of attempts.
     pub fn expire_leases(&self) {
         let now = tokio::time::Instant::now();
