@@ -85,19 +85,51 @@ const HOLIDAYS: &[(Month, u8)] = &[
     (Month::December, 16),
 ];
 
-/// Whether `date` is a working day: not a weekend, not a public holiday.
-pub fn is_working_day(date: Date) -> bool {
-    !matches!(date.weekday(), Weekday::Saturday | Weekday::Sunday)
-        && !HOLIDAYS
-            .iter()
-            .any(|(month, day)| date.month() == *month && date.day() == *day)
+/// The working-day calendar: weekends and the fixed-date public holidays,
+/// plus configured extra holidays (Курбан айт, bridge days) and extra working
+/// days (a Saturday worked to bridge a holiday).
+#[derive(Debug, Clone, Default)]
+pub struct Calendar {
+    extra_holidays: std::collections::HashSet<Date>,
+    extra_working_days: std::collections::HashSet<Date>,
+}
+
+impl Calendar {
+    /// The default calendar with these exceptions.
+    pub fn new(extra_holidays: Vec<Date>, extra_working_days: Vec<Date>) -> Self {
+        Self {
+            extra_holidays: extra_holidays.into_iter().collect(),
+            extra_working_days: extra_working_days.into_iter().collect(),
+        }
+    }
+
+    /// Whether `date` is a working day.
+    pub fn is_working_day(&self, date: Date) -> bool {
+        if self.extra_working_days.contains(&date) {
+            return true;
+        }
+        !matches!(date.weekday(), Weekday::Saturday | Weekday::Sunday)
+            && !self.extra_holidays.contains(&date)
+            && !HOLIDAYS
+                .iter()
+                .any(|(month, day)| date.month() == *month && date.day() == *day)
+    }
+}
+
+/// Parses `YYYY-MM-DD`.
+pub fn parse_date(text: &str) -> Result<Date, String> {
+    Date::parse(
+        text,
+        time::macros::format_description!("[year]-[month]-[day]"),
+    )
+    .map_err(|_| format!("`{text}` is not a date (YYYY-MM-DD)"))
 }
 
 impl Deadline {
     /// When a request accepted at `start` is due. Working days end at 18:00
     /// Astana time on the last working day counted; the day of acceptance does
     /// not count.
-    pub fn due(&self, start: OffsetDateTime) -> OffsetDateTime {
+    pub fn due(&self, start: OffsetDateTime, calendar: &Calendar) -> OffsetDateTime {
         match self.unit {
             DeadlineUnit::Minutes => start + Duration::minutes(i64::from(self.amount)),
             DeadlineUnit::CalendarDays => start + Duration::days(i64::from(self.amount)),
@@ -107,7 +139,7 @@ impl Deadline {
                 let mut counted = 0;
                 while counted < self.amount {
                     date = date.next_day().unwrap_or(date);
-                    if is_working_day(date) {
+                    if calendar.is_working_day(date) {
                         counted += 1;
                     }
                 }
@@ -141,7 +173,7 @@ mod tests {
             amount: 5,
             unit: DeadlineUnit::WorkingDays,
         }
-        .due(datetime!(2026-11-19 10:00 +5));
+        .due(datetime!(2026-11-19 10:00 +5), &Calendar::default());
         assert_eq!(due, datetime!(2026-11-26 18:00 +5));
     }
 
@@ -152,8 +184,35 @@ mod tests {
             amount: 3,
             unit: DeadlineUnit::WorkingDays,
         }
-        .due(datetime!(2026-12-14 09:00 +5));
+        .due(datetime!(2026-12-14 09:00 +5), &Calendar::default());
         assert_eq!(due, datetime!(2026-12-18 18:00 +5));
+    }
+
+    #[test]
+    fn configured_exceptions_move_the_due_date() {
+        let deadline = Deadline {
+            amount: 2,
+            unit: DeadlineUnit::WorkingDays,
+        };
+        // Friday 2026-05-22 + 2 working days: Monday 25th, Tuesday 26th.
+        let start = datetime!(2026-05-22 10:00 +5);
+        assert_eq!(
+            deadline.due(start, &Calendar::default()),
+            datetime!(2026-05-26 18:00 +5)
+        );
+        // Kurban Ait on Monday 25th moves it to Wednesday 27th ...
+        let holiday = Calendar::new(vec![parse_date("2026-05-25").unwrap()], Vec::new());
+        assert_eq!(
+            deadline.due(start, &holiday),
+            datetime!(2026-05-27 18:00 +5)
+        );
+        // ... unless Saturday 23rd is worked instead.
+        let worked = Calendar::new(
+            vec![parse_date("2026-05-25").unwrap()],
+            vec![parse_date("2026-05-23").unwrap()],
+        );
+        assert_eq!(deadline.due(start, &worked), datetime!(2026-05-26 18:00 +5));
+        assert!(parse_date("2026-13-01").is_err());
     }
 
     #[test]
@@ -163,11 +222,17 @@ mod tests {
             amount: 5,
             unit: DeadlineUnit::Minutes,
         };
-        assert_eq!(minutes.due(start), datetime!(2026-11-20 10:05 UTC));
+        assert_eq!(
+            minutes.due(start, &Calendar::default()),
+            datetime!(2026-11-20 10:05 UTC)
+        );
         let days = Deadline {
             amount: 15,
             unit: DeadlineUnit::CalendarDays,
         };
-        assert_eq!(days.due(start), datetime!(2026-12-05 10:00 UTC));
+        assert_eq!(
+            days.due(start, &Calendar::default()),
+            datetime!(2026-12-05 10:00 UTC)
+        );
     }
 }

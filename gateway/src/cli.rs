@@ -87,6 +87,22 @@ enum Command {
         #[command(subcommand)]
         command: certs::CertsCommand,
     },
+    /// Lists the dead letters (delivery stopped), or requeues one.
+    DeadLetters {
+        /// Requeue this message id instead of listing.
+        #[arg(long)]
+        requeue: Option<String>,
+        /// Only this provider's.
+        #[arg(long)]
+        provider: Option<String>,
+        #[command(flatten)]
+        admin: certs::AdminArgs,
+    },
+    /// Works with the journal (stop the gateway first: it holds the file).
+    Journal {
+        #[command(subcommand)]
+        command: JournalCommand,
+    },
     /// Writes the FileDescriptorSet of every shep proto (for dynamic protobuf
     /// in other languages, e.g. tests/python/sign_envelope.py).
     Descriptors {
@@ -215,6 +231,16 @@ enum RoutesCommand {
     Check { file: PathBuf },
     /// Prints the embedded default table.
     Default,
+}
+
+#[derive(Debug, Subcommand)]
+enum JournalCommand {
+    /// Checks the hash chain and reports the first broken record.
+    Verify {
+        /// The data directory of `shep serve`.
+        #[arg(long, default_value = ".shep")]
+        data_dir: PathBuf,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -392,6 +418,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Registry(args) => serve_registry(args).await,
         Command::Population { command } => population(command),
         Command::Certs { command } => certs::run(command).await,
+        Command::DeadLetters {
+            requeue,
+            provider,
+            admin,
+        } => certs::dead_letters(requeue, provider, admin).await,
+        Command::Journal {
+            command: JournalCommand::Verify { data_dir },
+        } => {
+            let path = DataDir(data_dir).journal();
+            match crate::journal::verify_file(&path) {
+                Ok(records) => {
+                    println!("{}: {records} records, chain intact", path.display());
+                    Ok(())
+                }
+                Err(error) => anyhow::bail!("{}: {error}", path.display()),
+            }
+        }
         Command::Descriptors { out } => {
             std::fs::write(&out, shep_proto::FILE_DESCRIPTOR_SET)
                 .with_context(|| format!("writing `{}`", out.display()))?;

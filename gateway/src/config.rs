@@ -45,6 +45,56 @@ pub struct GatewayConfig {
     pub audit: AuditConfig,
     pub admin: AdminConfig,
     pub nuc: NucConfig,
+    pub journal: JournalConfig,
+    pub calendar: CalendarConfig,
+}
+
+/// Where accepted applications and their statuses are kept.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum JournalMode {
+    /// `<data_dir>/journal.redb`, fsync'd (group commit) before every receipt.
+    #[default]
+    Disk,
+    /// Nothing on disk: a restart loses everything. For pure load tests.
+    Memory,
+}
+
+/// The journal.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JournalConfig {
+    pub mode: JournalMode,
+}
+
+/// Exceptions to the working-day calendar, as `YYYY-MM-DD`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CalendarConfig {
+    /// Extra days off: movable holidays (Курбан айт), bridge days.
+    pub extra_holidays: Vec<String>,
+    /// Weekend days worked instead.
+    pub extra_working_days: Vec<String>,
+}
+
+impl CalendarConfig {
+    /// The calendar these exceptions make.
+    pub fn calendar(&self) -> Result<crate::calendar::Calendar, ConfigError> {
+        let parse = |key: &str, dates: &[String]| {
+            dates
+                .iter()
+                .map(|date| {
+                    crate::calendar::parse_date(date).map_err(|problem| {
+                        ConfigError::Invalid(format!("`calendar.{key}`: {problem}"))
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()
+        };
+        Ok(crate::calendar::Calendar::new(
+            parse("extra_holidays", &self.extra_holidays)?,
+            parse("extra_working_days", &self.extra_working_days)?,
+        ))
+    }
 }
 
 /// The НУЦ mock.
@@ -167,6 +217,8 @@ impl Default for GatewayConfig {
             audit: AuditConfig::default(),
             admin: AdminConfig::default(),
             nuc: NucConfig::default(),
+            journal: JournalConfig::default(),
+            calendar: CalendarConfig::default(),
         }
     }
 }
@@ -203,6 +255,7 @@ impl GatewayConfig {
                 "`delivery.max_in_flight` must be 1-1024".to_owned(),
             ));
         }
+        self.calendar.calendar()?;
         self.population
             .validate("population")
             .map_err(ConfigError::Invalid)?;

@@ -245,6 +245,35 @@ impl ProviderQueue {
         outcomes
     }
 
+    /// Puts a request straight into the dead letters (restored after a restart).
+    pub fn push_dead(&self, pending: Pending) {
+        self.lock().dead.push(pending);
+    }
+
+    /// The requests whose delivery stopped, oldest first.
+    pub fn dead_letters(&self) -> Vec<Pending> {
+        self.lock().dead.clone()
+    }
+
+    /// Moves a dead letter back to the front of the queue with a fresh attempt
+    /// count. `false` when no such dead letter exists.
+    pub fn requeue(&self, message_id: &str) -> bool {
+        let mut state = self.lock();
+        let Some(index) = state
+            .dead
+            .iter()
+            .position(|pending| pending.message_id == message_id)
+        else {
+            return false;
+        };
+        let mut pending = state.dead.remove(index);
+        pending.attempts = 0;
+        state.ready.push_front(pending);
+        drop(state);
+        self.changed.notify_waiters();
+        true
+    }
+
     /// Queued, leased and dead-lettered counts.
     pub fn depth(&self) -> (usize, usize, usize) {
         let state = self.lock();
@@ -356,6 +385,11 @@ mod tests {
             assert_eq!(outcome, vec![("a".to_owned(), expected)]);
         }
         assert_eq!(queue.depth(), (0, 0, 1));
+        assert_eq!(queue.dead_letters()[0].message_id, "a");
+        assert!(queue.requeue("a"));
+        assert!(!queue.requeue("a"));
+        let again = queue.take(Some(1), 8, &any, lease).unwrap();
+        assert_eq!(again.pending.attempts, 1, "a requeued letter starts over");
     }
 
     #[tokio::test]

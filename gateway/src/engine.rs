@@ -27,10 +27,11 @@ use crate::config::GatewayConfig;
 use crate::delivery::{Delivery, Pending, Settled};
 use crate::envelope::{self, Inbound, SubjectId, parse_uuid};
 use crate::error::{AttorneyProblem, GatewayError};
+use crate::journal::{Entry, Journal, JournalError};
 use crate::lifecycle::{default_notification, provider_may_report};
 use crate::revocation::RevocationCheck;
 use crate::routes::{ChannelName, Role, Route, RoutingTable, ServiceKind, Target};
-use crate::store::{ApplicationRecord, Change, Inserted, Store, timestamp};
+use crate::store::{ApplicationRecord, Change, Inserted, ReportKey, Store, timestamp};
 use crate::verify::{SignatureVerifier, SignerIdentity};
 
 /// ГБД ФЛ: individuals (applicant checks, regions), keyed by IIN.
@@ -39,6 +40,12 @@ const PERSONS_REGISTRY: &str = "gbdfl";
 const ENTITIES_REGISTRY: &str = "gbdul";
 /// ЕНИС: notarised powers of attorney, keyed by number.
 const ATTORNEYS_REGISTRY: &str = "enis";
+
+/// A change could not be made durable: the caller gets no receipt and may
+/// send again (idempotently).
+fn journal_failed(error: JournalError) -> GatewayError {
+    GatewayError::Internal(format!("journal: {error}"))
+}
 
 fn sha256(bytes: &[u8]) -> [u8; 32] {
     digest(&SHA256, bytes)
@@ -66,6 +73,8 @@ pub struct Engine {
     next_connection: AtomicU64,
     /// Set when the gateway shuts down, so open streams end.
     closing: tokio::sync::watch::Sender<bool>,
+    journal: Arc<Journal>,
+    calendar: crate::calendar::Calendar,
 }
 
 impl Engine {
@@ -91,7 +100,47 @@ impl Engine {
             default_in_flight: config.delivery.max_in_flight,
             next_connection: AtomicU64::new(1),
             closing: tokio::sync::watch::channel(false).0,
+            journal: Arc::new(Journal::memory()),
+            // Validated with the configuration.
+            calendar: config.calendar.calendar().unwrap_or_default(),
         }
+    }
+
+    /// Journals to `journal` and restores the state its `entries` describe:
+    /// applications, statuses, and requests still to deliver (or dead letters).
+    pub fn with_journal(
+        mut self,
+        journal: Arc<Journal>,
+        entries: Vec<Entry>,
+    ) -> Result<Self, String> {
+        self.journal = journal.clone();
+        self.store = Store::new(journal);
+        let waiting = self.store.restore(entries)?;
+        let restored = waiting.len();
+        for undelivered in waiting {
+            let queue = self.delivery.queue(&undelivered.provider_id);
+            let pending = Pending {
+                message_id: undelivered.message_id,
+                service_id: undelivered.service_id,
+                correlation_id: undelivered.correlation_id,
+                envelope: undelivered.envelope,
+                attempts: 0,
+            };
+            if undelivered.stopped {
+                queue.push_dead(pending);
+            } else {
+                queue.push(pending);
+            }
+        }
+        if restored > 0 {
+            tracing::info!(restored, "requests to deliver restored from the journal");
+        }
+        Ok(self)
+    }
+
+    /// Writes what is queued in the journal and releases it.
+    pub fn close_journal(&self) {
+        self.journal.close();
     }
 
     /// The routing table in force.
@@ -624,7 +673,7 @@ impl Engine {
                 return Ok(Self::receipt(&record));
             }
         };
-        self.store.record(&inbound.message_id, |_| {
+        let (_, ticket) = self.store.record(&inbound.message_id, |_| {
             Ok(Change {
                 status: ApplicationStatus::Accepted,
                 notification: default_notification(ApplicationStatus::Accepted, "", None, ""),
@@ -632,6 +681,8 @@ impl Engine {
                 ..Change::default()
             })
         })?;
+        // On disk before anyone hears of it: the receipt and the delivery.
+        ticket.durable().await.map_err(journal_failed)?;
         self.delivery.queue(&provider).push(Pending {
             message_id: inbound.message_id.clone(),
             service_id: route.service_id.clone(),
@@ -744,6 +795,53 @@ impl Engine {
         }
     }
 
+    /// Dead letters, per provider (all providers when `provider` is empty).
+    pub fn dead_letters(&self, provider: &str) -> Vec<(String, Pending)> {
+        self.delivery
+            .queues()
+            .into_iter()
+            .filter(|(id, _)| provider.is_empty() || id == provider)
+            .flat_map(|(id, queue)| {
+                queue
+                    .dead_letters()
+                    .into_iter()
+                    .map(move |pending| (id.clone(), pending))
+            })
+            .collect()
+    }
+
+    /// Puts a dead letter back into its provider's queue; its status returns
+    /// to ACCEPTED, journaled before it is delivered again.
+    pub async fn requeue_dead_letter(&self, message_id: &str) -> Result<String, GatewayError> {
+        let message_id = parse_uuid("message_id", message_id)?;
+        let not_found = || GatewayError::MessageNotFound(format!("dead letter `{message_id}`"));
+        let provider = self
+            .store
+            .with(&message_id, |record| record.provider_id.clone())
+            .ok_or_else(not_found)?;
+        let (_, ticket) = self.store.record(&message_id, |record| {
+            if record.delivery_state != MessageState::DeliveryStopped {
+                return Err(not_found());
+            }
+            record.delivery_state = MessageState::OnDelivery;
+            record.status = ApplicationStatus::Accepted;
+            Ok(Change {
+                status: ApplicationStatus::Accepted,
+                notification: "Доставка заявки возобновлена оператором".to_owned(),
+                reported_by: "operator".to_owned(),
+                ..Change::default()
+            })
+        })?;
+        ticket.durable().await.map_err(journal_failed)?;
+        if !self.delivery.queue(&provider).requeue(&message_id) {
+            return Err(GatewayError::Internal(format!(
+                "`{message_id}` was stopped but not in the dead letters of `{provider}`"
+            )));
+        }
+        tracing::info!(%message_id, %provider, "dead letter requeued");
+        Ok(provider)
+    }
+
     /// Requeues expired leases on every queue; stops those out of attempts.
     pub fn expire_leases(&self) {
         let now = tokio::time::Instant::now();
@@ -848,7 +946,7 @@ impl Engine {
             }
         }
 
-        let event = self.store.record(&application_id, |record| {
+        let (event, ticket) = self.store.record(&application_id, |record| {
             if record.provider_id != provider {
                 return Err(GatewayError::ProviderNotAllowed {
                     provider: provider.clone(),
@@ -887,7 +985,7 @@ impl Engine {
                 record.expected_at = expected_at.or_else(|| {
                     record
                         .deadline
-                        .map(|deadline| deadline.due(record.accepted_at))
+                        .map(|deadline| deadline.due(record.accepted_at, &self.calendar))
                 });
             } else if let Some(expected) = expected_at {
                 record.expected_at = Some(expected);
@@ -911,8 +1009,14 @@ impl Engine {
                 reason: report.reason.clone(),
                 result: report.result.clone(),
                 reported_by: provider.clone(),
+                report: Some(ReportKey {
+                    sender: provider.clone(),
+                    message_id: inbound.message_id.clone(),
+                    digest,
+                }),
             })
         })?;
+        ticket.durable().await.map_err(journal_failed)?;
         // A report settles any outstanding delivery of the same request.
         if let Some(settled) = self.delivery.queue(&provider).acknowledge(
             &application_id,

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use shep_proto::admin::v1::admin_server::Admin;
 use shep_proto::admin::v1::{
-    GetRouteRequest, ListRoutesRequest, ListRoutesResponse, ReloadRoutesRequest, Route,
+    DeadLetter, GetRouteRequest, ListDeadLettersRequest, ListDeadLettersResponse,
+    ListRoutesRequest, ListRoutesResponse, ReloadRoutesRequest, RequeueDeadLetterRequest, Route,
 };
 use shep_proto::envelope::v1::SignedEnvelope;
 use shep_proto::gateway::v1::gateway_server::Gateway;
@@ -530,5 +531,61 @@ impl Admin for AdminGrpcAdapter {
         Ok(Response::new(
             self.registries.data.audit().query(request.get_ref()),
         ))
+    }
+
+    async fn list_dead_letters(
+        &self,
+        request: Request<ListDeadLettersRequest>,
+    ) -> Result<Response<ListDeadLettersResponse>, Status> {
+        self.authorize(&request)?;
+        let dead_letters = self
+            .engine
+            .dead_letters(&request.get_ref().provider_id)
+            .into_iter()
+            .map(|(provider_id, pending)| DeadLetter {
+                reason: self
+                    .engine
+                    .store()
+                    .with(&pending.message_id, |record| {
+                        record
+                            .events
+                            .last()
+                            .map(|event| event.reason.clone())
+                            .unwrap_or_default()
+                    })
+                    .unwrap_or_default(),
+                message_id: pending.message_id,
+                service_id: pending.service_id,
+                provider_id,
+            })
+            .collect();
+        Ok(Response::new(ListDeadLettersResponse { dead_letters }))
+    }
+
+    async fn requeue_dead_letter(
+        &self,
+        request: Request<RequeueDeadLetterRequest>,
+    ) -> Result<Response<DeadLetter>, Status> {
+        self.authorize(&request)?;
+        let message_id = request.get_ref().message_id.clone();
+        let provider_id = self
+            .engine
+            .requeue_dead_letter(&message_id)
+            .await
+            .map_err(into_status)?;
+        let (message_id, service_id) = self
+            .engine
+            .store()
+            .with(
+                &parse_uuid("message_id", &message_id).map_err(into_status)?,
+                |record| (record.message_id.clone(), record.service_id.clone()),
+            )
+            .unwrap_or_default();
+        Ok(Response::new(DeadLetter {
+            message_id,
+            service_id,
+            provider_id,
+            reason: String::new(),
+        }))
     }
 }

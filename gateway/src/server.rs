@@ -23,9 +23,10 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::config::{GatewayConfig, REGISTRY_IDS};
+use crate::config::{GatewayConfig, JournalMode, REGISTRY_IDS};
 use crate::engine::Engine;
 use crate::grpc::{AdminGrpcAdapter, GatewayGrpcAdapter, ProviderGrpcAdapter};
+use crate::journal::Journal;
 use crate::nuc_service::{NucGrpcAdapter, http_routes};
 use crate::revocation::RevocationCheck;
 use crate::routes::{DEFAULT_ROUTES, Role, RoutingTable};
@@ -62,6 +63,11 @@ impl DataDir {
             dir.join(format!("{name}.key.pem")),
             dir.join(format!("{name}.cert.pem")),
         )
+    }
+
+    /// The journal.
+    pub fn journal(&self) -> PathBuf {
+        self.0.join("journal.redb")
     }
 
     /// The generated admin token.
@@ -234,14 +240,19 @@ impl RunningGateway {
             let _ = shutdown.send(());
         }
         self.sweeper.abort();
-        match tokio::time::timeout(Duration::from_secs(5), &mut self.server).await {
-            Ok(result) => result??,
+        let stopped = match tokio::time::timeout(Duration::from_secs(5), &mut self.server).await {
+            Ok(result) => result
+                .map_err(anyhow::Error::from)
+                .and_then(|served| Ok(served?)),
             Err(_) => {
                 tracing::warn!("calls still running after 5 s; stopping anyway");
                 self.server.abort();
+                Ok(())
             }
-        }
-        Ok(())
+        };
+        // Everything acknowledged is on disk; release the file for the next start.
+        self.engine.close_journal();
+        stopped
     }
 
     /// Resolves when the server stops on its own (an error).
@@ -297,9 +308,18 @@ pub async fn start_on(
     )
     .map_err(anyhow::Error::msg)?;
     let token = admin_token(&config, &data_dir)?;
-    let engine = Arc::new(Engine::new(
-        &config, routes, verifier, revocation, registries,
-    ));
+    let engine = Engine::new(&config, routes, verifier, revocation, registries);
+    let engine = Arc::new(match config.journal.mode {
+        JournalMode::Disk => {
+            let path = data_dir.journal();
+            let (journal, entries) = Journal::open(&path)
+                .with_context(|| format!("opening the journal `{}`", path.display()))?;
+            engine
+                .with_journal(Arc::new(journal), entries)
+                .map_err(|problem| anyhow::anyhow!("restoring from the journal: {problem}"))?
+        }
+        JournalMode::Memory => engine,
+    });
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter

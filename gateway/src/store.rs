@@ -16,6 +16,7 @@ use tokio::sync::broadcast;
 use crate::calendar::Deadline;
 use crate::envelope::SubjectId;
 use crate::error::GatewayError;
+use crate::journal::{Accepted, Changed, Entry, Entry as JournalEntry, Journal, Ticket};
 use crate::lifecycle::is_terminal;
 
 /// How many live events a slow watcher may fall behind before it re-reads
@@ -56,6 +57,63 @@ pub struct ApplicationRecord {
 }
 
 impl ApplicationRecord {
+    fn to_journal(&self) -> Accepted {
+        Accepted {
+            message_id: self.message_id.clone(),
+            service_id: self.service_id.clone(),
+            subject: Some(self.subject.to_proto()),
+            channel: self.channel,
+            sender_id: self.sender_id.clone(),
+            provider_id: self.provider_id.clone(),
+            accepted_at_nanos: self.accepted_at.unix_timestamp_nanos() as i64,
+            deadline: self
+                .deadline
+                .map(|deadline| deadline.to_string())
+                .unwrap_or_default(),
+            test: self.test,
+            envelope: Some((*self.envelope).clone()),
+            body_digest: self.body_digest.to_vec(),
+            session_id: self.session_id.clone(),
+            correlation_id: self.correlation_id.clone(),
+        }
+    }
+
+    fn from_journal(accepted: Accepted) -> Result<Self, String> {
+        let subject = SubjectId::from_proto(accepted.subject.as_ref())
+            .map_err(|error| format!("application `{}`: {error}", accepted.message_id))?;
+        Ok(Self {
+            subject,
+            channel: accepted.channel,
+            accepted_at: OffsetDateTime::from_unix_timestamp_nanos(i128::from(
+                accepted.accepted_at_nanos,
+            ))
+            .map_err(|error| error.to_string())?,
+            delivery_state: MessageState::OnDelivery,
+            status: ApplicationStatus::Accepted,
+            registration_number: String::new(),
+            expected_at: None,
+            deadline: if accepted.deadline.is_empty() {
+                None
+            } else {
+                Some(accepted.deadline.parse()?)
+            },
+            test: accepted.test,
+            events: Vec::new(),
+            envelope: Arc::new(accepted.envelope.unwrap_or_default()),
+            body_digest: accepted
+                .body_digest
+                .as_slice()
+                .try_into()
+                .map_err(|_| "a body digest that is not 32 bytes")?,
+            message_id: accepted.message_id,
+            service_id: accepted.service_id,
+            sender_id: accepted.sender_id,
+            provider_id: accepted.provider_id,
+            session_id: accepted.session_id,
+            correlation_id: accepted.correlation_id,
+        })
+    }
+
     /// The API view of the application.
     pub fn to_proto(&self, now: OffsetDateTime) -> Application {
         Application {
@@ -89,6 +147,16 @@ pub struct Change {
     pub reason: String,
     pub result: Option<shep_proto::envelope::v1::SignedDocument>,
     pub reported_by: String,
+    /// The provider report that caused the change, for idempotent re-sends.
+    pub report: Option<ReportKey>,
+}
+
+/// A provider report, by who sent it and its id, with its body digest.
+#[derive(Debug, Clone)]
+pub struct ReportKey {
+    pub sender: String,
+    pub message_id: String,
+    pub digest: [u8; 32],
 }
 
 /// What a watcher asked for.
@@ -120,17 +188,14 @@ pub struct Store {
     live: broadcast::Sender<Arc<StatusEvent>>,
     /// Provider reports already applied: (sender, report message_id) -> (body digest, receipt).
     reports: DashMap<(String, String), ([u8; 32], shep_proto::provider::v1::ReportReceipt)>,
+    /// Where every change goes, in the order it is applied here.
+    journal: Arc<Journal>,
 }
 
 impl Default for Store {
+    /// A store whose journal keeps nothing.
     fn default() -> Self {
-        Self {
-            applications: DashMap::new(),
-            by_subject: DashMap::new(),
-            sequence: Mutex::new(0),
-            live: broadcast::channel(LIVE_BUFFER).0,
-            reports: DashMap::new(),
-        }
+        Self::new(Arc::new(Journal::memory()))
     }
 }
 
@@ -151,13 +216,121 @@ pub enum Inserted {
     Existing(Shared),
 }
 
+/// A queued request to deliver again after a restart.
+#[derive(Debug)]
+pub struct Undelivered {
+    pub message_id: String,
+    pub service_id: String,
+    pub provider_id: String,
+    pub correlation_id: String,
+    pub envelope: Arc<SignedEnvelope>,
+    /// Delivery had stopped: it goes back to the dead-letter list.
+    pub stopped: bool,
+}
+
 impl Store {
+    /// An empty store writing to `journal`.
+    pub fn new(journal: Arc<Journal>) -> Self {
+        Self {
+            applications: DashMap::new(),
+            by_subject: DashMap::new(),
+            sequence: Mutex::new(0),
+            live: broadcast::channel(LIVE_BUFFER).0,
+            reports: DashMap::new(),
+            journal,
+        }
+    }
+
+    /// Rebuilds the store from the journal's entries, in journal order, and
+    /// returns what still waits for delivery (or sits in the dead letters).
+    pub fn restore(&self, entries: Vec<Entry>) -> Result<Vec<Undelivered>, String> {
+        let mut last_sequence = 0;
+        for entry in entries {
+            match entry {
+                Entry::Accepted(accepted) => {
+                    let record = ApplicationRecord::from_journal(accepted)?;
+                    self.by_subject
+                        .entry(record.subject.key())
+                        .or_default()
+                        .push(record.message_id.clone());
+                    self.applications
+                        .insert(record.message_id.clone(), Arc::new(Mutex::new(record)));
+                }
+                Entry::Changed(changed) => {
+                    let event = changed.event.clone().ok_or("a change without its event")?;
+                    let shared = self.get(&event.message_id).ok_or_else(|| {
+                        format!("a change of unknown application `{}`", event.message_id)
+                    })?;
+                    let mut record = lock(&shared);
+                    record.delivery_state = MessageState::try_from(changed.delivery_state)
+                        .unwrap_or(MessageState::OnDelivery);
+                    record.status = ApplicationStatus::try_from(changed.status)
+                        .unwrap_or(ApplicationStatus::Accepted);
+                    record.registration_number = changed.registration_number.clone();
+                    record.expected_at = (changed.expected_at_secs != 0)
+                        .then(|| OffsetDateTime::from_unix_timestamp(changed.expected_at_secs).ok())
+                        .flatten();
+                    if !changed.report_message_id.is_empty() {
+                        let digest: [u8; 32] = changed
+                            .report_digest
+                            .as_slice()
+                            .try_into()
+                            .map_err(|_| "a report digest that is not 32 bytes")?;
+                        self.reports.insert(
+                            (
+                                changed.report_sender.clone(),
+                                changed.report_message_id.clone(),
+                            ),
+                            (
+                                digest,
+                                shep_proto::provider::v1::ReportReceipt {
+                                    message_id: changed.report_message_id.clone(),
+                                    correlation_id: event.message_id.clone(),
+                                    status: event.status,
+                                    sequence: event.sequence,
+                                },
+                            ),
+                        );
+                    }
+                    last_sequence = last_sequence.max(event.sequence);
+                    record.events.push(Arc::new(event));
+                }
+            }
+        }
+        *self
+            .sequence
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = last_sequence;
+        let mut waiting = Vec::new();
+        for entry in &self.applications {
+            let mut record = lock(entry.value());
+            // Changes of one application may be journaled out of sequence order.
+            record.events.sort_by_key(|event| event.sequence);
+            let stopped = record.delivery_state == MessageState::DeliveryStopped;
+            if record.delivery_state == MessageState::OnDelivery || stopped {
+                waiting.push(Undelivered {
+                    message_id: record.message_id.clone(),
+                    service_id: record.service_id.clone(),
+                    provider_id: record.provider_id.clone(),
+                    correlation_id: record.correlation_id.clone(),
+                    envelope: record.envelope.clone(),
+                    stopped,
+                });
+            }
+        }
+        // Deliver again in the order they were accepted.
+        waiting.sort_by_key(|undelivered| {
+            self.with(&undelivered.message_id, |record| record.accepted_at)
+        });
+        Ok(waiting)
+    }
+
     /// Inserts a new application, or returns the original when the same sender
     /// re-sends the same body. A different body under a known id is refused.
     pub fn insert(&self, record: ApplicationRecord) -> Result<Inserted, GatewayError> {
-        use dashmap::mapref::entry::Entry;
+        use dashmap::mapref::entry::Entry as Slot;
         match self.applications.entry(record.message_id.clone()) {
-            Entry::Occupied(existing) => {
+            Slot::Occupied(existing) => {
                 let shared = existing.get().clone();
                 drop(existing);
                 let same = {
@@ -174,9 +347,13 @@ impl Store {
                     })
                 }
             }
-            Entry::Vacant(vacant) => {
+            Slot::Vacant(vacant) => {
                 let subject_key = record.subject.key();
                 let message_id = record.message_id.clone();
+                // Queued before its first event, which the caller awaits.
+                let _ = self
+                    .journal
+                    .append(JournalEntry::Accepted(record.to_journal()));
                 let shared = Arc::new(Mutex::new(record));
                 vacant.insert(shared.clone());
                 self.by_subject
@@ -196,13 +373,14 @@ impl Store {
     }
 
     /// Applies `update` to the application and records the change it returns
-    /// as a status event. `update` runs under the application's lock and may
-    /// refuse the change.
+    /// as a status event, journaled in the order applied. `update` runs under
+    /// the application's lock and may refuse the change. Await the ticket
+    /// before telling anyone the change happened.
     pub fn record(
         &self,
         message_id: &str,
         update: impl FnOnce(&mut ApplicationRecord) -> Result<Change, GatewayError>,
-    ) -> Result<Arc<StatusEvent>, GatewayError> {
+    ) -> Result<(Arc<StatusEvent>, Ticket), GatewayError> {
         let shared = self
             .get(message_id)
             .ok_or_else(|| GatewayError::MessageNotFound(message_id.to_owned()))?;
@@ -231,7 +409,29 @@ impl Store {
         let _ = self.live.send(event.clone());
         drop(sequence);
         record.events.push(event.clone());
-        Ok(event)
+        let report = change.report.unwrap_or(ReportKey {
+            sender: String::new(),
+            message_id: String::new(),
+            digest: [0; 32],
+        });
+        let ticket = self.journal.append(JournalEntry::Changed(Changed {
+            event: Some((*event).clone()),
+            delivery_state: record.delivery_state as i32,
+            status: record.status as i32,
+            registration_number: record.registration_number.clone(),
+            expected_at_secs: record
+                .expected_at
+                .map(OffsetDateTime::unix_timestamp)
+                .unwrap_or(0),
+            report_digest: if report.message_id.is_empty() {
+                Vec::new()
+            } else {
+                report.digest.to_vec()
+            },
+            report_sender: report.sender,
+            report_message_id: report.message_id,
+        }));
+        Ok((event, ticket))
     }
 
     /// A consistent snapshot for a watcher: the events of `target` with

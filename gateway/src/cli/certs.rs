@@ -363,6 +363,45 @@ async fn show(path: &Path, gateway: Option<&str>) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Runs `shep dead-letters`: lists them, or requeues one.
+pub(super) async fn dead_letters(
+    requeue: Option<String>,
+    provider: Option<String>,
+    admin: AdminArgs,
+) -> anyhow::Result<()> {
+    use shep_proto::admin::v1::admin_client::AdminClient;
+    use shep_proto::admin::v1::{ListDeadLettersRequest, RequeueDeadLetterRequest};
+    let mut client = AdminClient::new(connect(&admin.gateway).await?);
+    if let Some(message_id) = requeue {
+        let letter = client
+            .requeue_dead_letter(admin.authorized(RequeueDeadLetterRequest { message_id })?)
+            .await
+            .map_err(describe)?
+            .into_inner();
+        println!(
+            "requeued {} ({}) for `{}`",
+            letter.message_id, letter.service_id, letter.provider_id
+        );
+        return Ok(());
+    }
+    let letters = client
+        .list_dead_letters(admin.authorized(ListDeadLettersRequest {
+            provider_id: provider.unwrap_or_default(),
+        })?)
+        .await
+        .map_err(describe)?
+        .into_inner()
+        .dead_letters;
+    println!("{} dead letter(s)", letters.len());
+    for letter in letters {
+        println!(
+            "  {} {} -> {}: {}",
+            letter.message_id, letter.service_id, letter.provider_id, letter.reason
+        );
+    }
+    Ok(())
+}
+
 /// Runs `shep sign`: signs a serialized `Body` file and writes the
 /// `SignedEnvelope`.
 pub(super) fn sign(key: &Path, cert: &Path, body: &Path, out: &Path) -> anyhow::Result<()> {
