@@ -18,6 +18,8 @@ use shep_proto::gateway::v1::gateway_client::GatewayClient;
 use shep_proto::gateway::v1::{
     Application, GetStatusRequest, HistoryRequest, StatusEvent, WatchRequest, watch_request,
 };
+use shep_proto::registry::v1::LookupRequest;
+use shep_proto::registry::v1::lookup_request::Key;
 use shep_proto::registry::v1::lookup_response::Record;
 use shep_proto::registry::v1::registry_admin_server::RegistryAdminServer;
 use shep_proto::registry::v1::registry_server::RegistryServer;
@@ -27,8 +29,9 @@ use shep_registries::enis::PowerOfAttorneyRegistry;
 use shep_registries::gbdfl::PersonRegistry;
 use shep_registries::gbdul::LegalEntityRegistry;
 use shep_registries::grpc::{RegistryAdminGrpcAdapter, RegistryGrpcAdapter};
+use shep_registries::ident::{Strictness, parse_bin, parse_iin};
 use shep_registries::nuc::Signer;
-use shep_registries::{PopulationConfig, Registry, RegistryData};
+use shep_registries::{PopulationConfig, Registry, RegistryData, RegistryError, RegistryKind};
 use tokio_stream::StreamExt;
 use tonic::transport::Channel as GrpcChannel;
 use tonic_types::StatusExt;
@@ -840,15 +843,36 @@ fn population(command: PopulationCommand) -> anyhow::Result<()> {
     match command {
         PopulationCommand::Show { id, population } => {
             let data = population.data(1)?;
-            if let Some(person) = data.person(&id) {
-                print_person(&person);
-                print_person_details(&person);
-            } else if let Some(entity) = data.legal_entity(&id) {
-                print_entity(&entity);
-            } else if let Some(attorney) = data.power_of_attorney(&id) {
-                print_attorney(&attorney);
+            // The registry by the shape of the identifier: an IIN's 5th digit
+            // starts a day (0-3), a BIN's is an entity type (4-6).
+            let (kind, key) = if parse_iin(&id, Strictness::Lenient).is_ok() {
+                (RegistryKind::Persons, Key::Iin(id.clone()))
+            } else if parse_bin(&id, Strictness::Lenient).is_ok() {
+                (RegistryKind::LegalEntities, Key::Bin(id.clone()))
             } else {
-                anyhow::bail!("no data for `{id}` («нет данных»)");
+                (
+                    RegistryKind::PowersOfAttorney,
+                    Key::PowerOfAttorneyNumber(id.clone()),
+                )
+            };
+            let request = LookupRequest {
+                key: Some(key),
+                context: None,
+            };
+            let answer = data.lookup(kind, &request).map_err(|error| match error {
+                RegistryError::NoData { .. } => {
+                    anyhow::anyhow!("{}: no data for `{id}` («нет данных»)", kind.name())
+                }
+                other => anyhow::anyhow!("{}: {other}", kind.name()),
+            })?;
+            match answer.record {
+                Some(Record::Person(person)) => {
+                    print_person(&person);
+                    print_person_details(&person);
+                }
+                Some(Record::LegalEntity(entity)) => print_entity(&entity),
+                Some(Record::PowerOfAttorney(attorney)) => print_attorney(&attorney),
+                None => {}
             }
             Ok(())
         }

@@ -225,14 +225,18 @@ impl RegistryData {
         &self.audit
     }
 
-    /// The person with `iin`, as ГБД ФЛ answers (no audit).
+    /// The person with `iin`, as ГБД ФЛ answers (no audit); `None` also for
+    /// an IIN the registry would refuse.
     pub fn person(&self, iin: &str) -> Option<Person> {
+        parse_iin(iin, self.strictness).ok()?;
         let fixtures = self.fixtures();
         fixtures.view(&self.population).person(iin)
     }
 
-    /// The legal entity with `bin`, as ГБД ЮЛ answers (no audit).
+    /// The legal entity with `bin`, as ГБД ЮЛ answers (no audit); `None`
+    /// also for a BIN the registry would refuse.
     pub fn legal_entity(&self, bin: &str) -> Option<LegalEntity> {
+        parse_bin(bin, self.strictness).ok()?;
         let fixtures = self.fixtures();
         fixtures.view(&self.population).legal_entity(bin)
     }

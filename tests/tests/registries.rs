@@ -628,6 +628,14 @@ async fn the_population_can_be_looked_at_from_the_command_line() {
     let run = run_shep(&["population", "show", "791028302728"]).await;
     assert!(!run.status.success());
     assert!(run.stderr.contains("нет данных"), "{}", run.stderr);
+    // A wrong check digit is refused, not shown.
+    let run = run_shep(&["population", "show", "791028302729"]).await;
+    assert!(!run.status.success());
+    assert!(
+        run.stderr.contains("check digit is 9, expected 8"),
+        "{}",
+        run.stderr
+    );
     let run = run_shep(&["population", "sample", "--count", "3", "--seed", "9"]).await;
     let out = run.ok();
     assert_eq!(out.matches("ИИН").count(), 3, "{out}");
