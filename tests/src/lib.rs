@@ -8,8 +8,10 @@
 //! extra certificates, a hand-driven provider connection ([`Subscription`]),
 //! and helpers for refusals ([`refusal`], [`reason`]), streams ([`next_within`],
 //! [`next_item`]) and polling ([`eventually`]). The `shep` binary runs as a
-//! process with [`run_shep`], and [`http_get`] speaks plain HTTP/1.1 to the
-//! endpoints served beside gRPC (the НУЦ's CRL and status).
+//! process with [`run_shep`] (a command that exits) or [`ShepServe`] (a
+//! gateway process to kill or interrupt, on a port from [`free_port`]), and
+//! [`http_get`] speaks plain HTTP/1.1 to the endpoints served beside gRPC
+//! (the НУЦ's CRL and status).
 
 use std::fmt::Debug;
 use std::path::{Path, PathBuf};
@@ -167,6 +169,12 @@ impl GatewayBuilder {
 
     /// Binds `127.0.0.1:0`, starts the gateway and connects a client channel.
     pub async fn start(self) -> TestGateway {
+        self.try_start().await.expect("starting the gateway")
+    }
+
+    /// Like [`GatewayBuilder::start`], but returns why the gateway did not
+    /// start (a broken journal, a bad configuration) instead of panicking.
+    pub async fn try_start(self) -> anyhow::Result<TestGateway> {
         let dir = TempDir::new("shep-tests");
         let mut config = self.config;
         config.data_dir = self
@@ -183,16 +191,14 @@ impl GatewayBuilder {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("binding a loopback port");
-        let running = shep_gateway::server::start_on(listener, config)
-            .await
-            .expect("starting the gateway");
+        let running = shep_gateway::server::start_on(listener, config).await?;
         let channel = connect(&running.url()).await;
-        TestGateway {
+        Ok(TestGateway {
             running,
             channel,
             routes_path,
             dir,
-        }
+        })
     }
 }
 
@@ -608,6 +614,156 @@ pub async fn run_shep(args: &[&str]) -> ShepRun {
     })
     .await
     .expect("the shep runner")
+}
+
+/// A loopback port that was free a moment ago: `127.0.0.1:0` bound and
+/// released, for a process that must listen on a port chosen in advance.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("binding a loopback port")
+        .port()
+}
+
+/// `shep serve` running as a child process of the test, on a given address
+/// and data directory, with its output appended to a log file. Killed (if
+/// still running) when dropped.
+#[derive(Debug)]
+pub struct ShepServe {
+    child: std::process::Child,
+    addr: std::net::SocketAddr,
+    log: PathBuf,
+}
+
+impl ShepServe {
+    /// Starts `shep serve --listen <addr> --data-dir <data_dir>` and waits,
+    /// at most [`PATIENCE`], until its gRPC health check reports the Gateway
+    /// service SERVING. Panics with the log if it exits or does not serve.
+    pub async fn start(addr: std::net::SocketAddr, data_dir: &Path, log: &Path) -> Self {
+        let binary = tokio::task::spawn_blocking(shep_binary)
+            .await
+            .expect("building shep");
+        let output = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap_or_else(|error| panic!("opening `{}`: {error}", log.display()));
+        let child = std::process::Command::new(binary)
+            .arg("serve")
+            .arg("--listen")
+            .arg(addr.to_string())
+            .arg("--data-dir")
+            .arg(data_dir)
+            .env_remove("SHEP_ADMIN_TOKEN")
+            .env("SHEP_LOG", "warn")
+            .stdin(std::process::Stdio::null())
+            .stdout(output.try_clone().expect("duplicating the log file"))
+            .stderr(output)
+            .spawn()
+            .expect("starting `shep serve`");
+        let mut server = Self {
+            child,
+            addr,
+            log: log.to_owned(),
+        };
+        server.wait_until_serving().await;
+        server
+    }
+
+    async fn wait_until_serving(&mut self) {
+        use tonic_health::pb::HealthCheckRequest;
+        use tonic_health::pb::health_check_response::ServingStatus;
+        use tonic_health::pb::health_client::HealthClient;
+        let started = std::time::Instant::now();
+        let mut last = String::from("not tried");
+        while started.elapsed() < PATIENCE {
+            if let Some(status) = self.child.try_wait().expect("polling `shep serve`") {
+                panic!(
+                    "`shep serve` exited ({status}) before serving:\n{}",
+                    self.log()
+                );
+            }
+            let endpoint = Endpoint::from_shared(self.url())
+                .expect("a valid url")
+                .connect_timeout(Duration::from_millis(500))
+                .timeout(Duration::from_secs(1));
+            match endpoint.connect().await {
+                Err(error) => last = format!("connect: {error}"),
+                Ok(channel) => match HealthClient::new(channel)
+                    .check(HealthCheckRequest {
+                        service: "shep.gateway.v1.Gateway".to_owned(),
+                    })
+                    .await
+                {
+                    Ok(response) if response.get_ref().status() == ServingStatus::Serving => {
+                        return;
+                    }
+                    Ok(response) => last = format!("health: {:?}", response.get_ref().status()),
+                    Err(status) => last = format!("health: {}", describe(&status)),
+                },
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!(
+            "`shep serve` on {} did not serve within {PATIENCE:?} ({last}):\n{}",
+            self.addr,
+            self.log()
+        );
+    }
+
+    /// The `http://127.0.0.1:<port>` URL.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// What the process (and earlier ones writing to the same log) printed.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Kills the process with SIGKILL, as a crash: no shutdown code runs.
+    /// Returns once it is gone.
+    pub fn kill(&mut self) {
+        self.child.kill().expect("killing `shep serve`");
+        self.child.wait().expect("reaping `shep serve`");
+    }
+
+    /// Sends SIGINT (Ctrl-C), the graceful stop, and waits at most
+    /// [`PATIENCE`] for the process to exit; returns how it exited.
+    pub async fn interrupt(mut self) -> std::process::ExitStatus {
+        let sent = std::process::Command::new("kill")
+            .args(["-INT", &self.pid().to_string()])
+            .status()
+            .expect("running kill -INT");
+        assert!(sent.success(), "kill -INT {} failed: {sent}", self.pid());
+        let started = std::time::Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("polling `shep serve`") {
+                return status;
+            }
+            if started.elapsed() > PATIENCE {
+                panic!(
+                    "`shep serve` did not stop within {PATIENCE:?} of SIGINT:\n{}",
+                    self.log()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for ShepServe {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
 }
 
 /// A plain HTTP/1.1 response.
