@@ -832,7 +832,7 @@ pub async fn serve_registry_on<R: Registry>(
         .add_service(RegistryGrpcAdapter::new(Arc::new(registry)).into_server())
         .add_service(RegistryAdminGrpcAdapter::new(data, admin_token).into_server())
         .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
             shutdown,
         )
         .await?;

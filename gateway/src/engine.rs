@@ -41,6 +41,9 @@ const ENTITIES_REGISTRY: &str = "gbdul";
 /// ЕНИС: notarised powers of attorney, keyed by number.
 const ATTORNEYS_REGISTRY: &str = "enis";
 
+/// How long an identical re-send waits for its original to be durable.
+const ORIGINAL_PATIENCE: Duration = Duration::from_secs(10);
+
 /// A change could not be made durable: the caller gets no receipt and may
 /// send again (idempotently).
 fn journal_failed(error: JournalError) -> GatewayError {
@@ -586,21 +589,34 @@ impl Engine {
         }
     }
 
-    fn existing_receipt(
+    /// The receipt of an identical re-send, once the original is durable;
+    /// a different body under the same id is a duplicate.
+    async fn existing_receipt(
         &self,
         inbound: &Inbound,
         digest: &[u8; 32],
     ) -> Option<Result<Receipt, GatewayError>> {
-        self.store.with(&inbound.message_id, |record| {
-            if record.sender_id == inbound.sender_id && &record.body_digest == digest {
-                Ok(Self::receipt(record))
-            } else {
-                Err(GatewayError::DuplicateMessage {
-                    message_id: inbound.message_id.clone(),
-                    sender: inbound.sender_id.clone(),
-                })
-            }
-        })
+        let same = self.store.with(&inbound.message_id, |record| {
+            record.sender_id == inbound.sender_id && &record.body_digest == digest
+        })?;
+        if !same {
+            return Some(Err(GatewayError::DuplicateMessage {
+                message_id: inbound.message_id.clone(),
+                sender: inbound.sender_id.clone(),
+            }));
+        }
+        // Never answer for an original that a crash could still take back.
+        if !self
+            .store
+            .accepted_visible(&inbound.message_id, ORIGINAL_PATIENCE)
+            .await
+        {
+            return Some(Err(GatewayError::Internal(format!(
+                "the first copy of `{}` is not yet durable; send again",
+                inbound.message_id
+            ))));
+        }
+        self.store.with(&inbound.message_id, Self::receipt).map(Ok)
     }
 
     /// `Gateway.Submit`: accepts an application and queues it for its provider.
@@ -617,7 +633,7 @@ impl Engine {
         let signer = self.verify(&envelope, &inbound).await?;
         self.check_identity(&routes, &inbound, &signer)?;
         let digest = sha256(&envelope.body);
-        if let Some(existing) = self.existing_receipt(&inbound, &digest) {
+        if let Some(existing) = self.existing_receipt(&inbound, &digest).await {
             return existing;
         }
 
@@ -665,12 +681,15 @@ impl Engine {
         };
         let shared = match self.store.insert(record)? {
             Inserted::New(shared) => shared,
-            // Lost a race with an identical re-send: answer as it was answered.
-            Inserted::Existing(shared) => {
-                let record = shared
-                    .lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner());
-                return Ok(Self::receipt(&record));
+            // Lost a race with an identical re-send: answer as it will be
+            // answered, once it is durable.
+            Inserted::Existing(_) => {
+                return self
+                    .existing_receipt(&inbound, &digest)
+                    .await
+                    .unwrap_or_else(|| {
+                        Err(GatewayError::MessageNotFound(inbound.message_id.clone()))
+                    });
             }
         };
         let (_, ticket) = self.store.record(&inbound.message_id, |_| {
@@ -682,7 +701,10 @@ impl Engine {
             })
         })?;
         // On disk before anyone hears of it: the receipt and the delivery.
-        ticket.durable().await.map_err(journal_failed)?;
+        if let Err(error) = ticket.durable().await {
+            self.store.forget(&inbound.message_id);
+            return Err(journal_failed(error));
+        }
         self.delivery.queue(&provider).push(Pending {
             message_id: inbound.message_id.clone(),
             service_id: route.service_id.clone(),

@@ -13,7 +13,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::thread::JoinHandle;
 
 use prost::Message;
@@ -153,8 +153,13 @@ struct Pending {
     done: oneshot::Sender<Result<(), JournalError>>,
 }
 
+/// Called on the writer thread for each record once it is committed, in
+/// journal order, before the appenders hear of it.
+pub type OnCommit = Box<dyn Fn(&Entry) + Send + Sync>;
+
 /// The journal: redb on disk, or nothing (in-memory mode for pure load tests).
 pub struct Journal {
+    on_commit: Arc<OnceLock<OnCommit>>,
     /// `None` in memory mode, and after `close`.
     queue: RwLock<Option<mpsc::UnboundedSender<Pending>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
@@ -174,6 +179,7 @@ impl Journal {
     /// A journal that keeps nothing: state lives in memory only.
     pub fn memory() -> Self {
         Self {
+            on_commit: Arc::new(OnceLock::new()),
             queue: RwLock::new(None),
             writer: Mutex::new(None),
             path: None,
@@ -200,18 +206,26 @@ impl Journal {
             .filter_map(|record| record.entry)
             .collect();
         let (queue, receiver) = mpsc::unbounded_channel();
+        let on_commit = Arc::new(OnceLock::new());
+        let committed = on_commit.clone();
         let writer = std::thread::Builder::new()
             .name("shep-journal".to_owned())
-            .spawn(move || write_loop(database, receiver, last))
+            .spawn(move || write_loop(database, receiver, last, &committed))
             .map_err(storage)?;
         Ok((
             Self {
+                on_commit,
                 queue: RwLock::new(Some(queue)),
                 writer: Mutex::new(Some(writer)),
                 path: Some(path.to_owned()),
             },
             entries,
         ))
+    }
+
+    /// Sets what runs after each commit (once; later calls are ignored).
+    pub fn on_commit(&self, hook: OnCommit) {
+        let _ = self.on_commit.set(hook);
     }
 
     /// Writes what is queued, stops the writer and releases the file.
@@ -322,6 +336,7 @@ fn write_loop(
     database: Database,
     mut receiver: mpsc::UnboundedReceiver<Pending>,
     (mut sequence, mut hash): (u64, Vec<u8>),
+    on_commit: &OnceLock<OnCommit>,
 ) {
     while let Some(first) = receiver.blocking_recv() {
         let mut batch = vec![first];
@@ -348,6 +363,11 @@ fn write_loop(
         let outcome = commit(&database, &records);
         if outcome.is_ok() {
             (sequence, hash) = (next_sequence, next_hash);
+            if let Some(hook) = on_commit.get() {
+                for pending in &batch {
+                    hook(&pending.entry);
+                }
+            }
         } else {
             tracing::error!(error = ?outcome, "journal commit failed");
         }

@@ -352,7 +352,8 @@ pub async fn start_on(
     let server = tonic::transport::Server::builder()
         .accept_http1(true)
         .add_routes(routes.into());
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    // Nagle's algorithm would hold small unary answers back for ~40 ms.
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     let server = tokio::spawn(server.serve_with_incoming_shutdown(incoming, async {
         let _ = shutdown_rx.await;
     }));

@@ -178,14 +178,54 @@ impl WatchTarget {
 
 type Shared = Arc<Mutex<ApplicationRecord>>;
 
-/// The in-memory application store.
+/// Makes status events visible: appends them to their application and
+/// broadcasts them, in sequence order. With a durable journal this runs on the
+/// journal's writer thread after each commit, so nobody sees a change that a
+/// crash could take back.
+#[derive(Debug, Clone)]
+struct Publisher {
+    applications: Arc<DashMap<String, Shared>>,
+    /// The last sequence made visible; guards the order of broadcasts.
+    watermark: Arc<Mutex<u64>>,
+    live: broadcast::Sender<Arc<StatusEvent>>,
+}
+
+impl Publisher {
+    /// Publishes `event` to `record`, whose lock the caller holds.
+    fn publish_locked(&self, record: &mut ApplicationRecord, event: Arc<StatusEvent>) {
+        let mut watermark = self
+            .watermark
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        *watermark = (*watermark).max(event.sequence);
+        // No receivers is fine: nobody is watching.
+        let _ = self.live.send(event.clone());
+        drop(watermark);
+        record.events.push(event);
+    }
+
+    fn publish(&self, event: StatusEvent) {
+        let Some(shared) = self
+            .applications
+            .get(&event.message_id)
+            .map(|entry| entry.value().clone())
+        else {
+            return;
+        };
+        let mut record = lock(&shared);
+        self.publish_locked(&mut record, Arc::new(event));
+    }
+}
+
+/// The application store.
 #[derive(Debug)]
 pub struct Store {
-    applications: DashMap<String, Shared>,
+    applications: Arc<DashMap<String, Shared>>,
     by_subject: DashMap<String, Vec<String>>,
-    /// Guards the next sequence number and the order of broadcasts.
+    /// The next sequence number; journal appends happen under it, so the
+    /// journal's order is the sequence order.
     sequence: Mutex<u64>,
-    live: broadcast::Sender<Arc<StatusEvent>>,
+    publisher: Publisher,
     /// Provider reports already applied: (sender, report message_id) -> (body digest, receipt).
     reports: DashMap<(String, String), ([u8; 32], shep_proto::provider::v1::ReportReceipt)>,
     /// Where every change goes, in the order it is applied here.
@@ -229,16 +269,66 @@ pub struct Undelivered {
 }
 
 impl Store {
-    /// An empty store writing to `journal`.
+    /// An empty store writing to `journal`. With a durable journal, events
+    /// become visible once committed.
     pub fn new(journal: Arc<Journal>) -> Self {
+        let applications = Arc::new(DashMap::new());
+        let publisher = Publisher {
+            applications: applications.clone(),
+            watermark: Arc::new(Mutex::new(0)),
+            live: broadcast::channel(LIVE_BUFFER).0,
+        };
+        if journal.is_durable() {
+            let committed = publisher.clone();
+            journal.on_commit(Box::new(move |entry| {
+                if let Entry::Changed(changed) = entry
+                    && let Some(event) = &changed.event
+                {
+                    committed.publish(event.clone());
+                }
+            }));
+        }
         Self {
-            applications: DashMap::new(),
+            applications,
             by_subject: DashMap::new(),
             sequence: Mutex::new(0),
-            live: broadcast::channel(LIVE_BUFFER).0,
+            publisher,
             reports: DashMap::new(),
             journal,
         }
+    }
+
+    /// Forgets an application whose acceptance could not be made durable, so
+    /// that a re-send is accepted afresh.
+    pub fn forget(&self, message_id: &str) {
+        if let Some((_, shared)) = self.applications.remove(message_id) {
+            let key = lock(&shared).subject.key();
+            if let Some(mut ids) = self.by_subject.get_mut(&key) {
+                ids.retain(|id| id != message_id);
+            }
+        }
+    }
+
+    /// Waits until the application's acceptance is visible (durable), up to
+    /// `patience`.
+    pub async fn accepted_visible(&self, message_id: &str, patience: std::time::Duration) -> bool {
+        let mut live = self.publisher.live.subscribe();
+        let visible = || {
+            self.with(message_id, |record| !record.events.is_empty())
+                .unwrap_or(false)
+        };
+        let wait = async {
+            loop {
+                if visible() {
+                    return true;
+                }
+                match live.recv().await {
+                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => return visible(),
+                }
+            }
+        };
+        tokio::time::timeout(patience, wait).await.unwrap_or(false)
     }
 
     /// Rebuilds the store from the journal's entries, in journal order, and
@@ -301,8 +391,13 @@ impl Store {
             .sequence
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = last_sequence;
+        *self
+            .publisher
+            .watermark
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = last_sequence;
         let mut waiting = Vec::new();
-        for entry in &self.applications {
+        for entry in self.applications.iter() {
             let mut record = lock(entry.value());
             // Changes of one application may be journaled out of sequence order.
             record.events.sort_by_key(|event| event.sequence);
@@ -405,15 +500,13 @@ impl Store {
             result: change.result,
             reported_by: change.reported_by,
         });
-        // No receivers is fine: nobody is watching.
-        let _ = self.live.send(event.clone());
-        drop(sequence);
-        record.events.push(event.clone());
         let report = change.report.unwrap_or(ReportKey {
             sender: String::new(),
             message_id: String::new(),
             digest: [0; 32],
         });
+        // Under the sequence lock: the journal's order is the sequence order,
+        // and so is the order in which its writer publishes after commits.
         let ticket = self.journal.append(JournalEntry::Changed(Changed {
             event: Some((*event).clone()),
             delivery_state: record.delivery_state as i32,
@@ -431,17 +524,23 @@ impl Store {
             report_sender: report.sender,
             report_message_id: report.message_id,
         }));
+        if !self.journal.is_durable() {
+            // Nothing to wait for: visible at once, still in sequence order.
+            self.publisher.publish_locked(&mut record, event.clone());
+        }
+        drop(sequence);
         Ok((event, ticket))
     }
 
     /// A consistent snapshot for a watcher: the events of `target` with
     /// `after < sequence <= upto`, in order, and `upto`, the last sequence
-    /// assigned when the snapshot began. Every event up to `upto` is in its
+    /// published when the snapshot began. Every event up to `upto` is in its
     /// application by the time its lock is taken here, so none is missed; later
     /// ones reach a receiver subscribed before the call.
     pub fn snapshot(&self, target: &WatchTarget, after: u64) -> (Vec<Arc<StatusEvent>>, u64) {
         let upto = *self
-            .sequence
+            .publisher
+            .watermark
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let ids: Vec<String> = match target {
@@ -470,7 +569,7 @@ impl Store {
 
     /// Subscribes to live events. Subscribe before taking a `snapshot`.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<StatusEvent>> {
-        self.live.subscribe()
+        self.publisher.live.subscribe()
     }
 
     /// The subject's applications, newest first: `limit` of them after `offset`,

@@ -93,7 +93,9 @@ async fn delivery_state_becomes(
 ) -> Application {
     eventually(PATIENCE, async || {
         let application = gw.status(message_id).await;
-        if application.delivery_state() == state {
+        // Events appear once journaled, a moment after the state changes.
+        let published = application.events.last().map(|event| event.status);
+        if application.delivery_state() == state && published == Some(application.status) {
             Ok(application)
         } else {
             Err((application.delivery_state(), application.status()))
