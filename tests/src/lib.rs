@@ -1134,3 +1134,23 @@ pub async fn eventually<T, E: Debug>(
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// Polls GetStatus until the application's delivery state is `state` and its
+/// latest status is published as an event (events follow their commit).
+pub async fn delivery_state_becomes(
+    gw: &TestGateway,
+    message_id: &str,
+    state: shep_proto::gateway::v1::MessageState,
+) -> shep_proto::gateway::v1::Application {
+    eventually(PATIENCE, async || {
+        let application = gw.status(message_id).await;
+        // Events appear once journaled, a moment after the state changes.
+        let published = application.events.last().map(|event| event.status);
+        if application.delivery_state() == state && published == Some(application.status) {
+            Ok(application)
+        } else {
+            Err((application.delivery_state(), application.status()))
+        }
+    })
+    .await
+}

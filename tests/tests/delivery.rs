@@ -31,25 +31,6 @@ async fn queue_depth_becomes(gw: &TestGateway, expected: (usize, usize, usize)) 
     .await;
 }
 
-/// Waits until the application's delivery state is `state`, and returns it.
-async fn delivery_state_becomes(
-    gw: &TestGateway,
-    message_id: &str,
-    state: MessageState,
-) -> shep_proto::gateway::v1::Application {
-    eventually(PATIENCE, async || {
-        let application = gw.status(message_id).await;
-        // Events appear once journaled, a moment after the state changes.
-        let published = application.events.last().map(|event| event.status);
-        if application.delivery_state() == state && published == Some(application.status) {
-            Ok(application)
-        } else {
-            Err((application.delivery_state(), application.status()))
-        }
-    })
-    .await
-}
-
 fn pull(provider_id: &str, amount: u32) -> GetMessagesRequest {
     GetMessagesRequest {
         provider_id: provider_id.to_owned(),

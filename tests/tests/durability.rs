@@ -85,25 +85,6 @@ async fn history(gw: &TestGateway) -> Vec<Application> {
         .applications
 }
 
-/// Waits until the application's delivery state is `state`, and returns it.
-async fn delivery_state_becomes(
-    gw: &TestGateway,
-    message_id: &str,
-    state: MessageState,
-) -> Application {
-    eventually(PATIENCE, async || {
-        let application = gw.status(message_id).await;
-        // Events appear once journaled, a moment after the state changes.
-        let published = application.events.last().map(|event| event.status);
-        if application.delivery_state() == state && published == Some(application.status) {
-            Ok(application)
-        } else {
-            Err((application.delivery_state(), application.status()))
-        }
-    })
-    .await
-}
-
 fn statuses(application: &Application) -> Vec<ApplicationStatus> {
     application.events.iter().map(StatusEvent::status).collect()
 }
