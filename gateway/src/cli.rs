@@ -90,6 +90,12 @@ enum Command {
         #[command(subcommand)]
         command: certs::CertsCommand,
     },
+    /// Loads the gateway with pre-signed envelopes and reports latency
+    /// percentiles and throughput; or compares two JSON reports.
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
     /// Lists the dead letters (delivery stopped), or requeues one.
     DeadLetters {
         /// Requeue this message id instead of listing.
@@ -234,6 +240,38 @@ enum RoutesCommand {
     Check { file: PathBuf },
     /// Prints the embedded default table.
     Default,
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// Runs a load.
+    Run {
+        #[arg(long, value_enum, default_value = "lookup")]
+        scenario: crate::loadgen::Scenario,
+        #[arg(long, value_enum, default_value = "closed")]
+        mode: crate::loadgen::Mode,
+        /// Closed loop: workers. Open loop: the most requests in flight.
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        /// Open loop: requests per second.
+        #[arg(long, default_value_t = 1000.0)]
+        rate: f64,
+        /// How long to run, in seconds (at most 240: envelopes are signed
+        /// up front and `message_date` must stay within the gateway's skew).
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Envelopes to sign up front (default: enough for the rate, or
+        /// 50 000 for a closed loop); the run also ends when they are used up.
+        #[arg(long)]
+        requests: Option<usize>,
+        /// Writes the report as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        #[command(flatten)]
+        signing: SigningArgs,
+    },
+    /// Compares two JSON reports: second / first per row.
+    Compare { first: PathBuf, second: PathBuf },
 }
 
 #[derive(Debug, Subcommand)]
@@ -421,6 +459,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Registry(args) => serve_registry(args).await,
         Command::Population { command } => population(command),
         Command::Certs { command } => certs::run(command).await,
+        Command::Bench { command } => bench(command).await,
         Command::DeadLetters {
             requeue,
             provider,
@@ -748,6 +787,136 @@ async fn check_result(
         }
         Err(error) => println!("      result signature NOT verified: {error:#}"),
     }
+}
+
+async fn bench(command: BenchCommand) -> anyhow::Result<()> {
+    use crate::loadgen::{self, Mode, Report, Scenario, Settings};
+    let (scenario, mode, concurrency, rate, seconds, requests, json, signing) = match command {
+        BenchCommand::Compare { first, second } => {
+            let read = |path: &Path| -> anyhow::Result<Report> {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading `{}`", path.display()))?;
+                serde_json::from_str(&text)
+                    .with_context(|| format!("`{}` is not a `shep bench` report", path.display()))
+            };
+            print!("{}", loadgen::compare(&read(&first)?, &read(&second)?));
+            return Ok(());
+        }
+        BenchCommand::Run {
+            scenario,
+            mode,
+            concurrency,
+            rate,
+            seconds,
+            requests,
+            json,
+            signing,
+        } => (
+            scenario,
+            mode,
+            concurrency,
+            rate,
+            seconds,
+            requests,
+            json,
+            signing,
+        ),
+    };
+    anyhow::ensure!((1..=240).contains(&seconds), "`--seconds` must be 1-240");
+    anyhow::ensure!(rate > 0.0, "`--rate` must be > 0");
+    let signer = signing.signer("applicant")?;
+    let algorithm = format!(
+        "{:?}",
+        shep_proto::envelope::v1::SignatureAlgorithm::try_from(signer.sign(b"probe")?.algorithm)
+            .unwrap_or_default()
+    );
+    let applicant = Participant::new("pep", Channel::Portal, signer);
+    let count = requests.unwrap_or(match mode {
+        Mode::Open => (rate * seconds as f64).ceil() as usize + 1,
+        Mode::Closed => 50_000,
+    });
+    let (service, subject) = match scenario {
+        Scenario::Lookup => ("GbdflInfoByIin_v1", crate::server::DEMO_APPLICANT_IIN),
+        Scenario::Submit => (
+            "guardianship-certificate-esil",
+            crate::server::DEMO_APPLICANT_IIN,
+        ),
+    };
+    eprintln!("signing {count} envelopes ({algorithm}) ...");
+    let envelopes = (0..count)
+        .map(|_| applicant.seal(&applicant.request(service, iin(subject))))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let channel = connect(&signing.gateway).await?;
+    let acker = (scenario == Scenario::Submit).then(|| {
+        tokio::spawn(loadgen_ack_all(
+            channel.clone(),
+            "arm-rshep-sko-esil-edu".to_owned(),
+        ))
+    });
+    let settings = Settings {
+        scenario,
+        mode,
+        concurrency,
+        rate,
+        duration: Duration::from_secs(seconds),
+        algorithm,
+    };
+    let report = loadgen::run(channel, &settings, envelopes, |elapsed, ok, errors| {
+        eprintln!(
+            "  {:>4.0} s  ok {ok}  errors {errors}",
+            elapsed.as_secs_f64()
+        );
+    })
+    .await;
+    if let Some(acker) = acker {
+        acker.abort();
+    }
+    print!("{}", loadgen::table(&report));
+    if let Some(path) = json {
+        std::fs::write(&path, serde_json::to_string_pretty(&report)?)
+            .with_context(|| format!("writing `{}`", path.display()))?;
+        eprintln!("report written to `{}`", path.display());
+    }
+    Ok(())
+}
+
+/// Acknowledges everything delivered to `provider`, so a submit load does
+/// not pile up in its queue.
+async fn loadgen_ack_all(channel: GrpcChannel, provider: String) -> anyhow::Result<()> {
+    use shep_proto::provider::v1::provider_client::ProviderClient;
+    use shep_proto::provider::v1::{
+        Ack, Hello, ReceiveStatus, SubscribeRequest, subscribe_request, subscribe_response,
+    };
+    let (uplink, outbound) = tokio::sync::mpsc::channel(1024);
+    uplink
+        .send(SubscribeRequest {
+            kind: Some(subscribe_request::Kind::Hello(Hello {
+                provider_id: provider,
+                max_in_flight: 1024,
+                service_ids: Vec::new(),
+            })),
+        })
+        .await?;
+    let mut inbound = ProviderClient::new(channel)
+        .subscribe(tokio_stream::wrappers::ReceiverStream::new(outbound))
+        .await
+        .map_err(describe)?
+        .into_inner();
+    while let Some(message) = inbound.next().await {
+        if let Some(subscribe_response::Kind::Delivery(delivery)) = message.map_err(describe)?.kind
+        {
+            uplink
+                .send(SubscribeRequest {
+                    kind: Some(subscribe_request::Kind::Ack(Ack {
+                        message_id: delivery.message_id,
+                        receive_status: ReceiveStatus::MessageAccepted as i32,
+                        ..Ack::default()
+                    })),
+                })
+                .await?;
+        }
+    }
+    Ok(())
 }
 
 async fn serve_registry(args: RegistryArgs) -> anyhow::Result<()> {

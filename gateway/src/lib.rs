@@ -13,6 +13,7 @@ pub mod error;
 pub mod grpc;
 pub mod journal;
 pub mod lifecycle;
+pub mod loadgen;
 pub mod nuc_service;
 pub mod revocation;
 pub mod routes;

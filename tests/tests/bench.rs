@@ -1,0 +1,113 @@
+//! `shep bench`: a real run against a gateway on a loopback port writes a
+//! report whose numbers come from the requests it made, and `compare` reads
+//! two of them.
+
+use shep_gateway::loadgen::{Mode, Report, Scenario};
+use shep_tests::*;
+
+async fn bench(gw: &TestGateway, dir: &TempDir, name: &str, extra: &[&str]) -> Report {
+    let json = dir.path().join(format!("{name}.json"));
+    let data_dir = gw.data_dir().0.display().to_string();
+    let url = gw.url();
+    let json_arg = json.display().to_string();
+    let mut args = vec![
+        "bench",
+        "run",
+        "--gateway",
+        &url,
+        "--data-dir",
+        &data_dir,
+        "--seconds",
+        "1",
+        "--json",
+        &json_arg,
+    ];
+    args.extend_from_slice(extra);
+    let run = run_shep(&args).await;
+    let stdout = run.ok();
+    assert!(stdout.contains("latency ms: p50"), "{stdout}");
+    serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn a_closed_loop_lookup_run_reports_what_the_gateway_answered() {
+    let gw = TestGateway::start().await;
+    let dir = TempDir::new("shep-bench");
+    let report = bench(&gw, &dir, "lookup", &["--concurrency", "4"]).await;
+    assert_eq!(report.scenario, Scenario::Lookup);
+    assert_eq!(report.mode, Mode::Closed);
+    assert_eq!(report.algorithm, "Ed25519");
+    assert!(report.ok > 10, "{report:?}");
+    assert!(report.errors.is_empty(), "{report:?}");
+    assert_eq!(report.requests, report.ok);
+    assert!(report.p50_us > 0 && report.p50_us <= report.p99_us && report.p99_us <= report.max_us);
+}
+
+#[tokio::test]
+async fn an_open_loop_submit_run_offers_its_rate_and_every_application_is_accepted() {
+    let gw = TestGateway::start().await;
+    let dir = TempDir::new("shep-bench");
+    let report = bench(
+        &gw,
+        &dir,
+        "submit",
+        &["--scenario", "submit", "--mode", "open", "--rate", "200"],
+    )
+    .await;
+    assert_eq!(report.mode, Mode::Open);
+    assert_eq!(report.rate, Some(200.0));
+    // One second at 200/s: every due request was sent, and each was accepted.
+    assert!((190..=201).contains(&report.requests), "{report:?}");
+    assert!(report.errors.is_empty(), "{report:?}");
+    let history = gw
+        .gateway()
+        .history(shep_proto::gateway::v1::HistoryRequest {
+            subject: Some(shep_gateway::client::iin(APPLICANT_IIN)),
+            page_size: 500,
+            page_token: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        history.applications.len() as u64,
+        report.ok,
+        "every accepted application is in the applicant's history"
+    );
+}
+
+#[tokio::test]
+async fn refused_requests_are_counted_by_code() {
+    let gw = TestGateway::builder()
+        .configure(|config| config.checks.message_date_skew_secs = 0)
+        .start()
+        .await;
+    let dir = TempDir::new("shep-bench");
+    // Envelopes are signed up front; with no skew allowed they are refused.
+    let report = bench(&gw, &dir, "refused", &["--concurrency", "2"]).await;
+    assert_eq!(report.ok, 0, "{report:?}");
+    assert!(
+        report.errors.get("InvalidArgument").copied().unwrap_or(0) > 0,
+        "{report:?}"
+    );
+}
+
+#[tokio::test]
+async fn compare_prints_ratios_of_two_reports() {
+    let gw = TestGateway::start().await;
+    let dir = TempDir::new("shep-bench");
+    bench(&gw, &dir, "a", &["--concurrency", "1"]).await;
+    bench(&gw, &dir, "b", &["--concurrency", "4"]).await;
+    let a = dir.path().join("a.json").display().to_string();
+    let b = dir.path().join("b.json").display().to_string();
+    let run = run_shep(&["bench", "compare", &a, &b]).await;
+    let stdout = run.ok();
+    assert!(
+        stdout.lines().any(|line| line.starts_with("throughput/s")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.lines().any(|line| line.starts_with("p99 ms")),
+        "{stdout}"
+    );
+}
