@@ -20,6 +20,7 @@ use shep_proto::registry::v1::{
 use shep_registries::ident::{Strictness, parse_iin};
 use time::format_description::well_known::Iso8601;
 use time::{Date, OffsetDateTime};
+use tokio::time::Instant;
 use tower::ServiceExt;
 
 use crate::calendar::KZ_OFFSET;
@@ -40,6 +41,14 @@ const PERSONS_REGISTRY: &str = "gbdfl";
 const ENTITIES_REGISTRY: &str = "gbdul";
 /// ЕНИС: notarised powers of attorney, keyed by number.
 const ATTORNEYS_REGISTRY: &str = "enis";
+
+/// The outcome label of a result: `ok` or the refusal reason.
+fn outcome<T>(result: &Result<T, GatewayError>) -> &'static str {
+    match result {
+        Ok(_) => "ok",
+        Err(error) => error.reason().as_str_name(),
+    }
+}
 
 /// How long an identical re-send waits for its original to be durable.
 const ORIGINAL_PATIENCE: Duration = Duration::from_secs(10);
@@ -78,6 +87,7 @@ pub struct Engine {
     closing: tokio::sync::watch::Sender<bool>,
     journal: Arc<Journal>,
     calendar: crate::calendar::Calendar,
+    metrics: crate::metrics::Metrics,
 }
 
 impl Engine {
@@ -106,6 +116,7 @@ impl Engine {
             journal: Arc::new(Journal::memory()),
             // Validated with the configuration.
             calendar: config.calendar.calendar().unwrap_or_default(),
+            metrics: crate::metrics::Metrics::default(),
         }
     }
 
@@ -182,6 +193,11 @@ impl Engine {
     /// The registry ids the engine has adapters for.
     pub fn registry_ids(&self) -> Vec<&str> {
         self.registries.keys().map(String::as_str).collect()
+    }
+
+    /// The gateway's metrics.
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.metrics
     }
 
     /// The application store.
@@ -505,6 +521,17 @@ impl Engine {
 
     /// `Gateway.Call`: a sync lookup answered by a registry.
     pub async fn call(&self, envelope: SignedEnvelope) -> Result<CallResponse, GatewayError> {
+        let _in_flight = self.metrics.in_flight("call");
+        let result = self.call_checked(envelope, Instant::now()).await;
+        self.metrics.outcome("call", outcome(&result));
+        result
+    }
+
+    async fn call_checked(
+        &self,
+        envelope: SignedEnvelope,
+        start: Instant,
+    ) -> Result<CallResponse, GatewayError> {
         let inbound = self.decode(&envelope)?;
         if inbound.message_type != MessageType::Request {
             return Err(GatewayError::InvalidField {
@@ -516,6 +543,8 @@ impl Engine {
         let route = Self::authorize(&routes, &inbound, ServiceKind::Lookup)?;
         let signer = self.verify(&envelope, &inbound).await?;
         self.check_identity(&routes, &inbound, &signer)?;
+        let service = route.service_id.as_str();
+        self.metrics.hop("call", service, "checks", start);
         let Target::Registry(registry) = &route.target else {
             return Err(GatewayError::Internal(format!(
                 "lookup route `{}` has no registry",
@@ -546,7 +575,9 @@ impl Engine {
             }
         };
         let request = Self::lookup_request(&inbound, &signer, key);
+        let asked = Instant::now();
         let lookup = self.lookup(registry, request, key_field).await?;
+        self.metrics.hop("call", service, "registry", asked);
         if let Some(Record::PowerOfAttorney(attorney)) = &lookup.record
             && !concerns(attorney, &inbound.subject)
         {
@@ -561,6 +592,7 @@ impl Engine {
             .result
             .clone()
             .unwrap_or_else(shep_registries::success);
+        self.metrics.hop("call", service, "total", start);
         Ok(CallResponse {
             response_info: Some(ResponseInfo {
                 message_id: uuid::Uuid::new_v4().hyphenated().to_string(),
@@ -621,6 +653,17 @@ impl Engine {
 
     /// `Gateway.Submit`: accepts an application and queues it for its provider.
     pub async fn submit(&self, envelope: SignedEnvelope) -> Result<Receipt, GatewayError> {
+        let _in_flight = self.metrics.in_flight("submit");
+        let result = self.submit_checked(envelope, Instant::now()).await;
+        self.metrics.outcome("submit", outcome(&result));
+        result
+    }
+
+    async fn submit_checked(
+        &self,
+        envelope: SignedEnvelope,
+        start: Instant,
+    ) -> Result<Receipt, GatewayError> {
         let inbound = self.decode(&envelope)?;
         if inbound.message_type != MessageType::Request {
             return Err(GatewayError::InvalidField {
@@ -632,12 +675,17 @@ impl Engine {
         let route = Self::authorize(&routes, &inbound, ServiceKind::Application)?;
         let signer = self.verify(&envelope, &inbound).await?;
         self.check_identity(&routes, &inbound, &signer)?;
+        self.metrics
+            .hop("submit", &route.service_id, "checks", start);
         let digest = sha256(&envelope.body);
         if let Some(existing) = self.existing_receipt(&inbound, &digest).await {
             return existing;
         }
 
+        let asked = Instant::now();
         let kato = self.check_applicant(&route, &inbound, &signer).await?;
+        self.metrics
+            .hop("submit", &route.service_id, "registry", asked);
         let provider = if inbound.body.route_id.is_empty() {
             route
                 .provider_for(kato.as_deref())
@@ -701,7 +749,11 @@ impl Engine {
             })
         })?;
         // On disk before anyone hears of it: the receipt and the delivery.
-        if let Err(error) = ticket.durable().await {
+        let committing = Instant::now();
+        let committed = ticket.durable().await;
+        self.metrics
+            .hop("submit", &route.service_id, "journal", committing);
+        if let Err(error) = committed {
             self.store.forget(&inbound.message_id);
             return Err(journal_failed(error));
         }
@@ -716,6 +768,8 @@ impl Engine {
         let record = shared
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
+        self.metrics
+            .hop("submit", &route.service_id, "total", start);
         Ok(Self::receipt(&record))
     }
 
@@ -791,6 +845,15 @@ impl Engine {
                 });
             }
             record.delivery_state = state;
+            if state == MessageState::Delivered {
+                let waited = OffsetDateTime::now_utc() - record.accepted_at;
+                self.metrics.hop_seconds(
+                    "submit",
+                    &record.service_id,
+                    "delivery",
+                    waited.as_seconds_f64().max(0.0),
+                );
+            }
             let status = if state == MessageState::Delivered {
                 if record.status != ApplicationStatus::Accepted {
                     // A report already moved the status on; nothing to announce.

@@ -14,6 +14,7 @@ pub mod grpc;
 pub mod journal;
 pub mod lifecycle;
 pub mod loadgen;
+pub mod metrics;
 pub mod nuc_service;
 pub mod revocation;
 pub mod routes;

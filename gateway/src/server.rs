@@ -348,7 +348,10 @@ pub async fn start_on(
         )))
         .add_service(NucServer::new(NucGrpcAdapter::new(ca.clone(), &token)));
     // Plain HTTP on the same port for what certificates point at (the CRL).
-    let routes = grpc.into_axum_router().merge(http_routes(ca.clone()));
+    let routes = grpc
+        .into_axum_router()
+        .merge(http_routes(ca.clone()))
+        .merge(metrics_route(engine.clone()));
     let server = tonic::transport::Server::builder()
         .accept_http1(true)
         .add_routes(routes.into());
@@ -391,6 +394,25 @@ pub async fn start(config: GatewayConfig) -> anyhow::Result<RunningGateway> {
         .await
         .with_context(|| format!("binding `{}`", config.listen))?;
     start_on(listener, config).await
+}
+
+/// `GET /metrics`: the Prometheus text exposition.
+fn metrics_route(engine: Arc<Engine>) -> axum::Router {
+    axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let engine = engine.clone();
+            async move {
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4; charset=utf-8",
+                    )],
+                    engine.metrics().encode(),
+                )
+            }
+        }),
+    )
 }
 
 /// The provider systems the table routes to, sorted.

@@ -1,0 +1,87 @@
+//! `/metrics` on the gateway's port exposes per-hop latency series, outcomes
+//! by reason and in-flight gauges for the traffic that went through.
+
+use shep_tests::*;
+
+fn count(text: &str, series: &str) -> u64 {
+    text.lines()
+        .find(|line| line.starts_with(series))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse().ok())
+        .unwrap_or_else(|| panic!("no series `{series}` in:\n{text}"))
+}
+
+#[tokio::test]
+async fn metrics_expose_every_hop_and_outcome_after_traffic() {
+    let gw = TestGateway::start().await;
+    let applicant = gw.applicant();
+    let mut client = gw.gateway();
+    for _ in 0..3 {
+        client
+            .call(
+                applicant
+                    .seal(&applicant.request(
+                        "GbdflInfoByIin_v1",
+                        shep_gateway::client::iin(APPLICANT_IIN),
+                    ))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+    }
+    let submitted = gw.submit_application().await;
+    let mut desk = gw.subscribe(ESIL_PROVIDER, 0).await;
+    desk.next_delivery().await;
+    desk.accept(&submitted.receipt.message_id).await;
+    // A refusal: the body changed after signing.
+    let signed = applicant.request(
+        "GbdflInfoByIin_v1",
+        shep_gateway::client::iin(APPLICANT_IIN),
+    );
+    let mut tampered = applicant.seal(&signed).unwrap();
+    let mut changed = signed.clone();
+    changed.message_id = shep_gateway::client::new_message_id();
+    tampered.body = prost::Message::encode_to_vec(&changed);
+    let refused = client.call(tampered).await.unwrap_err();
+    assert_eq!(reason(&refused), "SIGNATURE_INVALID", "{refused:?}");
+
+    let text = eventually(PATIENCE, async || {
+        let text = http_get(gw.addr(), "/metrics").await.text();
+        if text.contains(r#"hop="delivery""#) {
+            Ok(text)
+        } else {
+            Err("no delivery hop yet")
+        }
+    })
+    .await;
+    let lookup = r#"rpc="call",service="GbdflInfoByIin_v1""#;
+    for hop in ["checks", "registry", "total"] {
+        let series = format!("shep_hop_duration_seconds_count{{{lookup},hop=\"{hop}\"}}");
+        assert_eq!(count(&text, &series), 3, "{series}");
+    }
+    let submit = r#"rpc="submit",service="guardianship-certificate-esil""#;
+    for hop in ["checks", "registry", "journal", "delivery", "total"] {
+        let series = format!("shep_hop_duration_seconds_count{{{submit},hop=\"{hop}\"}}");
+        assert_eq!(count(&text, &series), 1, "{series}");
+    }
+    assert_eq!(
+        count(&text, r#"shep_requests_total{rpc="call",outcome="ok"}"#),
+        3
+    );
+    assert_eq!(
+        count(&text, r#"shep_requests_total{rpc="submit",outcome="ok"}"#),
+        1
+    );
+    assert_eq!(
+        count(
+            &text,
+            r#"shep_requests_total{rpc="call",outcome="SIGNATURE_INVALID"}"#
+        ),
+        1
+    );
+    assert_eq!(count(&text, r#"shep_in_flight{rpc="call"}"#), 0);
+    assert!(
+        text.contains("# TYPE shep_hop_duration_seconds histogram"),
+        "{text}"
+    );
+}
