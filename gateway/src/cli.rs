@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
-use prost::Message as _;
+use prost::Message;
 use shep_proto::envelope::v1::{
     Attachment, Body, Channel, PowerOfAttorneyRef, SignedEnvelope, Subject, subject,
 };
@@ -272,6 +272,20 @@ enum BenchCommand {
     },
     /// Compares two JSON reports: second / first per row.
     Compare { first: PathBuf, second: PathBuf },
+    /// Serves a bare `Gateway.Call` that answers at once, with no checks: the
+    /// backend of the peer comparison (direct, and behind nginx `grpc_pass`).
+    Echo {
+        #[arg(long, default_value = "127.0.0.1:7810")]
+        listen: SocketAddr,
+    },
+    /// Writes one signed lookup as a gRPC frame (flag, length, message), the
+    /// request body for h2load.
+    Frame {
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        signing: SigningArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -792,6 +806,24 @@ async fn check_result(
 async fn bench(command: BenchCommand) -> anyhow::Result<()> {
     use crate::loadgen::{self, Mode, Report, Scenario, Settings};
     let (scenario, mode, concurrency, rate, seconds, requests, json, signing) = match command {
+        BenchCommand::Echo { listen } => return crate::loadgen::serve_echo(listen).await,
+        BenchCommand::Frame { out, signing } => {
+            let applicant = Participant::new("pep", Channel::Portal, signing.signer("applicant")?);
+            let envelope = applicant.seal(
+                &applicant.request("GbdflInfoByIin_v1", iin(crate::server::DEMO_APPLICANT_IIN)),
+            )?;
+            let message = envelope.encode_to_vec();
+            let mut frame = vec![0u8];
+            frame.extend_from_slice(&(message.len() as u32).to_be_bytes());
+            frame.extend_from_slice(&message);
+            std::fs::write(&out, frame).with_context(|| format!("writing `{}`", out.display()))?;
+            eprintln!(
+                "wrote a {}-byte gRPC frame to `{}`",
+                message.len() + 5,
+                out.display()
+            );
+            return Ok(());
+        }
         BenchCommand::Compare { first, second } => {
             let read = |path: &Path| -> anyhow::Result<Report> {
                 let text = std::fs::read_to_string(path)
