@@ -242,34 +242,37 @@ enum RoutesCommand {
     Default,
 }
 
+#[derive(Debug, clap::Args)]
+struct BenchRunArgs {
+    #[arg(long, value_enum, default_value = "lookup")]
+    scenario: crate::loadgen::Scenario,
+    #[arg(long, value_enum, default_value = "closed")]
+    mode: crate::loadgen::Mode,
+    /// Closed loop: workers. Open loop: the most requests in flight.
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// Open loop: requests per second.
+    #[arg(long, default_value_t = 1000.0)]
+    rate: f64,
+    /// How long to run, in seconds (at most 240: envelopes are signed
+    /// up front and `message_date` must stay within the gateway's skew).
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Envelopes to sign up front (default: enough for the rate, or
+    /// 50 000 for a closed loop); the run also ends when they are used up.
+    #[arg(long)]
+    requests: Option<usize>,
+    /// Writes the report as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    #[command(flatten)]
+    signing: SigningArgs,
+}
+
 #[derive(Debug, Subcommand)]
 enum BenchCommand {
     /// Runs a load.
-    Run {
-        #[arg(long, value_enum, default_value = "lookup")]
-        scenario: crate::loadgen::Scenario,
-        #[arg(long, value_enum, default_value = "closed")]
-        mode: crate::loadgen::Mode,
-        /// Closed loop: workers. Open loop: the most requests in flight.
-        #[arg(long, default_value_t = 16)]
-        concurrency: usize,
-        /// Open loop: requests per second.
-        #[arg(long, default_value_t = 1000.0)]
-        rate: f64,
-        /// How long to run, in seconds (at most 240: envelopes are signed
-        /// up front and `message_date` must stay within the gateway's skew).
-        #[arg(long, default_value_t = 10)]
-        seconds: u64,
-        /// Envelopes to sign up front (default: enough for the rate, or
-        /// 50 000 for a closed loop); the run also ends when they are used up.
-        #[arg(long)]
-        requests: Option<usize>,
-        /// Writes the report as JSON here.
-        #[arg(long)]
-        json: Option<PathBuf>,
-        #[command(flatten)]
-        signing: SigningArgs,
-    },
+    Run(BenchRunArgs),
     /// Compares two JSON reports: second / first per row.
     Compare { first: PathBuf, second: PathBuf },
     /// Serves a bare `Gateway.Call` that answers at once, with no checks: the
@@ -805,7 +808,7 @@ async fn check_result(
 
 async fn bench(command: BenchCommand) -> anyhow::Result<()> {
     use crate::loadgen::{self, Mode, Report, Scenario, Settings};
-    let (scenario, mode, concurrency, rate, seconds, requests, json, signing) = match command {
+    let run = match command {
         BenchCommand::Echo { listen } => return crate::loadgen::serve_echo(listen).await,
         BenchCommand::Frame { out, signing } => {
             let applicant = Participant::new("pep", Channel::Portal, signing.signer("applicant")?);
@@ -834,26 +837,18 @@ async fn bench(command: BenchCommand) -> anyhow::Result<()> {
             print!("{}", loadgen::compare(&read(&first)?, &read(&second)?));
             return Ok(());
         }
-        BenchCommand::Run {
-            scenario,
-            mode,
-            concurrency,
-            rate,
-            seconds,
-            requests,
-            json,
-            signing,
-        } => (
-            scenario,
-            mode,
-            concurrency,
-            rate,
-            seconds,
-            requests,
-            json,
-            signing,
-        ),
+        BenchCommand::Run(args) => args,
     };
+    let BenchRunArgs {
+        scenario,
+        mode,
+        concurrency,
+        rate,
+        seconds,
+        requests,
+        json,
+        signing,
+    } = run;
     anyhow::ensure!((1..=240).contains(&seconds), "`--seconds` must be 1-240");
     anyhow::ensure!(rate > 0.0, "`--rate` must be > 0");
     let signer = signing.signer("applicant")?;
