@@ -2,66 +2,15 @@
 //! validates routing table files with errors that name the service and key.
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, ExitStatus, Output, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use shep_tests::TempDir;
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the tests crate lives in the workspace")
-        .to_owned()
-}
-
-/// Builds `shep` once per test binary and returns its path.
+/// The `shep` binary, built once per test binary by the harness.
 fn shep() -> &'static Path {
-    static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| {
-        let root = workspace_root();
-        let mut build = Command::new(env!("CARGO"));
-        build
-            .args(["build", "-q", "-p", "shep-gateway", "--bin", "shep"])
-            .current_dir(&root);
-        // Cargo sets these for the test binary; passed on, they look like a
-        // changed environment to build scripts (ring tracks
-        // CARGO_MANIFEST_DIR) and make every run rebuild half the graph.
-        for (key, _) in std::env::vars_os() {
-            let key = key.to_string_lossy();
-            if key.starts_with("CARGO_PKG_")
-                || key.starts_with("CARGO_MANIFEST_")
-                || matches!(
-                    key.as_ref(),
-                    "CARGO_CRATE_NAME"
-                        | "CARGO_PRIMARY_PACKAGE"
-                        | "CARGO_TARGET_TMPDIR"
-                        | "CARGO_RUSTC_CURRENT_DIR"
-                        | "CARGO_BIN_NAME"
-                )
-            {
-                build.env_remove(key.as_ref());
-            }
-        }
-        let status = build.status().expect("running cargo build");
-        assert!(status.success(), "cargo build of `shep` failed: {status}");
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .map(|dir| {
-                if dir.is_absolute() {
-                    dir
-                } else {
-                    root.join(dir)
-                }
-            })
-            .unwrap_or_else(|| root.join("target"));
-        let binary = target
-            .join("debug")
-            .join(format!("shep{}", std::env::consts::EXE_SUFFIX));
-        assert!(binary.exists(), "no binary at {}", binary.display());
-        binary
-    })
+    shep_tests::shep_binary()
 }
 
 fn run(args: &[&str]) -> Output {
