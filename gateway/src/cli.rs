@@ -809,7 +809,14 @@ async fn check_result(
 async fn bench(command: BenchCommand) -> anyhow::Result<()> {
     use crate::loadgen::{self, Mode, Report, Scenario, Settings};
     let run = match command {
-        BenchCommand::Echo { listen } => return crate::loadgen::serve_echo(listen).await,
+        BenchCommand::Echo { listen } => {
+            let listener = tokio::net::TcpListener::bind(listen).await?;
+            eprintln!("echo backend (Gateway.Call) on {listen}");
+            return crate::loadgen::serve_echo(listener, async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await;
+        }
         BenchCommand::Frame { out, signing } => {
             let applicant = Participant::new("pep", Channel::Portal, signing.signer("applicant")?);
             let envelope = applicant.seal(

@@ -332,19 +332,18 @@ impl shep_proto::gateway::v1::gateway_server::Gateway for Echo {
     }
 }
 
-/// Serves the echo backend until Ctrl-C.
-pub async fn serve_echo(listen: std::net::SocketAddr) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(listen).await?;
-    eprintln!("echo backend (Gateway.Call) on {listen}");
+/// Serves the echo backend on `listener` until `shutdown` resolves.
+pub async fn serve_echo(
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     tonic::transport::Server::builder()
         .add_service(shep_proto::gateway::v1::gateway_server::GatewayServer::new(
             Echo,
         ))
         .serve_with_incoming_shutdown(
             tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
-            async {
-                let _ = tokio::signal::ctrl_c().await;
-            },
+            shutdown,
         )
         .await?;
     Ok(())

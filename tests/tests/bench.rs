@@ -111,3 +111,50 @@ async fn compare_prints_ratios_of_two_reports() {
         "{stdout}"
     );
 }
+
+#[tokio::test]
+async fn the_echo_backend_answers_calls_without_checks() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let echo = tokio::spawn(shep_gateway::loadgen::serve_echo(listener, async {
+        let _ = stopped.await;
+    }));
+    let mut client = shep_proto::gateway::v1::gateway_client::GatewayClient::connect(url)
+        .await
+        .unwrap();
+    // Not even signed: the echo checks nothing.
+    let answer = client
+        .call(shep_proto::envelope::v1::SignedEnvelope::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(answer.response_info.unwrap().status.unwrap().code, "00000");
+    let refused = client
+        .submit(shep_proto::envelope::v1::SignedEnvelope::default())
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unimplemented);
+    stop.send(()).unwrap();
+    echo.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn frame_writes_one_grpc_frame_of_a_lookup_the_gateway_accepts() {
+    let gw = TestGateway::start().await;
+    let dir = TempDir::new("shep-bench");
+    let out = dir.path().join("lookup.bin");
+    let data_dir = gw.data_dir().0.display().to_string();
+    let out_arg = out.display().to_string();
+    run_shep(&["bench", "frame", "--data-dir", &data_dir, "--out", &out_arg])
+        .await
+        .ok();
+    let frame = std::fs::read(&out).unwrap();
+    assert_eq!(frame[0], 0, "uncompressed");
+    let length = u32::from_be_bytes(frame[1..5].try_into().unwrap()) as usize;
+    assert_eq!(length, frame.len() - 5);
+    let envelope: shep_proto::envelope::v1::SignedEnvelope =
+        prost::Message::decode(&frame[5..]).unwrap();
+    let answer = gw.gateway().call(envelope).await.unwrap().into_inner();
+    assert!(answer.lookup.is_some());
+}
