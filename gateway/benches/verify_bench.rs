@@ -137,7 +137,10 @@ fn gateway_call(c: &mut Criterion) {
             group.bench_function(BenchmarkId::new(name, checks), |b| {
                 b.iter(|| {
                     let response = runtime
-                        .block_on(engine.call(black_box(envelope.clone())))
+                        .block_on(engine.call(
+                            black_box(envelope.clone()),
+                            &shep_gateway::toolkit::CallContext::default(),
+                        ))
                         .unwrap();
                     black_box(response);
                 });

@@ -47,6 +47,31 @@ pub struct GatewayConfig {
     pub nuc: NucConfig,
     pub journal: JournalConfig,
     pub calendar: CalendarConfig,
+    pub toolkit: ToolkitConfig,
+}
+
+/// The integration-testing toolkit: scenarios and the exchange journal.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ToolkitConfig {
+    /// Scenario files (JSON or TOML, the `shep.admin.v1.Scenario` message in
+    /// its JSON form), defined at start.
+    pub scenarios: Vec<PathBuf>,
+    /// Record exchanges for `Admin.ListExchanges` / `VerifyExchanges`; off
+    /// for load runs that want nothing but routing.
+    pub exchanges: bool,
+    /// Exchanges kept; the oldest are dropped (and counted) beyond.
+    pub exchanges_capacity: usize,
+}
+
+impl Default for ToolkitConfig {
+    fn default() -> Self {
+        Self {
+            scenarios: Vec::new(),
+            exchanges: true,
+            exchanges_capacity: 10_000,
+        }
+    }
 }
 
 /// Where accepted applications and their statuses are kept.
@@ -219,6 +244,7 @@ impl Default for GatewayConfig {
             nuc: NucConfig::default(),
             journal: JournalConfig::default(),
             calendar: CalendarConfig::default(),
+            toolkit: ToolkitConfig::default(),
         }
     }
 }

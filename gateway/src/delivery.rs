@@ -22,6 +22,9 @@ pub struct Pending {
     pub envelope: Arc<SignedEnvelope>,
     /// Leases so far.
     pub attempts: u32,
+    /// The test session that submitted it (`x-shep-session`), if any: only
+    /// subscribers of that session (or of none) receive it.
+    pub session: Option<Arc<str>>,
 }
 
 #[derive(Debug)]
@@ -47,12 +50,15 @@ pub struct Filter {
     pub service_ids: Vec<String>,
     /// Only this correlation id; empty for any.
     pub correlation_id: String,
+    /// Only this test session's; `None` for any.
+    pub session: Option<Arc<str>>,
 }
 
 impl Filter {
     fn accepts(&self, pending: &Pending) -> bool {
         (self.service_ids.is_empty() || self.service_ids.contains(&pending.service_id))
             && (self.correlation_id.is_empty() || self.correlation_id == pending.correlation_id)
+            && (self.session.is_none() || self.session == pending.session)
     }
 }
 
@@ -319,6 +325,7 @@ mod tests {
             correlation_id: String::new(),
             envelope: Arc::new(SignedEnvelope::default()),
             attempts: 0,
+            session: None,
         }
     }
 

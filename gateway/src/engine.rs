@@ -33,6 +33,9 @@ use crate::lifecycle::{default_notification, provider_may_report};
 use crate::revocation::RevocationCheck;
 use crate::routes::{ChannelName, Role, Route, RoutingTable, ServiceKind, Target};
 use crate::store::{ApplicationRecord, Change, Inserted, ReportKey, Store, timestamp};
+use crate::toolkit::exchanges::{Record as ExchangeRecord, any};
+use crate::toolkit::faults::{Effect, Fired, Site};
+use crate::toolkit::{CallContext, Toolkit};
 use crate::verify::{SignatureVerifier, SignerIdentity};
 
 /// ГБД ФЛ: individuals (applicant checks, regions), keyed by IIN.
@@ -88,6 +91,7 @@ pub struct Engine {
     journal: Arc<Journal>,
     calendar: crate::calendar::Calendar,
     metrics: crate::metrics::Metrics,
+    toolkit: Arc<Toolkit>,
 }
 
 impl Engine {
@@ -117,6 +121,7 @@ impl Engine {
             // Validated with the configuration.
             calendar: config.calendar.calendar().unwrap_or_default(),
             metrics: crate::metrics::Metrics::default(),
+            toolkit: Arc::new(Toolkit::new(&config.toolkit)),
         }
     }
 
@@ -139,6 +144,8 @@ impl Engine {
                 correlation_id: undelivered.correlation_id,
                 envelope: undelivered.envelope,
                 attempts: 0,
+                // Sessions live in memory only; after a restart anyone may take it.
+                session: None,
             };
             if undelivered.stopped {
                 queue.push_dead(pending);
@@ -193,6 +200,11 @@ impl Engine {
     /// The registry ids the engine has adapters for.
     pub fn registry_ids(&self) -> Vec<&str> {
         self.registries.keys().map(String::as_str).collect()
+    }
+
+    /// Faults, scenarios, the exchange journal and the live connections.
+    pub fn toolkit(&self) -> &Arc<Toolkit> {
+        &self.toolkit
     }
 
     /// The gateway's metrics.
@@ -380,16 +392,84 @@ impl Engine {
                 purpose: inbound.body.purpose.clone(),
                 message_id: inbound.message_id.clone(),
                 test: inbound.body.test,
+                session: String::new(),
             }),
         }
     }
 
     /// Asks `registry`; a key it refuses is an `INVALID_FIELD` on `key_field`.
+    /// Faults on the registry or the key apply first, and the caller's
+    /// deadline bounds the wait.
     async fn lookup(
+        &self,
+        registry: &str,
+        mut request: LookupRequest,
+        key_field: &'static str,
+        ctx: &CallContext,
+    ) -> Result<LookupResponse, GatewayError> {
+        let started = Instant::now();
+        if let (Some(session), Some(context)) = (ctx.session(), request.context.as_mut()) {
+            context.session = session.to_owned();
+        }
+        let key = match &request.key {
+            Some(Key::Iin(key) | Key::Bin(key) | Key::PowerOfAttorneyNumber(key)) => key.clone(),
+            None => String::new(),
+        };
+        let fired = self.toolkit.faults.check(
+            Site::Registry {
+                id: registry,
+                key: &key,
+            },
+            ctx.session(),
+        );
+        let fault_id = fired
+            .as_ref()
+            .map(|f| f.fault_id.clone())
+            .unwrap_or_default();
+        let recorded = self.toolkit.exchanges.recording().then(|| request.clone());
+        let result = async {
+            if let Some(fired) = fired {
+                self.apply_fault(fired, ctx, &format!("registry `{registry}`"))
+                    .await?;
+            }
+            self.ask_registry(registry, request, key_field, ctx).await
+        }
+        .await;
+        if let Some(asked) = recorded {
+            let context = asked.context.clone().unwrap_or_default();
+            self.toolkit.exchanges.record(|| {
+                let mut record = ExchangeRecord {
+                    session: ctx.session_label(),
+                    rpc: format!("registry/{registry}"),
+                    hop: "registry",
+                    service_id: context.service_id,
+                    subject: key,
+                    message_id: context.message_id,
+                    request: Some(any("shep.registry.v1.LookupRequest", &asked)),
+                    duration: started.elapsed(),
+                    fault_id,
+                    ..ExchangeRecord::default()
+                };
+                match &result {
+                    Ok(response) => {
+                        record.response = Some(any("shep.registry.v1.LookupResponse", response));
+                    }
+                    Err(error) => {
+                        record.failed(&crate::error::into_status(error.clone()));
+                    }
+                }
+                record
+            });
+        }
+        result
+    }
+
+    async fn ask_registry(
         &self,
         registry: &str,
         request: LookupRequest,
         key_field: &'static str,
+        ctx: &CallContext,
     ) -> Result<LookupResponse, GatewayError> {
         let adapter =
             self.registries
@@ -398,22 +478,95 @@ impl Engine {
                     registry: registry.to_owned(),
                     message: "not configured".to_owned(),
                 })?;
-        adapter
-            .clone()
-            .oneshot(request)
-            .await
-            .map_err(|error| match error {
-                AdapterError::NoData { registry, key } => GatewayError::NoData(format!(
-                    "registry `{registry}` has no data for `{key}` («нет данных»)"
-                )),
-                AdapterError::InvalidRequest { message, .. } => GatewayError::InvalidField {
-                    field: key_field,
-                    problem: message,
-                },
-                AdapterError::Unavailable { registry, message } => {
-                    GatewayError::RegistryUnavailable { registry, message }
+        let asked = adapter.clone().oneshot(request);
+        let answered = match ctx.deadline {
+            Some(deadline) => tokio::time::timeout_at(deadline, asked)
+                .await
+                .map_err(|_| GatewayError::DeadlineExceeded(format!("registry `{registry}`")))?,
+            None => asked.await,
+        };
+        answered.map_err(|error| match error {
+            AdapterError::NoData { registry, key } => GatewayError::NoData(format!(
+                "registry `{registry}` has no data for `{key}` («нет данных»)"
+            )),
+            AdapterError::InvalidRequest { message, .. } => GatewayError::InvalidField {
+                field: key_field,
+                problem: message,
+            },
+            AdapterError::Unavailable { registry, message } => {
+                GatewayError::RegistryUnavailable { registry, message }
+            }
+        })
+    }
+
+    /// Carries out a fired fault: its delay (bounded by the caller's
+    /// deadline), then its effect. `Ok` lets the call go on.
+    pub async fn apply_fault(
+        &self,
+        fired: Fired,
+        ctx: &CallContext,
+        what: &str,
+    ) -> Result<(), GatewayError> {
+        let deadline_passed = || GatewayError::DeadlineExceeded(what.to_owned());
+        if let Some(delay) = fired.delay {
+            let until = Instant::now() + delay;
+            match ctx.deadline {
+                Some(deadline) if deadline < until => {
+                    tokio::time::sleep_until(deadline).await;
+                    return Err(deadline_passed());
                 }
-            })
+                _ => tokio::time::sleep_until(until).await,
+            }
+        }
+        match fired.effect {
+            Effect::Proceed | Effect::CutStreamAfter(_) => Ok(()),
+            Effect::Error(injected) => Err(GatewayError::Injected(injected)),
+            Effect::Hang(max) => match ctx.deadline {
+                Some(deadline) => {
+                    tokio::time::sleep_until(deadline).await;
+                    Err(deadline_passed())
+                }
+                None => {
+                    tokio::time::sleep(max).await;
+                    Err(GatewayError::Injected(
+                        crate::toolkit::faults::InjectedError {
+                            code: tonic::Code::Unavailable,
+                            message: format!("{what} did not answer within {} ms", max.as_millis()),
+                            reason: "INJECTED_FAULT".to_owned(),
+                            metadata: vec![("fault_id".to_owned(), fired.fault_id)],
+                        },
+                    ))
+                }
+            },
+            Effect::DropConnection => {
+                if let Some(peer) = ctx.peer {
+                    self.toolkit.connections.kill(peer);
+                }
+                Err(GatewayError::Injected(
+                    crate::toolkit::faults::InjectedError {
+                        code: tonic::Code::Unavailable,
+                        message: "connection dropped by a fault".to_owned(),
+                        reason: "INJECTED_FAULT".to_owned(),
+                        metadata: vec![("fault_id".to_owned(), fired.fault_id)],
+                    },
+                ))
+            }
+        }
+    }
+
+    /// Faults attached to `service` for this call.
+    async fn service_faults(&self, service: &str, ctx: &CallContext) -> Result<(), GatewayError> {
+        match self
+            .toolkit
+            .faults
+            .check(Site::Service(service), ctx.session())
+        {
+            Some(fired) => {
+                self.apply_fault(fired, ctx, &format!("service `{service}`"))
+                    .await
+            }
+            None => Ok(()),
+        }
     }
 
     /// The registry checks the route asks for on this channel (the service
@@ -425,6 +578,7 @@ impl Engine {
         route: &Route,
         inbound: &Inbound,
         signer: &SignerIdentity,
+        ctx: &CallContext,
     ) -> Result<Option<String>, GatewayError> {
         let listed = |registry: &str| {
             route
@@ -435,7 +589,9 @@ impl Engine {
         let kato = match &inbound.subject {
             SubjectId::Iin(iin) if listed(PERSONS_REGISTRY) || route.needs_region() => {
                 let request = Self::lookup_request(inbound, signer, Key::Iin(iin.clone()));
-                let response = self.lookup(PERSONS_REGISTRY, request, "subject").await?;
+                let response = self
+                    .lookup(PERSONS_REGISTRY, request, "subject", ctx)
+                    .await?;
                 match response.record {
                     Some(Record::Person(person)) => person.reg_address.map(|address| address.kato),
                     _ => None,
@@ -443,7 +599,9 @@ impl Engine {
             }
             SubjectId::Bin(bin) if listed(ENTITIES_REGISTRY) || route.needs_region() => {
                 let request = Self::lookup_request(inbound, signer, Key::Bin(bin.clone()));
-                let response = self.lookup(ENTITIES_REGISTRY, request, "subject").await?;
+                let response = self
+                    .lookup(ENTITIES_REGISTRY, request, "subject", ctx)
+                    .await?;
                 match response.record {
                     Some(Record::LegalEntity(entity)) => entity.address.map(|address| address.kato),
                     _ => None,
@@ -454,7 +612,7 @@ impl Engine {
         if listed(ATTORNEYS_REGISTRY)
             && let Some(reference) = &inbound.body.power_of_attorney
         {
-            self.check_power_of_attorney(route, inbound, signer, reference)
+            self.check_power_of_attorney(route, inbound, signer, reference, ctx)
                 .await?;
         }
         Ok(kato)
@@ -469,6 +627,7 @@ impl Engine {
         inbound: &Inbound,
         signer: &SignerIdentity,
         reference: &PowerOfAttorneyRef,
+        ctx: &CallContext,
     ) -> Result<(), GatewayError> {
         if reference.number.trim().is_empty() {
             return Err(GatewayError::InvalidField {
@@ -491,7 +650,7 @@ impl Engine {
             Key::PowerOfAttorneyNumber(reference.number.clone()),
         );
         let response = self
-            .lookup(ATTORNEYS_REGISTRY, request, "power_of_attorney.number")
+            .lookup(ATTORNEYS_REGISTRY, request, "power_of_attorney.number", ctx)
             .await
             .map_err(|error| match error {
                 GatewayError::NoData(_) => GatewayError::NoData(format!(
@@ -520,9 +679,13 @@ impl Engine {
     // === Sync ===
 
     /// `Gateway.Call`: a sync lookup answered by a registry.
-    pub async fn call(&self, envelope: SignedEnvelope) -> Result<CallResponse, GatewayError> {
+    pub async fn call(
+        &self,
+        envelope: SignedEnvelope,
+        ctx: &CallContext,
+    ) -> Result<CallResponse, GatewayError> {
         let _in_flight = self.metrics.in_flight("call");
-        let result = self.call_checked(envelope, Instant::now()).await;
+        let result = self.call_checked(envelope, Instant::now(), ctx).await;
         self.metrics.outcome("call", outcome(&result));
         result
     }
@@ -531,6 +694,7 @@ impl Engine {
         &self,
         envelope: SignedEnvelope,
         start: Instant,
+        ctx: &CallContext,
     ) -> Result<CallResponse, GatewayError> {
         let inbound = self.decode(&envelope)?;
         if inbound.message_type != MessageType::Request {
@@ -541,6 +705,7 @@ impl Engine {
         }
         let routes = self.routes();
         let route = Self::authorize(&routes, &inbound, ServiceKind::Lookup)?;
+        self.service_faults(&route.service_id, ctx).await?;
         let signer = self.verify(&envelope, &inbound).await?;
         self.check_identity(&routes, &inbound, &signer)?;
         let service = route.service_id.as_str();
@@ -576,7 +741,7 @@ impl Engine {
         };
         let request = Self::lookup_request(&inbound, &signer, key);
         let asked = Instant::now();
-        let lookup = self.lookup(registry, request, key_field).await?;
+        let lookup = self.lookup(registry, request, key_field, ctx).await?;
         self.metrics.hop("call", service, "registry", asked);
         if let Some(Record::PowerOfAttorney(attorney)) = &lookup.record
             && !concerns(attorney, &inbound.subject)
@@ -652,9 +817,13 @@ impl Engine {
     }
 
     /// `Gateway.Submit`: accepts an application and queues it for its provider.
-    pub async fn submit(&self, envelope: SignedEnvelope) -> Result<Receipt, GatewayError> {
+    pub async fn submit(
+        &self,
+        envelope: SignedEnvelope,
+        ctx: &CallContext,
+    ) -> Result<Receipt, GatewayError> {
         let _in_flight = self.metrics.in_flight("submit");
-        let result = self.submit_checked(envelope, Instant::now()).await;
+        let result = self.submit_checked(envelope, Instant::now(), ctx).await;
         self.metrics.outcome("submit", outcome(&result));
         result
     }
@@ -663,6 +832,7 @@ impl Engine {
         &self,
         envelope: SignedEnvelope,
         start: Instant,
+        ctx: &CallContext,
     ) -> Result<Receipt, GatewayError> {
         let inbound = self.decode(&envelope)?;
         if inbound.message_type != MessageType::Request {
@@ -673,6 +843,7 @@ impl Engine {
         }
         let routes = self.routes();
         let route = Self::authorize(&routes, &inbound, ServiceKind::Application)?;
+        self.service_faults(&route.service_id, ctx).await?;
         let signer = self.verify(&envelope, &inbound).await?;
         self.check_identity(&routes, &inbound, &signer)?;
         self.metrics
@@ -683,7 +854,7 @@ impl Engine {
         }
 
         let asked = Instant::now();
-        let kato = self.check_applicant(&route, &inbound, &signer).await?;
+        let kato = self.check_applicant(&route, &inbound, &signer, ctx).await?;
         self.metrics
             .hop("submit", &route.service_id, "registry", asked);
         let provider = if inbound.body.route_id.is_empty() {
@@ -763,6 +934,7 @@ impl Engine {
             correlation_id: inbound.body.correlation_id.clone(),
             envelope,
             attempts: 0,
+            session: ctx.session.clone(),
         });
         tracing::info!(message_id = %inbound.message_id, service = %route.service_id, provider = %provider, "accepted");
         let record = shared

@@ -135,6 +135,13 @@ pub enum GatewayError {
     },
     #[error("internal error: {0}")]
     Internal(String),
+    /// A fault attached through the admin API fired.
+    #[error("{}", .0.message)]
+    Injected(crate::toolkit::faults::InjectedError),
+    #[error("the caller's deadline passed while waiting for {0}")]
+    DeadlineExceeded(String),
+    #[error("{0}")]
+    ToolkitNotFound(String),
 }
 
 impl GatewayError {
@@ -171,11 +178,17 @@ impl GatewayError {
             Self::Unauthenticated => Reason::Unauthenticated,
             Self::TooLarge { .. } => Reason::TooLarge,
             Self::Internal(_) => Reason::Internal,
+            Self::Injected(_) => Reason::InjectedFault,
+            Self::DeadlineExceeded(_) => Reason::DeadlineExceeded,
+            Self::ToolkitNotFound(_) => Reason::ToolkitNotFound,
         }
     }
 
     /// The gRPC status code.
     pub fn code(&self) -> Code {
+        if let Self::Injected(injected) = self {
+            return injected.code;
+        }
         match self.reason() {
             Reason::MalformedBody
             | Reason::InvalidField
@@ -197,12 +210,16 @@ impl GatewayError {
             | Reason::ChannelNotAllowed
             | Reason::ProviderNotAllowed
             | Reason::PowerOfAttorneyInvalid => Code::PermissionDenied,
-            Reason::UnknownService | Reason::NoData | Reason::MessageNotFound => Code::NotFound,
+            Reason::UnknownService
+            | Reason::NoData
+            | Reason::MessageNotFound
+            | Reason::ToolkitNotFound => Code::NotFound,
             Reason::NoProviderForRegion
             | Reason::InvalidStatusTransition
             | Reason::ProtocolViolation => Code::FailedPrecondition,
             Reason::DuplicateMessage => Code::AlreadyExists,
-            Reason::RegistryUnavailable => Code::Unavailable,
+            Reason::RegistryUnavailable | Reason::InjectedFault => Code::Unavailable,
+            Reason::DeadlineExceeded => Code::DeadlineExceeded,
             Reason::TooLarge => Code::ResourceExhausted,
             Reason::Internal | Reason::Unspecified => Code::Internal,
         }
@@ -247,6 +264,15 @@ pub fn into_status(error: GatewayError) -> Status {
         &error
     {
         metadata.insert("field".to_owned(), (*field).to_owned());
+    }
+    if let GatewayError::Injected(injected) = &error {
+        // A fault speaks as the server it stands in for: its own reason.
+        let metadata: HashMap<String, String> = injected.metadata.iter().cloned().collect();
+        return Status::with_error_details(
+            injected.code,
+            message,
+            ErrorDetails::with_error_info(&injected.reason, ERROR_DOMAIN, metadata),
+        );
     }
     if let GatewayError::PowerOfAttorneyInvalid { problem, .. } = &error {
         metadata.insert("field".to_owned(), "power_of_attorney".to_owned());

@@ -7,8 +7,14 @@ use std::time::Duration;
 
 use shep_proto::admin::v1::admin_server::Admin;
 use shep_proto::admin::v1::{
-    DeadLetter, GetRouteRequest, ListDeadLettersRequest, ListDeadLettersResponse,
-    ListRoutesRequest, ListRoutesResponse, ReloadRoutesRequest, RequeueDeadLetterRequest, Route,
+    ApplyScenarioRequest, ApplyScenarioResponse, DeadLetter, DeleteFaultRequest,
+    DeleteFixturesRequest, DeleteRouteRequest, Fault, FixturesResponse, GetRouteRequest,
+    ListDeadLettersRequest, ListDeadLettersResponse, ListExchangesRequest, ListExchangesResponse,
+    ListFaultsRequest, ListFaultsResponse, ListFixturesRequest, ListRoutesRequest,
+    ListRoutesResponse, ListScenariosRequest, ListScenariosResponse, PutFixturesRequest,
+    PutRouteRequest, ReloadRoutesRequest, RequeueDeadLetterRequest, ResetRequest, ResetResponse,
+    Route, Scenario, UnusedRequest, UnusedResponse, VerifyExchangesRequest,
+    VerifyExchangesResponse,
 };
 use shep_proto::envelope::v1::SignedEnvelope;
 use shep_proto::gateway::v1::gateway_server::Gateway;
@@ -38,6 +44,9 @@ use crate::error::{GatewayError, into_status};
 use crate::routes::RoutingTable;
 use crate::server::RegistriesHandle;
 use crate::store::{WatchTarget, timestamp};
+use crate::toolkit::exchanges::{Record as ExchangeRecord, any};
+use crate::toolkit::faults::{Effect, Site};
+use crate::toolkit::{self, CallContext};
 
 type EventStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
@@ -57,6 +66,45 @@ fn delivery_message(leased: &Leased) -> DeliveryMessage {
             OffsetDateTime::now_utc() + time::Duration::try_from(remaining).unwrap_or_default(),
         )),
     }
+}
+
+/// Records an envelope-carrying call (Call, Submit, Report) in the
+/// exchange journal, when it records.
+fn record_ingress<R: prost::Message>(
+    engine: &Engine,
+    ctx: &CallContext,
+    rpc: &str,
+    response_type: &str,
+    envelope: &SignedEnvelope,
+    started: std::time::Instant,
+    result: &Result<Response<R>, Status>,
+) {
+    use prost::Message as _;
+    engine.toolkit().exchanges.record(|| {
+        let body =
+            shep_proto::envelope::v1::Body::decode(envelope.body.as_slice()).unwrap_or_default();
+        let subject = match body.subject.and_then(|subject| subject.id) {
+            Some(shep_proto::envelope::v1::subject::Id::Iin(id))
+            | Some(shep_proto::envelope::v1::subject::Id::Bin(id)) => id,
+            None => String::new(),
+        };
+        let mut record = ExchangeRecord {
+            session: ctx.session_label(),
+            rpc: rpc.to_owned(),
+            hop: "ingress",
+            service_id: body.service_id,
+            subject,
+            message_id: body.message_id,
+            request: Some(any("shep.envelope.v1.SignedEnvelope", envelope)),
+            duration: started.elapsed(),
+            ..ExchangeRecord::default()
+        };
+        match result {
+            Ok(response) => record.response = Some(any(response_type, response.get_ref())),
+            Err(status) => record.failed(status),
+        }
+        record
+    });
 }
 
 // === impl GatewayGrpcAdapter ===
@@ -79,19 +127,63 @@ impl Gateway for GatewayGrpcAdapter {
         &self,
         request: Request<SignedEnvelope>,
     ) -> Result<Response<CallResponse>, Status> {
-        self.engine
-            .call(request.into_inner())
+        let started = std::time::Instant::now();
+        let ctx = CallContext::from_request(&request).map_err(into_status)?;
+        let envelope = request.into_inner();
+        let recorded = self
+            .engine
+            .toolkit()
+            .exchanges
+            .recording()
+            .then(|| envelope.clone());
+        let result = self
+            .engine
+            .call(envelope, &ctx)
             .await
             .map(Response::new)
-            .map_err(into_status)
+            .map_err(into_status);
+        if let Some(envelope) = recorded {
+            record_ingress(
+                &self.engine,
+                &ctx,
+                "shep.gateway.v1.Gateway/Call",
+                "shep.gateway.v1.CallResponse",
+                &envelope,
+                started,
+                &result,
+            );
+        }
+        result
     }
 
     async fn submit(&self, request: Request<SignedEnvelope>) -> Result<Response<Receipt>, Status> {
-        self.engine
-            .submit(request.into_inner())
+        let started = std::time::Instant::now();
+        let ctx = CallContext::from_request(&request).map_err(into_status)?;
+        let envelope = request.into_inner();
+        let recorded = self
+            .engine
+            .toolkit()
+            .exchanges
+            .recording()
+            .then(|| envelope.clone());
+        let result = self
+            .engine
+            .submit(envelope, &ctx)
             .await
             .map(Response::new)
-            .map_err(into_status)
+            .map_err(into_status);
+        if let Some(envelope) = recorded {
+            record_ingress(
+                &self.engine,
+                &ctx,
+                "shep.gateway.v1.Gateway/Submit",
+                "shep.gateway.v1.Receipt",
+                &envelope,
+                started,
+                &result,
+            );
+        }
+        result
     }
 
     async fn get_status(
@@ -217,6 +309,7 @@ impl ProviderGrpcAdapter {
 /// back, until either side closes. Leases still held go back to the queue.
 async fn serve_subscription(
     engine: Arc<Engine>,
+    ctx: CallContext,
     mut inbound: Streaming<SubscribeRequest>,
     tx: mpsc::Sender<Result<SubscribeResponse, Status>>,
 ) {
@@ -239,12 +332,43 @@ async fn serve_subscription(
         let _ = tx.send(Err(into_status(error))).await;
         return;
     }
+    // Faults on the provider: refuse or delay the subscription, cut the
+    // stream after N messages, or drop the connection at the first delivery.
+    let mut cut_after = None;
+    let mut drop_fault = None;
+    if let Some(fired) = engine
+        .toolkit()
+        .faults
+        .check(Site::Provider(&provider), ctx.session())
+    {
+        match fired.effect {
+            Effect::CutStreamAfter(after) => {
+                cut_after = Some((u64::from(after), fired.fault_id.clone()))
+            }
+            Effect::DropConnection => drop_fault = Some(fired.fault_id.clone()),
+            _ => {}
+        }
+        let what = format!("provider `{provider}`");
+        let fired = crate::toolkit::faults::Fired {
+            effect: match fired.effect {
+                Effect::CutStreamAfter(_) | Effect::DropConnection => Effect::Proceed,
+                other => other,
+            },
+            ..fired
+        };
+        if let Err(error) = engine.apply_fault(fired, &ctx, &what).await {
+            let _ = tx.send(Err(into_status(error))).await;
+            return;
+        }
+    }
     let connection = engine.connection_id();
     let max_in_flight = engine.in_flight_for(hello.max_in_flight);
     let filter = Filter {
         service_ids: hello.service_ids,
+        session: ctx.session.clone(),
         ..Filter::default()
     };
+    let mut sent: u64 = 0;
     let queue = engine.delivery().queue(&provider);
     let welcome = SubscribeResponse {
         kind: Some(subscribe_response::Kind::Welcome(Welcome {
@@ -261,12 +385,52 @@ async fn serve_subscription(
             while let Some(leased) =
                 queue.take(Some(connection), max_in_flight, &filter, engine.lease())
             {
+                if let Some(fault_id) = &drop_fault {
+                    // The lease stays with the dead connection until released
+                    // below: the message is redelivered, not lost.
+                    if let Some(peer) = ctx.peer {
+                        engine.toolkit().connections.kill(peer);
+                    }
+                    tracing::info!(%provider, connection, fault = %fault_id, "connection dropped by a fault");
+                    break 'serve;
+                }
                 let message = SubscribeResponse {
                     kind: Some(subscribe_response::Kind::Delivery(delivery_message(
                         &leased,
                     ))),
                 };
+                sent += 1;
+                engine.toolkit().exchanges.record(|| ExchangeRecord {
+                    session: leased
+                        .pending
+                        .session
+                        .as_deref()
+                        .unwrap_or_default()
+                        .to_owned(),
+                    rpc: "shep.provider.v1.Provider/Subscribe".to_owned(),
+                    hop: "delivery",
+                    service_id: leased.pending.service_id.clone(),
+                    message_id: leased.pending.message_id.clone(),
+                    response: Some(any("shep.provider.v1.SubscribeResponse", &message)),
+                    stream_position: sent,
+                    subject: provider.clone(),
+                    ..ExchangeRecord::default()
+                });
                 if tx.send(Ok(message)).await.is_err() {
+                    break 'serve;
+                }
+                if let Some((after, fault_id)) = &cut_after
+                    && sent >= *after
+                {
+                    let status = into_status(GatewayError::Injected(
+                        crate::toolkit::faults::InjectedError {
+                            code: tonic::Code::Unavailable,
+                            message: format!("stream cut after {sent} message(s) by a fault"),
+                            reason: "INJECTED_FAULT".to_owned(),
+                            metadata: vec![("fault_id".to_owned(), fault_id.clone())],
+                        },
+                    ));
+                    let _ = tx.send(Err(status)).await;
                     break 'serve;
                 }
             }
@@ -305,9 +469,11 @@ impl Provider for ProviderGrpcAdapter {
         &self,
         request: Request<Streaming<SubscribeRequest>>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
+        let ctx = CallContext::from_request(&request).map_err(into_status)?;
         let (tx, rx) = mpsc::channel(64);
         tokio::spawn(serve_subscription(
             self.engine.clone(),
+            ctx,
             request.into_inner(),
             tx,
         ));
@@ -318,6 +484,9 @@ impl Provider for ProviderGrpcAdapter {
         &self,
         request: Request<GetMessagesRequest>,
     ) -> Result<Response<GetMessagesResponse>, Status> {
+        let session = CallContext::from_request(&request)
+            .map_err(into_status)?
+            .session;
         let request = request.into_inner();
         self.engine
             .check_provider(&request.provider_id)
@@ -333,6 +502,7 @@ impl Provider for ProviderGrpcAdapter {
                 vec![request.service_id]
             },
             correlation_id: request.correlation_id,
+            session,
         };
         let queue = self.engine.delivery().queue(&request.provider_id);
         let messages = std::iter::from_fn(|| queue.take(None, 0, &filter, self.engine.lease()))
@@ -360,11 +530,33 @@ impl Provider for ProviderGrpcAdapter {
         &self,
         request: Request<SignedEnvelope>,
     ) -> Result<Response<ReportReceipt>, Status> {
-        self.engine
-            .report(request.into_inner())
+        let started = std::time::Instant::now();
+        let ctx = CallContext::from_request(&request).map_err(into_status)?;
+        let envelope = request.into_inner();
+        let recorded = self
+            .engine
+            .toolkit()
+            .exchanges
+            .recording()
+            .then(|| envelope.clone());
+        let result = self
+            .engine
+            .report(envelope)
             .await
             .map(Response::new)
-            .map_err(into_status)
+            .map_err(into_status);
+        if let Some(envelope) = recorded {
+            record_ingress(
+                &self.engine,
+                &ctx,
+                "shep.provider.v1.Provider/Report",
+                "shep.provider.v1.ReportReceipt",
+                &envelope,
+                started,
+                &result,
+            );
+        }
+        result
     }
 }
 
@@ -415,6 +607,12 @@ impl AdminGrpcAdapter {
 
     fn authorize<T>(&self, request: &Request<T>) -> Result<(), Status> {
         check_bearer(request, &self.token)
+    }
+
+    /// Authorizes, then reads the caller's session.
+    fn admin_context<T>(&self, request: &Request<T>) -> Result<CallContext, Status> {
+        self.authorize(request)?;
+        CallContext::from_request(request).map_err(into_status)
     }
 
     fn list(&self) -> ListRoutesResponse {
@@ -587,5 +785,195 @@ impl Admin for AdminGrpcAdapter {
             provider_id,
             reason: String::new(),
         }))
+    }
+    async fn put_route(
+        &self,
+        request: Request<PutRouteRequest>,
+    ) -> Result<Response<Route>, Status> {
+        self.authorize(&request)?;
+        let table = self
+            .engine
+            .routes()
+            .with_service(&request.get_ref().toml, &self.engine.registry_ids())
+            .map_err(|error| {
+                into_status(GatewayError::InvalidField {
+                    field: "toml",
+                    problem: error.to_string(),
+                })
+            })?;
+        let id: toml::Table = toml::from_str(&request.get_ref().toml).unwrap_or_default();
+        let id = id
+            .get("id")
+            .and_then(toml::Value::as_str)
+            .unwrap_or_default();
+        let route = table
+            .route(id)
+            .map(|route| route.to_proto())
+            .ok_or_else(|| into_status(GatewayError::UnknownService(id.to_owned())))?;
+        self.engine.replace_routes(table);
+        tracing::info!(service = id, "route put");
+        Ok(Response::new(route))
+    }
+
+    async fn delete_route(
+        &self,
+        request: Request<DeleteRouteRequest>,
+    ) -> Result<Response<ListRoutesResponse>, Status> {
+        self.authorize(&request)?;
+        let id = &request.get_ref().service_id;
+        let table = self
+            .engine
+            .routes()
+            .without_service(id, &self.engine.registry_ids())
+            .ok_or_else(|| into_status(GatewayError::UnknownService(id.clone())))?
+            .map_err(|error| {
+                into_status(GatewayError::InvalidField {
+                    field: "service_id",
+                    problem: error.to_string(),
+                })
+            })?;
+        self.engine.replace_routes(table);
+        tracing::info!(service = %id, "route deleted");
+        Ok(Response::new(self.list()))
+    }
+
+    async fn put_fixtures(
+        &self,
+        request: Request<PutFixturesRequest>,
+    ) -> Result<Response<FixturesResponse>, Status> {
+        let ctx = self.admin_context(&request)?;
+        let request = request.get_ref();
+        toolkit::admin::put_fixtures(&self.registries.data, &ctx, &request.name, &request.json)
+            .map(Response::new)
+            .map_err(into_status)
+    }
+
+    async fn delete_fixtures(
+        &self,
+        request: Request<DeleteFixturesRequest>,
+    ) -> Result<Response<FixturesResponse>, Status> {
+        let ctx = self.admin_context(&request)?;
+        toolkit::admin::delete_fixtures(&self.registries.data, &ctx, &request.get_ref().name)
+            .map(Response::new)
+            .map_err(into_status)
+    }
+
+    async fn list_fixtures(
+        &self,
+        request: Request<ListFixturesRequest>,
+    ) -> Result<Response<FixturesResponse>, Status> {
+        let ctx = self.admin_context(&request)?;
+        Ok(Response::new(toolkit::admin::fixtures(
+            &self.registries.data,
+            &ctx,
+        )))
+    }
+
+    async fn add_fault(&self, request: Request<Fault>) -> Result<Response<Fault>, Status> {
+        let ctx = self.admin_context(&request)?;
+        toolkit::admin::add_fault(&self.engine, &ctx, request.into_inner())
+            .map(Response::new)
+            .map_err(into_status)
+    }
+
+    async fn list_faults(
+        &self,
+        request: Request<ListFaultsRequest>,
+    ) -> Result<Response<ListFaultsResponse>, Status> {
+        let ctx = self.admin_context(&request)?;
+        Ok(Response::new(toolkit::admin::list_faults(
+            &self.engine,
+            &ctx,
+        )))
+    }
+
+    async fn delete_fault(
+        &self,
+        request: Request<DeleteFaultRequest>,
+    ) -> Result<Response<ListFaultsResponse>, Status> {
+        let ctx = self.admin_context(&request)?;
+        toolkit::admin::delete_fault(&self.engine, &ctx, &request.get_ref().id)
+            .map(Response::new)
+            .map_err(into_status)
+    }
+
+    async fn put_scenario(&self, request: Request<Scenario>) -> Result<Response<Scenario>, Status> {
+        self.authorize(&request)?;
+        toolkit::admin::put_scenario(&self.engine, request.into_inner())
+            .map(Response::new)
+            .map_err(into_status)
+    }
+
+    async fn list_scenarios(
+        &self,
+        request: Request<ListScenariosRequest>,
+    ) -> Result<Response<ListScenariosResponse>, Status> {
+        self.authorize(&request)?;
+        Ok(Response::new(ListScenariosResponse {
+            scenarios: self.engine.toolkit().scenarios.list(),
+        }))
+    }
+
+    async fn apply_scenario(
+        &self,
+        request: Request<ApplyScenarioRequest>,
+    ) -> Result<Response<ApplyScenarioResponse>, Status> {
+        let ctx = self.admin_context(&request)?;
+        toolkit::admin::apply_scenario(
+            &self.engine,
+            &self.registries.data,
+            &ctx,
+            &request.get_ref().name,
+        )
+        .map(Response::new)
+        .map_err(into_status)
+    }
+
+    async fn list_exchanges(
+        &self,
+        request: Request<ListExchangesRequest>,
+    ) -> Result<Response<ListExchangesResponse>, Status> {
+        let ctx = self.admin_context(&request)?;
+        Ok(Response::new(toolkit::admin::list_exchanges(
+            &self.engine,
+            &ctx,
+            request.into_inner(),
+        )))
+    }
+
+    async fn verify_exchanges(
+        &self,
+        request: Request<VerifyExchangesRequest>,
+    ) -> Result<Response<VerifyExchangesResponse>, Status> {
+        let ctx = self.admin_context(&request)?;
+        Ok(Response::new(toolkit::admin::verify_exchanges(
+            &self.engine,
+            &ctx,
+            request.into_inner(),
+        )))
+    }
+
+    async fn unused(
+        &self,
+        request: Request<UnusedRequest>,
+    ) -> Result<Response<UnusedResponse>, Status> {
+        let ctx = self.admin_context(&request)?;
+        Ok(Response::new(toolkit::admin::unused(
+            &self.engine,
+            &self.registries.data,
+            &ctx,
+        )))
+    }
+
+    async fn reset(
+        &self,
+        request: Request<ResetRequest>,
+    ) -> Result<Response<ResetResponse>, Status> {
+        let ctx = self.admin_context(&request)?;
+        Ok(Response::new(toolkit::admin::reset(
+            &self.engine,
+            &self.registries.data,
+            &ctx,
+        )))
     }
 }

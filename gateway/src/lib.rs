@@ -20,4 +20,5 @@ pub mod revocation;
 pub mod routes;
 pub mod server;
 pub mod store;
+pub mod toolkit;
 pub mod verify;

@@ -261,6 +261,8 @@ impl Route {
 #[derive(Debug, Clone)]
 pub struct RoutingTable {
     source: String,
+    /// The TOML the table was read from, for edits one service at a time.
+    text: String,
     systems: HashMap<String, SystemSpec>,
     routes: HashMap<String, Arc<Route>>,
 }
@@ -307,6 +309,7 @@ impl RoutingTable {
         }
         Ok(Self {
             source: source_name.to_owned(),
+            text: text.to_owned(),
             systems,
             routes,
         })
@@ -332,6 +335,75 @@ impl RoutingTable {
     /// Where the table came from.
     pub fn source(&self) -> &str {
         &self.source
+    }
+
+    /// The table with one `[[service]]` entry (given as TOML) added, or
+    /// replacing the entry with the same `id`.
+    pub fn with_service(&self, entry: &str, registries: &[&str]) -> Result<Self, RoutesError> {
+        let invalid = |message: String| RoutesError::Invalid {
+            source_name: "admin-api".to_owned(),
+            message,
+        };
+        let service: toml::Table = toml::from_str(entry).map_err(|error| RoutesError::Parse {
+            source_name: "admin-api".to_owned(),
+            message: error.to_string(),
+        })?;
+        let id = service
+            .get("id")
+            .and_then(toml::Value::as_str)
+            .ok_or_else(|| invalid("the service entry needs a string `id`".to_owned()))?
+            .to_owned();
+        self.edited(registries, |services| {
+            let position = services
+                .iter()
+                .position(|old| old.get("id").and_then(toml::Value::as_str) == Some(id.as_str()));
+            match position {
+                Some(index) => services[index] = toml::Value::Table(service),
+                None => services.push(toml::Value::Table(service)),
+            }
+            true
+        })
+    }
+
+    /// The table without service `id`; `None` if it has no such service.
+    pub fn without_service(
+        &self,
+        id: &str,
+        registries: &[&str],
+    ) -> Option<Result<Self, RoutesError>> {
+        self.route(id)?;
+        Some(self.edited(registries, |services| {
+            services.retain(|old| old.get("id").and_then(toml::Value::as_str) != Some(id));
+            true
+        }))
+    }
+
+    fn edited(
+        &self,
+        registries: &[&str],
+        edit: impl FnOnce(&mut Vec<toml::Value>) -> bool,
+    ) -> Result<Self, RoutesError> {
+        let mut table: toml::Table =
+            toml::from_str(&self.text).map_err(|error| RoutesError::Parse {
+                source_name: self.source.clone(),
+                message: error.to_string(),
+            })?;
+        let services = table
+            .entry("service")
+            .or_insert_with(|| toml::Value::Array(Vec::new()));
+        if let toml::Value::Array(services) = services {
+            edit(services);
+        }
+        let text = toml::to_string(&table).map_err(|error| RoutesError::Parse {
+            source_name: self.source.clone(),
+            message: error.to_string(),
+        })?;
+        let source = if self.source.ends_with("+admin-api") {
+            self.source.clone()
+        } else {
+            format!("{}+admin-api", self.source)
+        };
+        Self::from_toml(&text, &source, registries)
     }
 }
 

@@ -321,6 +321,12 @@ pub async fn start_on(
         JournalMode::Memory => engine,
     });
 
+    for path in &config.toolkit.scenarios {
+        let scenario = crate::toolkit::scenarios::read_file(path).map_err(anyhow::Error::msg)?;
+        crate::toolkit::admin::put_scenario(&engine, scenario)
+            .map_err(|error| anyhow::anyhow!("scenario `{}`: {error}", path.display()))?;
+    }
+
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
         .set_serving::<GatewayServer<GatewayGrpcAdapter>>()
@@ -357,6 +363,8 @@ pub async fn start_on(
         .add_routes(routes.into());
     // Nagle's algorithm would hold small unary answers back for ~40 ms.
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    // Tracked, so a `drop_connection` fault can cut a caller's connection.
+    let incoming = engine.toolkit().connections.track(incoming);
     let server = tokio::spawn(server.serve_with_incoming_shutdown(incoming, async {
         let _ = shutdown_rx.await;
     }));

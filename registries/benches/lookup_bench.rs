@@ -68,6 +68,7 @@ fn request(key: Key) -> LookupRequest {
             purpose: "bench".to_owned(),
             message_id: "5b7f8a1e-0000-4000-8000-000000000000".to_owned(),
             test: false,
+            ..RequestContext::default()
         }),
     }
 }

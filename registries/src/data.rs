@@ -2,9 +2,10 @@
 //! fixtures on top of it and the access audit — shared by ГБД ФЛ, ГБД ЮЛ and
 //! ЕНИС in one process.
 
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use serde::Deserialize;
 use shep_proto::registry::v1::{
@@ -140,8 +141,45 @@ pub struct RegistryData {
     strictness: Strictness,
     files: Vec<PathBuf>,
     fixtures: RwLock<Arc<FixtureSet>>,
+    /// What the global fixture set was built from, after the files.
+    layers: RwLock<Layers>,
+    /// Per test session: its own documents on top of the global set.
+    sessions: RwLock<HashMap<String, SessionFixtures>>,
+    /// Keys looked up since start or the last reset, as `registry:key`.
+    used: Mutex<HashSet<String>>,
     generation: AtomicU64,
     audit: AccessAudit,
+}
+
+/// The global sources after the files: named documents (admin PutFixtures),
+/// then the documents of the last reload.
+#[derive(Debug, Default)]
+struct Layers {
+    named: Vec<FixtureSource>,
+    reloaded: Vec<FixtureSource>,
+}
+
+#[derive(Debug)]
+struct SessionFixtures {
+    documents: Vec<FixtureSource>,
+    set: Arc<FixtureSet>,
+}
+
+/// Where a fixture document applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope<'a> {
+    Global,
+    Session(&'a str),
+}
+
+impl Scope<'_> {
+    /// `global` or `session <id>`.
+    pub fn describe(&self) -> String {
+        match self {
+            Scope::Global => "global".to_owned(),
+            Scope::Session(id) => format!("session {id}"),
+        }
+    }
 }
 
 impl RegistryData {
@@ -156,6 +194,9 @@ impl RegistryData {
             strictness,
             files: config.fixtures.clone(),
             fixtures: RwLock::new(Arc::new(fixtures)),
+            layers: RwLock::default(),
+            sessions: RwLock::default(),
+            used: Mutex::default(),
             generation: AtomicU64::new(1),
             audit: AccessAudit::new(audit_capacity),
         })
@@ -183,14 +224,19 @@ impl RegistryData {
         FixtureSet::load(population, &sources, strictness)
     }
 
-    /// Re-reads the fixture files and applies `documents` after them. On
-    /// error the fixtures in force stay.
+    /// Re-reads the fixture files and applies the named documents and
+    /// `documents` after them (`documents` replace those of the previous
+    /// reload). On error the fixtures in force stay.
     pub fn reload(
         &self,
         documents: &[FixtureSource],
     ) -> Result<(FixtureSummary, u64), FixtureError> {
-        let fixtures = Self::load(&self.population, self.strictness, &self.files, documents)?;
+        let mut layers = self.layers.write().unwrap_or_else(|p| p.into_inner());
+        let sources: Vec<FixtureSource> = layers.named.iter().chain(documents).cloned().collect();
+        let fixtures = Self::load(&self.population, self.strictness, &self.files, &sources)?;
         let summary = fixtures.summary();
+        self.rebuild_sessions(&sources)?;
+        layers.reloaded = documents.to_vec();
         *self
             .fixtures
             .write()
@@ -198,6 +244,219 @@ impl RegistryData {
         let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
         tracing::info!(generation, sources = ?summary.sources, "fixtures reloaded");
         Ok((summary, generation))
+    }
+
+    /// Rebuilds every session's set on new global sources; all or nothing.
+    fn rebuild_sessions(&self, global: &[FixtureSource]) -> Result<(), FixtureError> {
+        let mut sessions = self.sessions.write().unwrap_or_else(|p| p.into_inner());
+        let mut rebuilt = Vec::with_capacity(sessions.len());
+        for (id, session) in sessions.iter() {
+            let sources: Vec<FixtureSource> =
+                global.iter().chain(&session.documents).cloned().collect();
+            let set = Self::load(&self.population, self.strictness, &self.files, &sources)?;
+            rebuilt.push((id.clone(), Arc::new(set)));
+        }
+        for (id, set) in rebuilt {
+            if let Some(session) = sessions.get_mut(&id) {
+                session.set = set;
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds `document` to `scope`, replacing one of the same name. It is
+    /// validated with everything else in force first; on error nothing
+    /// changes.
+    pub fn put_document(
+        &self,
+        scope: Scope<'_>,
+        document: FixtureSource,
+    ) -> Result<FixtureSummary, FixtureError> {
+        fn replace(list: &mut Vec<FixtureSource>, document: FixtureSource) {
+            match list.iter_mut().find(|old| old.name == document.name) {
+                Some(old) => *old = document,
+                None => list.push(document),
+            }
+        }
+        match scope {
+            Scope::Global => {
+                let mut layers = self.layers.write().unwrap_or_else(|p| p.into_inner());
+                let mut named = layers.named.clone();
+                replace(&mut named, document);
+                self.apply_global(&mut layers, named)
+            }
+            Scope::Session(id) => {
+                let mut documents = self.session_documents(id);
+                replace(&mut documents, document);
+                self.apply_session(id, documents)
+            }
+        }
+    }
+
+    /// Removes the document `name` from `scope`; `None` if it had none.
+    pub fn delete_document(
+        &self,
+        scope: Scope<'_>,
+        name: &str,
+    ) -> Option<Result<FixtureSummary, FixtureError>> {
+        match scope {
+            Scope::Global => {
+                let mut layers = self.layers.write().unwrap_or_else(|p| p.into_inner());
+                let mut named = layers.named.clone();
+                let before = named.len();
+                named.retain(|document| document.name != name);
+                (named.len() != before).then(|| self.apply_global(&mut layers, named))
+            }
+            Scope::Session(id) => {
+                let mut documents = self.session_documents(id);
+                let before = documents.len();
+                documents.retain(|document| document.name != name);
+                (documents.len() != before).then(|| self.apply_session(id, documents))
+            }
+        }
+    }
+
+    /// Removes every document of `scope` (for a session: the session's
+    /// fixtures altogether); how many there were.
+    pub fn clear(&self, scope: Scope<'_>) -> usize {
+        match scope {
+            Scope::Global => {
+                let mut layers = self.layers.write().unwrap_or_else(|p| p.into_inner());
+                let count = layers.named.len();
+                if count > 0 {
+                    // The remaining sources loaded before; a failure here
+                    // would leave the named documents in force.
+                    if let Err(error) = self.apply_global(&mut layers, Vec::new()) {
+                        tracing::warn!(%error, "fixtures could not be reset");
+                        return 0;
+                    }
+                }
+                count
+            }
+            Scope::Session(id) => self
+                .sessions
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(id)
+                .map_or(0, |session| session.documents.len()),
+        }
+    }
+
+    /// The names of the documents in force for `scope`, in order.
+    pub fn documents(&self, scope: Scope<'_>) -> Vec<String> {
+        match scope {
+            Scope::Global => self
+                .layers
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .named
+                .iter()
+                .map(|document| document.name.clone())
+                .collect(),
+            Scope::Session(id) => self
+                .session_documents(id)
+                .into_iter()
+                .map(|document| document.name)
+                .collect(),
+        }
+    }
+
+    /// What the fixtures in force for `scope` define.
+    pub fn summary_for(&self, scope: Scope<'_>) -> FixtureSummary {
+        match scope {
+            Scope::Global => self.fixtures().summary(),
+            Scope::Session(id) => self.fixtures_for(Some(id)).summary(),
+        }
+    }
+
+    fn session_documents(&self, id: &str) -> Vec<FixtureSource> {
+        self.sessions
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .map(|session| session.documents.clone())
+            .unwrap_or_default()
+    }
+
+    fn global_sources(layers: &Layers, named: &[FixtureSource]) -> Vec<FixtureSource> {
+        named.iter().chain(&layers.reloaded).cloned().collect()
+    }
+
+    fn apply_global(
+        &self,
+        layers: &mut Layers,
+        named: Vec<FixtureSource>,
+    ) -> Result<FixtureSummary, FixtureError> {
+        let sources = Self::global_sources(layers, &named);
+        let fixtures = Self::load(&self.population, self.strictness, &self.files, &sources)?;
+        self.rebuild_sessions(&sources)?;
+        let summary = fixtures.summary();
+        layers.named = named;
+        *self.fixtures.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(fixtures);
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        Ok(summary)
+    }
+
+    fn apply_session(
+        &self,
+        id: &str,
+        documents: Vec<FixtureSource>,
+    ) -> Result<FixtureSummary, FixtureError> {
+        let layers = self.layers.read().unwrap_or_else(|p| p.into_inner());
+        let sources: Vec<FixtureSource> = Self::global_sources(&layers, &layers.named)
+            .into_iter()
+            .chain(documents.iter().cloned())
+            .collect();
+        let set = Self::load(&self.population, self.strictness, &self.files, &sources)?;
+        let summary = set.summary();
+        let mut sessions = self.sessions.write().unwrap_or_else(|p| p.into_inner());
+        if documents.is_empty() {
+            sessions.remove(id);
+        } else {
+            sessions.insert(
+                id.to_owned(),
+                SessionFixtures {
+                    documents,
+                    set: Arc::new(set),
+                },
+            );
+        }
+        Ok(summary)
+    }
+
+    /// Fixture keys (`registry:key`) of the user's documents that no lookup
+    /// asked for since start or the last [`forget_used`](Self::forget_used),
+    /// with the document defining them. `session` adds that session's
+    /// documents.
+    pub fn unused(&self, session: Option<&str>) -> Vec<(String, String)> {
+        let mut documents = Vec::new();
+        for file in &self.files {
+            if let Ok(source) = FixtureSource::file(file) {
+                documents.push(source);
+            }
+        }
+        {
+            let layers = self.layers.read().unwrap_or_else(|p| p.into_inner());
+            documents.extend(layers.named.iter().chain(&layers.reloaded).cloned());
+        }
+        if let Some(id) = session {
+            documents.extend(self.session_documents(id));
+        }
+        let used = self.used.lock().unwrap_or_else(|p| p.into_inner());
+        let mut unused = Vec::new();
+        for document in documents {
+            for key in document.keys() {
+                if !used.contains(&key) {
+                    unused.push((key, document.name.clone()));
+                }
+            }
+        }
+        unused
+    }
+
+    /// Forgets which keys were looked up (for a test run's reset).
+    pub fn forget_used(&self) {
+        self.used.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
 
     /// What the fixtures in force define, and how many loads there were.
@@ -213,6 +472,18 @@ impl RegistryData {
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .clone()
+    }
+
+    /// The set a lookup of `session` sees: the session's own, if it has
+    /// documents, else the global one.
+    fn fixtures_for(&self, session: Option<&str>) -> Arc<FixtureSet> {
+        if let Some(id) = session.filter(|id| !id.is_empty()) {
+            let sessions = self.sessions.read().unwrap_or_else(|p| p.into_inner());
+            if let Some(found) = sessions.get(id) {
+                return found.set.clone();
+            }
+        }
+        self.fixtures()
     }
 
     /// The population.
@@ -260,7 +531,17 @@ impl RegistryData {
             None => "",
         };
         let mut related = Vec::new();
-        let answer = self.answer(kind, request.key.as_ref());
+        let session = request
+            .context
+            .as_ref()
+            .map(|context| context.session.as_str());
+        let answer = self.answer(kind, request.key.as_ref(), session);
+        if !key.is_empty() {
+            self.used
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(format!("{}:{key}", kind.id()));
+        }
         if let Ok(Record::PowerOfAttorney(found)) = &answer {
             related = vec![
                 found.principal_iin.clone(),
@@ -286,7 +567,14 @@ impl RegistryData {
         })
     }
 
-    fn answer(&self, kind: RegistryKind, key: Option<&Key>) -> Result<Record, RegistryError> {
+    fn answer(
+        &self,
+        kind: RegistryKind,
+        key: Option<&Key>,
+        session: Option<&str>,
+    ) -> Result<Record, RegistryError> {
+        let fixtures = self.fixtures_for(session);
+        let view = fixtures.view(&self.population);
         let no_data = |key: &str| RegistryError::NoData {
             key: key.to_owned(),
         };
@@ -296,7 +584,7 @@ impl RegistryData {
                     key: iin.clone(),
                     source,
                 })?;
-                self.person(iin)
+                view.person(iin)
                     .map(Record::Person)
                     .ok_or_else(|| no_data(iin))
             }
@@ -305,7 +593,7 @@ impl RegistryData {
                     key: bin.clone(),
                     source,
                 })?;
-                self.legal_entity(bin)
+                view.legal_entity(bin)
                     .map(Record::LegalEntity)
                     .ok_or_else(|| no_data(bin))
             }
@@ -320,7 +608,7 @@ impl RegistryData {
                         number: number.clone(),
                     });
                 }
-                self.power_of_attorney(number)
+                view.power_of_attorney(number)
                     .map(Record::PowerOfAttorney)
                     .ok_or_else(|| no_data(number))
             }

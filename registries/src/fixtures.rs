@@ -106,6 +106,43 @@ impl FixtureSource {
     }
 }
 
+impl FixtureSource {
+    /// The registry keys this document defines or marks absent, as
+    /// `gbdfl:<iin>`, `gbdul:<bin>`, `enis:<number>`. A document that does
+    /// not parse has none.
+    pub fn keys(&self) -> Vec<String> {
+        let Ok(file) = parse(self) else {
+            return Vec::new();
+        };
+        let mut keys = Vec::new();
+        keys.extend(file.persons.iter().map(|p| format!("gbdfl:{}", p.iin)));
+        keys.extend(
+            file.legal_entities
+                .iter()
+                .map(|e| format!("gbdul:{}", e.bin)),
+        );
+        keys.extend(
+            file.powers_of_attorney
+                .iter()
+                .map(|a| format!("enis:{}", a.number)),
+        );
+        keys.extend(file.absent.iins.iter().map(|iin| format!("gbdfl:{iin}")));
+        keys.extend(file.absent.bins.iter().map(|bin| format!("gbdul:{bin}")));
+        keys.extend(
+            file.absent
+                .powers_of_attorney
+                .iter()
+                .map(|number| format!("enis:{number}")),
+        );
+        keys
+    }
+
+    /// Whether this is the built-in document.
+    pub fn is_builtin(&self) -> bool {
+        self.builtin
+    }
+}
+
 /// Counts of what a set of fixtures defines.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FixtureSummary {

@@ -772,7 +772,10 @@ async fn a_watch_opened_while_statuses_change_misses_no_event() {
     for _ in 0..APPLICATIONS {
         let body = applicant.request(ESIL_SERVICE, iin(APPLICANT_IIN));
         gw.engine()
-            .submit(applicant.seal(&body).unwrap())
+            .submit(
+                applicant.seal(&body).unwrap(),
+                &shep_gateway::toolkit::CallContext::default(),
+            )
             .await
             .expect("accepted");
         bodies.push(body);

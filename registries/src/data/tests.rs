@@ -14,6 +14,7 @@ fn request(key: Key, test: bool) -> LookupRequest {
             purpose: "проверка данных получателя".into(),
             message_id: "7f1d2c1e-0000-4000-8000-000000000001".into(),
             test,
+            ..RequestContext::default()
         }),
     }
 }
@@ -206,4 +207,88 @@ fn config_errors_name_the_key() {
     assert_eq!(config.seed, 5);
     assert_eq!(config.size, Some(1000));
     assert_eq!(config.absent_share, DEFAULT_ABSENT_SHARE);
+}
+
+fn in_session(mut request: LookupRequest, session: &str) -> LookupRequest {
+    if let Some(context) = request.context.as_mut() {
+        context.session = session.to_owned();
+    }
+    request
+}
+
+#[test]
+fn a_session_document_is_seen_only_by_that_session() {
+    let data = RegistryData::builtin();
+    let applicant = || request(Key::Iin("850315301235".into()), false);
+    let absent = FixtureSource::inline("absent.json", r#"{"absent": {"iins": ["850315301235"]}}"#);
+    data.put_document(Scope::Session("a"), absent).unwrap();
+    assert!(matches!(
+        data.lookup(RegistryKind::Persons, &in_session(applicant(), "a")),
+        Err(RegistryError::NoData { .. })
+    ));
+    assert!(
+        data.lookup(RegistryKind::Persons, &in_session(applicant(), "b"))
+            .is_ok()
+    );
+    assert!(data.lookup(RegistryKind::Persons, &applicant()).is_ok());
+    assert_eq!(data.documents(Scope::Session("a")), ["absent.json"]);
+    assert!(data.documents(Scope::Global).is_empty());
+
+    // A broken document changes nothing and names the line and field.
+    let broken = FixtureSource::inline("broken.json", "{\n  \"absent\": {\"iins\": [\"123\"]}\n}");
+    let error = data.put_document(Scope::Session("a"), broken).unwrap_err();
+    assert!(error.to_string().contains("broken.json:2"), "{error}");
+    assert_eq!(data.documents(Scope::Session("a")), ["absent.json"]);
+
+    assert!(data.delete_document(Scope::Session("a"), "nope").is_none());
+    data.delete_document(Scope::Session("a"), "absent.json")
+        .unwrap()
+        .unwrap();
+    assert!(
+        data.lookup(RegistryKind::Persons, &in_session(applicant(), "a"))
+            .is_ok()
+    );
+}
+
+#[test]
+fn global_documents_survive_a_reload_and_sessions_follow_them() {
+    let data = RegistryData::builtin();
+    let absent = FixtureSource::inline("absent.json", r#"{"absent": {"iins": ["850315301235"]}}"#);
+    data.put_document(Scope::Global, absent).unwrap();
+    let other = FixtureSource::inline("other.json", r#"{"absent": {"iins": ["791028302728"]}}"#);
+    data.put_document(Scope::Session("s"), other).unwrap();
+    data.reload(&[]).unwrap();
+    let applicant = request(Key::Iin("850315301235".into()), false);
+    assert!(data.lookup(RegistryKind::Persons, &applicant).is_err());
+    assert!(
+        data.lookup(RegistryKind::Persons, &in_session(applicant.clone(), "s"))
+            .is_err()
+    );
+    assert_eq!(data.clear(Scope::Global), 1);
+    assert!(data.lookup(RegistryKind::Persons, &applicant).is_ok());
+    assert!(
+        data.lookup(RegistryKind::Persons, &in_session(applicant, "s"))
+            .is_ok()
+    );
+    assert_eq!(data.clear(Scope::Session("s")), 1);
+}
+
+#[test]
+fn unused_names_fixture_keys_nobody_looked_up() {
+    let data = RegistryData::builtin();
+    let two = FixtureSource::inline(
+        "two.json",
+        r#"{"absent": {"iins": ["850315301235", "791028302728"]}}"#,
+    );
+    data.put_document(Scope::Global, two).unwrap();
+    let _ = data.lookup(
+        RegistryKind::Persons,
+        &request(Key::Iin("850315301235".into()), false),
+    );
+    assert_eq!(
+        data.unused(None),
+        [("gbdfl:791028302728".to_owned(), "two.json".to_owned())]
+    );
+    data.forget_used();
+    assert_eq!(data.unused(None).len(), 2);
 }

@@ -1,0 +1,167 @@
+//! The integration team's toolkit: sessions, faults, scenarios and the
+//! exchange journal, as the admin API exposes them and as the engine
+//! consults them on every call.
+
+pub mod admin;
+pub mod connections;
+pub mod exchanges;
+pub mod faults;
+pub mod scenarios;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tonic::metadata::MetadataMap;
+
+use crate::config::ToolkitConfig;
+use crate::error::GatewayError;
+
+pub use connections::Connections;
+pub use exchanges::Exchanges;
+pub use faults::Faults;
+pub use scenarios::Scenarios;
+
+/// The metadata header naming a caller's test session.
+pub const SESSION_HEADER: &str = "x-shep-session";
+
+/// The longest session id accepted.
+const MAX_SESSION_LEN: usize = 128;
+
+/// Faults, scenarios, the exchange journal and the live connections.
+#[derive(Debug)]
+pub struct Toolkit {
+    pub faults: Faults,
+    pub scenarios: Scenarios,
+    pub exchanges: Exchanges,
+    pub connections: Connections,
+}
+
+impl Toolkit {
+    /// A toolkit as `config` sets it up (scenario files are read by the server).
+    pub fn new(config: &ToolkitConfig) -> Self {
+        Self {
+            faults: Faults::default(),
+            scenarios: Scenarios::default(),
+            exchanges: Exchanges::new(config.exchanges, config.exchanges_capacity),
+            connections: Connections::default(),
+        }
+    }
+}
+
+impl Default for Toolkit {
+    fn default() -> Self {
+        Self::new(&ToolkitConfig::default())
+    }
+}
+
+/// What the gateway knows of a call beyond its message: the session, the
+/// caller's deadline and its connection.
+#[derive(Debug, Clone, Default)]
+pub struct CallContext {
+    pub session: Option<Arc<str>>,
+    pub deadline: Option<Instant>,
+    pub peer: Option<SocketAddr>,
+}
+
+impl CallContext {
+    /// Reads `x-shep-session` and `grpc-timeout` from a request.
+    pub fn from_request<T>(request: &tonic::Request<T>) -> Result<Self, GatewayError> {
+        let mut context = Self::from_metadata(request.metadata())?;
+        context.peer = request.remote_addr();
+        Ok(context)
+    }
+
+    /// Reads `x-shep-session` and `grpc-timeout` from metadata.
+    pub fn from_metadata(metadata: &MetadataMap) -> Result<Self, GatewayError> {
+        let session = match metadata.get(SESSION_HEADER) {
+            None => None,
+            Some(value) => {
+                let value = value.to_str().ok().map(str::trim).unwrap_or_default();
+                if value.is_empty()
+                    || value.len() > MAX_SESSION_LEN
+                    || value.chars().any(|ch| ch.is_control())
+                {
+                    return Err(GatewayError::InvalidField {
+                        field: "x-shep-session",
+                        problem: format!("must be 1-{MAX_SESSION_LEN} printable ASCII characters"),
+                    });
+                }
+                Some(Arc::from(value))
+            }
+        };
+        let deadline = metadata
+            .get("grpc-timeout")
+            .and_then(|value| value.to_str().ok())
+            .and_then(parse_grpc_timeout)
+            // A little early, so the answer reaches the caller before its own
+            // timer fires and before tonic's server-side timeout (which would
+            // answer CANCELLED) does.
+            .map(|timeout| {
+                Instant::now() + timeout
+                    - (timeout / 50)
+                        .clamp(Duration::from_millis(1), Duration::from_millis(20))
+                        .min(timeout)
+            });
+        Ok(Self {
+            session,
+            deadline,
+            peer: None,
+        })
+    }
+
+    /// The session id, if any.
+    pub fn session(&self) -> Option<&str> {
+        self.session.as_deref()
+    }
+
+    /// The session id or "" (as recorded in exchanges).
+    pub fn session_label(&self) -> String {
+        self.session().unwrap_or_default().to_owned()
+    }
+}
+
+/// Parses a `grpc-timeout` value: up to 8 digits and a unit (H M S m u n).
+pub fn parse_grpc_timeout(value: &str) -> Option<Duration> {
+    if value.len() < 2 || value.len() > 9 {
+        return None;
+    }
+    let (digits, unit) = value.split_at(value.len() - 1);
+    let amount: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(amount.checked_mul(3600)?),
+        "M" => Duration::from_secs(amount.checked_mul(60)?),
+        "S" => Duration::from_secs(amount),
+        "m" => Duration::from_millis(amount),
+        "u" => Duration::from_micros(amount),
+        "n" => Duration::from_nanos(amount),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeouts_parse_as_the_spec_writes_them() {
+        assert_eq!(parse_grpc_timeout("250m"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_grpc_timeout("2S"), Some(Duration::from_secs(2)));
+        assert_eq!(parse_grpc_timeout("1H"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_grpc_timeout("100"), None);
+        assert_eq!(parse_grpc_timeout("123456789S"), None);
+        assert_eq!(parse_grpc_timeout("m"), None);
+    }
+
+    #[test]
+    fn a_bad_session_header_is_refused() {
+        let mut metadata = MetadataMap::new();
+        metadata.insert(SESSION_HEADER, "a".repeat(200).parse().unwrap());
+        assert!(CallContext::from_metadata(&metadata).is_err());
+        let mut metadata = MetadataMap::new();
+        metadata.insert(SESSION_HEADER, "ci-run-17".parse().unwrap());
+        let context = CallContext::from_metadata(&metadata).unwrap();
+        assert_eq!(context.session(), Some("ci-run-17"));
+    }
+}
