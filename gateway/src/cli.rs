@@ -118,6 +118,11 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Prints the catalogue of error reasons (docs/ERRORS.md holds the same table).
+    Errors {
+        #[arg(long, value_enum, default_value = "markdown")]
+        format: ErrorsFormat,
+    },
     /// Signs a serialized `shep.envelope.v1.Body` and writes the `SignedEnvelope`.
     Sign {
         /// PKCS#8 PEM key.
@@ -136,6 +141,15 @@ enum Command {
 }
 
 const DEFAULT_GATEWAY: &str = "http://127.0.0.1:7700";
+
+/// How `shep errors` prints the catalogue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ErrorsFormat {
+    /// The Markdown table of docs/ERRORS.md.
+    Markdown,
+    /// A JSON array, one object per reason.
+    Json,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum RegistryName {
@@ -498,6 +512,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             std::fs::write(&out, shep_proto::FILE_DESCRIPTOR_SET)
                 .with_context(|| format!("writing `{}`", out.display()))?;
             println!("wrote `{}`", out.display());
+            Ok(())
+        }
+        Command::Errors { format } => {
+            match format {
+                ErrorsFormat::Markdown => print!("{}", crate::error::catalogue_markdown()),
+                ErrorsFormat::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&crate::error::catalogue_json())?
+                ),
+            }
             Ok(())
         }
         Command::Sign {
@@ -1026,12 +1050,10 @@ pub async fn serve_registry_on<R: Registry>(
     health_reporter
         .set_serving::<RegistryAdminServer<RegistryAdminGrpcAdapter>>()
         .await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(shep_proto::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
     tonic::transport::Server::builder()
         .add_service(health_service)
-        .add_service(reflection)
+        .add_service(crate::server::reflection_builder().build_v1()?)
+        .add_service(crate::server::reflection_builder().build_v1alpha()?)
         .add_service(RegistryGrpcAdapter::new(Arc::new(registry)).into_server())
         .add_service(RegistryAdminGrpcAdapter::new(data, admin_token).into_server())
         .serve_with_incoming_shutdown(
