@@ -13,8 +13,8 @@ use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
 pub use catalogue::{
-    Area, CatalogueEntry, INJECTED_FAULT, Retry, TABLE_BEGIN, TABLE_END, catalogue,
-    catalogue_json, catalogue_markdown, code_name, lookup,
+    Area, CatalogueEntry, INJECTED_FAULT, Retry, TABLE_BEGIN, TABLE_END, catalogue, catalogue_json,
+    catalogue_markdown, code_name, lookup,
 };
 
 /// The `google.rpc.ErrorInfo.domain` of every gateway error.

@@ -86,7 +86,10 @@ async fn refusals_over_the_wire_carry_catalogued_reasons_and_codes() {
     let last = forged.signature.as_mut().unwrap().value.last_mut().unwrap();
     *last ^= 1;
     let refused = gw.gateway().call(forged).await;
-    catalogued(refused.expect_err("a forged signature"), "SIGNATURE_INVALID");
+    catalogued(
+        refused.expect_err("a forged signature"),
+        "SIGNATURE_INVALID",
+    );
 
     // A valid IIN the built-in fixtures mark absent: «нет данных».
     let absent = operator.request(LOOKUP_SERVICE, iin("791028302728"));

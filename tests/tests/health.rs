@@ -61,7 +61,10 @@ async fn services_v1alpha(channel: GrpcChannel) -> Vec<String> {
 
 fn assert_lists(names: &[String], expected: &[&str]) {
     for name in expected {
-        assert!(names.iter().any(|listed| listed == name), "{name} in {names:?}");
+        assert!(
+            names.iter().any(|listed| listed == name),
+            "{name} in {names:?}"
+        );
     }
 }
 
@@ -77,7 +80,11 @@ async fn the_gateway_and_every_registry_are_serving_by_default() {
     ];
     let registries = Health::names();
     assert_eq!(registries.len(), 4);
-    for service in services.iter().copied().chain(registries.iter().map(String::as_str)) {
+    for service in services
+        .iter()
+        .copied()
+        .chain(registries.iter().map(String::as_str))
+    {
         assert_eq!(
             check(gw.channel(), service).await,
             ServingStatus::Serving,
@@ -104,7 +111,10 @@ async fn an_override_shows_in_check_and_in_watch_until_it_is_released() {
         .health
         .set_override(&gbdfl, Some(Set::NotServing))
         .await;
-    assert_eq!(status(next_item(&mut watch).await), ServingStatus::NotServing);
+    assert_eq!(
+        status(next_item(&mut watch).await),
+        ServingStatus::NotServing
+    );
     assert_eq!(check(gw.channel(), &gbdfl).await, ServingStatus::NotServing);
     // Only the overridden registry changes.
     assert_eq!(

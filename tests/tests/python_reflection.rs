@@ -99,7 +99,10 @@ async fn a_python_client_finds_the_services_by_reflection_and_makes_a_signed_loo
     assert_eq!(result["v1_file"], "shep/gateway/v1/gateway.proto");
 
     assert_eq!(result["health"][""], "SERVING");
-    assert_eq!(result["health"]["shep.registry.v1.Registry/gbdfl"], "SERVING");
+    assert_eq!(
+        result["health"]["shep.registry.v1.Registry/gbdfl"],
+        "SERVING"
+    );
 
     let info = &result["call"]["response_info"];
     assert_eq!(info["status"]["code"], "00000");

@@ -204,8 +204,8 @@ async fn the_registries_and_the_admin_token_check_return_catalogued_reasons() {
         .expect_err("no token");
     reasons.push(check_against_catalogue(&refused));
 
-    let refused = crate::grpc::check_bearer(&tonic::Request::new(()), "token")
-        .expect_err("no token");
+    let refused =
+        crate::grpc::check_bearer(&tonic::Request::new(()), "token").expect_err("no token");
     reasons.push(check_against_catalogue(&refused));
     assert_eq!(
         reasons,
@@ -239,10 +239,7 @@ fn retry_advice_follows_the_code() {
     assert_eq!(Retry::for_code(Code::Unavailable), Retry::RetryAfterBackoff);
     assert_eq!(Retry::for_code(Code::Aborted), Retry::Retry);
     assert_eq!(Retry::for_code(Code::NotFound), Retry::DoNotRetry);
-    assert_eq!(
-        Retry::for_code(Code::InvalidArgument),
-        Retry::FixAndResend
-    );
+    assert_eq!(Retry::for_code(Code::InvalidArgument), Retry::FixAndResend);
 }
 
 /// The table between the markers of docs/ERRORS.md.
@@ -253,7 +250,9 @@ fn documented_table() -> String {
         .find(TABLE_BEGIN)
         .expect("docs/ERRORS.md has the begin marker")
         + TABLE_BEGIN.len();
-    let end = text.find(TABLE_END).expect("docs/ERRORS.md has the end marker");
+    let end = text
+        .find(TABLE_END)
+        .expect("docs/ERRORS.md has the end marker");
     text[start..end].trim_start_matches('\n').to_owned()
 }
 
