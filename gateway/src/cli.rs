@@ -6,6 +6,7 @@ mod demo;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -585,6 +586,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         config.data_dir = data_dir;
     }
     args.population.apply(&mut config.population)?;
+    // Install the Ctrl-C handler (on the future's first poll) before the port
+    // opens: a SIGINT while the gateway starts would otherwise end the process
+    // without the graceful stop, and a client that saw it serving may send one.
+    let mut interrupt = Box::pin(tokio::signal::ctrl_c());
+    if let Poll::Ready(result) =
+        std::future::poll_fn(|cx| Poll::Ready(interrupt.as_mut().poll(cx))).await
+    {
+        return result.map_err(anyhow::Error::from);
+    }
     let gateway = crate::server::start(config).await?;
     let data_dir = &gateway.data_dir;
     let routes = gateway.engine.routes();
@@ -626,7 +636,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     );
     let mut gateway = gateway;
     let interrupted = tokio::select! {
-        result = tokio::signal::ctrl_c() => {
+        result = &mut interrupt => {
             result?;
             true
         }
