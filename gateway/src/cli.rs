@@ -6,6 +6,7 @@ mod demo;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -118,6 +119,11 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Prints the catalogue of error reasons (docs/ERRORS.md holds the same table).
+    Errors {
+        #[arg(long, value_enum, default_value = "markdown")]
+        format: ErrorsFormat,
+    },
     /// Signs a serialized `shep.envelope.v1.Body` and writes the `SignedEnvelope`.
     Sign {
         /// PKCS#8 PEM key.
@@ -136,6 +142,15 @@ enum Command {
 }
 
 const DEFAULT_GATEWAY: &str = "http://127.0.0.1:7700";
+
+/// How `shep errors` prints the catalogue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ErrorsFormat {
+    /// The Markdown table of docs/ERRORS.md.
+    Markdown,
+    /// A JSON array, one object per reason.
+    Json,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum RegistryName {
@@ -500,6 +515,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("wrote `{}`", out.display());
             Ok(())
         }
+        Command::Errors { format } => {
+            match format {
+                ErrorsFormat::Markdown => print!("{}", crate::error::catalogue_markdown()),
+                ErrorsFormat::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&crate::error::catalogue_json())?
+                ),
+            }
+            Ok(())
+        }
         Command::Sign {
             key,
             cert,
@@ -561,6 +586,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         config.data_dir = data_dir;
     }
     args.population.apply(&mut config.population)?;
+    // Install the Ctrl-C handler (on the future's first poll) before the port
+    // opens: a SIGINT while the gateway starts would otherwise end the process
+    // without the graceful stop, and a client that saw it serving may send one.
+    let mut interrupt = Box::pin(tokio::signal::ctrl_c());
+    if let Poll::Ready(result) =
+        std::future::poll_fn(|cx| Poll::Ready(interrupt.as_mut().poll(cx))).await
+    {
+        return result.map_err(anyhow::Error::from);
+    }
     let gateway = crate::server::start(config).await?;
     let data_dir = &gateway.data_dir;
     let routes = gateway.engine.routes();
@@ -602,7 +636,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     );
     let mut gateway = gateway;
     let interrupted = tokio::select! {
-        result = tokio::signal::ctrl_c() => {
+        result = &mut interrupt => {
             result?;
             true
         }
@@ -1026,12 +1060,10 @@ pub async fn serve_registry_on<R: Registry>(
     health_reporter
         .set_serving::<RegistryAdminServer<RegistryAdminGrpcAdapter>>()
         .await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(shep_proto::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
     tonic::transport::Server::builder()
         .add_service(health_service)
-        .add_service(reflection)
+        .add_service(crate::server::reflection_builder().build_v1()?)
+        .add_service(crate::server::reflection_builder().build_v1alpha()?)
         .add_service(RegistryGrpcAdapter::new(Arc::new(registry)).into_server())
         .add_service(RegistryAdminGrpcAdapter::new(data, admin_token).into_server())
         .serve_with_incoming_shutdown(

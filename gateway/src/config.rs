@@ -48,6 +48,7 @@ pub struct GatewayConfig {
     pub journal: JournalConfig,
     pub calendar: CalendarConfig,
     pub toolkit: ToolkitConfig,
+    pub health: HealthConfig,
 }
 
 /// The integration-testing toolkit: scenarios and the exchange journal.
@@ -70,6 +71,23 @@ impl Default for ToolkitConfig {
             scenarios: Vec::new(),
             exchanges: true,
             exchanges_capacity: 10_000,
+        }
+    }
+}
+
+/// The `grpc.health.v1` statuses of the registries.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HealthConfig {
+    /// How often a remote registry (or НУЦ) is asked for its health, in
+    /// milliseconds; also how long one probe may take.
+    pub probe_interval_ms: u64,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        Self {
+            probe_interval_ms: 2000,
         }
     }
 }
@@ -245,6 +263,7 @@ impl Default for GatewayConfig {
             journal: JournalConfig::default(),
             calendar: CalendarConfig::default(),
             toolkit: ToolkitConfig::default(),
+            health: HealthConfig::default(),
         }
     }
 }
@@ -281,6 +300,11 @@ impl GatewayConfig {
                 "`delivery.max_in_flight` must be 1-1024".to_owned(),
             ));
         }
+        if self.health.probe_interval_ms == 0 {
+            return Err(ConfigError::Invalid(
+                "`health.probe_interval_ms` must be > 0".to_owned(),
+            ));
+        }
         self.calendar.calendar()?;
         self.population
             .validate("population")
@@ -312,6 +336,7 @@ mod tests {
         config.validate().unwrap();
         assert_eq!(config.listen.port(), 7700);
         assert_eq!(config.delivery.max_attempts, 5);
+        assert_eq!(config.health.probe_interval_ms, 2000);
     }
 
     #[test]
@@ -350,5 +375,8 @@ mod tests {
                 .to_string()
                 .contains("lease_ms")
         );
+        let config: GatewayConfig = toml::from_str("[health]\nprobe_interval_ms = 0").unwrap();
+        let error = config.validate().unwrap_err().to_string();
+        assert!(error.contains("`health.probe_interval_ms`"), "{error}");
     }
 }

@@ -4,11 +4,18 @@
 //! `google.rpc.ErrorInfo.reason` (domain `shep.kz`) in the status details, so a
 //! client in any language can branch on it without parsing messages.
 
+mod catalogue;
+
 use std::collections::HashMap;
 
 use shep_proto::envelope::v1::Reason;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
+
+pub use catalogue::{
+    Area, CatalogueEntry, INJECTED_FAULT, Retry, TABLE_BEGIN, TABLE_END, catalogue, catalogue_json,
+    catalogue_markdown, code_name, lookup,
+};
 
 /// The `google.rpc.ErrorInfo.domain` of every gateway error.
 pub const ERROR_DOMAIN: &str = "shep.kz";

@@ -11,6 +11,7 @@ pub mod engine;
 pub mod envelope;
 pub mod error;
 pub mod grpc;
+pub mod health;
 pub mod journal;
 pub mod lifecycle;
 pub mod loadgen;

@@ -21,11 +21,12 @@ use shep_registries::gbdul::LegalEntityRegistry;
 use shep_registries::nuc::{CertificateAuthority, IdentitySpec, certificates};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 
 use crate::config::{GatewayConfig, JournalMode, REGISTRY_IDS};
 use crate::engine::Engine;
 use crate::grpc::{AdminGrpcAdapter, GatewayGrpcAdapter, ProviderGrpcAdapter};
+use crate::health::{Health, NUC_ID};
 use crate::journal::Journal;
 use crate::nuc_service::{NucGrpcAdapter, http_routes};
 use crate::revocation::RevocationCheck;
@@ -221,9 +222,13 @@ pub struct RunningGateway {
     pub data_dir: DataDir,
     /// The test НУЦ.
     pub ca: Arc<CertificateAuthority>,
+    /// The served `grpc.health.v1` statuses, per registry too.
+    pub health: Health,
     shutdown: Option<oneshot::Sender<()>>,
     server: JoinHandle<Result<(), tonic::transport::Error>>,
     sweeper: JoinHandle<()>,
+    /// The remote registries' health probes (aborted when dropped).
+    probes: JoinSet<()>,
 }
 
 impl RunningGateway {
@@ -240,6 +245,7 @@ impl RunningGateway {
             let _ = shutdown.send(());
         }
         self.sweeper.abort();
+        self.probes.abort_all();
         let stopped = match tokio::time::timeout(Duration::from_secs(5), &mut self.server).await {
             Ok(result) => result
                 .map_err(anyhow::Error::from)
@@ -327,21 +333,25 @@ pub async fn start_on(
             .map_err(|error| anyhow::anyhow!("scenario `{}`: {error}", path.display()))?;
     }
 
-    let (health_reporter, health_service) = tonic_health::server::health_reporter();
-    health_reporter
-        .set_serving::<GatewayServer<GatewayGrpcAdapter>>()
-        .await;
-    health_reporter
-        .set_serving::<ProviderServer<ProviderGrpcAdapter>>()
-        .await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(shep_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
+    let remotes = remote_urls(&config);
+    let remote_ids: Vec<&str> = remotes.iter().map(|(id, _)| *id).collect();
+    let (health, health_service) = Health::new(&remote_ids).await;
+    let mut probes = JoinSet::new();
+    let every = Duration::from_millis(config.health.probe_interval_ms);
+    for (id, url) in &remotes {
+        probes.spawn(
+            health
+                .probe(id, url, every)
+                .with_context(|| format!("probing `{id}` at `{url}`"))?,
+        );
+    }
+
+    probes.spawn(follow_not_serving_faults(engine.clone(), health.clone()));
 
     let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
     let grpc = tonic::service::Routes::new(health_service)
-        .add_service(reflection)
+        .add_service(reflection_builder().build_v1()?)
+        .add_service(reflection_builder().build_v1alpha()?)
         .add_service(GatewayServer::new(GatewayGrpcAdapter::new(engine.clone())))
         .add_service(ProviderServer::new(ProviderGrpcAdapter::new(
             engine.clone(),
@@ -390,10 +400,36 @@ pub async fn start_on(
         in_process: handle.in_process,
         data_dir,
         ca,
+        health,
         shutdown: Some(shutdown_tx),
         server,
         sweeper,
+        probes,
     })
+}
+
+/// The registries (and НУЦ) of `config` reached over gRPC, by id, with their URL.
+fn remote_urls(config: &GatewayConfig) -> Vec<(&str, &str)> {
+    REGISTRY_IDS
+        .iter()
+        .filter_map(|id| {
+            let url = config.registries.get(*id)?.url.as_deref()?;
+            Some((*id, url))
+        })
+        .chain(config.nuc.url.as_deref().map(|url| (NUC_ID, url)))
+        .collect()
+}
+
+/// Server reflection over every service served here: the shep protos, health,
+/// and reflection itself in both versions, so a client speaking either version
+/// sees the other listed too. Build it with `build_v1` and `build_v1alpha`:
+/// grpcurl and Postman ask v1 first, older clients (grpcio-reflection) only v1alpha.
+pub fn reflection_builder() -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(shep_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET)
 }
 
 /// Binds `config.listen` and starts a gateway.
@@ -445,4 +481,32 @@ pub fn provider_ids(routes: &RoutingTable) -> Vec<String> {
     ids.sort();
     ids.dedup();
     ids
+}
+
+/// Keeps the registries' health overrides in step with `not_serving` faults:
+/// on every change of the faults, and a few times a second for their windows.
+async fn follow_not_serving_faults(engine: Arc<Engine>, health: crate::health::Health) {
+    use tonic_health::ServingStatus;
+    let faults = &engine.toolkit().faults;
+    let mut changed = faults.subscribe();
+    let mut held = std::collections::BTreeSet::new();
+    loop {
+        let now = faults.not_serving();
+        for id in now.difference(&held) {
+            let name = crate::health::registry_name(id);
+            health
+                .set_override(&name, Some(ServingStatus::NotServing))
+                .await;
+        }
+        for id in held.difference(&now) {
+            health
+                .set_override(&crate::health::registry_name(id), None)
+                .await;
+        }
+        held = now;
+        tokio::select! {
+            result = changed.changed() => if result.is_err() { return },
+            () = tokio::time::sleep(Duration::from_millis(100)) => {}
+        }
+    }
 }

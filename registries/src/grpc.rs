@@ -64,13 +64,17 @@ pub fn status_of(error: &RegistryError) -> Status {
 }
 
 /// The gRPC status for fixtures that failed to load: INVALID_ARGUMENT with
-/// reason `INVALID_FIELD` and `metadata.field` = `fixtures`.
+/// reason `INVALID_FIELD`, `metadata.field` = `fixtures` and, like the
+/// gateway's `INVALID_FIELD`, `metadata.shep_code` = `SCE001` (format error).
 pub fn fixture_status(error: &FixtureError) -> Status {
     status(
         Code::InvalidArgument,
         "INVALID_FIELD",
         error.to_string(),
-        HashMap::from([("field".to_owned(), "fixtures".to_owned())]),
+        HashMap::from([
+            ("field".to_owned(), "fixtures".to_owned()),
+            ("shep_code".to_owned(), "SCE001".to_owned()),
+        ]),
     )
 }
 

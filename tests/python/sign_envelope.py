@@ -12,17 +12,16 @@
 `shep.desc` is the FileDescriptorSet of the shep protos: `shep descriptors --out shep.desc`
 (or `protoc --include_imports --descriptor_set_out=shep.desc`). The key is PKCS#8 PEM and
 the certificate file holds the signer's certificate, then its chain, as `shep certs issue`
-writes them. The signature covers the serialized Body bytes exactly as sent.
+writes them. The signature covers the serialized Body bytes exactly as sent; the signing
+itself is in shep_signing.py beside this file.
 """
 import argparse
 import sys
 from datetime import datetime
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
-from cryptography.hazmat.primitives.serialization import Encoding, load_pem_private_key
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+from google.protobuf import descriptor_pb2, descriptor_pool
+
+from shep_signing import load_signer, message_classes, request_body, signed_envelope
 
 
 def message_types(descriptor_set_path):
@@ -33,18 +32,7 @@ def message_types(descriptor_set_path):
     pool = descriptor_pool.DescriptorPool()
     for proto in files.file:  # dependencies come first in the set
         pool.Add(proto)
-    return lambda name: message_factory.GetMessageClass(pool.FindMessageTypeByName(name))
-
-
-def sign(key, data):
-    """The shep SignatureAlgorithm name and the signature over `data`."""
-    if isinstance(key, ed25519.Ed25519PrivateKey):
-        return "ED25519", key.sign(data)
-    if isinstance(key, ec.EllipticCurvePrivateKey):
-        return "ECDSA_P256_SHA256", key.sign(data, ec.ECDSA(hashes.SHA256()))
-    if isinstance(key, rsa.RSAPrivateKey):
-        return "RSA_PKCS1_SHA256", key.sign(data, padding.PKCS1v15(), hashes.SHA256())
-    raise SystemExit(f"unsupported key type {type(key).__name__}")
+    return message_classes(pool)
 
 
 def main():
@@ -61,35 +49,15 @@ def main():
     args = parser.parse_args()
 
     message = message_types(args.descriptors)
-    body = message("shep.envelope.v1.Body")(
+    body = request_body(
+        message,
         message_id=args.message_id,
-        service_id=args.service,
-        message_type="REQUEST",
-        sender={"sender_id": args.sender},
-        subject={"iin": args.iin},
-        channel="PORTAL",
+        service=args.service,
+        iin=args.iin,
+        date=datetime.fromisoformat(args.date),
+        sender=args.sender,
     )
-    date = datetime.fromisoformat(args.date)
-    body.message_date.seconds = int(date.timestamp())
-    body.message_date.nanos = date.microsecond * 1000
-
-    # Serialize once and sign exactly these bytes: they travel as they are.
-    body_bytes = body.SerializeToString()
-    with open(args.key, "rb") as file:
-        key = load_pem_private_key(file.read(), password=None)
-    with open(args.cert, "rb") as file:
-        certificate, *chain = x509.load_pem_x509_certificates(file.read())
-    algorithm, value = sign(key, body_bytes)
-
-    envelope = message("shep.envelope.v1.SignedEnvelope")(
-        body=body_bytes,
-        signature={
-            "algorithm": algorithm,
-            "certificate_der": certificate.public_bytes(Encoding.DER),
-            "value": value,
-            "chain_der": [ca.public_bytes(Encoding.DER) for ca in chain],
-        },
-    )
+    envelope = signed_envelope(message, body, load_signer(args.key, args.cert))
     if args.out:
         with open(args.out, "wb") as file:
             file.write(envelope.SerializeToString())

@@ -773,3 +773,76 @@ async fn the_exchange_journal_is_bounded_and_can_be_switched_off() {
     assert!(listed.exchanges.is_empty());
     off.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_not_serving_fault_flips_the_registrys_health_while_in_force() {
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::health_client::HealthClient;
+
+    let gw = TestGateway::start().await;
+    let status_of = async |name: &str| {
+        HealthClient::new(gw.channel())
+            .check(HealthCheckRequest {
+                service: name.to_owned(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .status()
+    };
+    let gbdul = "shep.registry.v1.Registry/gbdul";
+    assert_eq!(status_of(gbdul).await, ServingStatus::Serving);
+    let fault = add_fault(
+        &gw,
+        Fault {
+            target: target(fault_target::Target::Registry("gbdul".into())),
+            effect: Some(fault::Effect::NotServing(true)),
+            ..Fault::default()
+        },
+        None,
+    )
+    .await;
+    eventually(PATIENCE, async || match status_of(gbdul).await {
+        ServingStatus::NotServing => Ok(()),
+        other => Err(other),
+    })
+    .await;
+    assert_eq!(
+        status_of("shep.registry.v1.Registry/gbdfl").await,
+        ServingStatus::Serving
+    );
+    gw.admin()
+        .delete_fault(admin(&gw, DeleteFaultRequest { id: fault.id }, None))
+        .await
+        .unwrap();
+    eventually(PATIENCE, async || match status_of(gbdul).await {
+        ServingStatus::Serving => Ok(()),
+        other => Err(other),
+    })
+    .await;
+
+    // A windowed fault ends by itself.
+    add_fault(
+        &gw,
+        Fault {
+            target: target(fault_target::Target::Registry("gbdul".into())),
+            effect: Some(fault::Effect::NotServing(true)),
+            lasts_ms: 300,
+            ..Fault::default()
+        },
+        None,
+    )
+    .await;
+    eventually(PATIENCE, async || match status_of(gbdul).await {
+        ServingStatus::NotServing => Ok(()),
+        other => Err(other),
+    })
+    .await;
+    eventually(PATIENCE, async || match status_of(gbdul).await {
+        ServingStatus::Serving => Ok(()),
+        other => Err(other),
+    })
+    .await;
+    gw.shutdown().await;
+}

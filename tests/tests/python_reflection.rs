@@ -1,0 +1,140 @@
+//! A real third-party gRPC client: `tests/python/reflect_and_call.py` (only
+//! `grpcio`, `grpcio-reflection`, `grpcio-health-checking`, `protobuf` and
+//! `cryptography`) finds the gateway's services by server reflection, builds
+//! its message classes from the reflected descriptors, checks health, and makes
+//! a signed ГБД ФЛ lookup, with no .proto file and no generated code.
+//!
+//! This test fails, rather than skips, without python3 or the packages:
+//! `.ci/run` installs them.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+use shep_gateway::health::registry_name;
+use shep_tests::*;
+
+const INSTALL_HINT: &str = "`.ci/run` installs them: python3 -m pip install --quiet \
+     cryptography protobuf grpcio grpcio-reflection grpcio-health-checking";
+
+fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("python/reflect_and_call.py")
+}
+
+/// Fails with a hint when python3 or its packages are missing.
+fn require_python() {
+    let output = Command::new("python3")
+        .args([
+            "-c",
+            "import cryptography, google.protobuf, grpc, grpc_reflection.v1alpha, grpc_health.v1",
+        ])
+        .output()
+        .unwrap_or_else(|error| panic!("python3 is not runnable ({error}); {INSTALL_HINT}"));
+    assert!(
+        output.status.success(),
+        "python3 lacks a package ({}); {INSTALL_HINT}",
+        String::from_utf8_lossy(&output.stderr).trim()
+    );
+}
+
+/// Runs the script against `gw` as the demo applicant and returns its JSON.
+async fn reflect_and_call(gw: &TestGateway) -> Value {
+    let (key, cert) = gw.data_dir().identity("applicant");
+    let mut command = Command::new("python3");
+    command.arg(script()).args([
+        "--target",
+        &gw.url(),
+        "--key",
+        key.to_str().unwrap(),
+        "--cert",
+        cert.to_str().unwrap(),
+        "--iin",
+        APPLICANT_IIN,
+    ]);
+    // The gateway runs on this test's runtime: wait for Python off it.
+    let output = tokio::task::spawn_blocking(move || command.output())
+        .await
+        .unwrap()
+        .expect("running python3");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let hint = if stderr.contains("ModuleNotFoundError") {
+        INSTALL_HINT
+    } else {
+        ""
+    };
+    assert!(
+        output.status.success(),
+        "reflect_and_call.py failed ({}): {stdout}{stderr}{hint}",
+        output.status
+    );
+    serde_json::from_str(&stdout).unwrap_or_else(|error| panic!("not JSON ({error}): {stdout}"))
+}
+
+fn names(list: &Value) -> Vec<&str> {
+    list.as_array()
+        .expect("a list of services")
+        .iter()
+        .map(|name| name.as_str().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_python_client_finds_the_services_by_reflection_and_makes_a_signed_lookup() {
+    require_python();
+    let gw = TestGateway::start().await;
+    let result = reflect_and_call(&gw).await;
+
+    let v1 = names(&result["services"]["v1"]);
+    for expected in [
+        "shep.gateway.v1.Gateway",
+        "shep.admin.v1.Admin",
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1.ServerReflection",
+        "grpc.reflection.v1alpha.ServerReflection",
+    ] {
+        assert!(v1.contains(&expected), "{expected} in {v1:?}");
+    }
+    assert_eq!(names(&result["services"]["v1alpha"]), v1);
+    assert_eq!(result["v1_file"], "shep/gateway/v1/gateway.proto");
+
+    assert_eq!(result["health"][""], "SERVING");
+    assert_eq!(
+        result["health"]["shep.registry.v1.Registry/gbdfl"],
+        "SERVING"
+    );
+
+    let info = &result["call"]["response_info"];
+    assert_eq!(info["status"]["code"], "00000");
+    assert_eq!(info["status"]["message"], "Сообщение успешно обработано");
+    assert_eq!(info["correlation_id"].as_str().unwrap().len(), 36);
+    let lookup = &result["call"]["lookup"];
+    assert_eq!(lookup["result"]["code"], "00000");
+    let person = &lookup["person"];
+    assert_eq!(person["iin"], APPLICANT_IIN);
+    assert_eq!(person["surname"], "Серикбаев");
+    assert_eq!(person["name"], "Нурлан");
+    assert_eq!(person["patronymic"], "Маратович");
+    assert_eq!(person["birth_date"], "1985-03-15");
+    assert_eq!(person["gender"]["code"], "1");
+    assert_eq!(person["reg_address"]["kato"], "591010000");
+}
+
+#[tokio::test]
+async fn a_python_client_sees_a_registry_flipped_to_not_serving() {
+    require_python();
+    let gw = TestGateway::start().await;
+    gw.running
+        .health
+        .set_override(
+            &registry_name("gbdfl"),
+            Some(tonic_health::ServingStatus::NotServing),
+        )
+        .await;
+    let result = reflect_and_call(&gw).await;
+    assert_eq!(
+        result["health"]["shep.registry.v1.Registry/gbdfl"],
+        "NOT_SERVING"
+    );
+    assert_eq!(result["health"][""], "SERVING");
+}
