@@ -846,3 +846,95 @@ async fn a_not_serving_fault_flips_the_registrys_health_while_in_force() {
     .await;
     gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn scenario_files_load_at_start_and_a_provider_registers_then_refuses() {
+    let dir = TempDir::new("shep-scenarios");
+    let file = dir.path().join("provider-flaps.toml");
+    std::fs::write(
+        &file,
+        format!(
+            r#"
+name = "provider-flaps"
+description = "the provider registers once, then its subscriptions are refused"
+
+[[faults]]
+id = "registers"
+target = {{ provider = "{ESIL_PROVIDER}" }}
+pass = true
+times = 1
+
+[[faults]]
+id = "refuses"
+target = {{ provider = "{ESIL_PROVIDER}" }}
+error = {{ code = "PERMISSION_DENIED", message = "provider refuses", reason = "PROVIDER_REFUSED" }}
+"#
+        ),
+    )
+    .unwrap();
+    let gw = TestGateway::builder()
+        .configure(|config| config.toolkit.scenarios = vec![file.clone()])
+        .start()
+        .await;
+    let listed = gw
+        .admin()
+        .list_scenarios(gw.authorized(shep_proto::admin::v1::ListScenariosRequest {}))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.scenarios.len(), 1);
+    assert_eq!(listed.scenarios[0].faults.len(), 2);
+    let applied = gw
+        .admin()
+        .apply_scenario(admin(
+            &gw,
+            ApplyScenarioRequest {
+                name: "provider-flaps".into(),
+            },
+            Some("flaps"),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let ids: Vec<&str> = applied.faults.iter().map(|f| f.id.as_str()).collect();
+    assert_eq!(ids, ["provider-flaps/registers", "provider-flaps/refuses"]);
+
+    let mut first = subscribe_in(gw.channel(), "flaps").await.unwrap();
+    assert!(matches!(
+        next_within(&mut first, PATIENCE).await,
+        Next::Item(_)
+    ));
+    let refused = match subscribe_in(gw.channel(), "flaps").await {
+        Err(status) => status,
+        Ok(mut stream) => match next_within(&mut stream, PATIENCE).await {
+            Next::Failed(status) => status,
+            other => panic!("expected a refusal, got {other:?}"),
+        },
+    };
+    assert_eq!(
+        refused.code(),
+        Code::PermissionDenied,
+        "{}",
+        describe(&refused)
+    );
+    assert_eq!(reason(&refused), "PROVIDER_REFUSED");
+    // Other sessions' providers are not affected.
+    let mut unaffected = subscribe_in(gw.channel(), "other").await.unwrap();
+    assert!(matches!(
+        next_within(&mut unaffected, PATIENCE).await,
+        Next::Item(_)
+    ));
+    gw.shutdown().await;
+
+    // A broken scenario file stops the start with its name.
+    std::fs::write(&file, "name = \"x\"\n[[faults]]\nrate = \"often\"\n").unwrap();
+    let error = TestGateway::builder()
+        .configure(|config| config.toolkit.scenarios = vec![file.clone()])
+        .try_start()
+        .await
+        .unwrap_err();
+    assert!(
+        format!("{error:#}").contains("provider-flaps.toml"),
+        "{error:#}"
+    );
+}
