@@ -438,6 +438,10 @@ struct SendArgs {
     /// After Submit, follow the application's status events.
     #[arg(long)]
     watch: bool,
+    /// A test session (`x-shep-session`): the session's faults and fixtures
+    /// apply, and the exchange is journalled under it.
+    #[arg(long)]
+    session: Option<String>,
     #[command(flatten)]
     signing: SigningArgs,
     /// A routing table to learn the service's kind from (default: the embedded one).
@@ -756,8 +760,29 @@ async fn send(args: SendArgs) -> anyhow::Result<()> {
         .unwrap_or(ServiceKind::Application);
     let channel = connect(&args.signing.gateway).await?;
     let mut client = GatewayClient::new(channel.clone());
+    let session = args
+        .session
+        .as_deref()
+        .map(|id| {
+            tonic::metadata::MetadataValue::try_from(id)
+                .map_err(|_| anyhow::anyhow!("`--session` must be printable ASCII"))
+        })
+        .transpose()?;
+    let in_session = |envelope| {
+        let mut request = tonic::Request::new(envelope);
+        if let Some(session) = &session {
+            request
+                .metadata_mut()
+                .insert(crate::toolkit::SESSION_HEADER, session.clone());
+        }
+        request
+    };
     if kind == ServiceKind::Lookup {
-        let response = client.call(envelope).await.map_err(describe)?.into_inner();
+        let response = client
+            .call(in_session(envelope))
+            .await
+            .map_err(describe)?
+            .into_inner();
         let info = response.response_info.unwrap_or_default();
         let status = info.status.unwrap_or_default();
         println!(
@@ -773,7 +798,7 @@ async fn send(args: SendArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let receipt = client
-        .submit(envelope)
+        .submit(in_session(envelope))
         .await
         .map_err(describe)?
         .into_inner();

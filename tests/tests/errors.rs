@@ -52,7 +52,10 @@ async fn shep_errors_as_json_lists_every_reason_with_its_advice() {
     let contract: Vec<Reason> = (1..256)
         .filter_map(|number| Reason::try_from(number).ok())
         .collect();
-    for name in contract.iter().filter(|name| **name != Reason::InjectedFault) {
+    for name in contract
+        .iter()
+        .filter(|name| **name != Reason::InjectedFault)
+    {
         assert!(reason(name.as_str_name())["code"].is_string());
     }
     assert_eq!(entries.len(), contract.len());
