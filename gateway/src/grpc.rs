@@ -437,7 +437,23 @@ async fn serve_subscription(
             tokio::select! {
                 message = inbound.message() => match message {
                     Ok(Some(SubscribeRequest { kind: Some(subscribe_request::Kind::Ack(ack)) })) => {
-                        if let Err(error) = engine.acknowledge(&provider, &ack) {
+                        let acknowledged = engine.acknowledge(&provider, &ack);
+                        engine.toolkit().exchanges.record(|| {
+                            let mut record = ExchangeRecord {
+                                session: ctx.session_label(),
+                                rpc: "shep.provider.v1.Provider/Subscribe".to_owned(),
+                                hop: "delivery",
+                                message_id: ack.message_id.clone(),
+                                subject: provider.clone(),
+                                request: Some(any("shep.provider.v1.Ack", &ack)),
+                                ..ExchangeRecord::default()
+                            };
+                            if let Err(error) = &acknowledged {
+                                record.failed(&into_status(error.clone()));
+                            }
+                            record
+                        });
+                        if let Err(error) = acknowledged {
                             tracing::warn!(%provider, connection, %error, "acknowledgement ignored");
                         }
                     }
