@@ -17,7 +17,7 @@ use shep_proto::admin::v1::{
 use time::OffsetDateTime;
 
 use crate::store::timestamp;
-use crate::toolkit::faults::code_name;
+use crate::error::code_name;
 
 /// Wraps a message as `google.protobuf.Any`; `name` is its full proto name.
 pub fn any<M: Message>(name: &str, message: &M) -> Any {

@@ -6,7 +6,6 @@
 //! The hot path pays one atomic load while no fault exists.
 
 use std::collections::BTreeSet;
-use std::str::FromStr as _;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -17,52 +16,13 @@ use rand_distr::{Distribution as _, LogNormal};
 use shep_proto::admin::v1::{Delay, ErrorEffect, Fault, delay, fault, fault_target};
 use tokio::time::Instant;
 
-/// The code of a fault's error; `UNAVAILABLE` unless it names another.
-fn parse_code(name: &str) -> Option<tonic::Code> {
-    use tonic::Code;
-    Some(match name.trim().to_ascii_uppercase().as_str() {
-        "CANCELLED" => Code::Cancelled,
-        "UNKNOWN" => Code::Unknown,
-        "INVALID_ARGUMENT" => Code::InvalidArgument,
-        "DEADLINE_EXCEEDED" => Code::DeadlineExceeded,
-        "NOT_FOUND" => Code::NotFound,
-        "ALREADY_EXISTS" => Code::AlreadyExists,
-        "PERMISSION_DENIED" => Code::PermissionDenied,
-        "RESOURCE_EXHAUSTED" => Code::ResourceExhausted,
-        "FAILED_PRECONDITION" => Code::FailedPrecondition,
-        "ABORTED" => Code::Aborted,
-        "OUT_OF_RANGE" => Code::OutOfRange,
-        "UNIMPLEMENTED" => Code::Unimplemented,
-        "INTERNAL" => Code::Internal,
-        "UNAVAILABLE" => Code::Unavailable,
-        "DATA_LOSS" => Code::DataLoss,
-        "UNAUTHENTICATED" => Code::Unauthenticated,
-        _ => return None,
-    })
-}
+use crate::error::code_name;
 
-/// The upper-case name of a gRPC code, as `ErrorEffect.code` spells it.
-pub fn code_name(code: tonic::Code) -> &'static str {
-    use tonic::Code;
-    match code {
-        Code::Ok => "OK",
-        Code::Cancelled => "CANCELLED",
-        Code::Unknown => "UNKNOWN",
-        Code::InvalidArgument => "INVALID_ARGUMENT",
-        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
-        Code::NotFound => "NOT_FOUND",
-        Code::AlreadyExists => "ALREADY_EXISTS",
-        Code::PermissionDenied => "PERMISSION_DENIED",
-        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
-        Code::FailedPrecondition => "FAILED_PRECONDITION",
-        Code::Aborted => "ABORTED",
-        Code::OutOfRange => "OUT_OF_RANGE",
-        Code::Unimplemented => "UNIMPLEMENTED",
-        Code::Internal => "INTERNAL",
-        Code::Unavailable => "UNAVAILABLE",
-        Code::DataLoss => "DATA_LOSS",
-        Code::Unauthenticated => "UNAUTHENTICATED",
-    }
+/// The gRPC error code named `name` (`UNAVAILABLE`, `not_found`, ...).
+fn parse_code(name: &str) -> Option<tonic::Code> {
+    (1..=16)
+        .map(tonic::Code::from_i32)
+        .find(|code| code_name(*code).eq_ignore_ascii_case(name.trim()))
 }
 
 /// Where a call is when faults are consulted.
@@ -474,14 +434,6 @@ fn validate(spec: &Fault, registries: &[&str]) -> Result<(), InvalidFault> {
         _ => {}
     }
     Ok(())
-}
-
-/// Parses a gRPC code name (for filters).
-pub fn code_from_name(name: &str) -> Option<tonic::Code> {
-    if name.eq_ignore_ascii_case("OK") {
-        return Some(tonic::Code::Ok);
-    }
-    parse_code(name).or_else(|| i32::from_str(name).ok().map(tonic::Code::from_i32))
 }
 
 #[cfg(test)]
