@@ -347,11 +347,16 @@ pub async fn start_on(
             handle.clone(),
         )))
         .add_service(NucServer::new(NucGrpcAdapter::new(ca.clone(), &token)));
-    // Plain HTTP on the same port for what certificates point at (the CRL).
+    // The Admin API over HTTP calls the gRPC services in-process: a clone of
+    // them, without the HTTP routes, so it cannot call itself.
+    let admin_http = crate::admin_http::router(grpc.clone())?;
+    // Plain HTTP on the same port for what certificates point at (the CRL),
+    // the metrics and the Admin API as JSON.
     let routes = grpc
         .into_axum_router()
         .merge(http_routes(ca.clone()))
-        .merge(metrics_route(engine.clone()));
+        .merge(metrics_route(engine.clone()))
+        .merge(admin_http);
     let server = tonic::transport::Server::builder()
         .accept_http1(true)
         .add_routes(routes.into());

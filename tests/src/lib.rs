@@ -10,8 +10,9 @@
 //! [`next_item`]) and polling ([`eventually`]). The `shep` binary runs as a
 //! process with [`run_shep`] (a command that exits) or [`ShepServe`] (a
 //! gateway process to kill or interrupt, on a port from [`free_port`]), and
-//! [`http_get`] speaks plain HTTP/1.1 to the endpoints served beside gRPC
-//! (the НУЦ's CRL and status).
+//! [`http_get`] and [`http_post_json`] speak plain HTTP/1.1 to the endpoints
+//! served beside gRPC (the НУЦ's CRL and status, metrics, the Admin API as
+//! JSON).
 
 use std::fmt::Debug;
 use std::path::{Path, PathBuf};
@@ -788,32 +789,74 @@ impl HttpResponse {
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
+
+    /// The body as JSON; panics with the body when it is not JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|error| panic!("not JSON ({error}): {}", self.text()))
+    }
 }
 
 /// `GET path` over a fresh TCP connection to `addr`, written by hand as
 /// HTTP/1.1 with `Connection: close`; reads the whole response (length-delimited
 /// or chunked) within [`PATIENCE`].
 pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> HttpResponse {
+    http_request(addr, "GET", path, &[], b"").await
+}
+
+/// `POST path` with a JSON `body` and, when given, `authorization: Bearer
+/// <token>`, like `curl -H "authorization: Bearer …" -d '…'` (but with
+/// `content-type: application/json`).
+pub async fn http_post_json(
+    addr: std::net::SocketAddr,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> HttpResponse {
+    let bearer = token.map(|token| format!("Bearer {token}"));
+    let mut headers = vec![("content-type", "application/json")];
+    if let Some(bearer) = &bearer {
+        headers.push(("authorization", bearer.as_str()));
+    }
+    http_request(addr, "POST", path, &headers, body.as_bytes()).await
+}
+
+/// `method path` with `headers` and `body` over a fresh TCP connection to
+/// `addr`, written by hand as HTTP/1.1 with `Connection: close`; reads the
+/// whole response (length-delimited or chunked) within [`PATIENCE`].
+pub async fn http_request(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> HttpResponse {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if method != "GET" {
+        request.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    request.push_str("\r\n");
+    let mut request = request.into_bytes();
+    request.extend_from_slice(body);
     let exchange = async {
         let mut stream = tokio::net::TcpStream::connect(addr).await?;
-        stream
-            .write_all(
-                format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
-            )
-            .await?;
+        stream.write_all(&request).await?;
         let mut raw = Vec::new();
         stream.read_to_end(&mut raw).await?;
         std::io::Result::Ok(raw)
     };
     let raw = tokio::time::timeout(PATIENCE, exchange)
         .await
-        .unwrap_or_else(|_| panic!("GET {path}: no complete response within {PATIENCE:?}"))
-        .unwrap_or_else(|error| panic!("GET {path}: {error}"));
+        .unwrap_or_else(|_| panic!("{method} {path}: no complete response within {PATIENCE:?}"))
+        .unwrap_or_else(|error| panic!("{method} {path}: {error}"));
     let split = raw
         .windows(4)
         .position(|window| window == b"\r\n\r\n")
-        .unwrap_or_else(|| panic!("GET {path}: no end of headers in {raw:?}"));
+        .unwrap_or_else(|| panic!("{method} {path}: no end of headers in {raw:?}"));
     let head = String::from_utf8_lossy(&raw[..split]).into_owned();
     let mut lines = head.split("\r\n");
     let status_line = lines.next().unwrap_or_default();
@@ -821,7 +864,7 @@ pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> HttpResponse {
         .split(' ')
         .nth(1)
         .and_then(|code| code.parse().ok())
-        .unwrap_or_else(|| panic!("GET {path}: bad status line `{status_line}`"));
+        .unwrap_or_else(|| panic!("{method} {path}: bad status line `{status_line}`"));
     let headers: Vec<(String, String)> = lines
         .filter_map(|line| line.split_once(':'))
         .map(|(key, value)| (key.trim().to_ascii_lowercase(), value.trim().to_owned()))
@@ -831,13 +874,13 @@ pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> HttpResponse {
         .iter()
         .any(|(key, value)| key == "transfer-encoding" && value.contains("chunked"));
     if chunked {
-        body = dechunk(&body).unwrap_or_else(|| panic!("GET {path}: bad chunked body"));
+        body = dechunk(&body).unwrap_or_else(|| panic!("{method} {path}: bad chunked body"));
     } else if let Some((_, length)) = headers.iter().find(|(key, _)| key == "content-length") {
         let length: usize = length.parse().expect("a numeric content-length");
         assert_eq!(
             body.len(),
             length,
-            "GET {path}: body shorter than announced"
+            "{method} {path}: body shorter than announced"
         );
     }
     HttpResponse {
