@@ -22,7 +22,7 @@ use prost_reflect::{
     ServiceDescriptor,
 };
 use tonic::service::Routes;
-use tonic::transport::server::TcpConnectInfo;
+use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 use tower::ServiceExt as _;
 
 pub use error::{ErrorBody, code_name, http_status};
@@ -153,6 +153,9 @@ impl AdminHttp {
         // the connection the HTTP request came on; the gRPC service reads them
         // from the request's extensions.
         if let Some(info) = parts.extensions.get::<TcpConnectInfo>() {
+            grpc_request.extensions_mut().insert(info.clone());
+        }
+        if let Some(info) = parts.extensions.get::<TlsConnectInfo<TcpConnectInfo>>() {
             grpc_request.extensions_mut().insert(info.clone());
         }
 

@@ -22,8 +22,9 @@ use shep_registries::nuc::{CertificateAuthority, IdentitySpec, certificates};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
-use crate::config::{GatewayConfig, JournalMode, REGISTRY_IDS};
+use crate::config::{GatewayConfig, JournalMode, REGISTRY_IDS, TlsConfig};
 use crate::engine::Engine;
 use crate::grpc::{AdminGrpcAdapter, GatewayGrpcAdapter, ProviderGrpcAdapter};
 use crate::journal::Journal;
@@ -221,15 +222,17 @@ pub struct RunningGateway {
     pub data_dir: DataDir,
     /// The test НУЦ.
     pub ca: Arc<CertificateAuthority>,
+    /// Whether the listener speaks TLS (`tls.cert` is set).
+    pub tls: bool,
     shutdown: Option<oneshot::Sender<()>>,
     server: JoinHandle<Result<(), tonic::transport::Error>>,
     sweeper: JoinHandle<()>,
 }
 
 impl RunningGateway {
-    /// The `http://` URL clients connect to.
+    /// The URL clients connect to: `https://` on a TLS listener.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", scheme(self.tls), self.addr)
     }
 
     /// Stops serving: ends open streams, lets calls in flight finish (up to
@@ -280,7 +283,7 @@ pub async fn start_on(
         .nuc
         .public_url
         .clone()
-        .unwrap_or_else(|| format!("http://{addr}"));
+        .unwrap_or_else(|| format!("{}://{addr}", scheme(config.tls.cert.is_some())));
     let ca = Arc::new(prepare_data_dir(&data_dir, &routes, &public_url)?);
     let status_adapter = match &config.nuc.url {
         Some(url) => RemoteNuc::new(url)?.boxed(),
@@ -340,12 +343,15 @@ pub async fn start_on(
         .add_service(ProviderServer::new(ProviderGrpcAdapter::new(
             engine.clone(),
         )))
-        .add_service(AdminServer::new(AdminGrpcAdapter::new(
-            engine.clone(),
-            &token,
-            config.routes.clone(),
-            handle.clone(),
-        )))
+        .add_service(AdminServer::new(
+            AdminGrpcAdapter::new(
+                engine.clone(),
+                &token,
+                config.routes.clone(),
+                handle.clone(),
+            )
+            .with_client_certificates(config.admin_client_certificates()),
+        ))
         .add_service(NucServer::new(NucGrpcAdapter::new(ca.clone(), &token)));
     // The Admin API over HTTP calls the gRPC services in-process: a clone of
     // them, without the HTTP routes, so it cannot call itself.
@@ -357,9 +363,13 @@ pub async fn start_on(
         .merge(http_routes(ca.clone()))
         .merge(metrics_route(engine.clone()))
         .merge(admin_http);
-    let server = tonic::transport::Server::builder()
-        .accept_http1(true)
-        .add_routes(routes.into());
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = server_tls(&config.tls)? {
+        builder = builder
+            .tls_config(tls)
+            .context("configuring TLS (`tls.cert`, `tls.key`, `tls.client_ca`)")?;
+    }
+    let server = builder.accept_http1(true).add_routes(routes.into());
     // Nagle's algorithm would hold small unary answers back for ~40 ms.
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     let server = tokio::spawn(server.serve_with_incoming_shutdown(incoming, async {
@@ -387,10 +397,34 @@ pub async fn start_on(
         in_process: handle.in_process,
         data_dir,
         ca,
+        tls: config.tls.cert.is_some(),
         shutdown: Some(shutdown_tx),
         server,
         sweeper,
     })
+}
+
+fn scheme(tls: bool) -> &'static str {
+    if tls { "https" } else { "http" }
+}
+
+/// The listener's TLS settings, when `tls.cert` is set.
+fn server_tls(tls: &TlsConfig) -> anyhow::Result<Option<ServerTlsConfig>> {
+    let (Some(cert), Some(key)) = (&tls.cert, &tls.key) else {
+        return Ok(None);
+    };
+    let read = |path: &PathBuf| {
+        std::fs::read(path).with_context(|| format!("reading `{}`", path.display()))
+    };
+    let mut config = ServerTlsConfig::new().identity(Identity::from_pem(read(cert)?, read(key)?));
+    if let Some(client_ca) = &tls.client_ca {
+        // Asked for, not required: clients without a certificate still reach
+        // every service, and the admin API with the token.
+        config = config
+            .client_ca_root(Certificate::from_pem(read(client_ca)?))
+            .client_auth_optional(true);
+    }
+    Ok(Some(config))
 }
 
 /// Binds `config.listen` and starts a gateway.

@@ -42,7 +42,7 @@ use time::OffsetDateTime;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::{Channel as GrpcChannel, Endpoint};
+use tonic::transport::{Channel as GrpcChannel, ClientTlsConfig, Endpoint};
 use tonic::{Code, Status, Streaming};
 use tonic_types::StatusExt;
 
@@ -99,6 +99,7 @@ pub struct GatewayBuilder {
     config: GatewayConfig,
     routes_toml: Option<String>,
     data_dir: Option<PathBuf>,
+    client_tls: Option<ClientTlsConfig>,
 }
 
 impl GatewayBuilder {
@@ -162,6 +163,13 @@ impl GatewayBuilder {
         self
     }
 
+    /// How the harness's own channel connects to a gateway whose listener
+    /// speaks TLS (`tls.cert` in the configuration).
+    pub fn client_tls(mut self, tls: ClientTlsConfig) -> Self {
+        self.client_tls = Some(tls);
+        self
+    }
+
     /// Any other change to the configuration.
     pub fn configure(mut self, change: impl FnOnce(&mut GatewayConfig)) -> Self {
         change(&mut self.config);
@@ -193,7 +201,12 @@ impl GatewayBuilder {
             .await
             .expect("binding a loopback port");
         let running = shep_gateway::server::start_on(listener, config).await?;
-        let channel = connect(&running.url()).await;
+        let channel = match self.client_tls {
+            Some(tls) => connect_tls(&running.url(), tls)
+                .await
+                .unwrap_or_else(|error| panic!("connecting over TLS: {error:?}")),
+            None => connect(&running.url()).await,
+        };
         Ok(TestGateway {
             running,
             channel,
@@ -211,6 +224,19 @@ pub async fn connect(url: &str) -> GrpcChannel {
         .connect()
         .await
         .unwrap_or_else(|error| panic!("connecting to {url}: {error}"))
+}
+
+/// Connects a new gRPC channel over TLS to `url` (`https://…`); the error
+/// when the handshake fails.
+pub async fn connect_tls(
+    url: &str,
+    tls: ClientTlsConfig,
+) -> Result<GrpcChannel, tonic::transport::Error> {
+    Endpoint::from_shared(url.to_owned())?
+        .tls_config(tls)?
+        .connect_timeout(PATIENCE)
+        .connect()
+        .await
 }
 
 /// What [`TestGateway::submit_application`] sent and got back.
