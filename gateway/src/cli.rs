@@ -561,6 +561,16 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         config.data_dir = data_dir;
     }
     args.population.apply(&mut config.population)?;
+    // tokio installs the SIGINT handler on the first poll. Do that before the
+    // port serves: a client that saw the gateway answer may interrupt it at
+    // once (the tests do), and that must stop it cleanly, journal closed,
+    // rather than kill it.
+    let mut ctrl_c = std::pin::pin!(tokio::signal::ctrl_c());
+    if let std::task::Poll::Ready(result) =
+        std::future::poll_fn(|cx| std::task::Poll::Ready(ctrl_c.as_mut().poll(cx))).await
+    {
+        return Ok(result?);
+    }
     let gateway = crate::server::start(config).await?;
     let data_dir = &gateway.data_dir;
     let routes = gateway.engine.routes();
@@ -602,7 +612,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     );
     let mut gateway = gateway;
     let interrupted = tokio::select! {
-        result = tokio::signal::ctrl_c() => {
+        result = &mut ctrl_c => {
             result?;
             true
         }
