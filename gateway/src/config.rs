@@ -44,6 +44,7 @@ pub struct GatewayConfig {
     pub population: PopulationConfig,
     pub audit: AuditConfig,
     pub admin: AdminConfig,
+    pub tls: TlsConfig,
     pub nuc: NucConfig,
     pub journal: JournalConfig,
     pub calendar: CalendarConfig,
@@ -244,6 +245,22 @@ pub struct AdminConfig {
     /// The bearer token; `SHEP_ADMIN_TOKEN`, or a generated one in
     /// `data_dir/admin-token`, when absent.
     pub token: Option<String>,
+    /// SHA-256 fingerprints (hex, colons allowed) of TLS client certificates
+    /// that may use the admin API without the token. Needs `tls.client_ca`.
+    pub client_certificates: Vec<String>,
+}
+
+/// TLS on the gateway's listener; plaintext when `cert` is absent.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// The server certificate chain (PEM).
+    pub cert: Option<PathBuf>,
+    /// The server certificate's private key (PEM).
+    pub key: Option<PathBuf>,
+    /// CA certificates (PEM) that client certificates must chain to. When
+    /// set, the gateway asks clients for a certificate; one is still optional.
+    pub client_ca: Option<PathBuf>,
 }
 
 impl Default for GatewayConfig {
@@ -259,6 +276,7 @@ impl Default for GatewayConfig {
             population: PopulationConfig::default(),
             audit: AuditConfig::default(),
             admin: AdminConfig::default(),
+            tls: TlsConfig::default(),
             nuc: NucConfig::default(),
             journal: JournalConfig::default(),
             calendar: CalendarConfig::default(),
@@ -322,7 +340,44 @@ impl GatewayConfig {
                 )));
             }
         }
+        self.validate_tls()
+    }
+
+    fn validate_tls(&self) -> Result<(), ConfigError> {
+        let tls = &self.tls;
+        if tls.cert.is_some() != tls.key.is_some() {
+            return Err(ConfigError::Invalid(
+                "`tls.cert` and `tls.key` must be set together".to_owned(),
+            ));
+        }
+        if tls.client_ca.is_some() && tls.cert.is_none() {
+            return Err(ConfigError::Invalid(
+                "`tls.client_ca` needs `tls.cert` and `tls.key`".to_owned(),
+            ));
+        }
+        if !self.admin.client_certificates.is_empty() && tls.client_ca.is_none() {
+            return Err(ConfigError::Invalid(
+                "`admin.client_certificates` needs `tls.client_ca` (the CA they chain to)"
+                    .to_owned(),
+            ));
+        }
+        for entry in &self.admin.client_certificates {
+            crate::admin_auth::Fingerprint::parse(entry).map_err(|problem| {
+                ConfigError::Invalid(format!(
+                    "`admin.client_certificates` entry `{entry}`: {problem}"
+                ))
+            })?;
+        }
         Ok(())
+    }
+
+    /// The allowed admin client certificates, parsed (after [`Self::validate`]).
+    pub fn admin_client_certificates(&self) -> Vec<crate::admin_auth::Fingerprint> {
+        self.admin
+            .client_certificates
+            .iter()
+            .filter_map(|entry| crate::admin_auth::Fingerprint::parse(entry).ok())
+            .collect()
     }
 }
 
@@ -353,6 +408,36 @@ mod tests {
         assert_eq!(config.population.fixtures, [PathBuf::from("a.json")]);
         assert_eq!(config.audit.capacity, 10);
         assert!(config.registries["enis"].url.is_none());
+    }
+
+    #[test]
+    fn tls_and_admin_client_certificates_are_checked_together() {
+        let fingerprint = "AB:".repeat(31) + "AB";
+        let text = format!(
+            "[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\nclient_ca = \"ca.pem\"\n\
+             [admin]\nclient_certificates = [\"{fingerprint}\"]\n"
+        );
+        let config: GatewayConfig = toml::from_str(&text).unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.admin_client_certificates().len(), 1);
+
+        for (text, named) in [
+            ("[tls]\ncert = \"c.pem\"", "`tls.cert` and `tls.key`"),
+            ("[tls]\nclient_ca = \"ca.pem\"", "`tls.client_ca`"),
+            (
+                "[admin]\nclient_certificates = [\"ab\"]",
+                "`admin.client_certificates` needs `tls.client_ca`",
+            ),
+        ] {
+            let config: GatewayConfig = toml::from_str(text).unwrap();
+            let error = config.validate().unwrap_err().to_string();
+            assert!(error.contains(named), "{error}");
+        }
+        let text = "[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\nclient_ca = \"ca.pem\"\n\
+                    [admin]\nclient_certificates = [\"abcd\"]\n";
+        let config: GatewayConfig = toml::from_str(text).unwrap();
+        let error = config.validate().unwrap_err().to_string();
+        assert!(error.contains("entry `abcd`"), "{error}");
     }
 
     #[test]

@@ -37,6 +37,7 @@ use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::admin_auth::{Fingerprint, check_admin};
 use crate::delivery::{Filter, Leased};
 use crate::engine::Engine;
 use crate::envelope::{SubjectId, parse_uuid};
@@ -597,11 +598,13 @@ pub(crate) fn check_bearer<T>(request: &Request<T>, token: &str) -> Result<(), S
     }
 }
 
-/// `shep.admin.v1.Admin`, behind a bearer token.
+/// `shep.admin.v1.Admin`, behind a bearer token or a listed TLS client
+/// certificate.
 #[derive(Debug, Clone)]
 pub struct AdminGrpcAdapter {
     engine: Arc<Engine>,
     token: Arc<str>,
+    client_certificates: Arc<[Fingerprint]>,
     routes_file: Option<std::path::PathBuf>,
     registries: RegistriesHandle,
 }
@@ -616,13 +619,21 @@ impl AdminGrpcAdapter {
         Self {
             engine,
             token: token.into(),
+            client_certificates: Arc::new([]),
             routes_file,
             registries,
         }
     }
 
+    /// Also lets in TLS clients whose certificate has one of these
+    /// fingerprints, without the token.
+    pub fn with_client_certificates(mut self, fingerprints: Vec<Fingerprint>) -> Self {
+        self.client_certificates = fingerprints.into();
+        self
+    }
+
     fn authorize<T>(&self, request: &Request<T>) -> Result<(), Status> {
-        check_bearer(request, &self.token)
+        check_admin(request, &self.token, &self.client_certificates)
     }
 
     /// Authorizes, then reads the caller's session.

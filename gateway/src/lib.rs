@@ -2,6 +2,8 @@
 //! table to registry adapters or provider request streams, and tracks the
 //! applications' statuses.
 
+pub mod admin_auth;
+pub mod admin_http;
 pub mod calendar;
 pub mod cli;
 pub mod client;

@@ -22,8 +22,9 @@ use shep_registries::nuc::{CertificateAuthority, IdentitySpec, certificates};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::{JoinHandle, JoinSet};
+use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
-use crate::config::{GatewayConfig, JournalMode, REGISTRY_IDS};
+use crate::config::{GatewayConfig, JournalMode, REGISTRY_IDS, TlsConfig};
 use crate::engine::Engine;
 use crate::grpc::{AdminGrpcAdapter, GatewayGrpcAdapter, ProviderGrpcAdapter};
 use crate::health::{Health, NUC_ID};
@@ -224,6 +225,8 @@ pub struct RunningGateway {
     pub ca: Arc<CertificateAuthority>,
     /// The served `grpc.health.v1` statuses, per registry too.
     pub health: Health,
+    /// Whether the listener speaks TLS (`tls.cert` is set).
+    pub tls: bool,
     shutdown: Option<oneshot::Sender<()>>,
     server: JoinHandle<Result<(), tonic::transport::Error>>,
     sweeper: JoinHandle<()>,
@@ -232,9 +235,9 @@ pub struct RunningGateway {
 }
 
 impl RunningGateway {
-    /// The `http://` URL clients connect to.
+    /// The URL clients connect to: `https://` on a TLS listener.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", scheme(self.tls), self.addr)
     }
 
     /// Stops serving: ends open streams, lets calls in flight finish (up to
@@ -286,7 +289,7 @@ pub async fn start_on(
         .nuc
         .public_url
         .clone()
-        .unwrap_or_else(|| format!("http://{addr}"));
+        .unwrap_or_else(|| format!("{}://{addr}", scheme(config.tls.cert.is_some())));
     let ca = Arc::new(prepare_data_dir(&data_dir, &routes, &public_url)?);
     let status_adapter = match &config.nuc.url {
         Some(url) => RemoteNuc::new(url)?.boxed(),
@@ -356,21 +359,33 @@ pub async fn start_on(
         .add_service(ProviderServer::new(ProviderGrpcAdapter::new(
             engine.clone(),
         )))
-        .add_service(AdminServer::new(AdminGrpcAdapter::new(
-            engine.clone(),
-            &token,
-            config.routes.clone(),
-            handle.clone(),
-        )))
+        .add_service(AdminServer::new(
+            AdminGrpcAdapter::new(
+                engine.clone(),
+                &token,
+                config.routes.clone(),
+                handle.clone(),
+            )
+            .with_client_certificates(config.admin_client_certificates()),
+        ))
         .add_service(NucServer::new(NucGrpcAdapter::new(ca.clone(), &token)));
-    // Plain HTTP on the same port for what certificates point at (the CRL).
+    // The Admin API over HTTP calls the gRPC services in-process: a clone of
+    // them, without the HTTP routes, so it cannot call itself.
+    let admin_http = crate::admin_http::router(grpc.clone())?;
+    // Plain HTTP on the same port for what certificates point at (the CRL),
+    // the metrics and the Admin API as JSON.
     let routes = grpc
         .into_axum_router()
         .merge(http_routes(ca.clone()))
-        .merge(metrics_route(engine.clone()));
-    let server = tonic::transport::Server::builder()
-        .accept_http1(true)
-        .add_routes(routes.into());
+        .merge(metrics_route(engine.clone()))
+        .merge(admin_http);
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = server_tls(&config.tls)? {
+        builder = builder
+            .tls_config(tls)
+            .context("configuring TLS (`tls.cert`, `tls.key`, `tls.client_ca`)")?;
+    }
+    let server = builder.accept_http1(true).add_routes(routes.into());
     // Nagle's algorithm would hold small unary answers back for ~40 ms.
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     // Tracked, so a `drop_connection` fault can cut a caller's connection.
@@ -401,6 +416,7 @@ pub async fn start_on(
         data_dir,
         ca,
         health,
+        tls: config.tls.cert.is_some(),
         shutdown: Some(shutdown_tx),
         server,
         sweeper,
@@ -430,6 +446,29 @@ pub fn reflection_builder() -> tonic_reflection::server::Builder<'static> {
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET)
+}
+
+fn scheme(tls: bool) -> &'static str {
+    if tls { "https" } else { "http" }
+}
+
+/// The listener's TLS settings, when `tls.cert` is set.
+fn server_tls(tls: &TlsConfig) -> anyhow::Result<Option<ServerTlsConfig>> {
+    let (Some(cert), Some(key)) = (&tls.cert, &tls.key) else {
+        return Ok(None);
+    };
+    let read = |path: &PathBuf| {
+        std::fs::read(path).with_context(|| format!("reading `{}`", path.display()))
+    };
+    let mut config = ServerTlsConfig::new().identity(Identity::from_pem(read(cert)?, read(key)?));
+    if let Some(client_ca) = &tls.client_ca {
+        // Asked for, not required: clients without a certificate still reach
+        // every service, and the admin API with the token.
+        config = config
+            .client_ca_root(Certificate::from_pem(read(client_ca)?))
+            .client_auth_optional(true);
+    }
+    Ok(Some(config))
 }
 
 /// Binds `config.listen` and starts a gateway.

@@ -10,8 +10,9 @@
 //! [`next_item`]) and polling ([`eventually`]). The `shep` binary runs as a
 //! process with [`run_shep`] (a command that exits) or [`ShepServe`] (a
 //! gateway process to kill or interrupt, on a port from [`free_port`]), and
-//! [`http_get`] speaks plain HTTP/1.1 to the endpoints served beside gRPC
-//! (the НУЦ's CRL and status).
+//! [`http_get`] and [`http_post_json`] speak plain HTTP/1.1 to the endpoints
+//! served beside gRPC (the НУЦ's CRL and status, metrics, the Admin API as
+//! JSON).
 
 use std::fmt::Debug;
 use std::path::{Path, PathBuf};
@@ -41,7 +42,7 @@ use time::OffsetDateTime;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::{Channel as GrpcChannel, Endpoint};
+use tonic::transport::{Channel as GrpcChannel, ClientTlsConfig, Endpoint};
 use tonic::{Code, Status, Streaming};
 use tonic_types::StatusExt;
 
@@ -98,6 +99,7 @@ pub struct GatewayBuilder {
     config: GatewayConfig,
     routes_toml: Option<String>,
     data_dir: Option<PathBuf>,
+    client_tls: Option<ClientTlsConfig>,
 }
 
 impl GatewayBuilder {
@@ -161,6 +163,13 @@ impl GatewayBuilder {
         self
     }
 
+    /// How the harness's own channel connects to a gateway whose listener
+    /// speaks TLS (`tls.cert` in the configuration).
+    pub fn client_tls(mut self, tls: ClientTlsConfig) -> Self {
+        self.client_tls = Some(tls);
+        self
+    }
+
     /// Any other change to the configuration.
     pub fn configure(mut self, change: impl FnOnce(&mut GatewayConfig)) -> Self {
         change(&mut self.config);
@@ -192,7 +201,12 @@ impl GatewayBuilder {
             .await
             .expect("binding a loopback port");
         let running = shep_gateway::server::start_on(listener, config).await?;
-        let channel = connect(&running.url()).await;
+        let channel = match self.client_tls {
+            Some(tls) => connect_tls(&running.url(), tls)
+                .await
+                .unwrap_or_else(|error| panic!("connecting over TLS: {error:?}")),
+            None => connect(&running.url()).await,
+        };
         Ok(TestGateway {
             running,
             channel,
@@ -210,6 +224,19 @@ pub async fn connect(url: &str) -> GrpcChannel {
         .connect()
         .await
         .unwrap_or_else(|error| panic!("connecting to {url}: {error}"))
+}
+
+/// Connects a new gRPC channel over TLS to `url` (`https://…`); the error
+/// when the handshake fails.
+pub async fn connect_tls(
+    url: &str,
+    tls: ClientTlsConfig,
+) -> Result<GrpcChannel, tonic::transport::Error> {
+    Endpoint::from_shared(url.to_owned())?
+        .tls_config(tls)?
+        .connect_timeout(PATIENCE)
+        .connect()
+        .await
 }
 
 /// What [`TestGateway::submit_application`] sent and got back.
@@ -788,32 +815,74 @@ impl HttpResponse {
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
+
+    /// The body as JSON; panics with the body when it is not JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|error| panic!("not JSON ({error}): {}", self.text()))
+    }
 }
 
 /// `GET path` over a fresh TCP connection to `addr`, written by hand as
 /// HTTP/1.1 with `Connection: close`; reads the whole response (length-delimited
 /// or chunked) within [`PATIENCE`].
 pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> HttpResponse {
+    http_request(addr, "GET", path, &[], b"").await
+}
+
+/// `POST path` with a JSON `body` and, when given, `authorization: Bearer
+/// <token>`, like `curl -H "authorization: Bearer …" -d '…'` (but with
+/// `content-type: application/json`).
+pub async fn http_post_json(
+    addr: std::net::SocketAddr,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> HttpResponse {
+    let bearer = token.map(|token| format!("Bearer {token}"));
+    let mut headers = vec![("content-type", "application/json")];
+    if let Some(bearer) = &bearer {
+        headers.push(("authorization", bearer.as_str()));
+    }
+    http_request(addr, "POST", path, &headers, body.as_bytes()).await
+}
+
+/// `method path` with `headers` and `body` over a fresh TCP connection to
+/// `addr`, written by hand as HTTP/1.1 with `Connection: close`; reads the
+/// whole response (length-delimited or chunked) within [`PATIENCE`].
+pub async fn http_request(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> HttpResponse {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if method != "GET" {
+        request.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    request.push_str("\r\n");
+    let mut request = request.into_bytes();
+    request.extend_from_slice(body);
     let exchange = async {
         let mut stream = tokio::net::TcpStream::connect(addr).await?;
-        stream
-            .write_all(
-                format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
-            )
-            .await?;
+        stream.write_all(&request).await?;
         let mut raw = Vec::new();
         stream.read_to_end(&mut raw).await?;
         std::io::Result::Ok(raw)
     };
     let raw = tokio::time::timeout(PATIENCE, exchange)
         .await
-        .unwrap_or_else(|_| panic!("GET {path}: no complete response within {PATIENCE:?}"))
-        .unwrap_or_else(|error| panic!("GET {path}: {error}"));
+        .unwrap_or_else(|_| panic!("{method} {path}: no complete response within {PATIENCE:?}"))
+        .unwrap_or_else(|error| panic!("{method} {path}: {error}"));
     let split = raw
         .windows(4)
         .position(|window| window == b"\r\n\r\n")
-        .unwrap_or_else(|| panic!("GET {path}: no end of headers in {raw:?}"));
+        .unwrap_or_else(|| panic!("{method} {path}: no end of headers in {raw:?}"));
     let head = String::from_utf8_lossy(&raw[..split]).into_owned();
     let mut lines = head.split("\r\n");
     let status_line = lines.next().unwrap_or_default();
@@ -821,7 +890,7 @@ pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> HttpResponse {
         .split(' ')
         .nth(1)
         .and_then(|code| code.parse().ok())
-        .unwrap_or_else(|| panic!("GET {path}: bad status line `{status_line}`"));
+        .unwrap_or_else(|| panic!("{method} {path}: bad status line `{status_line}`"));
     let headers: Vec<(String, String)> = lines
         .filter_map(|line| line.split_once(':'))
         .map(|(key, value)| (key.trim().to_ascii_lowercase(), value.trim().to_owned()))
@@ -831,13 +900,13 @@ pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> HttpResponse {
         .iter()
         .any(|(key, value)| key == "transfer-encoding" && value.contains("chunked"));
     if chunked {
-        body = dechunk(&body).unwrap_or_else(|| panic!("GET {path}: bad chunked body"));
+        body = dechunk(&body).unwrap_or_else(|| panic!("{method} {path}: bad chunked body"));
     } else if let Some((_, length)) = headers.iter().find(|(key, _)| key == "content-length") {
         let length: usize = length.parse().expect("a numeric content-length");
         assert_eq!(
             body.len(),
             length,
-            "GET {path}: body shorter than announced"
+            "{method} {path}: body shorter than announced"
         );
     }
     HttpResponse {

@@ -138,3 +138,76 @@ async fn a_python_client_sees_a_registry_flipped_to_not_serving() {
     );
     assert_eq!(result["health"][""], "SERVING");
 }
+
+/// The number in a proto3 JSON integer field (64-bit ones are strings).
+fn number(value: &Value) -> u64 {
+    value
+        .as_u64()
+        .or_else(|| value.as_str().and_then(|text| text.parse().ok()))
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn the_testing_guides_python_example_runs_against_the_gateway() {
+    require_python();
+    let gw = TestGateway::start().await;
+    let (key, cert) = gw.data_dir().identity("applicant");
+    let token = gw.data_dir().admin_token();
+    let token = if token.exists() {
+        token
+    } else {
+        let path = gw.temp_dir().join("admin-token");
+        std::fs::write(&path, gw.admin_token()).unwrap();
+        path
+    };
+    let mut command = Command::new("python3");
+    command
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("python/toolkit_example.py"))
+        .args([
+            "--target",
+            &gw.addr().to_string(),
+            "--token-file",
+            token.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+            "--cert",
+            cert.to_str().unwrap(),
+            "--iin",
+            APPLICANT_IIN,
+        ]);
+    let output = tokio::task::spawn_blocking(move || command.output())
+        .await
+        .unwrap()
+        .expect("running python3");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "toolkit_example.py failed: {stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let seen: Value = serde_json::from_str(&stdout).unwrap();
+
+    assert_eq!(
+        seen["unauthenticated"][0], 401,
+        "{}",
+        seen["unauthenticated"]
+    );
+    assert_eq!(seen["unauthenticated"][1]["reason"], "UNAUTHENTICATED");
+    assert_eq!(seen["fault"][0], 200, "{}", seen["fault"]);
+    assert_eq!(seen["fault"][1]["session"], seen["session"]);
+    assert_eq!(seen["lookups"][0]["code"], "UNAVAILABLE");
+    assert_eq!(seen["lookups"][0]["details"], "ГБД ФЛ недоступна");
+    assert_eq!(seen["lookups"][1]["code"], "OK");
+    let verdict = &seen["verify"][1];
+    assert_eq!(verdict["satisfied"], true, "{verdict}");
+    assert_eq!(number(&verdict["count"]), 2);
+    assert_eq!(seen["unused"][0], 200);
+    // Two calls, each an ingress and a registry exchange.
+    assert_eq!(
+        number(&seen["reset"][1]["exchangesRemoved"]),
+        4,
+        "{}",
+        seen["reset"]
+    );
+    assert_eq!(number(&seen["reset"][1]["faultsRemoved"]), 1);
+}

@@ -16,8 +16,8 @@ use shep_proto::admin::v1::{
 };
 use time::OffsetDateTime;
 
-use crate::store::timestamp;
 use crate::error::code_name;
+use crate::store::timestamp;
 
 /// Wraps a message as `google.protobuf.Any`; `name` is its full proto name.
 pub fn any<M: Message>(name: &str, message: &M) -> Any {

@@ -1,0 +1,267 @@
+//! The error body of the HTTP face: a gRPC status (code, message and its
+//! `google.rpc` details) as JSON, under the standard code -> HTTP mapping.
+
+use std::collections::BTreeMap;
+use std::fmt::Display;
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use prost::Message as _;
+use prost_reflect::{DescriptorPool, DynamicMessage, SerializeOptions};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use tonic::Code;
+use tonic_types::StatusExt as _;
+
+use crate::error::ERROR_DOMAIN;
+
+const ERROR_INFO_TYPE: &str = "type.googleapis.com/google.rpc.ErrorInfo";
+
+/// Every gRPC code, in number order.
+pub(super) const CODES: [Code; 17] = [
+    Code::Ok,
+    Code::Cancelled,
+    Code::Unknown,
+    Code::InvalidArgument,
+    Code::DeadlineExceeded,
+    Code::NotFound,
+    Code::AlreadyExists,
+    Code::PermissionDenied,
+    Code::ResourceExhausted,
+    Code::FailedPrecondition,
+    Code::Aborted,
+    Code::OutOfRange,
+    Code::Unimplemented,
+    Code::Internal,
+    Code::Unavailable,
+    Code::DataLoss,
+    Code::Unauthenticated,
+];
+
+/// The HTTP status of a gRPC code, as `google.api` HTTP rules and
+/// grpc-gateway map it (499 is nginx's "client closed request").
+pub fn http_status(code: Code) -> u16 {
+    match code {
+        Code::Ok => 200,
+        Code::Cancelled => 499,
+        Code::InvalidArgument | Code::FailedPrecondition | Code::OutOfRange => 400,
+        Code::Unauthenticated => 401,
+        Code::PermissionDenied => 403,
+        Code::NotFound => 404,
+        Code::AlreadyExists | Code::Aborted => 409,
+        Code::ResourceExhausted => 429,
+        Code::Unknown | Code::Internal | Code::DataLoss => 500,
+        Code::Unimplemented => 501,
+        Code::Unavailable => 503,
+        Code::DeadlineExceeded => 504,
+    }
+}
+
+/// The canonical name of a gRPC code, as in `google.rpc.Code`.
+pub fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+/// A refusal as the HTTP face answers it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ErrorBody {
+    /// The gRPC code's name, e.g. `NOT_FOUND`.
+    pub code: &'static str,
+    /// The HTTP status, repeated for clients that only keep the body.
+    pub status: u16,
+    pub message: String,
+    /// `google.rpc.ErrorInfo.reason`: stable, what clients branch on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// `google.rpc.ErrorInfo.metadata` (e.g. `field`, `shep_code`).
+    pub metadata: BTreeMap<String, String>,
+    /// Every detail of the `google.rpc.Status`, each in the JSON mapping of
+    /// `google.protobuf.Any` (`@type` plus the message's fields).
+    pub details: Vec<Value>,
+}
+
+impl ErrorBody {
+    /// The body of a gRPC refusal.
+    pub fn from_status(status: &tonic::Status, pool: &DescriptorPool) -> Self {
+        let info = status.get_details_error_info();
+        Self {
+            code: code_name(status.code()),
+            status: http_status(status.code()),
+            message: status.message().to_owned(),
+            reason: info.as_ref().map(|info| info.reason.clone()),
+            metadata: info
+                .map(|info| info.metadata.into_iter().collect())
+                .unwrap_or_default(),
+            details: details(status.details(), pool),
+        }
+    }
+
+    /// A refusal of the HTTP face itself, shaped like the gateway's own: an
+    /// `ErrorInfo` with `reason` in domain `shep.kz`.
+    fn local(
+        code: Code,
+        status: u16,
+        reason: &str,
+        message: String,
+        metadata: BTreeMap<String, String>,
+    ) -> Self {
+        let info = serde_json::json!({
+            "@type": ERROR_INFO_TYPE,
+            "reason": reason,
+            "domain": ERROR_DOMAIN,
+            "metadata": metadata,
+        });
+        Self {
+            code: code_name(code),
+            status,
+            message,
+            reason: Some(reason.to_owned()),
+            metadata,
+            details: vec![info],
+        }
+    }
+
+    pub(super) fn unknown_method(method: &str, service: &str) -> Self {
+        Self::local(
+            Code::NotFound,
+            404,
+            "UNKNOWN_METHOD",
+            format!(
+                "`{service}` has no method `{method}` (see {}/openapi.json)",
+                super::PATH_PREFIX
+            ),
+            BTreeMap::from([("method".to_owned(), method.to_owned())]),
+        )
+    }
+
+    pub(super) fn streaming(method: &str) -> Self {
+        Self::local(
+            Code::Unimplemented,
+            501,
+            "STREAMING_NOT_SUPPORTED_OVER_HTTP",
+            format!("`{method}` streams; call it over gRPC"),
+            BTreeMap::from([("method".to_owned(), method.to_owned())]),
+        )
+    }
+
+    pub(super) fn unsupported_media_type(content_type: &str) -> Self {
+        Self::local(
+            Code::InvalidArgument,
+            415,
+            "UNSUPPORTED_MEDIA_TYPE",
+            format!("the body must be JSON (`application/json`), not `{content_type}`"),
+            BTreeMap::from([("content_type".to_owned(), content_type.to_owned())]),
+        )
+    }
+
+    pub(super) fn too_large(limit: usize) -> Self {
+        Self::local(
+            Code::ResourceExhausted,
+            413,
+            "TOO_LARGE",
+            format!("the body is larger than the {limit}-byte limit"),
+            BTreeMap::new(),
+        )
+    }
+
+    pub(super) fn invalid_json(error: &serde_json::Error, message: &str) -> Self {
+        Self::local(
+            Code::InvalidArgument,
+            400,
+            "INVALID_JSON",
+            format!("the body is not a `{message}` in JSON: {error}"),
+            BTreeMap::from([
+                ("line".to_owned(), error.line().to_string()),
+                ("column".to_owned(), error.column().to_string()),
+            ]),
+        )
+    }
+
+    /// Logs what went wrong once, here at the edge, and answers generically.
+    pub(super) fn internal(problem: &dyn Display) -> Self {
+        tracing::error!(error = %problem, rpc = "admin.http", "internal error");
+        Self::local(
+            Code::Internal,
+            500,
+            "INTERNAL",
+            "internal error".to_owned(),
+            BTreeMap::new(),
+        )
+    }
+}
+
+impl IntoResponse for ErrorBody {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        match serde_json::to_vec(&self) {
+            Ok(body) => (
+                status,
+                [(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                )],
+                body,
+            )
+                .into_response(),
+            Err(_) => status.into_response(),
+        }
+    }
+}
+
+/// The details of an encoded `google.rpc.Status`, each as JSON; a detail of a
+/// type the pool does not know keeps only its `@type`.
+fn details(encoded: &[u8], pool: &DescriptorPool) -> Vec<Value> {
+    if encoded.is_empty() {
+        return Vec::new();
+    }
+    let Ok(status) = tonic_types::pb::Status::decode(encoded) else {
+        return Vec::new();
+    };
+    status
+        .details
+        .iter()
+        .map(|any| {
+            let type_name = any.type_url.rsplit('/').next().unwrap_or_default();
+            let decoded = pool
+                .get_message_by_name(type_name)
+                .and_then(|descriptor| {
+                    DynamicMessage::decode(descriptor, any.value.as_slice()).ok()
+                })
+                .and_then(|message| {
+                    message
+                        .serialize_with_options(
+                            serde_json::value::Serializer,
+                            &SerializeOptions::new(),
+                        )
+                        .ok()
+                });
+            // The JSON mapping of Any: a message's fields beside `@type`, or
+            // for a type with a special mapping (not an object), `value`.
+            let mut object = match decoded {
+                Some(Value::Object(fields)) => fields,
+                Some(other) => Map::from_iter([("value".to_owned(), other)]),
+                None => Map::new(),
+            };
+            object.insert("@type".to_owned(), Value::String(any.type_url.clone()));
+            Value::Object(object)
+        })
+        .collect()
+}
