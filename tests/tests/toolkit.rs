@@ -938,3 +938,51 @@ error = {{ code = "PERMISSION_DENIED", message = "provider refuses", reason = "P
         "{error:#}"
     );
 }
+
+#[tokio::test]
+async fn a_dropped_connection_fails_the_call_and_the_next_connection_works() {
+    let gw = TestGateway::start().await;
+    add_fault(
+        &gw,
+        Fault {
+            target: target(fault_target::Target::Service(LOOKUP_SERVICE.into())),
+            effect: Some(fault::Effect::DropConnection(true)),
+            times: 1,
+            ..Fault::default()
+        },
+        Some("drop"),
+    )
+    .await;
+    let applicant = gw.applicant();
+    let envelope = applicant
+        .seal(&applicant.request(LOOKUP_SERVICE, iin(APPLICANT_IIN)))
+        .unwrap();
+    let own = connect(&gw.url()).await;
+    let status = shep_proto::gateway::v1::gateway_client::GatewayClient::new(own.clone())
+        .call(in_session(Request::new(envelope.clone()), Some("drop")))
+        .await
+        .unwrap_err();
+    // The connection is gone before any answer: the transport reports it.
+    assert!(
+        matches!(
+            status.code(),
+            Code::Unavailable | Code::Unknown | Code::Internal
+        ),
+        "{}",
+        describe(&status)
+    );
+    assert_ne!(
+        reason(&status),
+        "INJECTED_FAULT",
+        "no answer crossed the dropped connection"
+    );
+    // tonic reconnects; the fault is spent.
+    let answer = eventually(PATIENCE, async || {
+        shep_proto::gateway::v1::gateway_client::GatewayClient::new(own.clone())
+            .call(in_session(Request::new(envelope.clone()), Some("drop")))
+            .await
+    })
+    .await;
+    assert_eq!(person_name(&answer.into_inner()), "Серикбаев");
+    gw.shutdown().await;
+}
