@@ -22,6 +22,7 @@ use time::format_description::well_known::Iso8601;
 use time::{Date, OffsetDateTime};
 use tokio::time::Instant;
 use tower::ServiceExt;
+use tracing::Instrument as _;
 
 use crate::calendar::KZ_OFFSET;
 use crate::config::GatewayConfig;
@@ -44,6 +45,19 @@ const PERSONS_REGISTRY: &str = "gbdfl";
 const ENTITIES_REGISTRY: &str = "gbdul";
 /// ЕНИС: notarised powers of attorney, keyed by number.
 const ATTORNEYS_REGISTRY: &str = "enis";
+
+/// The span of one Call or Submit: its message id and service are recorded
+/// once the body is decoded, so every event and child span (a registry
+/// lookup) below carries them.
+fn message_span(rpc: &'static str, ctx: &CallContext) -> tracing::Span {
+    tracing::info_span!(
+        "message",
+        rpc,
+        message_id = tracing::field::Empty,
+        service = tracing::field::Empty,
+        session = ctx.session().unwrap_or_default(),
+    )
+}
 
 /// The outcome label of a result: `ok` or the refusal reason.
 fn outcome<T>(result: &Result<T, GatewayError>) -> &'static str {
@@ -427,6 +441,7 @@ impl Engine {
             .map(|f| f.fault_id.clone())
             .unwrap_or_default();
         let recorded = self.toolkit.exchanges.recording().then(|| request.clone());
+        let span = tracing::info_span!("registry", registry, key = %key);
         let result = async {
             if let Some(fired) = fired {
                 self.apply_fault(fired, ctx, &format!("registry `{registry}`"))
@@ -434,6 +449,7 @@ impl Engine {
             }
             self.ask_registry(registry, request, key_field, ctx).await
         }
+        .instrument(span)
         .await;
         if let Some(asked) = recorded {
             let context = asked.context.clone().unwrap_or_default();
@@ -685,7 +701,11 @@ impl Engine {
         ctx: &CallContext,
     ) -> Result<CallResponse, GatewayError> {
         let _in_flight = self.metrics.in_flight("call");
-        let result = self.call_checked(envelope, Instant::now(), ctx).await;
+        let span = message_span("call", ctx);
+        let result = self
+            .call_checked(envelope, Instant::now(), ctx)
+            .instrument(span)
+            .await;
         self.metrics.outcome("call", outcome(&result));
         result
     }
@@ -697,6 +717,9 @@ impl Engine {
         ctx: &CallContext,
     ) -> Result<CallResponse, GatewayError> {
         let inbound = self.decode(&envelope)?;
+        tracing::Span::current()
+            .record("message_id", inbound.message_id.as_str())
+            .record("service", inbound.body.service_id.as_str());
         if inbound.message_type != MessageType::Request {
             return Err(GatewayError::InvalidField {
                 field: "message_type",
@@ -823,7 +846,11 @@ impl Engine {
         ctx: &CallContext,
     ) -> Result<Receipt, GatewayError> {
         let _in_flight = self.metrics.in_flight("submit");
-        let result = self.submit_checked(envelope, Instant::now(), ctx).await;
+        let span = message_span("submit", ctx);
+        let result = self
+            .submit_checked(envelope, Instant::now(), ctx)
+            .instrument(span)
+            .await;
         self.metrics.outcome("submit", outcome(&result));
         result
     }
@@ -835,6 +862,9 @@ impl Engine {
         ctx: &CallContext,
     ) -> Result<Receipt, GatewayError> {
         let inbound = self.decode(&envelope)?;
+        tracing::Span::current()
+            .record("message_id", inbound.message_id.as_str())
+            .record("service", inbound.body.service_id.as_str());
         if inbound.message_type != MessageType::Request {
             return Err(GatewayError::InvalidField {
                 field: "message_type",
@@ -1112,7 +1142,22 @@ impl Engine {
 
     /// `Provider.Report`: a provider's signed status report about an application.
     pub async fn report(&self, envelope: SignedEnvelope) -> Result<ReportReceipt, GatewayError> {
+        let span = tracing::info_span!(
+            "report",
+            message_id = tracing::field::Empty,
+            correlation_id = tracing::field::Empty,
+        );
+        self.report_checked(envelope).instrument(span).await
+    }
+
+    async fn report_checked(
+        &self,
+        envelope: SignedEnvelope,
+    ) -> Result<ReportReceipt, GatewayError> {
         let inbound = self.decode(&envelope)?;
+        tracing::Span::current()
+            .record("message_id", inbound.message_id.as_str())
+            .record("correlation_id", inbound.body.correlation_id.as_str());
         if !matches!(
             inbound.message_type,
             MessageType::Update | MessageType::Response

@@ -417,6 +417,13 @@ async fn serve_subscription(
                     subject: provider.clone(),
                     ..ExchangeRecord::default()
                 });
+                tracing::info!(
+                    message_id = %leased.pending.message_id,
+                    %provider,
+                    connection,
+                    attempt = leased.pending.attempts,
+                    "delivered"
+                );
                 if tx.send(Ok(message)).await.is_err() {
                     break 'serve;
                 }

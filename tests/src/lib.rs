@@ -667,6 +667,16 @@ impl ShepServe {
     /// at most [`PATIENCE`], until its gRPC health check reports the Gateway
     /// service SERVING. Panics with the log if it exits or does not serve.
     pub async fn start(addr: std::net::SocketAddr, data_dir: &Path, log: &Path) -> Self {
+        Self::start_with_env(addr, data_dir, log, &[("SHEP_LOG", "warn")]).await
+    }
+
+    /// [`ShepServe::start`] with extra environment variables (e.g. `SHEP_LOG`).
+    pub async fn start_with_env(
+        addr: std::net::SocketAddr,
+        data_dir: &Path,
+        log: &Path,
+        env: &[(&str, &str)],
+    ) -> Self {
         let binary = tokio::task::spawn_blocking(shep_binary)
             .await
             .expect("building shep");
@@ -683,6 +693,7 @@ impl ShepServe {
             .arg(data_dir)
             .env_remove("SHEP_ADMIN_TOKEN")
             .env("SHEP_LOG", "warn")
+            .envs(env.iter().copied())
             .stdin(std::process::Stdio::null())
             .stdout(output.try_clone().expect("duplicating the log file"))
             .stderr(output)

@@ -85,3 +85,61 @@ async fn metrics_expose_every_hop_and_outcome_after_traffic() {
         "{text}"
     );
 }
+
+/// With `SHEP_LOG=info SHEP_LOG_SPANS=close`, `shep serve` logs each message's
+/// span as it ends, with its message id, and the registry hop inside it.
+#[tokio::test]
+async fn spans_carry_the_message_id_across_hops_into_the_log() {
+    let tmp = TempDir::new("shep-spans");
+    let data = tmp.path().join("data");
+    let log = tmp.path().join("serve.log");
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let server = ShepServe::start_with_env(
+        addr,
+        &data,
+        &log,
+        &[
+            ("SHEP_LOG", "shep_gateway=info"),
+            ("SHEP_LOG_SPANS", "close"),
+        ],
+    )
+    .await;
+    let (key, cert) = shep_gateway::server::DataDir(data.clone()).identity("applicant");
+    let applicant = Participant::new(
+        "pep",
+        shep_proto::envelope::v1::Channel::Portal,
+        shep_registries::nuc::Signer::from_files(&key, &cert).unwrap(),
+    );
+    let body = applicant.request(
+        "GbdflInfoByIin_v1",
+        shep_gateway::client::iin(APPLICANT_IIN),
+    );
+    let message_id = body.message_id.clone();
+    shep_proto::gateway::v1::gateway_client::GatewayClient::new(connect(&server.url()).await)
+        .call(applicant.seal(&body).unwrap())
+        .await
+        .unwrap();
+    let text = eventually(PATIENCE, async || {
+        let text = server.log();
+        if text.contains("registry") && text.contains(&message_id) && text.contains("close") {
+            Ok(text)
+        } else {
+            Err(text)
+        }
+    })
+    .await;
+    let registry_line = text
+        .lines()
+        .find(|line| line.contains("registry{") && line.contains("close"))
+        .unwrap_or_else(|| panic!("no registry span closed in:\n{text}"));
+    assert!(
+        registry_line.contains(&format!("message_id=\"{message_id}\"")),
+        "the registry hop carries the message id: {registry_line}"
+    );
+    assert!(
+        registry_line.contains("registry=\"gbdfl\""),
+        "{registry_line}"
+    );
+    assert!(registry_line.contains("time.busy"), "{registry_line}");
+    server.interrupt().await;
+}
