@@ -381,9 +381,11 @@ pub async fn run(
 pub fn table(report: &Report) -> String {
     let ms = |micros: u64| micros as f64 / 1000.0;
     let mut out = format!(
-        "{:?} {:?} loop, {} {}, {}, {:.1} s\n",
+        "{:?} {:?} loop, {:?} client on {} connections, {} {}, {}, {:.1} s\n",
         report.scenario,
         report.mode,
+        report.client,
+        report.connections,
         report.concurrency,
         if report.mode == Mode::Closed {
             "workers".to_owned()
@@ -472,7 +474,10 @@ mod tests {
         Settings {
             scenario: Scenario::Lookup,
             mode: Mode::Closed,
+            client: Client::Lean,
             concurrency: 4,
+            connections: 2,
+            threads: 1,
             rate: 0.0,
             duration: Duration::from_secs(1),
             algorithm: "ed25519".to_owned(),
@@ -499,6 +504,59 @@ mod tests {
         assert!((989..=991).contains(&report.p99_us), "{}", report.p99_us);
         assert!((999..=1001).contains(&report.max_us), "{}", report.max_us);
         assert!(report.rate.is_none());
+    }
+
+    #[test]
+    fn worker_tallies_merge_into_the_report_when_dropped() {
+        let recorder = Recorder::default();
+        let mut first = recorder.tally();
+        let mut second = recorder.tally();
+        first.record(Ok(()), Duration::from_micros(100));
+        second.record(Ok(()), Duration::from_micros(300));
+        second.record(Err("Unavailable".to_owned()), Duration::ZERO);
+        // Counted for the progress line at once, merged only on drop.
+        assert_eq!(recorder.counts(), (2, 1));
+        assert_eq!(recorder.report(&settings(), Duration::from_secs(1)).ok, 0);
+        drop((first, second));
+        let report = recorder.report(&settings(), Duration::from_secs(1));
+        assert_eq!((report.ok, report.requests), (2, 3));
+        assert_eq!(report.errors["Unavailable"], 1);
+        assert!((299..=301).contains(&report.max_us), "{}", report.max_us);
+    }
+
+    #[test]
+    fn a_cycling_pool_goes_round_and_a_plain_one_runs_out() {
+        let cycling = Pool::new(vec![1, 2, 3], true);
+        let taken: Vec<_> = (0..7).map(|_| cycling.take().unwrap()).collect();
+        assert_eq!(taken, [1, 2, 3, 1, 2, 3, 1]);
+        let once = Pool::new(vec![1, 2], false);
+        assert_eq!((once.take(), once.take(), once.take()), (Some(1), Some(2), None));
+    }
+
+    #[test]
+    fn a_frame_is_flag_length_message() {
+        let envelope = SignedEnvelope {
+            body: vec![7; 300],
+            signature: None,
+        };
+        let frame = grpc_frame(&envelope);
+        assert_eq!(frame[0], 0);
+        let length = u32::from_be_bytes(frame[1..5].try_into().unwrap()) as usize;
+        assert_eq!(length, frame.len() - 5);
+        assert_eq!(SignedEnvelope::decode(&frame[5..]).unwrap(), envelope);
+    }
+
+    #[test]
+    fn reports_written_before_the_lean_client_read_as_tonic_runs() {
+        let recorder = Recorder::default();
+        recorder.ok(Duration::from_millis(1));
+        let report = recorder.report(&settings(), Duration::from_secs(1));
+        let mut json = serde_json::to_value(&report).unwrap();
+        let object = json.as_object_mut().unwrap();
+        object.remove("client");
+        object.remove("connections");
+        let old: Report = serde_json::from_value(json).unwrap();
+        assert_eq!((old.client, old.connections), (Client::Tonic, 0));
     }
 
     #[test]
