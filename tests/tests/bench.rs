@@ -89,18 +89,18 @@ async fn an_open_loop_submit_run_offers_its_rate_and_every_application_is_accept
 
 #[tokio::test]
 async fn refused_requests_are_counted_by_code() {
-    let gw = TestGateway::builder()
-        .configure(|config| config.checks.message_date_skew_secs = 0)
-        .start()
-        .await;
+    let gw = TestGateway::start().await;
+    // Another gateway trusts only its own НУЦ: every envelope signed with
+    // the first one's identities is refused (UNKNOWN_ISSUER), every time.
+    let stranger = TestGateway::start().await;
     let dir = TempDir::new("shep-bench");
-    // Envelopes are signed up front; with no skew allowed they are refused.
-    let report = bench(&gw, &dir, "refused", &["--concurrency", "2"]).await;
+    let report = bench_at(&stranger.url(), &gw, &dir, "refused", &["--concurrency", "2"]).await;
     assert_eq!(report.ok, 0, "{report:?}");
     assert!(
-        report.errors.get("InvalidArgument").copied().unwrap_or(0) > 0,
+        report.errors.get("Unauthenticated").copied().unwrap_or(0) > 0,
         "{report:?}"
     );
+    assert_eq!(report.errors.len(), 1, "{report:?}");
 }
 
 #[tokio::test]
