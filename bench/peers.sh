@@ -23,6 +23,8 @@ cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.."
 SECONDS_PER_ROW="${1:-10}"
 CONCURRENCY="${2:-32}"
 CONNECTIONS="${3:-4}"
+# Each row runs ROUNDS times, shep bench and h2load in turn; the table shows the means.
+ROUNDS="${ROUNDS:-2}"
 STREAMS=$(( (CONCURRENCY + CONNECTIONS - 1) / CONNECTIONS ))
 RUN="$(mktemp -d /tmp/shep-peers.XXXXXX)"
 trap 'kill $(jobs -p) 2>/dev/null || true; [ -f "$RUN/nginx.pid" ] && kill "$(cat "$RUN/nginx.pid")" 2>/dev/null || true' EXIT
@@ -91,22 +93,38 @@ done
 # gRPC successes too: a refused call is an HTTP 200 with a non-zero grpc-status.
 answered() { curl -s "http://$1/metrics" | awk '/^shep_requests_total\{rpc="call",outcome="ok"\}/ {print $2}' | grep . || echo 0; }
 
+bench_once() { # name url scenario algorithm concurrency connections round
+  "$SHEP" bench run --gateway "http://$2" --data-dir "$RUN/data" --nuc "http://$GATEWAY" \
+    --scenario "$3" --algorithm "$4" --concurrency "$5" --connections "$6" \
+    --seconds "$SECONDS_PER_ROW" --json "$RUN/$1.r$7.json" >/dev/null 2>"$RUN/$1.r$7.bench.log"
+}
+
+h2load_once() { # name url algorithm concurrency connections round [metrics-url]
+  local name=$1 url=$2 alg=$3 concurrency=$4 connections=$5 round=$6 metrics=${7:-} before=0
+  # Signed now: message_date must be within the gateway's skew (5 minutes) when it arrives.
+  "$SHEP" bench frame --algorithm "$alg" --data-dir "$RUN/data" --nuc "http://$GATEWAY" \
+    --out "$RUN/$name.frame" 2>/dev/null
+  [ -n "$metrics" ] && before=$(answered "$metrics")
+  h2load -D "$SECONDS_PER_ROW" -c "$connections" -m $(( (concurrency + connections - 1) / connections )) \
+    -d "$RUN/$name.frame" -H 'content-type: application/grpc' -H 'te: trailers' \
+    "http://$url/shep.gateway.v1.Gateway/Call" >"$RUN/$name.r$round.h2load.log" 2>&1 || true
+  if [ -n "$metrics" ]; then echo $(( $(answered "$metrics") - before )) >"$RUN/$name.r$round.h2load.ok"; fi
+}
+
 row() { # name url scenario algorithm concurrency connections [metrics-url]
   local name=$1 url=$2 scenario=$3 alg=$4 concurrency=$5 connections=$6 metrics=${7:-}
-  "$SHEP" bench run --gateway "http://$url" --data-dir "$RUN/data" --nuc "http://$GATEWAY" \
-    --scenario "$scenario" --algorithm "$alg" --concurrency "$concurrency" --connections "$connections" \
-    --seconds "$SECONDS_PER_ROW" --json "$RUN/$name.json" >/dev/null 2>"$RUN/$name.bench.log"
-  if [ "$scenario" = lookup ]; then
-    # Signed now: message_date must be within the gateway's skew (5 minutes) when it arrives.
-    "$SHEP" bench frame --algorithm "$alg" --data-dir "$RUN/data" --nuc "http://$GATEWAY" \
-      --out "$RUN/$name.frame" 2>/dev/null
-    local before=0
-    [ -n "$metrics" ] && before=$(answered "$metrics")
-    h2load -D "$SECONDS_PER_ROW" -c "$connections" -m $(( (concurrency + connections - 1) / connections )) \
-      -d "$RUN/$name.frame" -H 'content-type: application/grpc' -H 'te: trailers' \
-      "http://$url/shep.gateway.v1.Gateway/Call" >"$RUN/$name.h2load.log" 2>&1 || true
-    [ -n "$metrics" ] && echo $(( $(answered "$metrics") - before )) >"$RUN/$name.h2load.ok"
-  fi
+  for round in $(seq 1 "$ROUNDS"); do
+    if [ "$scenario" != lookup ]; then
+      bench_once "$name" "$url" "$scenario" "$alg" "$concurrency" "$connections" "$round"
+    # Alternating which tool goes first (ABBA) cancels a steady drift in the machine's load.
+    elif [ $((round % 2)) -eq 1 ]; then
+      bench_once "$name" "$url" "$scenario" "$alg" "$concurrency" "$connections" "$round"
+      h2load_once "$name" "$url" "$alg" "$concurrency" "$connections" "$round" "$metrics"
+    else
+      h2load_once "$name" "$url" "$alg" "$concurrency" "$connections" "$round" "$metrics"
+      bench_once "$name" "$url" "$scenario" "$alg" "$concurrency" "$connections" "$round"
+    fi
+  done
   echo "  $name done" >&2
 }
 
@@ -124,9 +142,10 @@ row c1-nginx "127.0.0.1:$NGINX_PORT" lookup ed25519 1 1
 row c1-gateway "$GATEWAY" lookup ed25519 1 1 "$GATEWAY"
 LOAD_AFTER="$(cut -d' ' -f1-3 /proc/loadavg)"
 
-SERVER="$SERVER" python3 - "$RUN" "$LOAD_BEFORE" "$LOAD_AFTER" "$CONCURRENCY" "$CONNECTIONS" "$STREAMS" <<'PY'
+SERVER="$SERVER" python3 - "$RUN" "$LOAD_BEFORE" "$LOAD_AFTER" "$CONCURRENCY" "$CONNECTIONS" "$STREAMS" "$ROUNDS" <<'PY'
 import json, os, re, sys
-run, load_before, load_after, concurrency, connections, streams = sys.argv[1:7]
+run, load_before, load_after, concurrency, connections, streams, rounds = sys.argv[1:8]
+rounds = int(rounds)
 algs = {"ed25519": "Ed25519", "p256": "P-256", "rsa2048": "RSA-2048"}
 rows = []
 for alg in algs:
@@ -138,39 +157,52 @@ rows += [("gateway-remote", "gateway lookup, ГБД ФЛ in another process", "n
          ("c1-direct", "concurrency 1: direct echo", "c1-nginx"),
          ("c1-nginx", "concurrency 1: nginx -> echo", "c1-nginx"),
          ("c1-gateway", "concurrency 1: gateway lookup, in-process", "c1-nginx")]
+def mean(values):
+    values = [v for v in values if v is not None]
+    return sum(values) / len(values) if values else None
 def h2(name):
-    path = os.path.join(run, name + ".h2load.log")
-    if not os.path.exists(path):
-        return None, None
-    text = open(path).read()
-    rps = re.search(r"finished in [^,]+, ([\d.]+) req/s", text)
-    ok = re.search(r"(\d+) succeeded, (\d+) failed", text)
-    grpc_ok = None
-    if os.path.exists(os.path.join(run, name + ".h2load.ok")):
-        grpc_ok = int(open(os.path.join(run, name + ".h2load.ok")).read().strip() or 0)
-    problem = None
-    if ok and grpc_ok is not None and grpc_ok < int(ok.group(1)):
-        problem = f"{int(ok.group(1)) - grpc_ok} refused"
-    elif ok and int(ok.group(2)):
-        problem = f"{ok.group(2)} failed"
-    return (float(rps.group(1)) if rps else None), problem
-reports = {name: json.load(open(os.path.join(run, name + ".json"))) for name, _, _ in rows}
+    rates, problems = [], []
+    for r in range(1, rounds + 1):
+        path = os.path.join(run, f"{name}.r{r}.h2load.log")
+        if not os.path.exists(path):
+            continue
+        text = open(path).read()
+        rps = re.search(r"finished in [^,]+, ([\d.]+) req/s", text)
+        ok = re.search(r"(\d+) succeeded, (\d+) failed", text)
+        rates.append(float(rps.group(1)) if rps else None)
+        okfile = os.path.join(run, f"{name}.r{r}.h2load.ok")
+        grpc_ok = int(open(okfile).read().strip() or 0) if os.path.exists(okfile) else None
+        if ok and grpc_ok is not None and grpc_ok < int(ok.group(1)):
+            problems.append(f"{int(ok.group(1)) - grpc_ok} refused")
+        elif ok and int(ok.group(2)):
+            problems.append(f"{ok.group(2)} failed")
+    return mean(rates), ", ".join(problems)
+def report(name):
+    runs = [json.load(open(os.path.join(run, f"{name}.r{r}.json"))) for r in range(1, rounds + 1)]
+    return {
+        "throughput": mean([x["throughput"] for x in runs]),
+        "p50_us": mean([x["p50_us"] for x in runs]),
+        "p99_us": mean([x["p99_us"] for x in runs]),
+        "errors": sum(sum(x["errors"].values()) for x in runs),
+        "each": [x["throughput"] for x in runs],
+    }
+reports = {name: report(name) for name, _, _ in rows}
 print(f"server: {os.environ.get('SERVER', '')}")
 print(f"load average before {load_before}, after {load_after}; nproc {os.cpu_count()}; "
-      f"closed loop, {concurrency} in flight on {connections} connections (h2load -c {connections} -m {streams})")
+      f"closed loop, {concurrency} in flight on {connections} connections (h2load -c {connections} -m {streams}); "
+      f"means of {rounds} rounds, shep bench and h2load in turn")
 print(f"{'path':<46} {'alg':<8} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'err':>4} {'/nginx':>7} {'h2load':>8} {'bench/h2load':>12}")
 for name, label, base in rows:
     r = reports[name]
-    errors = sum(r["errors"].values())
     rps, problem = h2(name)
     h2s = f"{rps:.0f}" if rps else "-"
     agree = f"{r['throughput'] / rps:.2f}" if rps else "-"
     alg = algs.get(name.rsplit("-", 1)[-1], "Ed25519")
     ratio = r["throughput"] / reports[base]["throughput"]
     note = f"  h2load: {problem}" if problem else ""
-    print(f"{label:<46} {alg:<8} {r['throughput']:>8.0f} {r['p50_us']/1000:>7.3f} {r['p99_us']/1000:>7.3f} {errors:>4} {ratio:>7.2f} {h2s:>8} {agree:>12}{note}")
+    print(f"{label:<46} {alg:<8} {r['throughput']:>8.0f} {r['p50_us']/1000:>7.3f} {r['p99_us']/1000:>7.3f} {r['errors']:>4} {ratio:>7.2f} {h2s:>8} {agree:>12}{note}")
 added = reports["c1-gateway"]["p50_us"] - reports["c1-direct"]["p50_us"]
-print(f"one gateway hop at concurrency 1 adds {added} µs at p50 over direct "
-      f"(nginx adds {reports['c1-nginx']['p50_us'] - reports['c1-direct']['p50_us']} µs)")
+print(f"one gateway hop at concurrency 1 adds {added:.0f} µs at p50 over direct "
+      f"(nginx adds {reports['c1-nginx']['p50_us'] - reports['c1-direct']['p50_us']:.0f} µs)")
 PY
 echo "(logs and JSON reports in $RUN)"

@@ -872,8 +872,7 @@ async fn bench(command: BenchCommand) -> anyhow::Result<()> {
                 &applicant.request("GbdflInfoByIin_v1", iin(crate::server::DEMO_APPLICANT_IIN)),
             )?;
             let frame = loadgen::grpc_frame(&envelope);
-            std::fs::write(&out, &frame)
-                .with_context(|| format!("writing `{}`", out.display()))?;
+            std::fs::write(&out, &frame).with_context(|| format!("writing `{}`", out.display()))?;
             eprintln!(
                 "wrote a {}-byte gRPC frame to `{}`",
                 frame.len(),

@@ -5,6 +5,7 @@
 pub mod calendar;
 pub mod cli;
 pub mod client;
+pub mod coalesce;
 pub mod config;
 pub mod delivery;
 pub mod engine;

@@ -61,9 +61,7 @@ pub enum Mode {
 }
 
 /// Which client sends the requests.
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Client {
     /// Pre-encoded gRPC frames over `h2`, current-thread runtimes: cheap
@@ -530,7 +528,10 @@ mod tests {
         let taken: Vec<_> = (0..7).map(|_| cycling.take().unwrap()).collect();
         assert_eq!(taken, [1, 2, 3, 1, 2, 3, 1]);
         let once = Pool::new(vec![1, 2], false);
-        assert_eq!((once.take(), once.take(), once.take()), (Some(1), Some(2), None));
+        assert_eq!(
+            (once.take(), once.take(), once.take()),
+            (Some(1), Some(2), None)
+        );
     }
 
     #[test]

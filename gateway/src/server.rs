@@ -357,6 +357,10 @@ pub async fn start_on(
         .add_routes(routes.into());
     // Nagle's algorithm would hold small unary answers back for ~40 ms.
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    // One write per turn of each connection rather than one per answer (coalesce.rs).
+    let incoming = tokio_stream::StreamExt::map(incoming, |accepted| {
+        accepted.map(crate::coalesce::Coalesce::new)
+    });
     let server = tokio::spawn(server.serve_with_incoming_shutdown(incoming, async {
         let _ = shutdown_rx.await;
     }));

@@ -94,7 +94,14 @@ async fn refused_requests_are_counted_by_code() {
     // the first one's identities is refused (UNKNOWN_ISSUER), every time.
     let stranger = TestGateway::start().await;
     let dir = TempDir::new("shep-bench");
-    let report = bench_at(&stranger.url(), &gw, &dir, "refused", &["--concurrency", "2"]).await;
+    let report = bench_at(
+        &stranger.url(),
+        &gw,
+        &dir,
+        "refused",
+        &["--concurrency", "2"],
+    )
+    .await;
     assert_eq!(report.ok, 0, "{report:?}");
     assert!(
         report.errors.get("Unauthenticated").copied().unwrap_or(0) > 0,
@@ -195,14 +202,7 @@ async fn the_lean_client_drives_the_echo_over_several_connections_and_threads() 
         &gw,
         &dir,
         "lean-echo",
-        &[
-            "--concurrency",
-            "6",
-            "--connections",
-            "3",
-            "--threads",
-            "2",
-        ],
+        &["--concurrency", "6", "--connections", "3", "--threads", "2"],
     )
     .await;
     assert_eq!(report.client, Client::Lean);
@@ -249,7 +249,14 @@ async fn the_lean_client_counts_refusals_by_grpc_code_as_tonic_names_them() {
         &gw,
         &dir,
         "lean-refused",
-        &["--scenario", "submit", "--requests", "50", "--concurrency", "2"],
+        &[
+            "--scenario",
+            "submit",
+            "--requests",
+            "50",
+            "--concurrency",
+            "2",
+        ],
     )
     .await;
     assert_eq!(report.ok, 0, "{report:?}");
@@ -266,7 +273,14 @@ async fn the_tonic_client_is_still_there_and_agrees() {
         &gw,
         &dir,
         "tonic",
-        &["--client", "tonic", "--concurrency", "4", "--connections", "2"],
+        &[
+            "--client",
+            "tonic",
+            "--concurrency",
+            "4",
+            "--connections",
+            "2",
+        ],
     )
     .await;
     assert_eq!(report.client, Client::Tonic);

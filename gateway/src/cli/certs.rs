@@ -305,7 +305,11 @@ pub(super) async fn applicant_identity(
         .with_context(|| format!("writing `{}`", key_path.display()))?;
     std::fs::write(&cert_path, &issued.certificate_pem)
         .with_context(|| format!("writing `{}`", cert_path.display()))?;
-    eprintln!("issued `{name}` (serial {}) into `{}`", issued.serial, dir.identities().display());
+    eprintln!(
+        "issued `{name}` (serial {}) into `{}`",
+        issued.serial,
+        dir.identities().display()
+    );
     Ok((key_path, cert_path))
 }
 

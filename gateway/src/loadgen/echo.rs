@@ -89,4 +89,3 @@ pub async fn serve_echo(
         .await?;
     Ok(())
 }
-

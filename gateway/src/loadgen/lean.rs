@@ -3,9 +3,10 @@
 //! tonic `Channel` (a buffer task between caller and connection), no message
 //! encoding or decoding, no task per request in a closed loop, and each OS
 //! thread is a current-thread runtime driving its own connections, so no
-//! work stealing either. That is close to what h2load costs, and on a 2-core
-//! machine shared with the gateway every cycle the client saves is one the
-//! gateway can use.
+//! work stealing either; and the requests queued during one turn of a
+//! connection leave in one write ([`crate::coalesce`]). That is close to what
+//! h2load costs, and on a 2-core machine shared with the gateway every cycle
+//! the client saves is one the gateway can use.
 
 use std::future::poll_fn;
 use std::sync::Arc;
@@ -20,6 +21,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::{Mode, Pool, Recorder, Settings, Tally};
+use crate::coalesce::Coalesce;
 
 /// Where the requests go.
 #[derive(Debug, Clone)]
@@ -176,7 +178,8 @@ impl Shard {
                 .with_context(|| format!("connecting to `{addr}`"))?;
             // Unary calls are small writes that must go out at once.
             tcp.set_nodelay(true)?;
-            let (sender, connection) = h2::client::handshake(tcp)
+            // One write per turn of the connection, as h2load does.
+            let (sender, connection) = h2::client::handshake(Coalesce::new(tcp))
                 .await
                 .with_context(|| format!("HTTP/2 handshake with `{addr}`"))?;
             tokio::spawn(async move {
