@@ -1102,7 +1102,12 @@ pub async fn serve_registry_on<R: Registry>(
         .add_service(RegistryGrpcAdapter::new(Arc::new(registry)).into_server())
         .add_service(RegistryAdminGrpcAdapter::new(data, admin_token).into_server())
         .serve_with_incoming_shutdown(
-            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+            // One write per turn of each connection rather than one per
+            // answer (coalesce.rs): a gateway multiplexes its lookups on one.
+            tokio_stream::StreamExt::map(
+                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+                |accepted| accepted.map(crate::coalesce::Coalesce::new),
+            ),
             shutdown,
         )
         .await?;
