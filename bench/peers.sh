@@ -12,8 +12,9 @@
 #   gateway lookup, in-process registry    (the same three algorithms)
 #   gateway lookup, registry in another process | gateway durable submit   (Ed25519)
 #   concurrency 1: direct echo, nginx, gateway lookup  (the added latency of one hop)
-# Prints a table with ratios to nginx (with the same algorithm's envelopes) and the load average
-# before the run. Installs nginx and nghttp2-client (h2load) with apt if missing.
+# Prints a table with ratios to nginx (with the same algorithm's envelopes), the CPU time the
+# serving processes spent per request during the shep bench runs (steadier than rates on a busy
+# machine), and the load average before and after the run. Installs nginx and nghttp2-client (h2load) with apt if missing.
 #
 # SHEP_SERVER=/path/to/another/shep serves the echo, the gateways and the registry from another
 # build while the client stays this one: a before/after comparison of the server with one script.
@@ -53,8 +54,11 @@ REMOTE_GATEWAY=127.0.0.1:7801
 wait_port() { for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/${1%:*}/${1#*:}") 2>/dev/null && return 0; sleep 0.1; done; echo "nothing on $1" >&2; exit 1; }
 
 "$SERVER" bench echo --listen "$ECHO" 2>"$RUN/echo.log" &
+ECHO_PID=$!
 "$SERVER" serve --listen "$GATEWAY" --data-dir "$RUN/data" >"$RUN/gateway.log" 2>&1 &
+GATEWAY_PID=$!
 "$SERVER" registry gbdfl --listen "$REGISTRY" >"$RUN/registry.log" 2>&1 &
+REGISTRY_PID=$!
 wait_port "$ECHO"; wait_port "$GATEWAY"; wait_port "$REGISTRY"
 # The second gateway shares the data dir's identities but keeps its own journal.
 cp -r "$RUN/data" "$RUN/data-remote"; rm -f "$RUN/data-remote/journal.redb"
@@ -65,6 +69,7 @@ data_dir = "$RUN/data-remote"
 url = "http://$REGISTRY"
 TOML
 "$SERVER" serve --config "$RUN/remote.toml" >"$RUN/gateway-remote.log" 2>&1 &
+REMOTE_PID=$!
 wait_port "$REMOTE_GATEWAY"
 
 # nginx: one worker, HTTP/2, keep-alive upstream (../shared/bench/nginx-grpc.conf).
@@ -82,6 +87,11 @@ http {
 NGINX
 "$NGINX" -c "$RUN/nginx.conf"
 wait_port "127.0.0.1:$NGINX_PORT"
+NGINX_WORKER=$(pgrep -P "$(cat "$RUN/nginx.pid")" | head -1)
+
+# CPU time (clock ticks, user + system) the given processes have used so far: the servers'
+# cost per request, which the machine's other load changes far less than the rates.
+ticks() { local total=0 pid; for pid in "$@"; do total=$(( total + $(awk '{print $14 + $15}' "/proc/$pid/stat") )); done; echo "$total"; }
 
 # The P-256 and RSA-2048 applicants, issued once by the gateway's НУЦ into $RUN/data/identities.
 for alg in p256 rsa2048; do
@@ -94,9 +104,12 @@ done
 answered() { curl -s "http://$1/metrics" | awk '/^shep_requests_total\{rpc="call",outcome="ok"\}/ {print $2}' | grep . || echo 0; }
 
 bench_once() { # name url scenario algorithm concurrency connections round
+  local before
+  before=$(ticks $SERVING)
   "$SHEP" bench run --gateway "http://$2" --data-dir "$RUN/data" --nuc "http://$GATEWAY" \
     --scenario "$3" --algorithm "$4" --concurrency "$5" --connections "$6" \
     --seconds "$SECONDS_PER_ROW" --json "$RUN/$1.r$7.json" >/dev/null 2>"$RUN/$1.r$7.bench.log"
+  echo $(( $(ticks $SERVING) - before )) "$(getconf CLK_TCK)" >"$RUN/$1.r$7.ticks"
 }
 
 h2load_once() { # name url algorithm concurrency connections round [metrics-url]
@@ -130,16 +143,17 @@ row() { # name url scenario algorithm concurrency connections [metrics-url]
 
 LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
 echo "load average before the run: $LOAD_BEFORE (nproc $(nproc)); server: $SERVER" >&2
+# SERVING: the processes that serve a row (their CPU per request is reported).
 for alg in ed25519 p256 rsa2048; do
-  row "direct-$alg" "$ECHO" lookup "$alg" "$CONCURRENCY" "$CONNECTIONS"
-  row "nginx-$alg" "127.0.0.1:$NGINX_PORT" lookup "$alg" "$CONCURRENCY" "$CONNECTIONS"
-  row "gateway-$alg" "$GATEWAY" lookup "$alg" "$CONCURRENCY" "$CONNECTIONS" "$GATEWAY"
+  SERVING="$ECHO_PID" row "direct-$alg" "$ECHO" lookup "$alg" "$CONCURRENCY" "$CONNECTIONS"
+  SERVING="$NGINX_WORKER $ECHO_PID" row "nginx-$alg" "127.0.0.1:$NGINX_PORT" lookup "$alg" "$CONCURRENCY" "$CONNECTIONS"
+  SERVING="$GATEWAY_PID" row "gateway-$alg" "$GATEWAY" lookup "$alg" "$CONCURRENCY" "$CONNECTIONS" "$GATEWAY"
 done
-row gateway-remote "$REMOTE_GATEWAY" lookup ed25519 "$CONCURRENCY" "$CONNECTIONS" "$REMOTE_GATEWAY"
-row gateway-submit "$GATEWAY" submit ed25519 "$CONCURRENCY" "$CONNECTIONS"
-row c1-direct "$ECHO" lookup ed25519 1 1
-row c1-nginx "127.0.0.1:$NGINX_PORT" lookup ed25519 1 1
-row c1-gateway "$GATEWAY" lookup ed25519 1 1 "$GATEWAY"
+SERVING="$REMOTE_PID $REGISTRY_PID" row gateway-remote "$REMOTE_GATEWAY" lookup ed25519 "$CONCURRENCY" "$CONNECTIONS" "$REMOTE_GATEWAY"
+SERVING="$GATEWAY_PID" row gateway-submit "$GATEWAY" submit ed25519 "$CONCURRENCY" "$CONNECTIONS"
+SERVING="$ECHO_PID" row c1-direct "$ECHO" lookup ed25519 1 1
+SERVING="$NGINX_WORKER $ECHO_PID" row c1-nginx "127.0.0.1:$NGINX_PORT" lookup ed25519 1 1
+SERVING="$GATEWAY_PID" row c1-gateway "$GATEWAY" lookup ed25519 1 1 "$GATEWAY"
 LOAD_AFTER="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 SERVER="$SERVER" python3 - "$RUN" "$LOAD_BEFORE" "$LOAD_AFTER" "$CONCURRENCY" "$CONNECTIONS" "$STREAMS" "$ROUNDS" <<'PY'
@@ -179,7 +193,14 @@ def h2(name):
     return mean(rates), ", ".join(problems)
 def report(name):
     runs = [json.load(open(os.path.join(run, f"{name}.r{r}.json"))) for r in range(1, rounds + 1)]
+    cpu = []
+    for r, x in enumerate(runs, 1):
+        path = os.path.join(run, f"{name}.r{r}.ticks")
+        if os.path.exists(path) and x["requests"]:
+            ticks, per_second = open(path).read().split()
+            cpu.append(int(ticks) / int(per_second) / x["requests"] * 1e6)
     return {
+        "cpu_us": mean(cpu),
         "throughput": mean([x["throughput"] for x in runs]),
         "p50_us": mean([x["p50_us"] for x in runs]),
         "p99_us": mean([x["p99_us"] for x in runs]),
@@ -191,7 +212,7 @@ print(f"server: {os.environ.get('SERVER', '')}")
 print(f"load average before {load_before}, after {load_after}; nproc {os.cpu_count()}; "
       f"closed loop, {concurrency} in flight on {connections} connections (h2load -c {connections} -m {streams}); "
       f"means of {rounds} rounds, shep bench and h2load in turn")
-print(f"{'path':<46} {'alg':<8} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'err':>4} {'/nginx':>7} {'h2load':>8} {'bench/h2load':>12}")
+print(f"{'path':<46} {'alg':<8} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'err':>4} {'/nginx':>7} {'h2load':>8} {'bench/h2load':>12} {'server CPU µs/req':>17}")
 for name, label, base in rows:
     r = reports[name]
     rps, problem = h2(name)
@@ -200,7 +221,8 @@ for name, label, base in rows:
     alg = algs.get(name.rsplit("-", 1)[-1], "Ed25519")
     ratio = r["throughput"] / reports[base]["throughput"]
     note = f"  h2load: {problem}" if problem else ""
-    print(f"{label:<46} {alg:<8} {r['throughput']:>8.0f} {r['p50_us']/1000:>7.3f} {r['p99_us']/1000:>7.3f} {r['errors']:>4} {ratio:>7.2f} {h2s:>8} {agree:>12}{note}")
+    cpu = f"{r['cpu_us']:.1f}" if r["cpu_us"] is not None else "-"
+    print(f"{label:<46} {alg:<8} {r['throughput']:>8.0f} {r['p50_us']/1000:>7.3f} {r['p99_us']/1000:>7.3f} {r['errors']:>4} {ratio:>7.2f} {h2s:>8} {agree:>12} {cpu:>17}{note}")
 added = reports["c1-gateway"]["p50_us"] - reports["c1-direct"]["p50_us"]
 print(f"one gateway hop at concurrency 1 adds {added:.0f} µs at p50 over direct "
       f"(nginx adds {reports['c1-nginx']['p50_us'] - reports['c1-direct']['p50_us']:.0f} µs)")
