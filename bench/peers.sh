@@ -14,7 +14,8 @@
 #   concurrency 1: direct echo, nginx, gateway lookup  (the added latency of one hop)
 # Prints a table with ratios to nginx (with the same algorithm's envelopes), the CPU time the
 # serving processes spent per request during the shep bench runs (steadier than rates on a busy
-# machine), and the load average before and after the run. Installs nginx and nghttp2-client (h2load) with apt if missing.
+# machine), and the load average before and after the run. Installs nginx, nghttp2-client
+# (h2load), curl, python3 and procps with apt if missing.
 #
 # SHEP_SERVER=/path/to/another/shep serves the echo, the gateways and the registry from another
 # build while the client stays this one: a before/after comparison of the server with one script.
@@ -35,6 +36,7 @@ command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
 command -v h2load >/dev/null 2>&1 || need+=(nghttp2-client)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
+command -v pgrep >/dev/null 2>&1 || need+=(procps)
 if [ "${#need[@]}" -gt 0 ]; then
   echo "installing ${need[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
