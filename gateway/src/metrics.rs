@@ -52,8 +52,11 @@ fn latency_histogram() -> Histogram {
 /// scan of a few static pairs, and allocates only the first time.
 #[derive(Debug)]
 struct Handles<M> {
-    by_name: RwLock<HashMap<Box<str>, Vec<(&'static str, &'static str, M)>>>,
+    by_name: RwLock<HashMap<Box<str>, Vec<Keyed<M>>>>,
 }
+
+/// A handle with the two static labels that, with the name, identify it.
+type Keyed<M> = (&'static str, &'static str, M);
 
 impl<M> Default for Handles<M> {
     fn default() -> Self {
@@ -72,7 +75,7 @@ impl<M: Clone> Handles<M> {
         second: &'static str,
         create: impl FnOnce() -> M,
     ) -> M {
-        let find = |list: &Vec<(&'static str, &'static str, M)>| {
+        let find = |list: &Vec<Keyed<M>>| {
             list.iter()
                 .find(|(a, b, _)| *a == first && *b == second)
                 .map(|(_, _, handle)| handle.clone())
