@@ -1,34 +1,51 @@
 #!/usr/bin/env bash
 # The peer comparison (issue 7): one client, one run, on this machine.
 #
-#   bash bench/peers.sh [seconds-per-row] [concurrency]
+#   bash bench/peers.sh [seconds-per-row] [concurrency] [connections]
 #
 # Builds shep in release mode, starts a bare tonic echo backend (`shep bench echo`), nginx
 # grpc_pass in front of it, a gateway with the in-process ГБД ФЛ, a ГБД ФЛ registry process and a
-# second gateway that reaches it over gRPC, then measures with the same client (`shep bench`,
-# closed loop, Ed25519-signed Gateway.Call / Submit) and with h2load as an independent check:
-#   direct echo | nginx -> echo | gateway lookup, in-process registry |
-#   gateway lookup, registry in another process | gateway durable submit
-# Prints a table with ratios to nginx. Installs nginx and nghttp2-client (h2load) if missing.
+# second gateway that reaches it over gRPC, then measures every row with the same client
+# (`shep bench run`, the lean h2 client, closed loop) and with h2load as an independent check
+# (same connections and streams: `-c <connections> -m <concurrency/connections>`, same duration):
+#   direct echo | nginx -> echo            (Ed25519, ECDSA P-256 and RSA-2048 envelopes)
+#   gateway lookup, in-process registry    (the same three algorithms)
+#   gateway lookup, registry in another process | gateway durable submit   (Ed25519)
+#   concurrency 1: direct echo, nginx, gateway lookup  (the added latency of one hop)
+# Prints a table with ratios to nginx (with the same algorithm's envelopes), the CPU time the
+# serving processes spent per request during the shep bench runs (steadier than rates on a busy
+# machine), and the load average before and after the run. Installs nginx, nghttp2-client
+# (h2load), curl, python3 and procps with apt if missing.
+#
+# SHEP_SERVER=/path/to/another/shep serves the echo, the gateways and the registry from another
+# build while the client stays this one: a before/after comparison of the server with one script.
 set -euo pipefail
 cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.."
 
 SECONDS_PER_ROW="${1:-10}"
 CONCURRENCY="${2:-32}"
+CONNECTIONS="${3:-4}"
+# Each row runs ROUNDS times, shep bench and h2load in turn; the table shows the means.
+ROUNDS="${ROUNDS:-2}"
+STREAMS=$(( (CONCURRENCY + CONNECTIONS - 1) / CONNECTIONS ))
 RUN="$(mktemp -d /tmp/shep-peers.XXXXXX)"
 trap 'kill $(jobs -p) 2>/dev/null || true; [ -f "$RUN/nginx.pid" ] && kill "$(cat "$RUN/nginx.pid")" 2>/dev/null || true' EXIT
 
 need=()
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
 command -v h2load >/dev/null 2>&1 || need+=(nghttp2-client)
+command -v curl >/dev/null 2>&1 || need+=(curl)
+command -v python3 >/dev/null 2>&1 || need+=(python3)
+command -v pgrep >/dev/null 2>&1 || need+=(procps)
 if [ "${#need[@]}" -gt 0 ]; then
   echo "installing ${need[*]}"
-  apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
 
 cargo build -q --release --bin shep
-SHEP="$PWD/target/release/shep"
+SHEP="${CARGO_TARGET_DIR:-$PWD/target}/release/shep"
+SERVER="${SHEP_SERVER:-$SHEP}"
 
 ECHO=127.0.0.1:7810
 NGINX_PORT=7820
@@ -38,9 +55,12 @@ REMOTE_GATEWAY=127.0.0.1:7801
 
 wait_port() { for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/${1%:*}/${1#*:}") 2>/dev/null && return 0; sleep 0.1; done; echo "nothing on $1" >&2; exit 1; }
 
-"$SHEP" bench echo --listen "$ECHO" 2>"$RUN/echo.log" &
-"$SHEP" serve --listen "$GATEWAY" --data-dir "$RUN/data" >"$RUN/gateway.log" 2>&1 &
-"$SHEP" registry gbdfl --listen "$REGISTRY" >"$RUN/registry.log" 2>&1 &
+"$SERVER" bench echo --listen "$ECHO" 2>"$RUN/echo.log" &
+ECHO_PID=$!
+"$SERVER" serve --listen "$GATEWAY" --data-dir "$RUN/data" >"$RUN/gateway.log" 2>&1 &
+GATEWAY_PID=$!
+"$SERVER" registry gbdfl --listen "$REGISTRY" >"$RUN/registry.log" 2>&1 &
+REGISTRY_PID=$!
 wait_port "$ECHO"; wait_port "$GATEWAY"; wait_port "$REGISTRY"
 # The second gateway shares the data dir's identities but keeps its own journal.
 cp -r "$RUN/data" "$RUN/data-remote"; rm -f "$RUN/data-remote/journal.redb"
@@ -50,7 +70,8 @@ data_dir = "$RUN/data-remote"
 [registries.gbdfl]
 url = "http://$REGISTRY"
 TOML
-"$SHEP" serve --config "$RUN/remote.toml" >"$RUN/gateway-remote.log" 2>&1 &
+"$SERVER" serve --config "$RUN/remote.toml" >"$RUN/gateway-remote.log" 2>&1 &
+REMOTE_PID=$!
 wait_port "$REMOTE_GATEWAY"
 
 # nginx: one worker, HTTP/2, keep-alive upstream (../shared/bench/nginx-grpc.conf).
@@ -68,46 +89,144 @@ http {
 NGINX
 "$NGINX" -c "$RUN/nginx.conf"
 wait_port "127.0.0.1:$NGINX_PORT"
+NGINX_WORKER=$(pgrep -P "$(cat "$RUN/nginx.pid")" | head -1)
 
-"$SHEP" bench frame --data-dir "$RUN/data" --out "$RUN/lookup.bin" 2>/dev/null
+# CPU time (clock ticks, user + system) the given processes have used so far: the servers'
+# cost per request, which the machine's other load changes far less than the rates.
+ticks() { local total=0 pid; for pid in "$@"; do total=$(( total + $(awk '{print $14 + $15}' "/proc/$pid/stat") )); done; echo "$total"; }
 
-row() { # name url scenario
-  "$SHEP" bench run --gateway "http://$2" --data-dir "$RUN/data" --scenario "$3" \
-    --concurrency "$CONCURRENCY" --seconds "$SECONDS_PER_ROW" --json "$RUN/$1.json" >/dev/null 2>"$RUN/$1.bench.log"
-  if [ "$3" = lookup ]; then
-    h2load -n $((SECONDS_PER_ROW * 2000)) -c 4 -m $((CONCURRENCY / 4)) -d "$RUN/lookup.bin" \
-      -H 'content-type: application/grpc' -H 'te: trailers' \
-      "http://$2/shep.gateway.v1.Gateway/Call" >"$RUN/$1.h2load.log" 2>&1 || true
-  fi
+# The P-256 and RSA-2048 applicants, issued once by the gateway's НУЦ into $RUN/data/identities.
+for alg in p256 rsa2048; do
+  "$SHEP" bench frame --algorithm "$alg" --data-dir "$RUN/data" --gateway "http://$GATEWAY" \
+    --out "$RUN/probe-$alg.bin" 2>>"$RUN/identities.log"
+done
+
+# What the gateway counted as answered, to check that h2load's "succeeded" (HTTP 200) were
+# gRPC successes too: a refused call is an HTTP 200 with a non-zero grpc-status.
+answered() { curl -s "http://$1/metrics" | awk '/^shep_requests_total\{rpc="call",outcome="ok"\}/ {print $2}' | grep . || echo 0; }
+
+bench_once() { # name url scenario algorithm concurrency connections round
+  local before
+  before=$(ticks $SERVING)
+  "$SHEP" bench run --gateway "http://$2" --data-dir "$RUN/data" --nuc "http://$GATEWAY" \
+    --scenario "$3" --algorithm "$4" --concurrency "$5" --connections "$6" \
+    --seconds "$SECONDS_PER_ROW" --json "$RUN/$1.r$7.json" >/dev/null 2>"$RUN/$1.r$7.bench.log"
+  echo $(( $(ticks $SERVING) - before )) "$(getconf CLK_TCK)" >"$RUN/$1.r$7.ticks"
 }
-row direct "$ECHO" lookup
-row nginx "127.0.0.1:$NGINX_PORT" lookup
-row gateway-lookup "$GATEWAY" lookup
-row gateway-remote "$REMOTE_GATEWAY" lookup
-row gateway-submit "$GATEWAY" submit
 
-python3 - "$RUN" <<'PY'
-import json, re, sys, os
-run = sys.argv[1]
-rows = [("direct", "direct echo (no checks)"), ("nginx", "nginx grpc_pass -> echo (no checks)"),
-        ("gateway-lookup", "gateway lookup, in-process ГБД ФЛ, all checks"),
-        ("gateway-remote", "gateway lookup, ГБД ФЛ in another process, all checks"),
-        ("gateway-submit", "gateway durable submit + provider ack, all checks")]
+h2load_once() { # name url algorithm concurrency connections round [metrics-url]
+  local name=$1 url=$2 alg=$3 concurrency=$4 connections=$5 round=$6 metrics=${7:-} before=0
+  # Signed now: message_date must be within the gateway's skew (5 minutes) when it arrives.
+  "$SHEP" bench frame --algorithm "$alg" --data-dir "$RUN/data" --nuc "http://$GATEWAY" \
+    --out "$RUN/$name.frame" 2>/dev/null
+  [ -n "$metrics" ] && before=$(answered "$metrics")
+  h2load -D "$SECONDS_PER_ROW" -c "$connections" -m $(( (concurrency + connections - 1) / connections )) \
+    -d "$RUN/$name.frame" -H 'content-type: application/grpc' -H 'te: trailers' \
+    "http://$url/shep.gateway.v1.Gateway/Call" >"$RUN/$name.r$round.h2load.log" 2>&1 || true
+  if [ -n "$metrics" ]; then echo $(( $(answered "$metrics") - before )) >"$RUN/$name.r$round.h2load.ok"; fi
+}
+
+row() { # name url scenario algorithm concurrency connections [metrics-url]
+  local name=$1 url=$2 scenario=$3 alg=$4 concurrency=$5 connections=$6 metrics=${7:-}
+  for round in $(seq 1 "$ROUNDS"); do
+    if [ "$scenario" != lookup ]; then
+      bench_once "$name" "$url" "$scenario" "$alg" "$concurrency" "$connections" "$round"
+    # Alternating which tool goes first (ABBA) cancels a steady drift in the machine's load.
+    elif [ $((round % 2)) -eq 1 ]; then
+      bench_once "$name" "$url" "$scenario" "$alg" "$concurrency" "$connections" "$round"
+      h2load_once "$name" "$url" "$alg" "$concurrency" "$connections" "$round" "$metrics"
+    else
+      h2load_once "$name" "$url" "$alg" "$concurrency" "$connections" "$round" "$metrics"
+      bench_once "$name" "$url" "$scenario" "$alg" "$concurrency" "$connections" "$round"
+    fi
+  done
+  echo "  $name done" >&2
+}
+
+LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
+echo "load average before the run: $LOAD_BEFORE (nproc $(nproc)); server: $SERVER" >&2
+# SERVING: the processes that serve a row (their CPU per request is reported).
+for alg in ed25519 p256 rsa2048; do
+  SERVING="$ECHO_PID" row "direct-$alg" "$ECHO" lookup "$alg" "$CONCURRENCY" "$CONNECTIONS"
+  SERVING="$NGINX_WORKER $ECHO_PID" row "nginx-$alg" "127.0.0.1:$NGINX_PORT" lookup "$alg" "$CONCURRENCY" "$CONNECTIONS"
+  SERVING="$GATEWAY_PID" row "gateway-$alg" "$GATEWAY" lookup "$alg" "$CONCURRENCY" "$CONNECTIONS" "$GATEWAY"
+done
+SERVING="$REMOTE_PID $REGISTRY_PID" row gateway-remote "$REMOTE_GATEWAY" lookup ed25519 "$CONCURRENCY" "$CONNECTIONS" "$REMOTE_GATEWAY"
+SERVING="$GATEWAY_PID" row gateway-submit "$GATEWAY" submit ed25519 "$CONCURRENCY" "$CONNECTIONS"
+SERVING="$ECHO_PID" row c1-direct "$ECHO" lookup ed25519 1 1
+SERVING="$NGINX_WORKER $ECHO_PID" row c1-nginx "127.0.0.1:$NGINX_PORT" lookup ed25519 1 1
+SERVING="$GATEWAY_PID" row c1-gateway "$GATEWAY" lookup ed25519 1 1 "$GATEWAY"
+LOAD_AFTER="$(cut -d' ' -f1-3 /proc/loadavg)"
+
+SERVER="$SERVER" python3 - "$RUN" "$LOAD_BEFORE" "$LOAD_AFTER" "$CONCURRENCY" "$CONNECTIONS" "$STREAMS" "$ROUNDS" <<'PY'
+import json, os, re, sys
+run, load_before, load_after, concurrency, connections, streams, rounds = sys.argv[1:8]
+rounds = int(rounds)
+algs = {"ed25519": "Ed25519", "p256": "P-256", "rsa2048": "RSA-2048"}
+rows = []
+for alg in algs:
+    rows += [(f"direct-{alg}", "direct echo (no checks)", f"nginx-{alg}"),
+             (f"nginx-{alg}", "nginx grpc_pass -> echo (no checks)", f"nginx-{alg}"),
+             (f"gateway-{alg}", "gateway lookup, in-process ГБД ФЛ, all checks", f"nginx-{alg}")]
+rows += [("gateway-remote", "gateway lookup, ГБД ФЛ in another process", "nginx-ed25519"),
+         ("gateway-submit", "gateway durable submit + provider ack", "nginx-ed25519"),
+         ("c1-direct", "concurrency 1: direct echo", "c1-nginx"),
+         ("c1-nginx", "concurrency 1: nginx -> echo", "c1-nginx"),
+         ("c1-gateway", "concurrency 1: gateway lookup, in-process", "c1-nginx")]
+def mean(values):
+    values = [v for v in values if v is not None]
+    return sum(values) / len(values) if values else None
 def h2(name):
-    path = os.path.join(run, name + ".h2load.log")
-    if not os.path.exists(path): return None
-    text = open(path).read()
-    rps = re.search(r"finished in [^,]+, ([\d.]+) req/s", text)
-    ok = re.search(r"(\d+) succeeded, (\d+) failed", text)
-    return (float(rps.group(1)) if rps else None, ok.groups() if ok else None)
-reports = {name: json.load(open(os.path.join(run, name + ".json"))) for name, _ in rows}
-base = reports["nginx"]["throughput"]
-print(f"{'path':<55} {'alg':<8} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} {'/nginx':>7} {'h2load req/s':>13}")
-for name, label in rows:
+    rates, problems = [], []
+    for r in range(1, rounds + 1):
+        path = os.path.join(run, f"{name}.r{r}.h2load.log")
+        if not os.path.exists(path):
+            continue
+        text = open(path).read()
+        rps = re.search(r"finished in [^,]+, ([\d.]+) req/s", text)
+        ok = re.search(r"(\d+) succeeded, (\d+) failed", text)
+        rates.append(float(rps.group(1)) if rps else None)
+        okfile = os.path.join(run, f"{name}.r{r}.h2load.ok")
+        grpc_ok = int(open(okfile).read().strip() or 0) if os.path.exists(okfile) else None
+        if ok and grpc_ok is not None and grpc_ok < int(ok.group(1)):
+            problems.append(f"{int(ok.group(1)) - grpc_ok} refused")
+        elif ok and int(ok.group(2)):
+            problems.append(f"{ok.group(2)} failed")
+    return mean(rates), ", ".join(problems)
+def report(name):
+    runs = [json.load(open(os.path.join(run, f"{name}.r{r}.json"))) for r in range(1, rounds + 1)]
+    cpu = []
+    for r, x in enumerate(runs, 1):
+        path = os.path.join(run, f"{name}.r{r}.ticks")
+        if os.path.exists(path) and x["requests"]:
+            ticks, per_second = open(path).read().split()
+            cpu.append(int(ticks) / int(per_second) / x["requests"] * 1e6)
+    return {
+        "cpu_us": mean(cpu),
+        "throughput": mean([x["throughput"] for x in runs]),
+        "p50_us": mean([x["p50_us"] for x in runs]),
+        "p99_us": mean([x["p99_us"] for x in runs]),
+        "errors": sum(sum(x["errors"].values()) for x in runs),
+        "each": [x["throughput"] for x in runs],
+    }
+reports = {name: report(name) for name, _, _ in rows}
+print(f"server: {os.environ.get('SERVER', '')}")
+print(f"load average before {load_before}, after {load_after}; nproc {os.cpu_count()}; "
+      f"closed loop, {concurrency} in flight on {connections} connections (h2load -c {connections} -m {streams}); "
+      f"means of {rounds} rounds, shep bench and h2load in turn")
+print(f"{'path':<46} {'alg':<8} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'err':>4} {'/nginx':>7} {'h2load':>8} {'bench/h2load':>12} {'server CPU µs/req':>17}")
+for name, label, base in rows:
     r = reports[name]
-    errors = sum(r["errors"].values())
-    h = h2(name)
-    hs = f"{h[0]:.0f}" if h and h[0] else "-"
-    print(f"{label:<55} {r['algorithm']:<8} {r['throughput']:>8.0f} {r['p50_us']/1000:>7.2f} {r['p99_us']/1000:>7.2f} {errors:>6} {r['throughput']/base:>7.2f} {hs:>13}")
+    rps, problem = h2(name)
+    h2s = f"{rps:.0f}" if rps else "-"
+    agree = f"{r['throughput'] / rps:.2f}" if rps else "-"
+    alg = algs.get(name.rsplit("-", 1)[-1], "Ed25519")
+    ratio = r["throughput"] / reports[base]["throughput"]
+    note = f"  h2load: {problem}" if problem else ""
+    cpu = f"{r['cpu_us']:.1f}" if r["cpu_us"] is not None else "-"
+    print(f"{label:<46} {alg:<8} {r['throughput']:>8.0f} {r['p50_us']/1000:>7.3f} {r['p99_us']/1000:>7.3f} {r['errors']:>4} {ratio:>7.2f} {h2s:>8} {agree:>12} {cpu:>17}{note}")
+added = reports["c1-gateway"]["p50_us"] - reports["c1-direct"]["p50_us"]
+print(f"one gateway hop at concurrency 1 adds {added:.0f} µs at p50 over direct "
+      f"(nginx adds {reports['c1-nginx']['p50_us'] - reports['c1-direct']['p50_us']:.0f} µs)")
 PY
 echo "(logs and JSON reports in $RUN)"

@@ -76,11 +76,15 @@ impl<R: Registry> Service<LookupRequest> for InProcess<R> {
     }
 
     fn call(&mut self, request: LookupRequest) -> Self::Future {
-        let registry = self.name.to_string();
+        // The name is copied into an error only: a lookup that answers
+        // allocates nothing here.
         ready(self.registry.lookup(&request).map_err(|error| match error {
-            RegistryError::NoData { key } => AdapterError::NoData { registry, key },
+            RegistryError::NoData { key } => AdapterError::NoData {
+                registry: self.name.to_string(),
+                key,
+            },
             other => AdapterError::InvalidRequest {
-                registry,
+                registry: self.name.to_string(),
                 message: other.to_string(),
             },
         }))
@@ -129,19 +133,24 @@ impl Service<LookupRequest> for Remote {
 
     fn call(&mut self, request: LookupRequest) -> Self::Future {
         let mut client = self.client.clone();
-        let registry = self.name.to_string();
+        let name = self.name.clone();
         Box::pin(async move {
-            let key = format!("{:?}", request.key);
+            // Kept to name in a "no data" answer; formatted only then, not
+            // on every call of the hot path.
+            let key = request.key.clone();
             match client.lookup(request).await {
                 Ok(response) => Ok(response.into_inner()),
                 Err(status) => Err(match status.code() {
-                    tonic::Code::NotFound => AdapterError::NoData { registry, key },
+                    tonic::Code::NotFound => AdapterError::NoData {
+                        registry: name.to_string(),
+                        key: format!("{key:?}"),
+                    },
                     tonic::Code::InvalidArgument => AdapterError::InvalidRequest {
-                        registry,
+                        registry: name.to_string(),
                         message: status.message().to_owned(),
                     },
                     _ => AdapterError::Unavailable {
-                        registry,
+                        registry: name.to_string(),
                         message: format!("{:?}: {}", status.code(), status.message()),
                     },
                 }),

@@ -263,9 +263,19 @@ struct BenchRunArgs {
     scenario: crate::loadgen::Scenario,
     #[arg(long, value_enum, default_value = "closed")]
     mode: crate::loadgen::Mode,
+    /// `lean`: pre-encoded frames over HTTP/2 (h2), cheap enough to share
+    /// the machine with the gateway; `tonic`: the generated gRPC client.
+    #[arg(long, value_enum, default_value = "lean")]
+    client: crate::loadgen::Client,
     /// Closed loop: workers. Open loop: the most requests in flight.
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
+    /// HTTP/2 connections the requests are spread over (h2load's `-c`).
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
+    /// Lean client: threads driving the connections (h2load's `-t`).
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
     /// Open loop: requests per second.
     #[arg(long, default_value_t = 1000.0)]
     rate: f64,
@@ -273,15 +283,47 @@ struct BenchRunArgs {
     /// up front and `message_date` must stay within the gateway's skew).
     #[arg(long, default_value_t = 10)]
     seconds: u64,
-    /// Envelopes to sign up front (default: enough for the rate, or
-    /// 50 000 for a closed loop); the run also ends when they are used up.
+    /// Envelopes to sign up front. Lookups (default 2 048) are sent again
+    /// and again in turn: the gateway verifies each one every time. Each
+    /// submission is sent once (default: enough for the rate, or 50 000 for
+    /// a closed loop), and the run ends when they are used up.
     #[arg(long)]
     requests: Option<usize>,
     /// Writes the report as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
     #[command(flatten)]
+    identity: BenchIdentityArgs,
+    #[command(flatten)]
     signing: SigningArgs,
+}
+
+/// Which key `shep bench` signs with.
+#[derive(Debug, clap::Args)]
+struct BenchIdentityArgs {
+    /// Signs as the demo applicant with a key of this algorithm (`ed25519` is
+    /// the demo identity; the others are issued by the НУЦ of `--nuc` into
+    /// `<data_dir>/identities/applicant-<alg>.*.pem` when missing).
+    #[arg(long, value_enum, conflicts_with = "key")]
+    algorithm: Option<certs::AlgorithmArg>,
+    /// The gateway whose НУЦ issues that identity (default: `--gateway`).
+    #[arg(long)]
+    nuc: Option<String>,
+}
+
+impl BenchIdentityArgs {
+    /// The applicant's signer: `--algorithm`'s identity, else `--key`/`--cert`
+    /// or the demo applicant.
+    async fn signer(&self, signing: &SigningArgs) -> anyhow::Result<Signer> {
+        match self.algorithm {
+            Some(alg) => {
+                let nuc = self.nuc.as_deref().unwrap_or(&signing.gateway);
+                let (key, cert) = certs::applicant_identity(&signing.data_dir, nuc, alg).await?;
+                signer_from(Some(key), Some(cert), &signing.data_dir, "applicant")
+            }
+            None => signing.signer("applicant"),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -301,6 +343,8 @@ enum BenchCommand {
     Frame {
         #[arg(long)]
         out: PathBuf,
+        #[command(flatten)]
+        identity: BenchIdentityArgs,
         #[command(flatten)]
         signing: SigningArgs,
     },
@@ -876,19 +920,21 @@ async fn bench(command: BenchCommand) -> anyhow::Result<()> {
             })
             .await;
         }
-        BenchCommand::Frame { out, signing } => {
-            let applicant = Participant::new("pep", Channel::Portal, signing.signer("applicant")?);
+        BenchCommand::Frame {
+            out,
+            identity,
+            signing,
+        } => {
+            let applicant =
+                Participant::new("pep", Channel::Portal, identity.signer(&signing).await?);
             let envelope = applicant.seal(
                 &applicant.request("GbdflInfoByIin_v1", iin(crate::server::DEMO_APPLICANT_IIN)),
             )?;
-            let message = envelope.encode_to_vec();
-            let mut frame = vec![0u8];
-            frame.extend_from_slice(&(message.len() as u32).to_be_bytes());
-            frame.extend_from_slice(&message);
-            std::fs::write(&out, frame).with_context(|| format!("writing `{}`", out.display()))?;
+            let frame = loadgen::grpc_frame(&envelope);
+            std::fs::write(&out, &frame).with_context(|| format!("writing `{}`", out.display()))?;
             eprintln!(
                 "wrote a {}-byte gRPC frame to `{}`",
-                message.len() + 5,
+                frame.len(),
                 out.display()
             );
             return Ok(());
@@ -908,25 +954,35 @@ async fn bench(command: BenchCommand) -> anyhow::Result<()> {
     let BenchRunArgs {
         scenario,
         mode,
+        client,
         concurrency,
+        connections,
+        threads,
         rate,
         seconds,
         requests,
         json,
+        identity,
         signing,
     } = run;
     anyhow::ensure!((1..=240).contains(&seconds), "`--seconds` must be 1-240");
     anyhow::ensure!(rate > 0.0, "`--rate` must be > 0");
-    let signer = signing.signer("applicant")?;
+    anyhow::ensure!(
+        concurrency > 0 && connections > 0 && threads > 0,
+        "`--concurrency`, `--connections` and `--threads` must be > 0"
+    );
+    let signer = identity.signer(&signing).await?;
     let algorithm = format!(
         "{:?}",
         shep_proto::envelope::v1::SignatureAlgorithm::try_from(signer.sign(b"probe")?.algorithm)
             .unwrap_or_default()
     );
     let applicant = Participant::new("pep", Channel::Portal, signer);
-    let count = requests.unwrap_or(match mode {
-        Mode::Open => (rate * seconds as f64).ceil() as usize + 1,
-        Mode::Closed => 50_000,
+    let count = requests.unwrap_or(match (scenario, mode) {
+        // Sent in turn again and again; enough that no two in flight are alike.
+        (Scenario::Lookup, _) => 2048,
+        (Scenario::Submit, Mode::Open) => (rate * seconds as f64).ceil() as usize + 1,
+        (Scenario::Submit, Mode::Closed) => 50_000,
     });
     let (service, subject) = match scenario {
         Scenario::Lookup => ("GbdflInfoByIin_v1", crate::server::DEMO_APPLICANT_IIN),
@@ -939,31 +995,42 @@ async fn bench(command: BenchCommand) -> anyhow::Result<()> {
     let envelopes = (0..count)
         .map(|_| applicant.seal(&applicant.request(service, iin(subject))))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let channel = connect(&signing.gateway).await?;
-    let acker = (scenario == Scenario::Submit).then(|| {
-        tokio::spawn(loadgen_ack_all(
-            channel.clone(),
+    let acker = if scenario == Scenario::Submit {
+        let channel = connect(&signing.gateway).await?;
+        Some(tokio::spawn(loadgen_ack_all(
+            channel,
             "arm-rshep-sko-esil-edu".to_owned(),
-        ))
-    });
+        )))
+    } else {
+        None
+    };
     let settings = Settings {
         scenario,
         mode,
+        client,
         concurrency,
+        connections,
+        threads,
         rate,
         duration: Duration::from_secs(seconds),
         algorithm,
     };
-    let report = loadgen::run(channel, &settings, envelopes, |elapsed, ok, errors| {
-        eprintln!(
-            "  {:>4.0} s  ok {ok}  errors {errors}",
-            elapsed.as_secs_f64()
-        );
-    })
+    let report = loadgen::run(
+        &signing.gateway,
+        &settings,
+        envelopes,
+        |elapsed, ok, errors| {
+            eprintln!(
+                "  {:>4.0} s  ok {ok}  errors {errors}",
+                elapsed.as_secs_f64()
+            );
+        },
+    )
     .await;
     if let Some(acker) = acker {
         acker.abort();
     }
+    let report = report?;
     print!("{}", loadgen::table(&report));
     if let Some(path) = json {
         std::fs::write(&path, serde_json::to_string_pretty(&report)?)
@@ -1092,7 +1159,12 @@ pub async fn serve_registry_on<R: Registry>(
         .add_service(RegistryGrpcAdapter::new(Arc::new(registry)).into_server())
         .add_service(RegistryAdminGrpcAdapter::new(data, admin_token).into_server())
         .serve_with_incoming_shutdown(
-            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+            // One write per turn of each connection rather than one per
+            // answer (coalesce.rs): a gateway multiplexes its lookups on one.
+            tokio_stream::StreamExt::map(
+                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+                |accepted| accepted.map(crate::coalesce::Coalesce::new),
+            ),
             shutdown,
         )
         .await?;

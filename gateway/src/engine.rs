@@ -783,7 +783,7 @@ impl Engine {
         self.metrics.hop("call", service, "total", start);
         Ok(CallResponse {
             response_info: Some(ResponseInfo {
-                message_id: uuid::Uuid::new_v4().hyphenated().to_string(),
+                message_id: envelope::response_id(),
                 correlation_id: inbound.message_id,
                 response_date: Some(timestamp(OffsetDateTime::now_utc())),
                 status: Some(StatusInfo {

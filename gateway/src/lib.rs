@@ -7,6 +7,7 @@ pub mod admin_http;
 pub mod calendar;
 pub mod cli;
 pub mod client;
+pub mod coalesce;
 pub mod config;
 pub mod delivery;
 pub mod engine;

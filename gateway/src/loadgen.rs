@@ -6,17 +6,29 @@
 //! rate, and latency is measured from when each was due, not from when it was
 //! sent, so queueing in the client or the gateway cannot hide behind a slower
 //! send rate (coordinated omission).
+//!
+//! Two clients send the requests. The lean one ([`Client::Lean`], the
+//! default) writes pre-encoded gRPC frames on `h2` streams from current-thread
+//! runtimes, the way h2load does, so on a machine it shares with the gateway
+//! it takes as little CPU as possible from what it measures. The tonic one
+//! ([`Client::Tonic`]) is the generated client an application would use.
+
+mod echo;
+mod lean;
+mod tonic_client;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
+use prost::Message;
 use serde::{Deserialize, Serialize};
 use shep_proto::envelope::v1::SignedEnvelope;
-use shep_proto::gateway::v1::gateway_client::GatewayClient;
 use tokio::time::Instant;
-use tonic::transport::Channel;
+
+pub use echo::serve_echo;
 
 /// What one request does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
@@ -26,6 +38,16 @@ pub enum Scenario {
     Lookup,
     /// `Gateway.Submit` of an application (durable receipt; a provider acknowledges).
     Submit,
+}
+
+impl Scenario {
+    /// The gRPC path of the scenario's RPC.
+    pub fn path(self) -> &'static str {
+        match self {
+            Self::Lookup => "/shep.gateway.v1.Gateway/Call",
+            Self::Submit => "/shep.gateway.v1.Gateway/Submit",
+        }
+    }
 }
 
 /// How requests are paced.
@@ -38,13 +60,31 @@ pub enum Mode {
     Open,
 }
 
+/// Which client sends the requests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Client {
+    /// Pre-encoded gRPC frames over `h2`, current-thread runtimes: cheap
+    /// enough to share the machine with the gateway.
+    #[default]
+    Lean,
+    /// The generated tonic client, one `Channel` per connection.
+    Tonic,
+}
+
 /// The result of a run, as written to JSON.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
     pub scenario: Scenario,
     pub mode: Mode,
+    /// Reports written before the lean client existed were all tonic's.
+    #[serde(default = "Report::tonic")]
+    pub client: Client,
     /// Closed loop: workers. Open loop: the most requests allowed in flight.
     pub concurrency: usize,
+    /// HTTP/2 connections the requests were spread over (0: not recorded).
+    #[serde(default)]
+    pub connections: usize,
     /// Open loop: the offered rate, requests per second.
     pub rate: Option<f64>,
     pub algorithm: String,
@@ -64,53 +104,103 @@ pub struct Report {
     pub mean_us: f64,
 }
 
-/// Collects latencies and outcomes; cheap to share between workers.
-#[derive(Debug, Clone)]
-pub struct Recorder {
-    inner: Arc<Mutex<Recorded>>,
+impl Report {
+    fn tonic() -> Client {
+        Client::Tonic
+    }
 }
 
+/// Latencies and failures of some requests.
 #[derive(Debug)]
 struct Recorded {
     latency: Histogram<u64>,
     errors: BTreeMap<String, u64>,
 }
 
-impl Default for Recorder {
+impl Default for Recorded {
     fn default() -> Self {
         Self {
-            inner: Arc::new(Mutex::new(Recorded {
-                // 1 µs to 1 min, 3 significant digits.
-                latency: Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds"),
-                errors: BTreeMap::new(),
-            })),
+            // 1 µs to 1 min, 3 significant digits.
+            latency: Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds"),
+            errors: BTreeMap::new(),
         }
     }
 }
 
+impl Recorded {
+    fn ok(&mut self, latency: Duration) {
+        let micros = (latency.as_micros() as u64).clamp(1, 60_000_000);
+        // Within bounds by the clamp.
+        let _ = self.latency.record(micros);
+    }
+
+    fn error(&mut self, code: &str) {
+        match self.errors.get_mut(code) {
+            Some(count) => *count += 1,
+            None => {
+                self.errors.insert(code.to_owned(), 1);
+            }
+        }
+    }
+
+    fn merge(&mut self, other: &Self) {
+        // Same bounds on both sides.
+        let _ = self.latency.add(&other.latency);
+        for (code, count) in &other.errors {
+            *self.errors.entry(code.clone()).or_default() += count;
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    recorded: Mutex<Recorded>,
+    /// Running counts for the progress line, so it needs no lock.
+    ok: AtomicU64,
+    errors: AtomicU64,
+}
+
+/// Collects latencies and outcomes; cheap to share between workers.
+#[derive(Debug, Clone, Default)]
+pub struct Recorder {
+    shared: Arc<Shared>,
+}
+
 impl Recorder {
     fn lock(&self) -> std::sync::MutexGuard<'_, Recorded> {
-        self.inner
+        self.shared
+            .recorded
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Records a successful request that took `latency`.
     pub fn ok(&self, latency: Duration) {
-        let micros = (latency.as_micros() as u64).clamp(1, 60_000_000);
-        // Within bounds by the clamp.
-        let _ = self.lock().latency.record(micros);
+        self.lock().ok(latency);
+        self.shared.ok.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Records a failed request.
     pub fn error(&self, code: &str) {
-        *self.lock().errors.entry(code.to_owned()).or_default() += 1;
+        self.lock().error(code);
+        self.shared.errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A worker's own tally: records without a lock, and merges into this
+    /// recorder when dropped.
+    pub fn tally(&self) -> Tally {
+        Tally {
+            recorded: Recorded::default(),
+            shared: self.shared.clone(),
+        }
     }
 
     /// (successes, errors) so far.
     pub fn counts(&self) -> (u64, u64) {
-        let recorded = self.lock();
-        (recorded.latency.len(), recorded.errors.values().sum())
+        (
+            self.shared.ok.load(Ordering::Relaxed),
+            self.shared.errors.load(Ordering::Relaxed),
+        )
     }
 
     /// The report of a run that lasted `elapsed`.
@@ -130,7 +220,9 @@ impl Recorder {
         Report {
             scenario: settings.scenario,
             mode: settings.mode,
+            client: settings.client,
             concurrency: settings.concurrency,
+            connections: settings.connections,
             rate: (settings.mode == Mode::Open).then_some(settings.rate),
             algorithm: settings.algorithm.clone(),
             seconds,
@@ -148,60 +240,116 @@ impl Recorder {
     }
 }
 
+/// One worker's records, merged into its [`Recorder`] when dropped (also when
+/// the worker is cancelled).
+#[derive(Debug)]
+pub struct Tally {
+    recorded: Recorded,
+    shared: Arc<Shared>,
+}
+
+impl Tally {
+    /// Records a request's outcome: its latency, or its failure's code.
+    pub fn record(&mut self, outcome: Result<(), String>, latency: Duration) {
+        match outcome {
+            Ok(()) => {
+                self.recorded.ok(latency);
+                self.shared.ok.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(code) => {
+                self.recorded.error(&code);
+                self.shared.errors.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+impl Drop for Tally {
+    fn drop(&mut self) {
+        self.shared
+            .recorded
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .merge(&self.recorded);
+    }
+}
+
 /// How to run.
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub scenario: Scenario,
     pub mode: Mode,
+    pub client: Client,
     pub concurrency: usize,
+    /// HTTP/2 connections; closed-loop workers are spread evenly over them.
+    pub connections: usize,
+    /// Lean client: OS threads, each a current-thread runtime driving its
+    /// share of the connections.
+    pub threads: usize,
     /// Open loop only.
     pub rate: f64,
     pub duration: Duration,
     pub algorithm: String,
 }
 
-async fn send(
-    client: &mut GatewayClient<Channel>,
-    scenario: Scenario,
-    envelope: SignedEnvelope,
-) -> Result<(), tonic::Status> {
-    match scenario {
-        Scenario::Lookup => client.call(envelope).await.map(|_| ()),
-        Scenario::Submit => client.submit(envelope).await.map(|_| ()),
+/// The requests of a run, handed out in order to any number of workers.
+/// A cycling pool starts over when it runs out: right for lookups, which the
+/// gateway verifies afresh every time (it keeps nothing per envelope), wrong
+/// for submissions, which must each be new.
+#[derive(Debug)]
+struct Pool<T> {
+    items: Vec<T>,
+    next: AtomicUsize,
+    cycle: bool,
+}
+
+impl<T: Clone> Pool<T> {
+    fn new(items: Vec<T>, cycle: bool) -> Self {
+        Self {
+            items,
+            next: AtomicUsize::new(0),
+            cycle,
+        }
+    }
+
+    fn take(&self) -> Option<T> {
+        let index = self.next.fetch_add(1, Ordering::Relaxed);
+        if self.cycle && !self.items.is_empty() {
+            Some(self.items[index % self.items.len()].clone())
+        } else {
+            self.items.get(index).cloned()
+        }
     }
 }
 
-fn record(recorder: &Recorder, outcome: Result<(), tonic::Status>, latency: Duration) {
-    match outcome {
-        Ok(()) => recorder.ok(latency),
-        Err(status) => recorder.error(&format!("{:?}", status.code())),
-    }
+/// `envelope` as one uncompressed gRPC message frame: flag, length, message.
+pub fn grpc_frame(envelope: &SignedEnvelope) -> Vec<u8> {
+    let length = envelope.encoded_len();
+    let mut frame = Vec::with_capacity(5 + length);
+    frame.push(0);
+    frame.extend_from_slice(&(length as u32).to_be_bytes());
+    envelope
+        .encode(&mut frame)
+        .expect("the buffer was sized for the message");
+    frame
 }
 
-/// Runs the load with `envelopes` (each used once, in order) against
-/// `channel` and returns the report. `progress` is called about once a second.
+/// Runs the load with `envelopes` against the gateway (or echo) at `url` and
+/// returns the report. Lookups cycle through `envelopes`; submissions use
+/// each once and the run ends when they are used up. `progress` is called
+/// about once a second with the elapsed time and the counts so far.
 pub async fn run(
-    channel: Channel,
+    url: &str,
     settings: &Settings,
     envelopes: Vec<SignedEnvelope>,
     progress: impl Fn(Duration, u64, u64) + Send + Sync + 'static,
-) -> Report {
+) -> anyhow::Result<Report> {
     let recorder = Recorder::default();
-    let envelopes = Arc::new(Mutex::new(envelopes.into_iter()));
-    let next = {
-        let envelopes = envelopes.clone();
-        move || {
-            envelopes
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .next()
-        }
-    };
-    let start = Instant::now();
-    let end = start + settings.duration;
+    let cycle = settings.scenario == Scenario::Lookup;
     let ticker = {
         let recorder = recorder.clone();
         tokio::spawn(async move {
+            let start = Instant::now();
             let mut interval = tokio::time::interval(Duration::from_secs(1));
             interval.tick().await;
             loop {
@@ -211,151 +359,31 @@ pub async fn run(
             }
         })
     };
-    match settings.mode {
-        Mode::Closed => {
-            let mut workers = Vec::new();
-            for _ in 0..settings.concurrency.max(1) {
-                let mut client = GatewayClient::new(channel.clone());
-                let recorder = recorder.clone();
-                let next = next.clone();
-                let scenario = settings.scenario;
-                workers.push(tokio::spawn(async move {
-                    while Instant::now() < end {
-                        let Some(envelope) = next() else { break };
-                        let sent = Instant::now();
-                        let outcome = send(&mut client, scenario, envelope).await;
-                        record(&recorder, outcome, sent.elapsed());
-                    }
-                }));
-            }
-            for worker in workers {
-                let _ = worker.await;
-            }
+    let elapsed = match settings.client {
+        Client::Tonic => {
+            tonic_client::run(url, settings, Pool::new(envelopes, cycle), &recorder).await
         }
-        Mode::Open => {
-            let interval = Duration::from_secs_f64(1.0 / settings.rate.max(0.001));
-            let limit = Arc::new(tokio::sync::Semaphore::new(settings.concurrency.max(1)));
-            let mut in_flight = Vec::new();
-            let mut due = start;
-            while due < end {
-                tokio::time::sleep_until(due).await;
-                let Some(envelope) = next() else { break };
-                // Waiting for a slot counts against the request: it was due.
-                let permit = limit.clone().acquire_owned().await.expect("never closed");
-                let mut client = GatewayClient::new(channel.clone());
-                let recorder = recorder.clone();
-                let scenario = settings.scenario;
-                let intended = due;
-                in_flight.push(tokio::spawn(async move {
-                    let outcome = send(&mut client, scenario, envelope).await;
-                    record(&recorder, outcome, intended.elapsed());
-                    drop(permit);
-                }));
-                due += interval;
-            }
-            for request in in_flight {
-                let _ = request.await;
-            }
+        Client::Lean => {
+            let frames = envelopes
+                .iter()
+                .map(|envelope| bytes::Bytes::from(grpc_frame(envelope)))
+                .collect();
+            lean::run(url, settings, Pool::new(frames, cycle), &recorder).await
         }
-    }
+    };
     ticker.abort();
-    recorder.report(settings, start.elapsed())
-}
-
-/// The comparison's backend: `Gateway.Call` answered at once with a fixed
-/// response and no checks. The other RPCs are not part of it.
-#[derive(Debug, Clone, Copy)]
-struct Echo;
-
-#[tonic::async_trait]
-impl shep_proto::gateway::v1::gateway_server::Gateway for Echo {
-    async fn call(
-        &self,
-        _request: tonic::Request<SignedEnvelope>,
-    ) -> Result<tonic::Response<shep_proto::gateway::v1::CallResponse>, tonic::Status> {
-        Ok(tonic::Response::new(
-            shep_proto::gateway::v1::CallResponse {
-                response_info: Some(shep_proto::gateway::v1::ResponseInfo {
-                    status: Some(shep_proto::gateway::v1::StatusInfo {
-                        code: "00000".to_owned(),
-                        message: "echo".to_owned(),
-                    }),
-                    ..Default::default()
-                }),
-                lookup: None,
-            },
-        ))
-    }
-
-    async fn submit(
-        &self,
-        _request: tonic::Request<SignedEnvelope>,
-    ) -> Result<tonic::Response<shep_proto::gateway::v1::Receipt>, tonic::Status> {
-        Err(tonic::Status::unimplemented(
-            "the echo backend answers Call only",
-        ))
-    }
-
-    async fn get_status(
-        &self,
-        _request: tonic::Request<shep_proto::gateway::v1::GetStatusRequest>,
-    ) -> Result<tonic::Response<shep_proto::gateway::v1::Application>, tonic::Status> {
-        Err(tonic::Status::unimplemented(
-            "the echo backend answers Call only",
-        ))
-    }
-
-    async fn history(
-        &self,
-        _request: tonic::Request<shep_proto::gateway::v1::HistoryRequest>,
-    ) -> Result<tonic::Response<shep_proto::gateway::v1::HistoryResponse>, tonic::Status> {
-        Err(tonic::Status::unimplemented(
-            "the echo backend answers Call only",
-        ))
-    }
-
-    type WatchStream = std::pin::Pin<
-        Box<
-            dyn tokio_stream::Stream<
-                    Item = Result<shep_proto::gateway::v1::StatusEvent, tonic::Status>,
-                > + Send,
-        >,
-    >;
-
-    async fn watch(
-        &self,
-        _request: tonic::Request<shep_proto::gateway::v1::WatchRequest>,
-    ) -> Result<tonic::Response<Self::WatchStream>, tonic::Status> {
-        Err(tonic::Status::unimplemented(
-            "the echo backend answers Call only",
-        ))
-    }
-}
-
-/// Serves the echo backend on `listener` until `shutdown` resolves.
-pub async fn serve_echo(
-    listener: tokio::net::TcpListener,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
-    tonic::transport::Server::builder()
-        .add_service(shep_proto::gateway::v1::gateway_server::GatewayServer::new(
-            Echo,
-        ))
-        .serve_with_incoming_shutdown(
-            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
-            shutdown,
-        )
-        .await?;
-    Ok(())
+    Ok(recorder.report(settings, elapsed?))
 }
 
 /// The report as a table for people.
 pub fn table(report: &Report) -> String {
     let ms = |micros: u64| micros as f64 / 1000.0;
     let mut out = format!(
-        "{:?} {:?} loop, {} {}, {}, {:.1} s\n",
+        "{:?} {:?} loop, {:?} client on {} connections, {} {}, {}, {:.1} s\n",
         report.scenario,
         report.mode,
+        report.client,
+        report.connections,
         report.concurrency,
         if report.mode == Mode::Closed {
             "workers".to_owned()
@@ -444,7 +472,10 @@ mod tests {
         Settings {
             scenario: Scenario::Lookup,
             mode: Mode::Closed,
+            client: Client::Lean,
             concurrency: 4,
+            connections: 2,
+            threads: 1,
             rate: 0.0,
             duration: Duration::from_secs(1),
             algorithm: "ed25519".to_owned(),
@@ -471,6 +502,62 @@ mod tests {
         assert!((989..=991).contains(&report.p99_us), "{}", report.p99_us);
         assert!((999..=1001).contains(&report.max_us), "{}", report.max_us);
         assert!(report.rate.is_none());
+    }
+
+    #[test]
+    fn worker_tallies_merge_into_the_report_when_dropped() {
+        let recorder = Recorder::default();
+        let mut first = recorder.tally();
+        let mut second = recorder.tally();
+        first.record(Ok(()), Duration::from_micros(100));
+        second.record(Ok(()), Duration::from_micros(300));
+        second.record(Err("Unavailable".to_owned()), Duration::ZERO);
+        // Counted for the progress line at once, merged only on drop.
+        assert_eq!(recorder.counts(), (2, 1));
+        assert_eq!(recorder.report(&settings(), Duration::from_secs(1)).ok, 0);
+        drop((first, second));
+        let report = recorder.report(&settings(), Duration::from_secs(1));
+        assert_eq!((report.ok, report.requests), (2, 3));
+        assert_eq!(report.errors["Unavailable"], 1);
+        assert!((299..=301).contains(&report.max_us), "{}", report.max_us);
+    }
+
+    #[test]
+    fn a_cycling_pool_goes_round_and_a_plain_one_runs_out() {
+        let cycling = Pool::new(vec![1, 2, 3], true);
+        let taken: Vec<_> = (0..7).map(|_| cycling.take().unwrap()).collect();
+        assert_eq!(taken, [1, 2, 3, 1, 2, 3, 1]);
+        let once = Pool::new(vec![1, 2], false);
+        assert_eq!(
+            (once.take(), once.take(), once.take()),
+            (Some(1), Some(2), None)
+        );
+    }
+
+    #[test]
+    fn a_frame_is_flag_length_message() {
+        let envelope = SignedEnvelope {
+            body: vec![7; 300],
+            signature: None,
+        };
+        let frame = grpc_frame(&envelope);
+        assert_eq!(frame[0], 0);
+        let length = u32::from_be_bytes(frame[1..5].try_into().unwrap()) as usize;
+        assert_eq!(length, frame.len() - 5);
+        assert_eq!(SignedEnvelope::decode(&frame[5..]).unwrap(), envelope);
+    }
+
+    #[test]
+    fn reports_written_before_the_lean_client_read_as_tonic_runs() {
+        let recorder = Recorder::default();
+        recorder.ok(Duration::from_millis(1));
+        let report = recorder.report(&settings(), Duration::from_secs(1));
+        let mut json = serde_json::to_value(&report).unwrap();
+        let object = json.as_object_mut().unwrap();
+        object.remove("client");
+        object.remove("connections");
+        let old: Report = serde_json::from_value(json).unwrap();
+        assert_eq!((old.client, old.connections), (Client::Tonic, 0));
     }
 
     #[test]

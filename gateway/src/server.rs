@@ -388,8 +388,13 @@ pub async fn start_on(
     let server = builder.accept_http1(true).add_routes(routes.into());
     // Nagle's algorithm would hold small unary answers back for ~40 ms.
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-    // Tracked, so a `drop_connection` fault can cut a caller's connection.
-    let incoming = engine.toolkit().connections.track(incoming);
+    // Tracked, so a `drop_connection` fault can cut a caller's connection;
+    // coalesced, one write per turn of each connection rather than one per
+    // answer (coalesce.rs).
+    let incoming =
+        tokio_stream::StreamExt::map(engine.toolkit().connections.track(incoming), |accepted| {
+            accepted.map(crate::coalesce::Coalesce::new)
+        });
     let server = tokio::spawn(server.serve_with_incoming_shutdown(incoming, async {
         let _ = shutdown_rx.await;
     }));

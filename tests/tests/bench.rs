@@ -2,19 +2,29 @@
 //! report whose numbers come from the requests it made, and `compare` reads
 //! two of them.
 
-use shep_gateway::loadgen::{Mode, Report, Scenario};
+use shep_gateway::loadgen::{Client, Mode, Report, Scenario};
 use shep_tests::*;
 
 async fn bench(gw: &TestGateway, dir: &TempDir, name: &str, extra: &[&str]) -> Report {
+    bench_at(&gw.url(), gw, dir, name, extra).await
+}
+
+/// A run against `url`, signing with the identities of `gw`'s data directory.
+async fn bench_at(
+    url: &str,
+    gw: &TestGateway,
+    dir: &TempDir,
+    name: &str,
+    extra: &[&str],
+) -> Report {
     let json = dir.path().join(format!("{name}.json"));
     let data_dir = gw.data_dir().0.display().to_string();
-    let url = gw.url();
     let json_arg = json.display().to_string();
     let mut args = vec![
         "bench",
         "run",
         "--gateway",
-        &url,
+        url,
         "--data-dir",
         &data_dir,
         "--seconds",
@@ -36,6 +46,7 @@ async fn a_closed_loop_lookup_run_reports_what_the_gateway_answered() {
     let report = bench(&gw, &dir, "lookup", &["--concurrency", "4"]).await;
     assert_eq!(report.scenario, Scenario::Lookup);
     assert_eq!(report.mode, Mode::Closed);
+    assert_eq!(report.client, Client::Lean, "the default client");
     assert_eq!(report.algorithm, "Ed25519");
     assert!(report.ok > 10, "{report:?}");
     assert!(report.errors.is_empty(), "{report:?}");
@@ -78,18 +89,25 @@ async fn an_open_loop_submit_run_offers_its_rate_and_every_application_is_accept
 
 #[tokio::test]
 async fn refused_requests_are_counted_by_code() {
-    let gw = TestGateway::builder()
-        .configure(|config| config.checks.message_date_skew_secs = 0)
-        .start()
-        .await;
+    let gw = TestGateway::start().await;
+    // Another gateway trusts only its own НУЦ: every envelope signed with
+    // the first one's identities is refused (UNKNOWN_ISSUER), every time.
+    let stranger = TestGateway::start().await;
     let dir = TempDir::new("shep-bench");
-    // Envelopes are signed up front; with no skew allowed they are refused.
-    let report = bench(&gw, &dir, "refused", &["--concurrency", "2"]).await;
+    let report = bench_at(
+        &stranger.url(),
+        &gw,
+        &dir,
+        "refused",
+        &["--concurrency", "2"],
+    )
+    .await;
     assert_eq!(report.ok, 0, "{report:?}");
     assert!(
-        report.errors.get("InvalidArgument").copied().unwrap_or(0) > 0,
+        report.errors.get("Unauthenticated").copied().unwrap_or(0) > 0,
         "{report:?}"
     );
+    assert_eq!(report.errors.len(), 1, "{report:?}");
 }
 
 #[tokio::test]
@@ -157,4 +175,133 @@ async fn frame_writes_one_grpc_frame_of_a_lookup_the_gateway_accepts() {
         prost::Message::decode(&frame[5..]).unwrap();
     let answer = gw.gateway().call(envelope).await.unwrap().into_inner();
     assert!(answer.lookup.is_some());
+}
+
+/// Starts the echo backend on a free port; the sender stops it.
+async fn echo() -> (
+    String,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(shep_gateway::loadgen::serve_echo(listener, async {
+        let _ = stopped.await;
+    }));
+    (url, stop, served)
+}
+
+#[tokio::test]
+async fn the_lean_client_drives_the_echo_over_several_connections_and_threads() {
+    let gw = TestGateway::start().await;
+    let dir = TempDir::new("shep-bench");
+    let (url, stop, served) = echo().await;
+    let report = bench_at(
+        &url,
+        &gw,
+        &dir,
+        "lean-echo",
+        &["--concurrency", "6", "--connections", "3", "--threads", "2"],
+    )
+    .await;
+    assert_eq!(report.client, Client::Lean);
+    assert_eq!((report.concurrency, report.connections), (6, 3));
+    // 2 048 envelopes signed, and a second of a bare echo answers more than
+    // that: lookups go round the pool again.
+    assert!(report.ok > 2048, "{report:?}");
+    assert!(report.errors.is_empty(), "{report:?}");
+    assert!(report.p50_us > 0 && report.p50_us <= report.p99_us && report.p99_us <= report.max_us);
+    stop.send(()).unwrap();
+    served.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn the_lean_client_in_open_loop_offers_its_rate_and_times_from_when_each_was_due() {
+    let gw = TestGateway::start().await;
+    let dir = TempDir::new("shep-bench");
+    let (url, stop, served) = echo().await;
+    let report = bench_at(
+        &url,
+        &gw,
+        &dir,
+        "lean-open",
+        &["--mode", "open", "--rate", "400", "--threads", "2"],
+    )
+    .await;
+    assert_eq!(report.mode, Mode::Open);
+    // One second at 400/s, split over two threads: every due request went out.
+    assert!((390..=401).contains(&report.requests), "{report:?}");
+    assert_eq!(report.ok, report.requests, "{report:?}");
+    stop.send(()).unwrap();
+    served.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn the_lean_client_counts_refusals_by_grpc_code_as_tonic_names_them() {
+    let gw = TestGateway::start().await;
+    let dir = TempDir::new("shep-bench");
+    let (url, stop, served) = echo().await;
+    // The echo answers Call only: Submit is refused with UNIMPLEMENTED, as
+    // headers alone (a trailers-only response).
+    let report = bench_at(
+        &url,
+        &gw,
+        &dir,
+        "lean-refused",
+        &[
+            "--scenario",
+            "submit",
+            "--requests",
+            "50",
+            "--concurrency",
+            "2",
+        ],
+    )
+    .await;
+    assert_eq!(report.ok, 0, "{report:?}");
+    assert_eq!(report.errors.get("Unimplemented"), Some(&50), "{report:?}");
+    stop.send(()).unwrap();
+    served.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn the_tonic_client_is_still_there_and_agrees() {
+    let gw = TestGateway::start().await;
+    let dir = TempDir::new("shep-bench");
+    let report = bench(
+        &gw,
+        &dir,
+        "tonic",
+        &[
+            "--client",
+            "tonic",
+            "--concurrency",
+            "4",
+            "--connections",
+            "2",
+        ],
+    )
+    .await;
+    assert_eq!(report.client, Client::Tonic);
+    assert!(report.ok > 10, "{report:?}");
+    assert!(report.errors.is_empty(), "{report:?}");
+}
+
+#[tokio::test]
+async fn bench_signs_with_an_ecdsa_identity_the_gateway_issues_and_accepts() {
+    let gw = TestGateway::start().await;
+    let dir = TempDir::new("shep-bench");
+    let report = bench(
+        &gw,
+        &dir,
+        "p256",
+        &["--algorithm", "p256", "--concurrency", "2"],
+    )
+    .await;
+    assert_eq!(report.algorithm, "EcdsaP256Sha256");
+    assert!(report.ok > 10, "{report:?}");
+    assert!(report.errors.is_empty(), "{report:?}");
+    let (key, cert) = gw.data_dir().identity("applicant-p256");
+    assert!(key.exists() && cert.exists(), "kept for the next run");
 }

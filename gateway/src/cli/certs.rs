@@ -69,7 +69,7 @@ impl AdminArgs {
     }
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(super) enum AlgorithmArg {
     Ed25519,
     P256,
@@ -260,6 +260,57 @@ pub(super) async fn run(command: CertsCommand) -> anyhow::Result<()> {
         }
         CertsCommand::Show { cert, gateway } => show(&cert, Some(&gateway)).await,
     }
+}
+
+/// The key and certificate files of the demo applicant signing with `alg`.
+/// Ed25519 is the demo identity `shep serve` creates; the others are
+/// `<data_dir>/identities/applicant-<alg>.{key,cert}.pem`, issued by the НУЦ of
+/// the gateway at `nuc` (with the admin token of `data_dir`) when missing, and
+/// kept for the next run.
+pub(super) async fn applicant_identity(
+    data_dir: &Path,
+    nuc: &str,
+    alg: AlgorithmArg,
+) -> anyhow::Result<(PathBuf, PathBuf)> {
+    let dir = DataDir(data_dir.to_owned());
+    let (name, algorithm) = match alg {
+        AlgorithmArg::Ed25519 => return Ok(dir.identity("applicant")),
+        AlgorithmArg::P256 => ("applicant-p256", pb::KeyAlgorithm::EcdsaP256),
+        AlgorithmArg::Rsa2048 => ("applicant-rsa2048", pb::KeyAlgorithm::Rsa2048),
+    };
+    let (key_path, cert_path) = dir.identity(name);
+    if key_path.exists() && cert_path.exists() {
+        return Ok((key_path, cert_path));
+    }
+    let admin = AdminArgs {
+        gateway: nuc.to_owned(),
+        token: None,
+        data_dir: data_dir.to_owned(),
+    };
+    let request = IssueRequest {
+        iin: crate::server::DEMO_APPLICANT_IIN.to_owned(),
+        common_name: "СЕРИКБАЕВ НУРЛАН".to_owned(),
+        algorithm: algorithm as i32,
+        purpose: pb::Purpose::Signing as i32,
+        ..IssueRequest::default()
+    };
+    let issued = NucClient::new(connect(nuc).await?)
+        .issue(admin.authorized(request)?)
+        .await
+        .map_err(describe)
+        .with_context(|| format!("issuing `{name}` from the НУЦ at `{nuc}`"))?
+        .into_inner();
+    std::fs::create_dir_all(dir.identities())?;
+    std::fs::write(&key_path, &issued.key_pem)
+        .with_context(|| format!("writing `{}`", key_path.display()))?;
+    std::fs::write(&cert_path, &issued.certificate_pem)
+        .with_context(|| format!("writing `{}`", cert_path.display()))?;
+    eprintln!(
+        "issued `{name}` (serial {}) into `{}`",
+        issued.serial,
+        dir.identities().display()
+    );
+    Ok((key_path, cert_path))
 }
 
 fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
