@@ -57,7 +57,15 @@ wait_port() { for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/${1%:*}/${1#*:}") 2>/
 
 "$SERVER" bench echo --listen "$ECHO" 2>"$RUN/echo.log" &
 ECHO_PID=$!
-"$SERVER" serve --listen "$GATEWAY" --data-dir "$RUN/data" >"$RUN/gateway.log" 2>&1 &
+# Load runs switch the exchange journal (docs/TESTING.md) off: it is a test aid, not a check.
+# Every check stays on.
+cat >"$RUN/gateway.toml" <<TOML
+listen = "$GATEWAY"
+data_dir = "$RUN/data"
+[toolkit]
+exchanges = false
+TOML
+"$SERVER" serve --config "$RUN/gateway.toml" >"$RUN/gateway.log" 2>&1 &
 GATEWAY_PID=$!
 "$SERVER" registry gbdfl --listen "$REGISTRY" >"$RUN/registry.log" 2>&1 &
 REGISTRY_PID=$!
@@ -69,6 +77,8 @@ listen = "$REMOTE_GATEWAY"
 data_dir = "$RUN/data-remote"
 [registries.gbdfl]
 url = "http://$REGISTRY"
+[toolkit]
+exchanges = false
 TOML
 "$SERVER" serve --config "$RUN/remote.toml" >"$RUN/gateway-remote.log" 2>&1 &
 REMOTE_PID=$!
