@@ -39,6 +39,8 @@ pub struct Coalesce<T> {
     sent: usize,
     /// Flushes deferred since the last read.
     deferred: u32,
+    /// Whether flushes are deferred at all (see [`Coalesce::direct`]).
+    defer: bool,
 }
 
 impl<T> Coalesce<T> {
@@ -49,6 +51,18 @@ impl<T> Coalesce<T> {
             buffer: Vec::with_capacity(16 * 1024),
             sent: 0,
             deferred: 0,
+            defer: true,
+        }
+    }
+
+    /// Wraps `io` without batching (writes and flushes go straight through):
+    /// for a TLS listener, whose handshake writes an alert and drops the
+    /// socket without reading again, so a batched alert would be lost
+    /// (rustls batches its records itself).
+    pub fn direct(io: T) -> Self {
+        Self {
+            defer: false,
+            ..Self::new(io)
         }
     }
 
@@ -97,6 +111,9 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Coalesce<T> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
+        if !this.defer {
+            return Pin::new(&mut this.io).poll_write(cx, buf);
+        }
         if this.pending() >= HIGH_WATER {
             ready!(this.poll_send(cx))?;
         }
@@ -110,6 +127,9 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Coalesce<T> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
+        if !this.defer {
+            return Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
+        }
         if this.pending() >= HIGH_WATER {
             ready!(this.poll_send(cx))?;
         }
@@ -124,7 +144,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Coalesce<T> {
     fn is_write_vectored(&self) -> bool {
         // Copying costs the same either way; saying so lets h2 hand over its
         // frame head and payload in one call.
-        true
+        self.defer || self.io.is_write_vectored()
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -133,7 +153,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Coalesce<T> {
             return Poll::Ready(Ok(()));
         }
         this.deferred += 1;
-        if this.deferred > FLUSHES_BEFORE_SENDING {
+        if !this.defer || this.deferred > FLUSHES_BEFORE_SENDING {
             return this.poll_send(cx);
         }
         // Poll the connection again soon: its next read sends the batch.

@@ -391,10 +391,15 @@ pub async fn start_on(
     // Tracked, so a `drop_connection` fault can cut a caller's connection;
     // coalesced, one write per turn of each connection rather than one per
     // answer (coalesce.rs).
-    let incoming =
-        tokio_stream::StreamExt::map(engine.toolkit().connections.track(incoming), |accepted| {
-            accepted.map(crate::coalesce::Coalesce::new)
-        });
+    let coalesce = if config.tls.cert.is_none() {
+        crate::coalesce::Coalesce::new
+    } else {
+        crate::coalesce::Coalesce::direct
+    };
+    let incoming = tokio_stream::StreamExt::map(
+        engine.toolkit().connections.track(incoming),
+        move |accepted| accepted.map(coalesce),
+    );
     let server = tokio::spawn(server.serve_with_incoming_shutdown(incoming, async {
         let _ = shutdown_rx.await;
     }));
