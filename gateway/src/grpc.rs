@@ -69,6 +69,44 @@ fn delivery_message(leased: &Leased) -> DeliveryMessage {
     }
 }
 
+/// Runs an envelope-carrying call (Call, Submit, Report) through `handle`
+/// and records it in the exchange journal when the journal records.
+async fn journalled<R, F>(
+    engine: &Engine,
+    request: Request<SignedEnvelope>,
+    (rpc, response_type): (&str, &str),
+    handle: impl FnOnce(SignedEnvelope, CallContext) -> F,
+) -> Result<Response<R>, Status>
+where
+    R: prost::Message,
+    F: Future<Output = Result<R, GatewayError>>,
+{
+    let started = std::time::Instant::now();
+    let ctx = CallContext::from_request(&request).map_err(into_status)?;
+    let envelope = request.into_inner();
+    let recorded = engine
+        .toolkit()
+        .exchanges
+        .recording()
+        .then(|| (envelope.clone(), ctx.clone()));
+    let result = handle(envelope, ctx)
+        .await
+        .map(Response::new)
+        .map_err(into_status);
+    if let Some((envelope, ctx)) = recorded {
+        record_ingress(
+            engine,
+            &ctx,
+            rpc,
+            response_type,
+            &envelope,
+            started,
+            &result,
+        );
+    }
+    result
+}
+
 /// Records an envelope-carrying call (Call, Submit, Report) in the
 /// exchange journal, when it records.
 fn record_ingress<R: prost::Message>(
@@ -128,63 +166,26 @@ impl Gateway for GatewayGrpcAdapter {
         &self,
         request: Request<SignedEnvelope>,
     ) -> Result<Response<CallResponse>, Status> {
-        let started = std::time::Instant::now();
-        let ctx = CallContext::from_request(&request).map_err(into_status)?;
-        let envelope = request.into_inner();
-        let recorded = self
-            .engine
-            .toolkit()
-            .exchanges
-            .recording()
-            .then(|| envelope.clone());
-        let result = self
-            .engine
-            .call(envelope, &ctx)
-            .await
-            .map(Response::new)
-            .map_err(into_status);
-        if let Some(envelope) = recorded {
-            record_ingress(
-                &self.engine,
-                &ctx,
+        journalled(
+            &self.engine,
+            request,
+            (
                 "shep.gateway.v1.Gateway/Call",
                 "shep.gateway.v1.CallResponse",
-                &envelope,
-                started,
-                &result,
-            );
-        }
-        result
+            ),
+            async |envelope, ctx| self.engine.call(envelope, &ctx).await,
+        )
+        .await
     }
 
     async fn submit(&self, request: Request<SignedEnvelope>) -> Result<Response<Receipt>, Status> {
-        let started = std::time::Instant::now();
-        let ctx = CallContext::from_request(&request).map_err(into_status)?;
-        let envelope = request.into_inner();
-        let recorded = self
-            .engine
-            .toolkit()
-            .exchanges
-            .recording()
-            .then(|| envelope.clone());
-        let result = self
-            .engine
-            .submit(envelope, &ctx)
-            .await
-            .map(Response::new)
-            .map_err(into_status);
-        if let Some(envelope) = recorded {
-            record_ingress(
-                &self.engine,
-                &ctx,
-                "shep.gateway.v1.Gateway/Submit",
-                "shep.gateway.v1.Receipt",
-                &envelope,
-                started,
-                &result,
-            );
-        }
-        result
+        journalled(
+            &self.engine,
+            request,
+            ("shep.gateway.v1.Gateway/Submit", "shep.gateway.v1.Receipt"),
+            async |envelope, ctx| self.engine.submit(envelope, &ctx).await,
+        )
+        .await
     }
 
     async fn get_status(
@@ -554,33 +555,16 @@ impl Provider for ProviderGrpcAdapter {
         &self,
         request: Request<SignedEnvelope>,
     ) -> Result<Response<ReportReceipt>, Status> {
-        let started = std::time::Instant::now();
-        let ctx = CallContext::from_request(&request).map_err(into_status)?;
-        let envelope = request.into_inner();
-        let recorded = self
-            .engine
-            .toolkit()
-            .exchanges
-            .recording()
-            .then(|| envelope.clone());
-        let result = self
-            .engine
-            .report(envelope)
-            .await
-            .map(Response::new)
-            .map_err(into_status);
-        if let Some(envelope) = recorded {
-            record_ingress(
-                &self.engine,
-                &ctx,
+        journalled(
+            &self.engine,
+            request,
+            (
                 "shep.provider.v1.Provider/Report",
                 "shep.provider.v1.ReportReceipt",
-                &envelope,
-                started,
-                &result,
-            );
-        }
-        result
+            ),
+            async |envelope, _ctx| self.engine.report(envelope).await,
+        )
+        .await
     }
 }
 
@@ -825,7 +809,7 @@ impl Admin for AdminGrpcAdapter {
         request: Request<PutRouteRequest>,
     ) -> Result<Response<Route>, Status> {
         self.authorize(&request)?;
-        let table = self
+        let (table, id) = self
             .engine
             .routes()
             .with_service(&request.get_ref().toml, &self.engine.registry_ids())
@@ -835,17 +819,12 @@ impl Admin for AdminGrpcAdapter {
                     problem: error.to_string(),
                 })
             })?;
-        let id: toml::Table = toml::from_str(&request.get_ref().toml).unwrap_or_default();
-        let id = id
-            .get("id")
-            .and_then(toml::Value::as_str)
-            .unwrap_or_default();
         let route = table
-            .route(id)
+            .route(&id)
             .map(|route| route.to_proto())
-            .ok_or_else(|| into_status(GatewayError::UnknownService(id.to_owned())))?;
+            .ok_or_else(|| into_status(GatewayError::UnknownService(id.clone())))?;
         self.engine.replace_routes(table);
-        tracing::info!(service = id, "route put");
+        tracing::info!(service = %id, "route put");
         Ok(Response::new(route))
     }
 

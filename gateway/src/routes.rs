@@ -338,8 +338,12 @@ impl RoutingTable {
     }
 
     /// The table with one `[[service]]` entry (given as TOML) added, or
-    /// replacing the entry with the same `id`.
-    pub fn with_service(&self, entry: &str, registries: &[&str]) -> Result<Self, RoutesError> {
+    /// replacing the entry with the same `id`; and that id.
+    pub fn with_service(
+        &self,
+        entry: &str,
+        registries: &[&str],
+    ) -> Result<(Self, String), RoutesError> {
         let invalid = |message: String| RoutesError::Invalid {
             source_name: "admin-api".to_owned(),
             message,
@@ -353,7 +357,7 @@ impl RoutingTable {
             .and_then(toml::Value::as_str)
             .ok_or_else(|| invalid("the service entry needs a string `id`".to_owned()))?
             .to_owned();
-        self.edited(registries, |services| {
+        let table = self.edited(registries, |services| {
             let position = services
                 .iter()
                 .position(|old| old.get("id").and_then(toml::Value::as_str) == Some(id.as_str()));
@@ -361,8 +365,8 @@ impl RoutingTable {
                 Some(index) => services[index] = toml::Value::Table(service),
                 None => services.push(toml::Value::Table(service)),
             }
-            true
-        })
+        })?;
+        Ok((table, id))
     }
 
     /// The table without service `id`; `None` if it has no such service.
@@ -374,14 +378,13 @@ impl RoutingTable {
         self.route(id)?;
         Some(self.edited(registries, |services| {
             services.retain(|old| old.get("id").and_then(toml::Value::as_str) != Some(id));
-            true
         }))
     }
 
     fn edited(
         &self,
         registries: &[&str],
-        edit: impl FnOnce(&mut Vec<toml::Value>) -> bool,
+        edit: impl FnOnce(&mut Vec<toml::Value>),
     ) -> Result<Self, RoutesError> {
         let mut table: toml::Table =
             toml::from_str(&self.text).map_err(|error| RoutesError::Parse {

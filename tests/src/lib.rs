@@ -48,6 +48,30 @@ use tonic_types::StatusExt;
 
 pub use shep_gateway::client::{Participant, iin, new_message_id};
 
+/// A table that names a sender no system defines.
+pub const UNKNOWN_SENDER_TABLE: &str = r#"
+[[system]]
+id = "pep"
+name_ru = "ПЭП"
+role = "portal"
+
+[[system]]
+id = "arm-rshep-sko-esil-edu"
+name_ru = "АРМ РШЭП"
+role = "provider"
+operators = ["731203356787"]
+bin = "151240012341"
+
+[[service]]
+id = "residence-certificate-esil"
+name_ru = "Справка о месте жительства (тест)"
+kind = "application"
+senders = ["pep", "nobody"]
+channels = ["portal"]
+providers = { default = "arm-rshep-sko-esil-edu" }
+deadline = "3 working-days"
+"#;
+
 /// The demo applicant's IIN: Серикбаев Нурлан, registered in СКО (КАТО 59…).
 pub const APPLICANT_IIN: &str = shep_gateway::server::DEMO_APPLICANT_IIN;
 /// The guardianship certificate of the Esil district (СКО), routed by region 59.

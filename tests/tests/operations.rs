@@ -47,30 +47,6 @@ providers = { default = "arm-rshep-sko-esil-edu" }
 deadline = "3 working-days"
 "#;
 
-/// A table that names a sender no system defines.
-const UNKNOWN_SENDER_TABLE: &str = r#"
-[[system]]
-id = "pep"
-name_ru = "ПЭП"
-role = "portal"
-
-[[system]]
-id = "arm-rshep-sko-esil-edu"
-name_ru = "АРМ РШЭП"
-role = "provider"
-operators = ["731203356787"]
-bin = "151240012341"
-
-[[service]]
-id = "residence-certificate-esil"
-name_ru = "Справка о месте жительства (тест)"
-kind = "application"
-senders = ["pep", "nobody"]
-channels = ["portal"]
-providers = { default = "arm-rshep-sko-esil-edu" }
-deadline = "3 working-days"
-"#;
-
 fn with_token<T>(message: T, authorization: &str) -> Request<T> {
     let mut request = Request::new(message);
     request

@@ -8,12 +8,11 @@ use std::sync::RwLock;
 use prost_reflect::{DescriptorPool, DynamicMessage};
 use shep_proto::admin::v1::Scenario;
 
-/// The shep protos' descriptors, for JSON in and out.
-pub fn descriptors() -> &'static DescriptorPool {
+/// The shep protos' descriptors, for JSON in and out (the admin HTTP face's pool).
+fn descriptors() -> &'static DescriptorPool {
     static POOL: std::sync::OnceLock<DescriptorPool> = std::sync::OnceLock::new();
     POOL.get_or_init(|| {
-        DescriptorPool::decode(shep_proto::FILE_DESCRIPTOR_SET)
-            .expect("the build's own descriptor set decodes")
+        crate::admin_http::descriptor_pool().expect("the build's own descriptor sets decode")
     })
 }
 
