@@ -986,3 +986,180 @@ async fn a_dropped_connection_fails_the_call_and_the_next_connection_works() {
     assert_eq!(person_name(&answer.into_inner()), "Серикбаев");
     gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn session_fixture_documents_are_listed_replaced_and_deleted() {
+    use shep_proto::admin::v1::{DeleteFixturesRequest, ListFixturesRequest};
+    let gw = TestGateway::start().await;
+    let mut admin_client = gw.admin();
+    let absent = format!(r#"{{"absent": {{"iins": ["{APPLICANT_IIN}"]}}}}"#);
+    let put = admin_client
+        .put_fixtures(admin(
+            &gw,
+            PutFixturesRequest {
+                name: "case.json".into(),
+                json: absent,
+            },
+            Some("fx"),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(put.documents, ["case.json"]);
+    assert_eq!(put.scope, "session fx");
+    refusal(
+        lookup(&gw, Some("fx"), None).await,
+        Code::NotFound,
+        "NO_DATA",
+    );
+    // Replaced under the same name by a document that marks someone else absent.
+    admin_client
+        .put_fixtures(admin(
+            &gw,
+            PutFixturesRequest {
+                name: "case.json".into(),
+                json: r#"{"absent": {"iins": ["791028302728"]}}"#.into(),
+            },
+            Some("fx"),
+        ))
+        .await
+        .unwrap();
+    lookup(&gw, Some("fx"), None).await.unwrap();
+    // A broken document is refused and changes nothing.
+    refusal(
+        admin_client
+            .put_fixtures(admin(
+                &gw,
+                PutFixturesRequest {
+                    name: "broken.json".into(),
+                    json: "{".into(),
+                },
+                Some("fx"),
+            ))
+            .await,
+        Code::InvalidArgument,
+        "INVALID_FIELD",
+    );
+    let listed = admin_client
+        .list_fixtures(admin(&gw, ListFixturesRequest {}, Some("fx")))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.documents, ["case.json"]);
+    let global = admin_client
+        .list_fixtures(admin(&gw, ListFixturesRequest {}, None))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(global.documents.is_empty());
+    assert_eq!(global.scope, "global");
+    let deleted = admin_client
+        .delete_fixtures(admin(
+            &gw,
+            DeleteFixturesRequest {
+                name: "case.json".into(),
+            },
+            Some("fx"),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(deleted.documents.is_empty());
+    refusal(
+        admin_client
+            .delete_fixtures(admin(
+                &gw,
+                DeleteFixturesRequest {
+                    name: "case.json".into(),
+                },
+                Some("fx"),
+            ))
+            .await,
+        Code::NotFound,
+        "TOOLKIT_NOT_FOUND",
+    );
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn get_messages_with_a_session_takes_only_that_sessions_applications() {
+    use shep_proto::provider::v1::GetMessagesRequest;
+    let gw = TestGateway::start().await;
+    let mine = submit_in(&gw, "pull-a").await;
+    let theirs = submit_in(&gw, "pull-b").await;
+    let pull = |session: &'static str| {
+        let request = in_session(
+            Request::new(GetMessagesRequest {
+                provider_id: ESIL_PROVIDER.into(),
+                amount: 10,
+                ..GetMessagesRequest::default()
+            }),
+            Some(session),
+        );
+        let mut client = gw.provider_client();
+        async move { client.get_messages(request).await.unwrap().into_inner() }
+    };
+    let got: Vec<String> = pull("pull-a")
+        .await
+        .messages
+        .into_iter()
+        .map(|message| message.message_id)
+        .collect();
+    assert_eq!(got, [mine]);
+    let got: Vec<String> = pull("pull-b")
+        .await
+        .messages
+        .into_iter()
+        .map(|message| message.message_id)
+        .collect();
+    assert_eq!(got, [theirs]);
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn shep_send_carries_a_session() {
+    let gw = TestGateway::start().await;
+    add_fault(
+        &gw,
+        Fault {
+            target: target(fault_target::Target::Registry("gbdfl".into())),
+            effect: error("UNAVAILABLE", "ГБД ФЛ недоступна", ""),
+            ..Fault::default()
+        },
+        Some("cli"),
+    )
+    .await;
+    let data_dir = gw.data_dir().0.to_str().unwrap().to_owned();
+    let send = |session: Option<&'static str>| {
+        let url = gw.url();
+        let data_dir = data_dir.clone();
+        async move {
+            let mut args = vec![
+                "send".to_owned(),
+                "--service".to_owned(),
+                LOOKUP_SERVICE.to_owned(),
+                "--subject".to_owned(),
+                APPLICANT_IIN.to_owned(),
+                "--gateway".to_owned(),
+                url,
+                "--data-dir".to_owned(),
+                data_dir,
+            ];
+            if let Some(session) = session {
+                args.extend(["--session".to_owned(), session.to_owned()]);
+            }
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            run_shep(&args).await
+        }
+    };
+    let faulted = send(Some("cli")).await;
+    assert!(!faulted.status.success(), "{}", faulted.stdout);
+    assert!(
+        faulted.stderr.contains("INJECTED_FAULT"),
+        "{}",
+        faulted.stderr
+    );
+    let plain = send(None).await;
+    assert!(plain.ok().contains("Серикбаев"), "{}", plain.stdout);
+    gw.shutdown().await;
+}
