@@ -136,11 +136,6 @@ impl FixtureSource {
         );
         keys
     }
-
-    /// Whether this is the built-in document.
-    pub fn is_builtin(&self) -> bool {
-        self.builtin
-    }
 }
 
 /// Counts of what a set of fixtures defines.

@@ -50,12 +50,6 @@ impl Toolkit {
     }
 }
 
-impl Default for Toolkit {
-    fn default() -> Self {
-        Self::new(&ToolkitConfig::default())
-    }
-}
-
 /// What the gateway knows of a call beyond its message: the session, the
 /// caller's deadline and its connection.
 #[derive(Debug, Clone, Default)]
