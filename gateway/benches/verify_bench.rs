@@ -102,7 +102,7 @@ fn engine(ca: &Arc<CertificateAuthority>, verify_signatures: bool) -> Engine {
     config.checks.verify_signatures = verify_signatures;
     let mut registries = HashMap::new();
     registries.insert(
-        "gbdfl".to_owned(),
+        shep_registries::RegistryKind::Persons,
         InProcess::new("gbdfl", Arc::new(PersonRegistry::builtin())).boxed(),
     );
     let routes = RoutingTable::from_toml(DEFAULT_ROUTES, "embedded", &["gbdfl"]).unwrap();

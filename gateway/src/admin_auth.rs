@@ -1,9 +1,12 @@
 //! Who may use the admin API: the holder of the bearer token, or, on a TLS
 //! listener, a client whose certificate is listed by its SHA-256 fingerprint.
 
+use std::sync::Arc;
+
+use tonic::service::Interceptor;
 use tonic::{Request, Status};
 
-use crate::grpc::check_bearer;
+use crate::error::{GatewayError, into_status};
 
 /// The SHA-256 digest of a certificate's DER encoding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,22 +52,61 @@ impl std::fmt::Display for Fingerprint {
     }
 }
 
-/// Lets a request through with a listed client certificate (the leaf the
-/// TLS handshake verified against `tls.client_ca`) or with the bearer token;
-/// refuses it otherwise exactly as a wrong token is refused.
-pub(crate) fn check_admin<T>(
-    request: &Request<T>,
-    token: &str,
-    client_certificates: &[Fingerprint],
-) -> Result<(), Status> {
-    let listed = request
-        .peer_certs()
-        .and_then(|chain| chain.first().map(|leaf| Fingerprint::of(leaf)))
-        .is_some_and(|presented| client_certificates.contains(&presented));
-    if listed {
-        return Ok(());
+/// Who may use an admin service: the token's holder or a listed client
+/// certificate. As a tonic interceptor around the whole service, no method
+/// can forget to ask.
+#[derive(Debug, Clone)]
+pub struct AdminAuth {
+    /// The token's SHA-256, so comparing says nothing of the token through
+    /// its timing.
+    token_digest: [u8; 32],
+    client_certificates: Arc<[Fingerprint]>,
+}
+
+impl AdminAuth {
+    /// Lets in `authorization: Bearer <token>` and, on a TLS listener, a
+    /// client certificate with one of `client_certificates`.
+    pub fn new(token: &str, client_certificates: Vec<Fingerprint>) -> Self {
+        Self {
+            token_digest: Fingerprint::of(token.as_bytes()).0,
+            client_certificates: client_certificates.into(),
+        }
     }
-    check_bearer(request, token)
+
+    /// Lets a request through with a listed client certificate (the leaf
+    /// the TLS handshake verified against `tls.client_ca`) or with the bearer
+    /// token; refuses it otherwise exactly as a wrong token is refused.
+    pub fn check<T>(&self, request: &Request<T>) -> Result<(), Status> {
+        let listed = request
+            .peer_certs()
+            .and_then(|chain| chain.first().map(|leaf| Fingerprint::of(leaf)))
+            .is_some_and(|presented| self.client_certificates.contains(&presented));
+        let presented = request
+            .metadata()
+            .get("authorization")
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "));
+        let token = presented
+            .is_some_and(|presented| Fingerprint::of(presented.as_bytes()).0 == self.token_digest);
+        if listed || token {
+            Ok(())
+        } else {
+            Err(into_status(GatewayError::Unauthenticated))
+        }
+    }
+}
+
+/// Refuses a request without `authorization: Bearer <token>` (for services
+/// whose methods are not all admin ones).
+pub(crate) fn check_bearer<T>(request: &Request<T>, token: &str) -> Result<(), Status> {
+    AdminAuth::new(token, Vec::new()).check(request)
+}
+
+impl Interceptor for AdminAuth {
+    fn call(&mut self, request: Request<()>) -> Result<Request<()>, Status> {
+        self.check(&request)?;
+        Ok(request)
+    }
 }
 
 #[cfg(test)]
@@ -90,12 +132,18 @@ mod tests {
 
     #[test]
     fn without_a_certificate_the_token_decides() {
-        let token = "secret";
-        let mut request = Request::new(());
-        assert!(check_admin(&request, token, &[Fingerprint::of(b"x")]).is_err());
-        request
+        let mut auth = AdminAuth::new("secret", vec![Fingerprint::of(b"x")]);
+        let status = auth.call(Request::new(())).unwrap_err();
+        assert_eq!(status.code(), tonic::Code::Unauthenticated);
+        let mut wrong = Request::new(());
+        wrong
+            .metadata_mut()
+            .insert("authorization", "Bearer secreT".parse().unwrap());
+        assert!(auth.call(wrong).is_err());
+        let mut right = Request::new(());
+        right
             .metadata_mut()
             .insert("authorization", "Bearer secret".parse().unwrap());
-        assert!(check_admin(&request, token, &[]).is_ok());
+        assert!(auth.call(right).is_ok());
     }
 }

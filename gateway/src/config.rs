@@ -5,10 +5,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use shep_registries::PopulationConfig;
+use shep_registries::{PopulationConfig, RegistryKind};
 
-/// The registries the gateway knows, by id: ГБД ФЛ, ГБД ЮЛ, ЕНИС.
-pub const REGISTRY_IDS: &[&str] = &["gbdfl", "gbdul", "enis"];
+/// The registries the gateway knows, by id ([`RegistryKind::IDS`]).
+pub const REGISTRY_IDS: &[&str] = &RegistryKind::IDS;
 
 /// Why a configuration was refused.
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +50,24 @@ pub struct GatewayConfig {
     pub calendar: CalendarConfig,
     pub toolkit: ToolkitConfig,
     pub health: HealthConfig,
+    pub limits: LimitsConfig,
+}
+
+/// Bounds on the work the gateway takes on.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Envelopes (Call, Submit, Report) worked on at once; one more is
+    /// refused at once with `OVERLOADED` (RESOURCE_EXHAUSTED) rather than queued.
+    pub max_concurrent: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_concurrent: 1024,
+        }
+    }
 }
 
 /// The integration-testing toolkit: scenarios and the exchange journal.
@@ -282,6 +300,7 @@ impl Default for GatewayConfig {
             calendar: CalendarConfig::default(),
             toolkit: ToolkitConfig::default(),
             health: HealthConfig::default(),
+            limits: LimitsConfig::default(),
         }
     }
 }
@@ -299,6 +318,11 @@ impl GatewayConfig {
         })?;
         config.validate()?;
         Ok(config)
+    }
+
+    /// The URL of registry `kind`, when it is served remotely.
+    pub fn registry_url(&self, kind: RegistryKind) -> Option<&str> {
+        self.registries.get(kind.id())?.url.as_deref()
     }
 
     /// Checks values serde cannot.
@@ -333,12 +357,13 @@ impl GatewayConfig {
             ));
         }
         for id in self.registries.keys() {
-            if !REGISTRY_IDS.contains(&id.as_str()) {
-                return Err(ConfigError::Invalid(format!(
-                    "`registries.{id}`: unknown registry (known: {})",
-                    REGISTRY_IDS.join(", ")
-                )));
-            }
+            RegistryKind::parse(id)
+                .map_err(|error| ConfigError::Invalid(format!("`registries.{id}`: {error}")))?;
+        }
+        if self.limits.max_concurrent == 0 {
+            return Err(ConfigError::Invalid(
+                "`limits.max_concurrent` must be > 0".to_owned(),
+            ));
         }
         self.validate_tls()
     }

@@ -149,6 +149,8 @@ pub enum GatewayError {
     DeadlineExceeded(String),
     #[error("{0}")]
     ToolkitNotFound(String),
+    #[error("the gateway is at its limit of envelopes in progress; send again later")]
+    Overloaded,
 }
 
 impl GatewayError {
@@ -188,6 +190,7 @@ impl GatewayError {
             Self::Injected(_) => Reason::InjectedFault,
             Self::DeadlineExceeded(_) => Reason::DeadlineExceeded,
             Self::ToolkitNotFound(_) => Reason::ToolkitNotFound,
+            Self::Overloaded => Reason::Overloaded,
         }
     }
 
@@ -227,7 +230,7 @@ impl GatewayError {
             Reason::DuplicateMessage => Code::AlreadyExists,
             Reason::RegistryUnavailable | Reason::InjectedFault => Code::Unavailable,
             Reason::DeadlineExceeded => Code::DeadlineExceeded,
-            Reason::TooLarge => Code::ResourceExhausted,
+            Reason::TooLarge | Reason::Overloaded => Code::ResourceExhausted,
             Reason::Internal | Reason::Unspecified => Code::Internal,
         }
     }

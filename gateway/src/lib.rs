@@ -1,10 +1,18 @@
 //! The shep-sim gateway: checks signed envelopes, routes them by the routing
 //! table to registry adapters or provider request streams, and tracks the
 //! applications' statuses.
+//!
+//! docs/ARCHITECTURE.md maps the modules; in short: [`pipeline`] is the
+//! request path of Call, Submit and Report (its steps per RPC and its
+//! layers), [`checks`] the checks it runs, [`registry`] the registries behind
+//! their layers, [`provider`] and [`status`] the provider and consumer sides,
+//! [`grpc`] the thin edge, [`server`] what starts it all.
 
+pub mod admin;
 pub mod admin_auth;
 pub mod admin_http;
 pub mod calendar;
+mod checks;
 pub mod cli;
 pub mod client;
 pub mod coalesce;
@@ -20,9 +28,13 @@ pub mod lifecycle;
 pub mod loadgen;
 pub mod metrics;
 pub mod nuc_service;
+pub mod pipeline;
+pub mod provider;
+pub mod registry;
 pub mod revocation;
 pub mod routes;
 pub mod server;
+pub mod status;
 pub mod store;
 pub mod toolkit;
 pub mod verify;

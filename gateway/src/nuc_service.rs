@@ -21,8 +21,8 @@ use shep_registries::nuc::{
 use time::{Duration, OffsetDateTime};
 use tonic::{Request, Response, Status};
 
+use crate::admin_auth::check_bearer;
 use crate::error::{GatewayError, into_status};
-use crate::grpc::check_bearer;
 use crate::store::timestamp;
 
 fn status_response(serial: &[u8], status: &CertificateStatus, subject: String) -> StatusResponse {

@@ -14,22 +14,25 @@ use shep_proto::admin::v1::admin_server::AdminServer;
 use shep_proto::gateway::v1::gateway_server::GatewayServer;
 use shep_proto::nuc::v1::nuc_server::NucServer;
 use shep_proto::provider::v1::provider_server::ProviderServer;
-use shep_registries::RegistryData;
 use shep_registries::enis::PowerOfAttorneyRegistry;
 use shep_registries::gbdfl::PersonRegistry;
 use shep_registries::gbdul::LegalEntityRegistry;
 use shep_registries::nuc::{CertificateAuthority, IdentitySpec, certificates};
+use shep_registries::{RegistryData, RegistryKind};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::{JoinHandle, JoinSet};
 use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
-use crate::config::{GatewayConfig, JournalMode, REGISTRY_IDS, TlsConfig};
+use crate::admin_auth::AdminAuth;
+use crate::config::{GatewayConfig, JournalMode, TlsConfig};
 use crate::engine::Engine;
 use crate::grpc::{AdminGrpcAdapter, GatewayGrpcAdapter, ProviderGrpcAdapter};
 use crate::health::{Health, NUC_ID};
 use crate::journal::Journal;
 use crate::nuc_service::{NucGrpcAdapter, http_routes};
+use crate::pipeline::Limits;
+use crate::registry::RegistriesHandle;
 use crate::revocation::RevocationCheck;
 use crate::routes::{DEFAULT_ROUTES, Role, RoutingTable};
 use crate::verify::SignatureVerifier;
@@ -167,45 +170,38 @@ fn read_pems(paths: &[PathBuf]) -> anyhow::Result<Vec<Vec<u8>>> {
 }
 
 /// The in-process registries' data and which registries answer from it.
-#[derive(Debug, Clone)]
-pub struct RegistriesHandle {
-    pub data: Arc<RegistryData>,
-    /// Registry ids served in-process (the others are remote).
-    pub in_process: Vec<String>,
-}
-
-/// The registry adapters of `config`, by id (remote where a URL is set,
+/// The registry adapters of `config`, by kind (remote where a URL is set,
 /// in-process otherwise), and the in-process registries' data.
 fn registry_adapters(
     config: &GatewayConfig,
-) -> anyhow::Result<(HashMap<String, RegistryAdapter>, RegistriesHandle)> {
+) -> anyhow::Result<(HashMap<RegistryKind, RegistryAdapter>, RegistriesHandle)> {
     let data = Arc::new(
         RegistryData::new(&config.population, config.audit.capacity)
             .context("loading the registries' population and fixtures")?,
     );
     let mut adapters = HashMap::new();
     let mut in_process = Vec::new();
-    for id in REGISTRY_IDS {
-        let url = config
-            .registries
-            .get(*id)
-            .and_then(|entry| entry.url.clone());
-        let adapter = match (url, *id) {
-            (Some(url), _) => Remote::new(id, &url)?.boxed(),
-            (None, "gbdfl") => {
-                in_process.push((*id).to_owned());
-                InProcess::new(id, Arc::new(PersonRegistry::new(data.clone()))).boxed()
-            }
-            (None, "gbdul") => {
-                in_process.push((*id).to_owned());
-                InProcess::new(id, Arc::new(LegalEntityRegistry::new(data.clone()))).boxed()
-            }
-            (None, _) => {
-                in_process.push((*id).to_owned());
-                InProcess::new(id, Arc::new(PowerOfAttorneyRegistry::new(data.clone()))).boxed()
+    for kind in RegistryKind::ALL {
+        let id = kind.id();
+        let adapter = match config.registry_url(kind) {
+            Some(url) => Remote::new(id, url)?.boxed(),
+            None => {
+                in_process.push(kind);
+                match kind {
+                    RegistryKind::Persons => {
+                        InProcess::new(id, Arc::new(PersonRegistry::new(data.clone()))).boxed()
+                    }
+                    RegistryKind::LegalEntities => {
+                        InProcess::new(id, Arc::new(LegalEntityRegistry::new(data.clone()))).boxed()
+                    }
+                    RegistryKind::PowersOfAttorney => {
+                        InProcess::new(id, Arc::new(PowerOfAttorneyRegistry::new(data.clone())))
+                            .boxed()
+                    }
+                }
             }
         };
-        adapters.insert((*id).to_owned(), adapter);
+        adapters.insert(kind, adapter);
     }
     Ok((adapters, RegistriesHandle { data, in_process }))
 }
@@ -283,7 +279,7 @@ pub async fn start_on(
         .with_context(|| format!("creating data dir `{}`", data_dir.0.display()))?;
 
     let (registries, handle) = registry_adapters(&config)?;
-    let routes = load_routes(&config, REGISTRY_IDS)?;
+    let routes = load_routes(&config, &RegistryKind::IDS)?;
 
     let public_url = config
         .nuc
@@ -332,7 +328,7 @@ pub async fn start_on(
 
     for path in &config.toolkit.scenarios {
         let scenario = crate::toolkit::scenarios::read_file(path).map_err(anyhow::Error::msg)?;
-        crate::toolkit::admin::put_scenario(&engine, scenario)
+        crate::admin::put_scenario(&engine, scenario)
             .map_err(|error| anyhow::anyhow!("scenario `{}`: {error}", path.display()))?;
     }
 
@@ -352,21 +348,29 @@ pub async fn start_on(
     probes.spawn(follow_not_serving_faults(engine.clone(), health.clone()));
 
     let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
+    // Call, Submit and Report share one pipeline, its layers and its limit.
+    let pipeline = crate::pipeline::stack(
+        engine.clone(),
+        Limits {
+            max_concurrent: config.limits.max_concurrent,
+        },
+    );
+    let admin_auth = AdminAuth::new(&token, config.admin_client_certificates());
     let grpc = tonic::service::Routes::new(health_service)
         .add_service(reflection_builder().build_v1()?)
         .add_service(reflection_builder().build_v1alpha()?)
-        .add_service(GatewayServer::new(GatewayGrpcAdapter::new(engine.clone())))
+        .add_service(GatewayServer::new(GatewayGrpcAdapter::new(
+            engine.clone(),
+            pipeline.clone(),
+        )))
         .add_service(ProviderServer::new(ProviderGrpcAdapter::new(
             engine.clone(),
+            pipeline,
         )))
-        .add_service(AdminServer::new(
-            AdminGrpcAdapter::new(
-                engine.clone(),
-                &token,
-                config.routes.clone(),
-                handle.clone(),
-            )
-            .with_client_certificates(config.admin_client_certificates()),
+        // Every admin method behind the token or a listed client certificate.
+        .add_service(AdminServer::with_interceptor(
+            AdminGrpcAdapter::new(engine.clone(), config.routes.clone(), handle.clone()),
+            admin_auth,
         ))
         .add_service(NucServer::new(NucGrpcAdapter::new(ca.clone(), &token)));
     // The Admin API over HTTP calls the gRPC services in-process: a clone of
@@ -412,7 +416,7 @@ pub async fn start_on(
             let mut interval = tokio::time::interval(tick);
             loop {
                 interval.tick().await;
-                engine.expire_leases();
+                crate::provider::expire_leases(&engine);
             }
         })
     };
@@ -422,7 +426,11 @@ pub async fn start_on(
         engine,
         admin_token: token,
         registry_data: handle.data,
-        in_process: handle.in_process,
+        in_process: handle
+            .in_process
+            .iter()
+            .map(|kind| kind.id().to_owned())
+            .collect(),
         data_dir,
         ca,
         health,
@@ -436,12 +444,9 @@ pub async fn start_on(
 
 /// The registries (and НУЦ) of `config` reached over gRPC, by id, with their URL.
 fn remote_urls(config: &GatewayConfig) -> Vec<(&str, &str)> {
-    REGISTRY_IDS
-        .iter()
-        .filter_map(|id| {
-            let url = config.registries.get(*id)?.url.as_deref()?;
-            Some((*id, url))
-        })
+    RegistryKind::ALL
+        .into_iter()
+        .filter_map(|kind| Some((kind.id(), config.registry_url(kind)?)))
         .chain(config.nuc.url.as_deref().map(|url| (NUC_ID, url)))
         .collect()
 }

@@ -95,7 +95,13 @@ pub enum DataError {
     Fixtures(#[from] FixtureError),
 }
 
-/// Which registry answers.
+/// An id that names no registry.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown registry `{0}` (known: {known})", known = RegistryKind::IDS.join(", "))]
+pub struct UnknownRegistry(pub String);
+
+/// Which registry answers: the one list of registries, used by the
+/// configuration, the server, the gateway's checks and the CLI.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RegistryKind {
     /// ГБД ФЛ: persons by IIN.
@@ -110,8 +116,19 @@ impl RegistryKind {
     /// Every registry.
     pub const ALL: [Self; 3] = [Self::Persons, Self::LegalEntities, Self::PowersOfAttorney];
 
+    /// Every registry's id, in the order of [`Self::ALL`].
+    pub const IDS: [&'static str; 3] = {
+        let mut ids = [""; 3];
+        let mut index = 0;
+        while index < Self::ALL.len() {
+            ids[index] = Self::ALL[index].id();
+            index += 1;
+        }
+        ids
+    };
+
     /// The registry's id in configurations and routes.
-    pub fn id(self) -> &'static str {
+    pub const fn id(self) -> &'static str {
         match self {
             Self::Persons => "gbdfl",
             Self::LegalEntities => "gbdul",
@@ -131,6 +148,11 @@ impl RegistryKind {
     /// The registry with id `id`.
     pub fn from_id(id: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|kind| kind.id() == id)
+    }
+
+    /// The registry with id `id`, or an error naming the known ids.
+    pub fn parse(id: &str) -> Result<Self, UnknownRegistry> {
+        Self::from_id(id).ok_or_else(|| UnknownRegistry(id.to_owned()))
     }
 }
 

@@ -20,7 +20,7 @@ pub mod reference;
 
 use shep_proto::registry::v1::{LookupRequest, LookupResponse, MessageResult};
 
-pub use data::{PopulationConfig, RegistryData, RegistryKind, Scope};
+pub use data::{PopulationConfig, RegistryData, RegistryKind, Scope, UnknownRegistry};
 
 /// Why a registry could not answer.
 #[derive(Debug, thiserror::Error)]

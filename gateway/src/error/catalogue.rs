@@ -427,6 +427,14 @@ static CATALOGUE: &[CatalogueEntry] = &[
         &[Admin],
         "the admin API has no fault, scenario or fixture document by that name (in the caller's session)",
     ),
+    entry(
+        "OVERLOADED",
+        Code::ResourceExhausted,
+        None,
+        Retry::RetryAfterBackoff,
+        &[Any],
+        "the gateway is working on as many envelopes as `limits.max_concurrent` allows and refused this one at once",
+    ),
     CatalogueEntry {
         reason: INJECTED_FAULT,
         code: None,

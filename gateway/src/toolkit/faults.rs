@@ -45,6 +45,19 @@ pub struct InjectedError {
     pub metadata: Vec<(String, String)>,
 }
 
+impl InjectedError {
+    /// `UNAVAILABLE` with reason `INJECTED_FAULT`, naming the fault: what a
+    /// hang without a deadline, a cut stream or a dropped connection answers.
+    pub fn unavailable(message: String, fault_id: &str) -> Self {
+        Self {
+            code: tonic::Code::Unavailable,
+            message,
+            reason: "INJECTED_FAULT".to_owned(),
+            metadata: vec![("fault_id".to_owned(), fault_id.to_owned())],
+        }
+    }
+}
+
 /// What a fired fault does after its delay.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effect {

@@ -2,10 +2,10 @@
 //! exchange journal, as the admin API exposes them and as the engine
 //! consults them on every call.
 
-pub mod admin;
 pub mod connections;
 pub mod exchanges;
 pub mod faults;
+pub mod inject;
 pub mod scenarios;
 
 use std::net::SocketAddr;

@@ -217,7 +217,7 @@ async fn the_registries_and_the_admin_token_check_return_catalogued_reasons() {
     reasons.push(check_against_catalogue(&refused));
 
     let refused =
-        crate::grpc::check_bearer(&tonic::Request::new(()), "token").expect_err("no token");
+        crate::admin_auth::check_bearer(&tonic::Request::new(()), "token").expect_err("no token");
     reasons.push(check_against_catalogue(&refused));
     assert_eq!(
         reasons,

@@ -1,18 +1,199 @@
-//! The toolkit's admin calls: routes one at a time, fixture documents,
-//! faults, scenarios, the exchange journal and reset. The gRPC adapter
-//! (`crate::grpc::AdminGrpcAdapter`) authenticates and delegates here.
+//! The admin operations, free of transport types: the routing table,
+//! dead letters, the registries' fixtures and audit, and the toolkit's
+//! faults, scenarios, exchange journal and reset. The gRPC adapter
+//! (`crate::grpc::AdminGrpcAdapter`) sits behind the admin interceptor
+//! ([`crate::admin_auth::AdminAuth`]) and delegates here.
+
+use std::path::Path;
 
 use shep_proto::admin::v1::{
-    ApplyScenarioResponse, ExchangeFilter, Fault, FixturesResponse, ListExchangesRequest,
-    ListExchangesResponse, ListFaultsResponse, ResetResponse, Scenario, UnusedFixture,
-    UnusedResponse, VerifyExchangesRequest, VerifyExchangesResponse,
+    ApplyScenarioResponse, DeadLetter, ExchangeFilter, Fault, FixturesResponse,
+    ListDeadLettersResponse, ListExchangesRequest, ListExchangesResponse, ListFaultsResponse,
+    ListRoutesResponse, ResetResponse, Route, Scenario, UnusedFixture, UnusedResponse,
+    VerifyExchangesRequest, VerifyExchangesResponse,
+};
+use shep_proto::registry::v1::{
+    AccessLogRequest, AccessLogResponse, ReloadFixturesRequest, ReloadFixturesResponse,
 };
 use shep_registries::fixtures::FixtureSource;
-use shep_registries::{RegistryData, Scope};
+use shep_registries::{RegistryData, RegistryKind, Scope};
 
 use crate::engine::Engine;
+use crate::envelope::parse_uuid;
 use crate::error::GatewayError;
+use crate::registry::RegistriesHandle;
+use crate::routes::RoutingTable;
 use crate::toolkit::CallContext;
+
+// === Routes ===
+
+/// The routing table in force.
+pub fn list_routes(engine: &Engine) -> ListRoutesResponse {
+    let table = engine.routes();
+    ListRoutesResponse {
+        routes: table
+            .routes()
+            .iter()
+            .map(|route| route.to_proto())
+            .collect(),
+        source: table.source().to_owned(),
+    }
+}
+
+/// One route.
+pub fn get_route(engine: &Engine, service: &str) -> Result<Route, GatewayError> {
+    engine
+        .routes()
+        .route(service)
+        .map(|route| route.to_proto())
+        .ok_or_else(|| GatewayError::UnknownService(service.to_owned()))
+}
+
+fn toml_invalid(field: &'static str, error: impl std::fmt::Display) -> GatewayError {
+    GatewayError::InvalidField {
+        field,
+        problem: error.to_string(),
+    }
+}
+
+/// Replaces the routing table with `toml`, or with the routes file re-read
+/// when `toml` is empty.
+pub async fn reload_routes(
+    engine: &Engine,
+    routes_file: Option<&Path>,
+    toml: &str,
+) -> Result<ListRoutesResponse, GatewayError> {
+    let (text, source) = if toml.is_empty() {
+        let Some(path) = routes_file else {
+            return Err(toml_invalid(
+                "toml",
+                "is required: the gateway runs on the embedded table, there is no file to re-read",
+            ));
+        };
+        let text = tokio::fs::read_to_string(path).await.map_err(|error| {
+            toml_invalid("toml", format!("cannot read `{}`: {error}", path.display()))
+        })?;
+        (text, path.display().to_string())
+    } else {
+        (toml.to_owned(), "admin-api".to_owned())
+    };
+    let table = RoutingTable::from_toml(&text, &source, &engine.registry_ids())
+        .map_err(|error| toml_invalid("toml", error))?;
+    engine.replace_routes(table);
+    tracing::info!(%source, "routing table reloaded");
+    Ok(list_routes(engine))
+}
+
+/// Adds or replaces one service's route.
+pub fn put_route(engine: &Engine, toml: &str) -> Result<Route, GatewayError> {
+    let (table, id) = engine
+        .routes()
+        .with_service(toml, &engine.registry_ids())
+        .map_err(|error| toml_invalid("toml", error))?;
+    let route = table
+        .route(&id)
+        .map(|route| route.to_proto())
+        .ok_or_else(|| GatewayError::UnknownService(id.clone()))?;
+    engine.replace_routes(table);
+    tracing::info!(service = %id, "route put");
+    Ok(route)
+}
+
+/// Removes one service's route.
+pub fn delete_route(engine: &Engine, id: &str) -> Result<ListRoutesResponse, GatewayError> {
+    let table = engine
+        .routes()
+        .without_service(id, &engine.registry_ids())
+        .ok_or_else(|| GatewayError::UnknownService(id.to_owned()))?
+        .map_err(|error| toml_invalid("service_id", error))?;
+    engine.replace_routes(table);
+    tracing::info!(service = %id, "route deleted");
+    Ok(list_routes(engine))
+}
+
+// === Dead letters ===
+
+/// Dead letters of `provider` (of every provider when empty), with why each stopped.
+pub fn list_dead_letters(engine: &Engine, provider: &str) -> ListDeadLettersResponse {
+    let dead_letters = crate::provider::dead_letters(engine, provider)
+        .into_iter()
+        .map(|(provider_id, pending)| DeadLetter {
+            reason: engine
+                .store()
+                .with(&pending.message_id, |record| {
+                    record
+                        .events
+                        .last()
+                        .map(|event| event.reason.clone())
+                        .unwrap_or_default()
+                })
+                .unwrap_or_default(),
+            message_id: pending.message_id,
+            service_id: pending.service_id,
+            provider_id,
+        })
+        .collect();
+    ListDeadLettersResponse { dead_letters }
+}
+
+/// Puts a dead letter back into its provider's queue.
+pub async fn requeue_dead_letter(
+    engine: &Engine,
+    message_id: &str,
+) -> Result<DeadLetter, GatewayError> {
+    let provider_id = crate::provider::requeue_dead_letter(engine, message_id).await?;
+    let (message_id, service_id) = engine
+        .store()
+        .with(&parse_uuid("message_id", message_id)?, |record| {
+            (record.message_id.clone(), record.service_id.clone())
+        })
+        .unwrap_or_default();
+    Ok(DeadLetter {
+        message_id,
+        service_id,
+        provider_id,
+        reason: String::new(),
+    })
+}
+
+// === Registries ===
+
+/// Replaces the in-process registries' fixtures.
+pub fn reload_fixtures(
+    registries: &RegistriesHandle,
+    request: &ReloadFixturesRequest,
+) -> Result<ReloadFixturesResponse, GatewayError> {
+    let documents = shep_registries::grpc::documents(request);
+    let (summary, generation) = registries
+        .data
+        .reload(&documents)
+        .map_err(fixtures_invalid)?;
+    tracing::info!(generation, in_process = ?registries.in_process, "fixtures reloaded");
+    Ok(shep_registries::grpc::reload_response(summary, generation))
+}
+
+/// The in-process registries' audit; a remote registry keeps its own.
+pub fn access_log(
+    registries: &RegistriesHandle,
+    request: &AccessLogRequest,
+) -> Result<AccessLogResponse, GatewayError> {
+    let registry = &request.registry;
+    if !registry.is_empty() {
+        let kind =
+            RegistryKind::parse(registry).map_err(|error| toml_invalid("registry", error))?;
+        if !registries.in_process.contains(&kind) {
+            return Err(toml_invalid(
+                "registry",
+                format!(
+                    "registry `{registry}` is served remotely and keeps its own audit (shep.registry.v1.RegistryAdmin/AccessLog)"
+                ),
+            ));
+        }
+    }
+    Ok(registries.data.audit().query(request))
+}
+
+// === Toolkit ===
 
 fn scope(ctx: &CallContext) -> Scope<'_> {
     match ctx.session() {

@@ -1,0 +1,100 @@
+//! The signature check: chain to a trusted НУЦ anchor, validity at signing
+//! time, key usage, revocation, and the signature over the exact body bytes.
+
+use std::sync::Arc;
+
+use shep_proto::envelope::v1::{Signature, SignedEnvelope};
+use time::OffsetDateTime;
+
+use crate::envelope::Inbound;
+use crate::error::GatewayError;
+use crate::revocation::RevocationCheck;
+use crate::routes::RoutingTable;
+use crate::verify::{SignatureVerifier, SignerIdentity};
+
+/// What the envelope checks need beyond the routing table: the verifier, the
+/// revocation check and the configured tolerances.
+#[derive(Debug)]
+pub(crate) struct Checks {
+    verifier: SignatureVerifier,
+    revocation: RevocationCheck,
+    /// Off only for load tests that measure the gateway without signature
+    /// checks (`checks.verify_signatures = false`); the identity rules go too.
+    verify_signatures: bool,
+    /// How far `message_date` may be from the gateway's clock.
+    pub(crate) skew_secs: u64,
+}
+
+impl Checks {
+    pub(crate) fn new(
+        verifier: SignatureVerifier,
+        revocation: RevocationCheck,
+        verify_signatures: bool,
+        skew_secs: u64,
+    ) -> Self {
+        Self {
+            verifier,
+            revocation,
+            verify_signatures,
+            skew_secs,
+        }
+    }
+
+    /// The signer of the envelope, once its signature checks out.
+    pub(crate) async fn signer(
+        &self,
+        envelope: &SignedEnvelope,
+        inbound: &Inbound,
+    ) -> Result<Arc<SignerIdentity>, GatewayError> {
+        self.verify_bytes(
+            envelope.signature.as_ref(),
+            &envelope.body,
+            inbound.signed_at,
+        )
+        .await
+    }
+
+    /// The signer of `signed` (a result document, a body), once `signature`
+    /// checks out as of `signed_at`.
+    pub(crate) async fn verify_bytes(
+        &self,
+        signature: Option<&Signature>,
+        signed: &[u8],
+        signed_at: OffsetDateTime,
+    ) -> Result<Arc<SignerIdentity>, GatewayError> {
+        if !self.verify_signatures {
+            return Ok(Arc::new(SignerIdentity::default()));
+        }
+        let signer = self.verifier.verify(signature, signed, signed_at)?;
+        self.revocation.check(&signer.serial).await?;
+        Ok(signer)
+    }
+
+    /// The channel's identity rule ([`super::check_identity`]), unless
+    /// signatures are off.
+    pub(crate) fn identity(
+        &self,
+        routes: &RoutingTable,
+        inbound: &Inbound,
+        signer: &SignerIdentity,
+    ) -> Result<(), GatewayError> {
+        if !self.verify_signatures {
+            return Ok(());
+        }
+        super::check_identity(routes, inbound, signer)
+    }
+
+    /// The signer must be an operator of `system` ([`super::check_operator`]),
+    /// unless signatures are off.
+    pub(crate) fn operator(
+        &self,
+        routes: &RoutingTable,
+        system: &str,
+        signer: &SignerIdentity,
+    ) -> Result<(), GatewayError> {
+        if !self.verify_signatures {
+            return Ok(());
+        }
+        super::check_operator(routes, system, signer)
+    }
+}

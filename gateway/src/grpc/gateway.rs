@@ -1,0 +1,82 @@
+//! `shep.gateway.v1.Gateway`.
+
+use std::sync::Arc;
+
+use shep_proto::envelope::v1::SignedEnvelope;
+use shep_proto::gateway::v1::gateway_server::Gateway;
+use shep_proto::gateway::v1::{
+    Application, CallResponse, GetStatusRequest, HistoryRequest, HistoryResponse, Receipt,
+    StatusEvent, WatchRequest,
+};
+use tokio_stream::StreamExt as _;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+use super::{EventStream, envelope, respond, unexpected};
+use crate::engine::Engine;
+use crate::error::into_status;
+use crate::pipeline::{Answer, EnvelopeService, Rpc};
+use crate::status;
+
+/// `shep.gateway.v1.Gateway`.
+#[derive(Debug, Clone)]
+pub struct GatewayGrpcAdapter {
+    engine: Arc<Engine>,
+    pipeline: EnvelopeService,
+}
+
+impl GatewayGrpcAdapter {
+    /// Serves Call and Submit through `pipeline`, the queries from `engine`.
+    pub fn new(engine: Arc<Engine>, pipeline: EnvelopeService) -> Self {
+        Self { engine, pipeline }
+    }
+}
+
+#[tonic::async_trait]
+impl Gateway for GatewayGrpcAdapter {
+    async fn call(
+        &self,
+        request: Request<SignedEnvelope>,
+    ) -> Result<Response<CallResponse>, Status> {
+        match envelope(&self.pipeline, Rpc::Call, request).await? {
+            Answer::Call(response) => Ok(Response::new(*response)),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn submit(&self, request: Request<SignedEnvelope>) -> Result<Response<Receipt>, Status> {
+        match envelope(&self.pipeline, Rpc::Submit, request).await? {
+            Answer::Submit(receipt) => Ok(Response::new(receipt)),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn get_status(
+        &self,
+        request: Request<GetStatusRequest>,
+    ) -> Result<Response<Application>, Status> {
+        respond(status::application(
+            &self.engine,
+            &request.get_ref().message_id,
+        ))
+    }
+
+    async fn history(
+        &self,
+        request: Request<HistoryRequest>,
+    ) -> Result<Response<HistoryResponse>, Status> {
+        respond(status::history(&self.engine, request.get_ref()))
+    }
+
+    type WatchStream = EventStream<StatusEvent>;
+
+    async fn watch(
+        &self,
+        request: Request<WatchRequest>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
+        let request = request.into_inner();
+        let target = status::watch_target(&request).map_err(into_status)?;
+        let events = status::watch(self.engine.clone(), target, request.after_sequence);
+        Ok(Response::new(Box::pin(ReceiverStream::new(events).map(Ok))))
+    }
+}

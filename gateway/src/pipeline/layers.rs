@@ -1,0 +1,189 @@
+//! The layers of the envelope pipeline that are ours (the limit layers are
+//! tower's): the message span with its metrics, and the exchange journal.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use prost::Message as _;
+use shep_proto::envelope::v1::{Body, subject};
+use tokio::time::Instant;
+use tower::{BoxError, Layer, Service};
+use tracing::Instrument as _;
+
+use super::{Answer, EnvelopeRequest};
+use crate::engine::Engine;
+use crate::error::GatewayError;
+use crate::toolkit::exchanges::{Record as ExchangeRecord, any};
+
+type AnswerFuture<E> = Pin<Box<dyn Future<Output = Result<Answer, E>> + Send>>;
+
+/// Turns what tower's limit layers answer into the gateway's errors.
+pub(super) fn classify(error: BoxError) -> GatewayError {
+    match error.downcast::<GatewayError>() {
+        Ok(error) => *error,
+        Err(error) if error.is::<tower::load_shed::error::Overloaded>() => GatewayError::Overloaded,
+        Err(error) => GatewayError::Internal(format!("request path: {error}")),
+    }
+}
+
+// === impl MessageLayer ===
+
+/// A span per message (its id and service recorded once the body is
+/// decoded, so every event and child span below carries them), the in-flight
+/// gauge and the outcome counter.
+#[derive(Debug, Clone)]
+pub(super) struct MessageLayer(Arc<Engine>);
+
+impl MessageLayer {
+    pub(super) fn new(engine: Arc<Engine>) -> Self {
+        Self(engine)
+    }
+}
+
+impl<S> Layer<S> for MessageLayer {
+    type Service = MessageService<S>;
+
+    fn layer(&self, inner: S) -> MessageService<S> {
+        MessageService {
+            inner,
+            engine: self.0.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct MessageService<S> {
+    inner: S,
+    engine: Arc<Engine>,
+}
+
+impl<S> Service<EnvelopeRequest> for MessageService<S>
+where
+    S: Service<EnvelopeRequest, Response = Answer, Error = GatewayError>,
+    S::Future: Send + 'static,
+{
+    type Response = Answer;
+    type Error = GatewayError;
+    type Future = AnswerFuture<GatewayError>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), GatewayError>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: EnvelopeRequest) -> Self::Future {
+        let rpc = request.rpc.label();
+        let span = tracing::info_span!(
+            "message",
+            rpc,
+            message_id = tracing::field::Empty,
+            service = tracing::field::Empty,
+            correlation_id = tracing::field::Empty,
+            session = request.ctx.session().unwrap_or_default(),
+        );
+        let engine = self.engine.clone();
+        let in_flight = engine.metrics().in_flight(rpc);
+        let answer = self.inner.call(request).instrument(span);
+        Box::pin(async move {
+            let result = answer.await;
+            drop(in_flight);
+            let outcome = match &result {
+                Ok(_) => "ok",
+                Err(error) => error.reason().as_str_name(),
+            };
+            engine.metrics().outcome(rpc, outcome);
+            result
+        })
+    }
+}
+
+// === impl ExchangeLayer ===
+
+/// Records each envelope and its answer in the exchange journal, when it
+/// records.
+#[derive(Debug, Clone)]
+pub(super) struct ExchangeLayer(Arc<Engine>);
+
+impl ExchangeLayer {
+    pub(super) fn new(engine: Arc<Engine>) -> Self {
+        Self(engine)
+    }
+}
+
+impl<S> Layer<S> for ExchangeLayer {
+    type Service = ExchangeService<S>;
+
+    fn layer(&self, inner: S) -> ExchangeService<S> {
+        ExchangeService {
+            inner,
+            engine: self.0.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct ExchangeService<S> {
+    inner: S,
+    engine: Arc<Engine>,
+}
+
+impl<S> Service<EnvelopeRequest> for ExchangeService<S>
+where
+    S: Service<EnvelopeRequest, Response = Answer, Error = GatewayError>,
+    S::Future: Send + 'static,
+{
+    type Response = Answer;
+    type Error = GatewayError;
+    type Future = AnswerFuture<GatewayError>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), GatewayError>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: EnvelopeRequest) -> Self::Future {
+        if !self.engine.toolkit().exchanges.recording() {
+            return Box::pin(self.inner.call(request));
+        }
+        let started = Instant::now();
+        let asked = request.clone();
+        let engine = self.engine.clone();
+        let answer = self.inner.call(request);
+        Box::pin(async move {
+            let result = answer.await;
+            engine
+                .toolkit()
+                .exchanges
+                .record(|| record(&asked, started, &result));
+            result
+        })
+    }
+}
+
+/// The exchange record of an envelope-carrying call.
+fn record(
+    asked: &EnvelopeRequest,
+    started: Instant,
+    result: &Result<Answer, GatewayError>,
+) -> ExchangeRecord {
+    let body = Body::decode(asked.envelope.body.as_slice()).unwrap_or_default();
+    let subject = match body.subject.and_then(|subject| subject.id) {
+        Some(subject::Id::Iin(id) | subject::Id::Bin(id)) => id,
+        None => String::new(),
+    };
+    let mut record = ExchangeRecord {
+        session: asked.ctx.session_label(),
+        rpc: asked.rpc.path().to_owned(),
+        hop: "ingress",
+        service_id: body.service_id,
+        subject,
+        message_id: body.message_id,
+        request: Some(any("shep.envelope.v1.SignedEnvelope", &asked.envelope)),
+        duration: started.elapsed(),
+        ..ExchangeRecord::default()
+    };
+    match result {
+        Ok(answer) => record.response = Some(answer.to_any()),
+        Err(error) => record.failed(&crate::error::into_status(error.clone())),
+    }
+    record
+}

@@ -1,0 +1,156 @@
+//! `Provider.Report`: a provider's signed status report about an application.
+
+use shep_proto::envelope::v1::{ApplicationStatus, Channel, MessageType, SignedEnvelope};
+use shep_proto::gateway::v1::MessageState;
+use shep_proto::provider::v1::ReportReceipt;
+
+use crate::checks::{self, ReportFields};
+use crate::engine::Engine;
+use crate::error::GatewayError;
+use crate::lifecycle::{default_notification, provider_may_report};
+use crate::store::{Change, ReportKey};
+
+/// The steps of `Provider.Report`, in order.
+pub(crate) async fn report(
+    engine: &Engine,
+    envelope: SignedEnvelope,
+) -> Result<ReportReceipt, GatewayError> {
+    // 1. The body: decoded, its fields and date valid; an UPDATE or RESPONSE
+    //    carrying a report about an application, on the provider desk.
+    let inbound = checks::decode(&envelope, engine.checks.skew_secs)?;
+    tracing::Span::current().record("correlation_id", inbound.body.correlation_id.as_str());
+    checks::message_type(
+        &inbound,
+        &[MessageType::Update, MessageType::Response],
+        "Provider.Report",
+    )?;
+    let ReportFields {
+        report,
+        application_id,
+    } = checks::report_fields(&inbound)?;
+    // 2. The sender is a provider system of the routing table.
+    let provider = inbound.sender_id.clone();
+    let routes = engine.routes();
+    checks::check_provider(&routes, &provider)?;
+    // 3. The signature, then who signed: one of the provider's operators.
+    let signer = engine.checks.signer(&envelope, &inbound).await?;
+    engine.checks.identity(&routes, &inbound, &signer)?;
+    // 4. Idempotency: an identical re-send gets the same receipt.
+    let digest = super::submit::sha256(&envelope.body);
+    let store = engine.store();
+    if let Some((seen, receipt)) = store.report_seen(&provider, &inbound.message_id) {
+        return if seen == digest {
+            Ok(receipt)
+        } else {
+            Err(GatewayError::DuplicateMessage {
+                message_id: inbound.message_id,
+                sender: provider,
+            })
+        };
+    }
+    // 5. What the status requires; a result is signed by an operator of the
+    //    provider, like the report.
+    let (status, expected_at) = checks::status_fields(&report)?;
+    if let Some(result) = &report.result {
+        let author = engine
+            .checks
+            .verify_bytes(
+                result.signature.as_ref(),
+                &result.content,
+                inbound.signed_at,
+            )
+            .await?;
+        engine.checks.operator(&routes, &provider, &author)?;
+    }
+    // 6. The application's side: this provider's, this service and
+    //    applicant, a status allowed after the current one. Durable before
+    //    the receipt.
+    let (event, ticket) = store.record(&application_id, |record| {
+        if record.provider_id != provider {
+            return Err(GatewayError::ProviderNotAllowed {
+                provider: provider.clone(),
+                message_id: application_id.clone(),
+            });
+        }
+        if record.service_id != inbound.body.service_id {
+            return Err(GatewayError::InvalidField {
+                field: "service_id",
+                problem: format!("is not the application's service `{}`", record.service_id),
+            });
+        }
+        if record.subject != inbound.subject {
+            return Err(GatewayError::InvalidField {
+                field: "subject",
+                problem: "does not match the application's applicant".to_owned(),
+            });
+        }
+        let from = record.status;
+        let service_centre = record.channel == Channel::ServiceCentre as i32;
+        if !provider_may_report(from, status)
+            || (status == ApplicationStatus::ReturnedToCentre && !service_centre)
+        {
+            return Err(GatewayError::InvalidStatusTransition {
+                from: from.as_str_name().to_owned(),
+                to: status.as_str_name().to_owned(),
+            });
+        }
+        if record.delivery_state == MessageState::OnDelivery {
+            // Reporting on it proves it arrived.
+            record.delivery_state = MessageState::Delivered;
+        }
+        if status == ApplicationStatus::Registered {
+            record.registration_number = report.registration_number.clone();
+            record.expected_at = expected_at.or_else(|| {
+                record
+                    .deadline
+                    .map(|deadline| deadline.due(record.accepted_at, &engine.calendar))
+            });
+        } else if let Some(expected) = expected_at {
+            record.expected_at = Some(expected);
+        }
+        record.status = status;
+        let notification = if report.notification.is_empty() {
+            default_notification(
+                status,
+                &record.registration_number,
+                record.expected_at,
+                &report.reason,
+            )
+        } else {
+            report.notification.clone()
+        };
+        Ok(Change {
+            status,
+            notification,
+            registration_number: record.registration_number.clone(),
+            expected_at: record.expected_at,
+            reason: report.reason.clone(),
+            result: report.result.clone(),
+            reported_by: provider.clone(),
+            report: Some(ReportKey {
+                sender: provider.clone(),
+                message_id: inbound.message_id.clone(),
+                digest,
+            }),
+        })
+    })?;
+    ticket.durable().await.map_err(super::journal_failed)?;
+    // 7. A report settles any outstanding delivery of the same request.
+    if let Some(settled) = engine.delivery().queue(&provider).acknowledge(
+        &application_id,
+        true,
+        false,
+        engine.settings.max_attempts,
+    ) {
+        tracing::debug!(message_id = %application_id, ?settled, "delivery settled by a report");
+    }
+    tracing::info!(message_id = %application_id, status = status.as_str_name(), %provider, operator = ?signer.iin, "reported");
+    let receipt = ReportReceipt {
+        message_id: inbound.message_id.clone(),
+        correlation_id: application_id,
+        status: status as i32,
+        sequence: event.sequence,
+    };
+    store.remember_report(&provider, &inbound.message_id, digest, receipt.clone());
+    Ok(receipt)
+}

@@ -1,0 +1,173 @@
+//! `Gateway.Submit`: accepts an application, durably, and queues it for its
+//! provider.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ring::digest::{SHA256, digest};
+use shep_proto::envelope::v1::{ApplicationStatus, MessageType, SignedEnvelope};
+use shep_proto::gateway::v1::{MessageState, Receipt};
+use time::OffsetDateTime;
+use tokio::time::Instant;
+
+use crate::checks;
+use crate::delivery::Pending;
+use crate::engine::Engine;
+use crate::envelope::Inbound;
+use crate::error::GatewayError;
+use crate::lifecycle::default_notification;
+use crate::routes::ServiceKind;
+use crate::store::{ApplicationRecord, Change, Inserted, timestamp};
+use crate::toolkit::CallContext;
+
+/// How long an identical re-send waits for its original to be durable.
+const ORIGINAL_PATIENCE: Duration = Duration::from_secs(10);
+
+/// The SHA-256 of a body: what tells an identical re-send from a duplicate id.
+pub(crate) fn sha256(bytes: &[u8]) -> [u8; 32] {
+    digest(&SHA256, bytes)
+        .as_ref()
+        .try_into()
+        .expect("sha-256 is 32 bytes")
+}
+
+/// The steps of `Gateway.Submit`, in order.
+pub(crate) async fn submit(
+    engine: &Engine,
+    envelope: SignedEnvelope,
+    ctx: &CallContext,
+) -> Result<Receipt, GatewayError> {
+    let start = Instant::now();
+    // 1. The body: decoded, its fields and date valid; a REQUEST.
+    let inbound = checks::decode(&envelope, engine.checks.skew_secs)?;
+    checks::message_type(&inbound, &[MessageType::Request], "Gateway.Submit")?;
+    // 2. The route: the service exists, an application service, open to
+    //    this sender and channel.
+    let routes = engine.routes();
+    let route = checks::authorize(&routes, &inbound, ServiceKind::Application)?;
+    // 3. Faults a test session attached to the service.
+    super::service_faults(engine, &route.service_id, ctx).await?;
+    // 4. The signature, then who signed. Before idempotency: a re-send with a
+    //    broken signature is refused, never answered with the stored receipt.
+    let signer = engine.checks.signer(&envelope, &inbound).await?;
+    engine.checks.identity(&routes, &inbound, &signer)?;
+    let service = route.service_id.as_str();
+    engine.metrics().hop("submit", service, "checks", start);
+    // 5. Idempotency: an identical re-send gets the original's receipt; the
+    //    same id with another body is a duplicate.
+    let digest = sha256(&envelope.body);
+    if let Some(existing) = existing_receipt(engine, &inbound, &digest).await {
+        return existing;
+    }
+    // 6. The registry checks of the route on this channel, and the region.
+    let asked = Instant::now();
+    let kato = checks::check_applicant(&engine.registries, &route, &inbound, &signer, ctx).await?;
+    engine.metrics().hop("submit", service, "registry", asked);
+    // 7. The provider: named by the sender or the region's.
+    let provider = checks::provider_for(&route, &inbound, kato.as_deref())?;
+    // 8. Accepted: durable before anyone hears of it, then queued.
+    let envelope = Arc::new(envelope);
+    let record = ApplicationRecord {
+        message_id: inbound.message_id.clone(),
+        service_id: route.service_id.clone(),
+        subject: inbound.subject.clone(),
+        channel: inbound.channel.to_proto() as i32,
+        sender_id: inbound.sender_id.clone(),
+        provider_id: provider.clone(),
+        accepted_at: OffsetDateTime::now_utc(),
+        delivery_state: MessageState::OnDelivery,
+        status: ApplicationStatus::Accepted,
+        registration_number: String::new(),
+        expected_at: None,
+        deadline: route.deadline,
+        test: inbound.body.test,
+        events: Vec::new(),
+        envelope: envelope.clone(),
+        body_digest: digest,
+        session_id: inbound.body.session_id.clone(),
+        correlation_id: inbound.body.correlation_id.clone(),
+    };
+    let store = engine.store();
+    let shared = match store.insert(record)? {
+        Inserted::New(shared) => shared,
+        // Lost a race with an identical re-send: answer as it will be
+        // answered, once it is durable.
+        Inserted::Existing(_) => {
+            return existing_receipt(engine, &inbound, &digest)
+                .await
+                .unwrap_or_else(|| Err(GatewayError::MessageNotFound(inbound.message_id.clone())));
+        }
+    };
+    let (_, ticket) = store.record(&inbound.message_id, |_| {
+        Ok(Change {
+            status: ApplicationStatus::Accepted,
+            notification: default_notification(ApplicationStatus::Accepted, "", None, ""),
+            reported_by: "gateway".to_owned(),
+            ..Change::default()
+        })
+    })?;
+    let committing = Instant::now();
+    let committed = ticket.durable().await;
+    engine
+        .metrics()
+        .hop("submit", service, "journal", committing);
+    if let Err(error) = committed {
+        store.forget(&inbound.message_id);
+        return Err(super::journal_failed(error));
+    }
+    engine.delivery().queue(&provider).push(Pending {
+        message_id: inbound.message_id.clone(),
+        service_id: route.service_id.clone(),
+        correlation_id: inbound.body.correlation_id.clone(),
+        envelope,
+        attempts: 0,
+        session: ctx.session.clone(),
+    });
+    tracing::info!(message_id = %inbound.message_id, %service, %provider, "accepted");
+    let record = shared
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    engine.metrics().hop("submit", service, "total", start);
+    Ok(receipt(&record))
+}
+
+fn receipt(record: &ApplicationRecord) -> Receipt {
+    Receipt {
+        message_id: record.message_id.clone(),
+        correlation_id: record.correlation_id.clone(),
+        response_date: Some(timestamp(record.accepted_at)),
+        session_id: record.session_id.clone(),
+        provider_id: record.provider_id.clone(),
+        status: ApplicationStatus::Accepted as i32,
+    }
+}
+
+/// The receipt of an identical re-send, once the original is durable; a
+/// different body under the same id is a duplicate. `None`: a new message.
+async fn existing_receipt(
+    engine: &Engine,
+    inbound: &Inbound,
+    digest: &[u8; 32],
+) -> Option<Result<Receipt, GatewayError>> {
+    let store = engine.store();
+    let same = store.with(&inbound.message_id, |record| {
+        record.sender_id == inbound.sender_id && &record.body_digest == digest
+    })?;
+    if !same {
+        return Some(Err(GatewayError::DuplicateMessage {
+            message_id: inbound.message_id.clone(),
+            sender: inbound.sender_id.clone(),
+        }));
+    }
+    // Never answer for an original that a crash could still take back.
+    if !store
+        .accepted_visible(&inbound.message_id, ORIGINAL_PATIENCE)
+        .await
+    {
+        return Some(Err(GatewayError::Internal(format!(
+            "the first copy of `{}` is not yet durable; send again",
+            inbound.message_id
+        ))));
+    }
+    store.with(&inbound.message_id, receipt).map(Ok)
+}

@@ -1,0 +1,224 @@
+//! The provider side, free of transport types: acknowledgements and what
+//! they settle, leases that expire, dead letters, the pull of
+//! `GetMessages`, and the Subscribe protocol ([`subscription`]).
+
+pub(crate) mod subscription;
+
+use shep_proto::envelope::v1::ApplicationStatus;
+use shep_proto::gateway::v1::MessageState;
+use shep_proto::provider::v1::{Ack, Delivery as DeliveryMessage, ReceiveStatus, ResendMessage};
+use time::OffsetDateTime;
+
+use crate::delivery::{Filter, Leased, Pending, Settled};
+use crate::engine::Engine;
+use crate::envelope::parse_uuid;
+use crate::error::GatewayError;
+use crate::lifecycle::default_notification;
+use crate::store::{Change, timestamp};
+
+/// The most unacknowledged deliveries a connection may hold.
+const MAX_IN_FLIGHT: u32 = 1024;
+
+/// Checks that `provider` is a provider system in the routing table.
+pub fn check_provider(engine: &Engine, provider: &str) -> Result<(), GatewayError> {
+    crate::checks::check_provider(&engine.routes(), provider)
+}
+
+/// The in-flight limit for a Hello asking for `requested` (0: the default).
+pub(crate) fn in_flight_for(engine: &Engine, requested: u32) -> usize {
+    let chosen = if requested == 0 {
+        engine.settings.default_in_flight
+    } else {
+        requested
+    };
+    chosen.clamp(1, MAX_IN_FLIGHT) as usize
+}
+
+/// A leased delivery as the provider receives it.
+pub(crate) fn delivery_message(leased: &Leased) -> DeliveryMessage {
+    let remaining = leased
+        .until
+        .saturating_duration_since(tokio::time::Instant::now());
+    DeliveryMessage {
+        message_id: leased.pending.message_id.clone(),
+        service_id: leased.pending.service_id.clone(),
+        envelope: Some((*leased.pending.envelope).clone()),
+        attempt: leased.pending.attempts,
+        lease_until: Some(timestamp(
+            OffsetDateTime::now_utc() + time::Duration::try_from(remaining).unwrap_or_default(),
+        )),
+    }
+}
+
+/// `GetMessages`: up to `amount` deliveries leased to no connection.
+pub(crate) fn pull(
+    engine: &Engine,
+    provider: &str,
+    filter: &Filter,
+    amount: usize,
+) -> Vec<DeliveryMessage> {
+    let queue = engine.delivery().queue(provider);
+    std::iter::from_fn(|| queue.take(None, 0, filter, engine.lease()))
+        .take(amount)
+        .map(|leased| delivery_message(&leased))
+        .collect()
+}
+
+/// Applies a provider's acknowledgement of a delivery.
+pub fn acknowledge(engine: &Engine, provider: &str, ack: &Ack) -> Result<Settled, GatewayError> {
+    let message_id = parse_uuid("message_id", &ack.message_id)?;
+    let accepted = match ReceiveStatus::try_from(ack.receive_status) {
+        Ok(ReceiveStatus::MessageAccepted) => true,
+        Ok(ReceiveStatus::MessageNotAccepted) => false,
+        _ => {
+            return Err(GatewayError::InvalidField {
+                field: "receive_status",
+                problem: "must be MESSAGE_ACCEPTED or MESSAGE_NOT_ACCEPTED".to_owned(),
+            });
+        }
+    };
+    let resend = ack.resend != ResendMessage::NotResend as i32;
+    let owner = engine
+        .store()
+        .with(&message_id, |record| record.provider_id.clone())
+        .ok_or_else(|| GatewayError::MessageNotFound(message_id.clone()))?;
+    if owner != provider {
+        return Err(GatewayError::ProviderNotAllowed {
+            provider: provider.to_owned(),
+            message_id,
+        });
+    }
+    let settled = engine
+        .delivery()
+        .queue(provider)
+        .acknowledge(&message_id, accepted, resend, engine.settings.max_attempts)
+        .ok_or_else(|| GatewayError::MessageNotFound(message_id.clone()))?;
+    apply_settled(engine, &message_id, &settled, &ack.error_message);
+    Ok(settled)
+}
+
+/// Records what a settled delivery means for the application.
+pub fn apply_settled(engine: &Engine, message_id: &str, settled: &Settled, reason: &str) {
+    let (state, reason) = match settled {
+        Settled::Requeued => return,
+        Settled::Delivered => (MessageState::Delivered, String::new()),
+        Settled::NotDelivered => (
+            MessageState::NotDelivered,
+            if reason.is_empty() {
+                "the provider did not accept the request".to_owned()
+            } else {
+                reason.to_owned()
+            },
+        ),
+        Settled::Stopped { attempts } => (
+            MessageState::DeliveryStopped,
+            format!("delivery stopped after {attempts} attempts"),
+        ),
+    };
+    let outcome = engine.store().record(message_id, |record| {
+        if record.delivery_state != MessageState::OnDelivery {
+            return Err(GatewayError::InvalidStatusTransition {
+                from: format!("{:?}", record.delivery_state),
+                to: format!("{state:?}"),
+            });
+        }
+        record.delivery_state = state;
+        if state == MessageState::Delivered {
+            let waited = OffsetDateTime::now_utc() - record.accepted_at;
+            engine.metrics().hop_seconds(
+                "submit",
+                &record.service_id,
+                "delivery",
+                waited.as_seconds_f64().max(0.0),
+            );
+        }
+        let status = if state == MessageState::Delivered {
+            if record.status != ApplicationStatus::Accepted {
+                // A report already moved the status on; nothing to announce.
+                return Err(GatewayError::InvalidStatusTransition {
+                    from: format!("{:?}", record.status),
+                    to: "Delivered".to_owned(),
+                });
+            }
+            ApplicationStatus::Delivered
+        } else {
+            ApplicationStatus::NotDelivered
+        };
+        record.status = status;
+        Ok(Change {
+            status,
+            notification: default_notification(status, "", None, &reason),
+            reason: reason.clone(),
+            reported_by: "gateway".to_owned(),
+            ..Change::default()
+        })
+    });
+    if let Err(error) = outcome {
+        tracing::debug!(message_id, %error, "delivery settled without a status event");
+    }
+}
+
+/// Dead letters, per provider (all providers when `provider` is empty).
+pub fn dead_letters(engine: &Engine, provider: &str) -> Vec<(String, Pending)> {
+    engine
+        .delivery()
+        .queues()
+        .into_iter()
+        .filter(|(id, _)| provider.is_empty() || id == provider)
+        .flat_map(|(id, queue)| {
+            queue
+                .dead_letters()
+                .into_iter()
+                .map(move |pending| (id.clone(), pending))
+        })
+        .collect()
+}
+
+/// Puts a dead letter back into its provider's queue; its status returns to
+/// ACCEPTED, journaled before it is delivered again.
+pub async fn requeue_dead_letter(
+    engine: &Engine,
+    message_id: &str,
+) -> Result<String, GatewayError> {
+    let message_id = parse_uuid("message_id", message_id)?;
+    let not_found = || GatewayError::MessageNotFound(format!("dead letter `{message_id}`"));
+    let store = engine.store();
+    let provider = store
+        .with(&message_id, |record| record.provider_id.clone())
+        .ok_or_else(not_found)?;
+    let (_, ticket) = store.record(&message_id, |record| {
+        if record.delivery_state != MessageState::DeliveryStopped {
+            return Err(not_found());
+        }
+        record.delivery_state = MessageState::OnDelivery;
+        record.status = ApplicationStatus::Accepted;
+        Ok(Change {
+            status: ApplicationStatus::Accepted,
+            notification: "Доставка заявки возобновлена оператором".to_owned(),
+            reported_by: "operator".to_owned(),
+            ..Change::default()
+        })
+    })?;
+    ticket
+        .durable()
+        .await
+        .map_err(|error| GatewayError::Internal(format!("journal: {error}")))?;
+    if !engine.delivery().queue(&provider).requeue(&message_id) {
+        return Err(GatewayError::Internal(format!(
+            "`{message_id}` was stopped but not in the dead letters of `{provider}`"
+        )));
+    }
+    tracing::info!(%message_id, %provider, "dead letter requeued");
+    Ok(provider)
+}
+
+/// Requeues expired leases on every queue; stops those out of attempts.
+pub fn expire_leases(engine: &Engine) {
+    let now = tokio::time::Instant::now();
+    for (provider, queue) in engine.delivery().queues() {
+        for (message_id, settled) in queue.expire(now, engine.settings.max_attempts) {
+            tracing::info!(%provider, %message_id, ?settled, "lease expired");
+            apply_settled(engine, &message_id, &settled, "");
+        }
+    }
+}

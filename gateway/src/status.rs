@@ -1,0 +1,178 @@
+//! The consumer's status queries, free of transport types: one application,
+//! an applicant's history page by page, and Watch (the events so far, then
+//! live ones, in sequence order, each once).
+
+use std::sync::Arc;
+
+use shep_proto::gateway::v1::{
+    Application, HistoryRequest, HistoryResponse, StatusEvent, WatchRequest, watch_request,
+};
+use tokio::sync::{broadcast, mpsc};
+
+use crate::engine::Engine;
+use crate::envelope::{SubjectId, parse_uuid};
+use crate::error::GatewayError;
+use crate::store::WatchTarget;
+
+/// A History page when the caller asks for none.
+const DEFAULT_PAGE: usize = 50;
+/// The largest History page.
+const MAX_PAGE: usize = 500;
+/// Events a watcher may have in flight before the watch waits for it.
+const WATCH_BUFFER: usize = 64;
+
+/// `GetStatus`: one application.
+pub fn application(engine: &Engine, message_id: &str) -> Result<Application, GatewayError> {
+    let id = parse_uuid("message_id", message_id)?;
+    engine
+        .store()
+        .application(&id)
+        .ok_or(GatewayError::MessageNotFound(id))
+}
+
+/// Where a History page starts and how long it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Page {
+    pub(crate) offset: usize,
+    pub(crate) limit: usize,
+}
+
+impl Page {
+    /// Reads `page_token` (the offset this gateway handed out) and `page_size`.
+    pub(crate) fn parse(page_token: &str, page_size: u32) -> Result<Self, GatewayError> {
+        let offset = if page_token.is_empty() {
+            0
+        } else {
+            page_token
+                .parse::<usize>()
+                .map_err(|_| GatewayError::InvalidField {
+                    field: "page_token",
+                    problem: "is not a token this gateway gave".to_owned(),
+                })?
+        };
+        let limit = match page_size {
+            0 => DEFAULT_PAGE,
+            size => (size as usize).min(MAX_PAGE),
+        };
+        Ok(Self { offset, limit })
+    }
+
+    /// The token of the page after this one, when there is more.
+    pub(crate) fn next_token(self, more: bool) -> String {
+        if more {
+            (self.offset + self.limit).to_string()
+        } else {
+            String::new()
+        }
+    }
+}
+
+/// `History`: an applicant's applications, a page at a time.
+pub fn history(engine: &Engine, request: &HistoryRequest) -> Result<HistoryResponse, GatewayError> {
+    let subject = SubjectId::from_proto(request.subject.as_ref())?;
+    let page = Page::parse(&request.page_token, request.page_size)?;
+    let (applications, more) = engine.store().history(&subject, page.offset, page.limit);
+    Ok(HistoryResponse {
+        applications,
+        next_page_token: page.next_token(more),
+    })
+}
+
+/// What a Watch follows: an applicant or one application.
+pub fn watch_target(request: &WatchRequest) -> Result<WatchTarget, GatewayError> {
+    match &request.target {
+        Some(watch_request::Target::Subject(subject)) => {
+            Ok(WatchTarget::Subject(SubjectId::from_proto(Some(subject))?))
+        }
+        Some(watch_request::Target::MessageId(id)) => {
+            Ok(WatchTarget::Message(parse_uuid("message_id", id)?))
+        }
+        None => Err(GatewayError::InvalidField {
+            field: "target",
+            problem: "must be a subject or a message_id".to_owned(),
+        }),
+    }
+}
+
+/// `Watch`: every event of `target` after `after_sequence`, then live ones,
+/// until the receiver is dropped or the gateway closes.
+pub fn watch(
+    engine: Arc<Engine>,
+    target: WatchTarget,
+    after_sequence: u64,
+) -> mpsc::Receiver<StatusEvent> {
+    // Subscribed before the snapshot, so every event after the snapshot's
+    // sequence arrives live.
+    let live = engine.store().subscribe();
+    let (tx, rx) = mpsc::channel(WATCH_BUFFER);
+    tokio::spawn(follow(engine, target, after_sequence, live, tx));
+    rx
+}
+
+/// Replays then follows: a live event is sent only if it is past what was
+/// sent or skipped already, and a watcher that falls behind the live feed
+/// catches up from the store.
+async fn follow(
+    engine: Arc<Engine>,
+    target: WatchTarget,
+    after_sequence: u64,
+    mut live: broadcast::Receiver<Arc<StatusEvent>>,
+    tx: mpsc::Sender<StatusEvent>,
+) {
+    // Every event up to `cursor` has been sent or was not asked for.
+    let mut cursor = after_sequence;
+    let (mut pending, mut upto) = engine.store().snapshot(&target, cursor);
+    loop {
+        for event in pending.drain(..) {
+            if tx.send((*event).clone()).await.is_err() {
+                return;
+            }
+        }
+        cursor = cursor.max(upto);
+        tokio::select! {
+            received = live.recv() => match received {
+                Ok(event) => {
+                    if event.sequence > cursor {
+                        upto = event.sequence;
+                        if target.matches(&event) {
+                            pending.push(event);
+                        }
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    (pending, upto) = engine.store().snapshot(&target, cursor);
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+            () = tx.closed() => return,
+            () = engine.closed() => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_default_cap_and_continue() {
+        assert_eq!(
+            Page::parse("", 0).unwrap(),
+            Page {
+                offset: 0,
+                limit: DEFAULT_PAGE
+            }
+        );
+        assert_eq!(Page::parse("", 10_000).unwrap().limit, MAX_PAGE);
+        let page = Page::parse("20", 10).unwrap();
+        assert_eq!(page.next_token(true), "30");
+        assert_eq!(page.next_token(false), "");
+        assert!(matches!(
+            Page::parse("abc", 10),
+            Err(GatewayError::InvalidField {
+                field: "page_token",
+                ..
+            })
+        ));
+    }
+}
