@@ -137,7 +137,8 @@ fn gateway_call(c: &mut Criterion) {
             group.bench_function(BenchmarkId::new(name, checks), |b| {
                 b.iter(|| {
                     let response = runtime
-                        .block_on(engine.call(
+                        .block_on(shep_gateway::pipeline::call(
+                            &engine,
                             black_box(envelope.clone()),
                             &shep_gateway::toolkit::CallContext::default(),
                         ))

@@ -58,7 +58,7 @@ pub struct GatewayConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
     /// Envelopes (Call, Submit, Report) worked on at once; one more is
-    /// refused at once with `OVERLOADED` (RESOURCE_EXHAUSTED) rather than queued.
+    /// refused at once with `OVERLOADED` (UNAVAILABLE: retry after a pause) rather than queued.
     pub max_concurrent: usize,
 }
 

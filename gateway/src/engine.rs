@@ -10,23 +10,19 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use shep_adapters::RegistryAdapter;
-use shep_proto::envelope::v1::SignedEnvelope;
-use shep_proto::gateway::v1::{CallResponse, Receipt};
-use shep_proto::provider::v1::ReportReceipt;
 use shep_registries::RegistryKind;
 
 use crate::calendar::Calendar;
 use crate::checks::Checks;
 use crate::config::GatewayConfig;
 use crate::delivery::{Delivery, Pending};
-use crate::error::GatewayError;
 use crate::journal::{Entry, Journal};
 use crate::metrics::Metrics;
 use crate::registry::Registries;
 use crate::revocation::RevocationCheck;
 use crate::routes::RoutingTable;
 use crate::store::Store;
-use crate::toolkit::{CallContext, Toolkit};
+use crate::toolkit::Toolkit;
 use crate::verify::SignatureVerifier;
 
 /// How deliveries to providers are leased and retried.
@@ -208,29 +204,5 @@ impl Engine {
     /// A new connection id for a provider stream.
     pub(crate) fn connection_id(&self) -> u64 {
         self.next_connection.fetch_add(1, Ordering::Relaxed)
-    }
-
-    /// `Gateway.Call`'s steps alone, without the layers the server puts
-    /// around them ([`crate::pipeline::stack`]): for benchmarks.
-    pub async fn call(
-        &self,
-        envelope: SignedEnvelope,
-        ctx: &CallContext,
-    ) -> Result<CallResponse, GatewayError> {
-        crate::pipeline::call(self, envelope, ctx).await
-    }
-
-    /// `Gateway.Submit`'s steps alone (see [`Engine::call`]).
-    pub async fn submit(
-        &self,
-        envelope: SignedEnvelope,
-        ctx: &CallContext,
-    ) -> Result<Receipt, GatewayError> {
-        crate::pipeline::submit(self, envelope, ctx).await
-    }
-
-    /// `Provider.Report`'s steps alone (see [`Engine::call`]).
-    pub async fn report(&self, envelope: SignedEnvelope) -> Result<ReportReceipt, GatewayError> {
-        crate::pipeline::report(self, envelope).await
     }
 }

@@ -228,9 +228,11 @@ impl GatewayError {
             | Reason::InvalidStatusTransition
             | Reason::ProtocolViolation => Code::FailedPrecondition,
             Reason::DuplicateMessage => Code::AlreadyExists,
-            Reason::RegistryUnavailable | Reason::InjectedFault => Code::Unavailable,
+            Reason::RegistryUnavailable | Reason::InjectedFault | Reason::Overloaded => {
+                Code::Unavailable
+            }
             Reason::DeadlineExceeded => Code::DeadlineExceeded,
-            Reason::TooLarge | Reason::Overloaded => Code::ResourceExhausted,
+            Reason::TooLarge => Code::ResourceExhausted,
             Reason::Internal | Reason::Unspecified => Code::Internal,
         }
     }

@@ -36,5 +36,7 @@ pub mod routes;
 pub mod server;
 pub mod status;
 pub mod store;
+#[cfg(test)]
+mod testing;
 pub mod toolkit;
 pub mod verify;

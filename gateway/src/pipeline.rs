@@ -24,9 +24,9 @@ use shep_proto::provider::v1::ReportReceipt;
 use tower::util::BoxCloneSyncService;
 use tower::{Service, ServiceBuilder};
 
-pub(crate) use call::call;
-pub(crate) use report::report;
-pub(crate) use submit::submit;
+pub use call::call;
+pub use report::report;
+pub use submit::submit;
 
 use crate::engine::Engine;
 use crate::error::GatewayError;
@@ -177,3 +177,6 @@ async fn service_faults(
 fn journal_failed(error: JournalError) -> GatewayError {
     GatewayError::Internal(format!("journal: {error}"))
 }
+
+#[cfg(test)]
+mod tests;

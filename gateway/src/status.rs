@@ -152,7 +152,46 @@ async fn follow(
 
 #[cfg(test)]
 mod tests {
+    use shep_proto::envelope::v1::ApplicationStatus;
+
     use super::*;
+    use crate::testing;
+    use crate::toolkit::CallContext;
+
+    async fn submit(engine: &Engine) -> String {
+        let id = testing::message_id();
+        crate::pipeline::submit(engine, testing::application(&id), &CallContext::default())
+            .await
+            .expect("accepted");
+        id
+    }
+
+    #[tokio::test]
+    async fn a_watch_replays_what_happened_then_follows_live_each_event_once() {
+        let engine = testing::engine();
+        let before = submit(&engine).await;
+        let applicant = SubjectId::Iin(testing::APPLICANT.into());
+        let mut events = watch(engine.clone(), WatchTarget::Subject(applicant), 0);
+        let replayed = events.recv().await.expect("the replay");
+        assert_eq!(replayed.message_id, before);
+        assert_eq!(replayed.status, ApplicationStatus::Accepted as i32);
+
+        let after = submit(&engine).await;
+        let live = events.recv().await.expect("a live event");
+        assert_eq!(live.message_id, after);
+        assert!(live.sequence > replayed.sequence, "in sequence order");
+
+        // Resuming after the first event skips it.
+        let applicant = SubjectId::Iin(testing::APPLICANT.into());
+        let mut resumed = watch(
+            engine.clone(),
+            WatchTarget::Subject(applicant),
+            replayed.sequence,
+        );
+        assert_eq!(resumed.recv().await.expect("the rest").message_id, after);
+        engine.close();
+        assert!(resumed.recv().await.is_none(), "closed with the gateway");
+    }
 
     #[test]
     fn pages_default_cap_and_continue() {

@@ -771,13 +771,13 @@ async fn a_watch_opened_while_statuses_change_misses_no_event() {
     let mut bodies = Vec::new();
     for _ in 0..APPLICATIONS {
         let body = applicant.request(ESIL_SERVICE, iin(APPLICANT_IIN));
-        gw.engine()
-            .submit(
-                applicant.seal(&body).unwrap(),
-                &shep_gateway::toolkit::CallContext::default(),
-            )
-            .await
-            .expect("accepted");
+        shep_gateway::pipeline::submit(
+            gw.engine(),
+            applicant.seal(&body).unwrap(),
+            &shep_gateway::toolkit::CallContext::default(),
+        )
+        .await
+        .expect("accepted");
         bodies.push(body);
     }
     let employee = gw.provider(ESIL_PROVIDER);
@@ -808,7 +808,9 @@ async fn a_watch_opened_while_statuses_change_misses_no_event() {
         let applied = applied.clone();
         tokio::spawn(async move {
             for report in reports {
-                engine.report(report).await.expect("the report applies");
+                shep_gateway::pipeline::report(&engine, report)
+                    .await
+                    .expect("the report applies");
                 applied.fetch_add(1, Ordering::Relaxed);
             }
         })

@@ -429,7 +429,7 @@ static CATALOGUE: &[CatalogueEntry] = &[
     ),
     entry(
         "OVERLOADED",
-        Code::ResourceExhausted,
+        Code::Unavailable,
         None,
         Retry::RetryAfterBackoff,
         &[Any],

@@ -18,7 +18,7 @@ use crate::store::timestamp;
 use crate::toolkit::CallContext;
 
 /// The steps of `Gateway.Call`, in order.
-pub(crate) async fn call(
+pub async fn call(
     engine: &Engine,
     envelope: SignedEnvelope,
     ctx: &CallContext,

@@ -11,7 +11,7 @@ use crate::lifecycle::{default_notification, provider_may_report};
 use crate::store::{Change, ReportKey};
 
 /// The steps of `Provider.Report`, in order.
-pub(crate) async fn report(
+pub async fn report(
     engine: &Engine,
     envelope: SignedEnvelope,
 ) -> Result<ReportReceipt, GatewayError> {

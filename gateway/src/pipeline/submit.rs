@@ -32,7 +32,7 @@ pub(crate) fn sha256(bytes: &[u8]) -> [u8; 32] {
 }
 
 /// The steps of `Gateway.Submit`, in order.
-pub(crate) async fn submit(
+pub async fn submit(
     engine: &Engine,
     envelope: SignedEnvelope,
     ctx: &CallContext,

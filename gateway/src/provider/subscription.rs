@@ -267,3 +267,6 @@ impl Connection<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -330,3 +330,147 @@ where
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use shep_proto::admin::v1::{
+        ErrorEffect, ExchangeFilter, Fault, FaultTarget, fault, fault_target,
+    };
+    use shep_proto::registry::v1::{LookupRequest, lookup_request::Key};
+    use shep_registries::RegistryKind;
+    use tower::service_fn;
+
+    use super::*;
+    use crate::config::ToolkitConfig;
+    use crate::toolkit::CallContext;
+
+    /// An adapter that counts its calls and answers after `delay` with `answer`.
+    fn adapter(
+        delay: Duration,
+        answer: Result<(), AdapterError>,
+        calls: Arc<AtomicUsize>,
+    ) -> RegistryAdapter {
+        BoxCloneSyncService::new(service_fn(move |_request: LookupRequest| {
+            let answer = answer.clone();
+            calls.fetch_add(1, Ordering::Relaxed);
+            async move {
+                tokio::time::sleep(delay).await;
+                answer.map(|()| LookupResponse::default())
+            }
+        }))
+    }
+
+    fn call(ctx: CallContext) -> RegistryCall {
+        RegistryCall {
+            registry: RegistryKind::Persons,
+            request: LookupRequest {
+                key: Some(Key::Iin("850315301235".into())),
+                context: None,
+            },
+            key_field: "subject",
+            ctx,
+            fired: None,
+        }
+    }
+
+    fn toolkit() -> Arc<Toolkit> {
+        Arc::new(Toolkit::new(&ToolkitConfig::default()))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_callers_deadline_bounds_a_slow_registry() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let slow = adapter(Duration::from_secs(5), Ok(()), calls.clone());
+        let started = Instant::now();
+        let ctx = CallContext {
+            deadline: Some(started + Duration::from_millis(100)),
+            ..CallContext::default()
+        };
+        let error = stack(slow, toolkit()).oneshot(call(ctx)).await.unwrap_err();
+        assert!(
+            matches!(error, GatewayError::DeadlineExceeded(_)),
+            "{error}"
+        );
+        assert_eq!(started.elapsed(), Duration::from_millis(100));
+        assert_eq!(calls.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_registry_fault_answers_instead_of_the_registry_and_is_journaled() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let toolkit = toolkit();
+        let fault = toolkit
+            .faults
+            .add(
+                Fault {
+                    target: Some(FaultTarget {
+                        target: Some(fault_target::Target::Registry("gbdfl".into())),
+                    }),
+                    effect: Some(fault::Effect::Error(ErrorEffect {
+                        code: "UNAVAILABLE".into(),
+                        ..ErrorEffect::default()
+                    })),
+                    ..Fault::default()
+                },
+                None,
+                "",
+                &RegistryKind::IDS,
+            )
+            .unwrap();
+        let registry = adapter(Duration::ZERO, Ok(()), calls.clone());
+        let error = stack(registry, toolkit.clone())
+            .oneshot(call(CallContext::default()))
+            .await
+            .unwrap_err();
+        assert!(matches!(error, GatewayError::Injected(_)), "{error}");
+        assert_eq!(
+            calls.load(Ordering::Relaxed),
+            0,
+            "the registry was not asked"
+        );
+        let (exchanges, _) = toolkit.exchanges.list(&ExchangeFilter::default(), 10);
+        assert_eq!(exchanges.len(), 1);
+        assert_eq!(exchanges[0].rpc, "registry/gbdfl");
+        assert_eq!(exchanges[0].fault_id, fault.id);
+        assert_eq!(exchanges[0].code, "UNAVAILABLE");
+    }
+
+    #[tokio::test]
+    async fn a_refused_key_is_blamed_on_the_envelope_field() {
+        let refusing = adapter(
+            Duration::ZERO,
+            Err(AdapterError::InvalidRequest {
+                registry: "gbdfl".into(),
+                message: "bad check digit".into(),
+            }),
+            Arc::default(),
+        );
+        match stack(refusing, toolkit())
+            .oneshot(call(CallContext::default()))
+            .await
+            .unwrap_err()
+        {
+            GatewayError::InvalidField { field, problem } => {
+                assert_eq!((field, problem.as_str()), ("subject", "bad check digit"));
+            }
+            other => panic!("{other}"),
+        }
+        let empty = adapter(
+            Duration::ZERO,
+            Err(AdapterError::NoData {
+                registry: "gbdfl".into(),
+                key: "850315301235".into(),
+            }),
+            Arc::default(),
+        );
+        assert!(matches!(
+            stack(empty, toolkit())
+                .oneshot(call(CallContext::default()))
+                .await,
+            Err(GatewayError::NoData(_))
+        ));
+    }
+}

@@ -32,6 +32,7 @@ fn every_gateway_error() -> Vec<GatewayError> {
             problem: text(),
         },
         GatewayError::NotSigned,
+        GatewayError::Overloaded,
         GatewayError::MalformedSignature(text()),
         GatewayError::UnknownIssuer,
         GatewayError::CertificateNotYetValid,

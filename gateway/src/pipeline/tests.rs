@@ -1,0 +1,160 @@
+//! The pipeline in-process through `tower::ServiceExt::oneshot`: no network.
+
+use std::time::Duration;
+
+use shep_proto::admin::v1::{Delay, Fault, FaultTarget, delay, fault_target};
+use shep_proto::envelope::v1::ApplicationStatus;
+use shep_proto::registry::v1::lookup_response::Record;
+use shep_registries::RegistryKind;
+use tower::ServiceExt as _;
+
+use super::*;
+use crate::testing::{self, ESIL_PROVIDER, ESIL_SERVICE};
+
+fn request(rpc: Rpc, envelope: SignedEnvelope) -> EnvelopeRequest {
+    EnvelopeRequest {
+        rpc,
+        envelope,
+        ctx: CallContext::default(),
+    }
+}
+
+fn unlimited() -> Limits {
+    Limits { max_concurrent: 64 }
+}
+
+#[tokio::test]
+async fn an_application_is_accepted_once_and_its_resend_gets_the_same_receipt() {
+    let engine = testing::engine();
+    let pipeline = stack(engine.clone(), unlimited());
+    let id = testing::message_id();
+    let send = |envelope| pipeline.clone().oneshot(request(Rpc::Submit, envelope));
+
+    let Answer::Submit(first) = send(testing::application(&id)).await.unwrap() else {
+        panic!("a submit answers with a receipt");
+    };
+    assert_eq!(first.message_id, id);
+    assert_eq!(first.provider_id, ESIL_PROVIDER);
+    assert_eq!(first.status, ApplicationStatus::Accepted as i32);
+    assert_eq!(engine.delivery().queue(ESIL_PROVIDER).depth().0, 1);
+
+    let Answer::Submit(again) = send(testing::application(&id)).await.unwrap() else {
+        panic!("a re-send answers with a receipt");
+    };
+    assert_eq!(again, first);
+    assert_eq!(
+        engine.delivery().queue(ESIL_PROVIDER).depth().0,
+        1,
+        "a re-send is not queued twice"
+    );
+
+    // Same id, another body (a lookup's): a duplicate, not a receipt.
+    let mut other = testing::application(&id);
+    other.body.push(0);
+    let error = send(other).await.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            GatewayError::MalformedBody(_) | GatewayError::DuplicateMessage { .. }
+        ),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn a_lookup_is_answered_by_the_registry_behind_its_layers() {
+    let pipeline = stack(testing::engine(), unlimited());
+    let answer = pipeline
+        .oneshot(request(Rpc::Call, testing::lookup(&testing::message_id())))
+        .await
+        .unwrap();
+    let Answer::Call(response) = answer else {
+        panic!("a call answers with a lookup");
+    };
+    let lookup = response.lookup.expect("a lookup");
+    match lookup.record {
+        Some(Record::Person(person)) => assert_eq!(person.iin, testing::APPLICANT),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn the_wrong_rpc_for_a_service_is_refused_by_the_route_check() {
+    let pipeline = stack(testing::engine(), unlimited());
+    let error = pipeline
+        .oneshot(request(
+            Rpc::Call,
+            testing::application(&testing::message_id()),
+        ))
+        .await
+        .unwrap_err();
+    match error {
+        GatewayError::WrongServiceKind { service, .. } => assert_eq!(service, ESIL_SERVICE),
+        other => panic!("{other}"),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn over_the_limit_an_envelope_is_shed_at_once() {
+    let engine = testing::engine();
+    // The service answers after a minute: the first application holds the
+    // only slot that long.
+    engine
+        .toolkit()
+        .faults
+        .add(
+            Fault {
+                target: Some(FaultTarget {
+                    target: Some(fault_target::Target::Service(ESIL_SERVICE.into())),
+                }),
+                delay: Some(Delay {
+                    distribution: Some(delay::Distribution::FixedMs(60_000)),
+                }),
+                ..Fault::default()
+            },
+            None,
+            "",
+            &RegistryKind::IDS,
+        )
+        .unwrap();
+    let pipeline = stack(engine.clone(), Limits { max_concurrent: 1 });
+    let slow = tokio::spawn(pipeline.clone().oneshot(request(
+        Rpc::Submit,
+        testing::application(&testing::message_id()),
+    )));
+    // Let the first one take the slot and start its delay.
+    let holding = || {
+        engine
+            .metrics()
+            .encode()
+            .contains("shep_in_flight{rpc=\"submit\"} 1")
+    };
+    for _ in 0..1000 {
+        if holding() {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert!(holding(), "the first application is in flight");
+    let started = tokio::time::Instant::now();
+    let error = pipeline
+        .clone()
+        .oneshot(request(Rpc::Call, testing::lookup(&testing::message_id())))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, GatewayError::Overloaded), "{error}");
+    assert_eq!(started.elapsed(), Duration::ZERO, "refused without waiting");
+    assert!(slow.await.unwrap().is_ok(), "the first one still completes");
+    // The slot is free again.
+    assert!(
+        pipeline
+            .oneshot(request(Rpc::Call, testing::lookup(&testing::message_id())))
+            .await
+            .is_ok()
+    );
+    let metrics = engine.metrics().encode();
+    assert!(
+        metrics.contains("outcome=\"OVERLOADED\""),
+        "the shed request is counted: {metrics}"
+    );
+}

@@ -1,0 +1,123 @@
+//! An engine for in-process unit tests: the default routing table, the
+//! built-in registries in-process, signature checks off (so tests build
+//! envelopes without keys), an in-memory journal.
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, SystemTime};
+
+use prost::Message as _;
+use shep_adapters::InProcess;
+use shep_adapters::nuc::InProcessNuc;
+use shep_proto::envelope::v1::{
+    Body, Channel, MessageType, Sender, SignedEnvelope, Subject, subject,
+};
+use shep_registries::enis::PowerOfAttorneyRegistry;
+use shep_registries::gbdfl::PersonRegistry;
+use shep_registries::gbdul::LegalEntityRegistry;
+use shep_registries::nuc::CertificateAuthority;
+use shep_registries::{RegistryData, RegistryKind};
+
+use crate::config::GatewayConfig;
+use crate::engine::Engine;
+use crate::revocation::RevocationCheck;
+use crate::routes::{DEFAULT_ROUTES, RoutingTable};
+use crate::verify::SignatureVerifier;
+
+/// The built-in applicant, registered in СКО (region 59).
+pub(crate) const APPLICANT: &str = "850315301235";
+/// An application service routed by region to [`ESIL_PROVIDER`].
+pub(crate) const ESIL_SERVICE: &str = "guardianship-certificate-esil";
+pub(crate) const ESIL_PROVIDER: &str = "arm-rshep-sko-esil-edu";
+
+/// One CA per test binary: generating keys is the slow part.
+fn ca() -> Arc<CertificateAuthority> {
+    static CA: OnceLock<Arc<CertificateAuthority>> = OnceLock::new();
+    CA.get_or_init(|| Arc::new(CertificateAuthority::generate().expect("a test CA")))
+        .clone()
+}
+
+/// An engine as [`GatewayConfig`] `config` sets it up, signatures off.
+pub(crate) fn engine_with(mut config: GatewayConfig) -> Arc<Engine> {
+    config.checks.verify_signatures = false;
+    let data = Arc::new(RegistryData::builtin());
+    let mut registries = HashMap::new();
+    for kind in RegistryKind::ALL {
+        let id = kind.id();
+        let adapter = match kind {
+            RegistryKind::Persons => {
+                InProcess::new(id, Arc::new(PersonRegistry::new(data.clone()))).boxed()
+            }
+            RegistryKind::LegalEntities => {
+                InProcess::new(id, Arc::new(LegalEntityRegistry::new(data.clone()))).boxed()
+            }
+            RegistryKind::PowersOfAttorney => {
+                InProcess::new(id, Arc::new(PowerOfAttorneyRegistry::new(data.clone()))).boxed()
+            }
+        };
+        registries.insert(kind, adapter);
+    }
+    let routes = RoutingTable::from_toml(DEFAULT_ROUTES, "embedded", &RegistryKind::IDS)
+        .expect("the default table loads");
+    let ca = ca();
+    let verifier = SignatureVerifier::new(
+        &[ca.root_der().to_vec()],
+        &[ca.issuing_der().to_vec()],
+        Duration::from_secs(300),
+    )
+    .expect("the test CA's chain");
+    let revocation = RevocationCheck::new(InProcessNuc::new(ca).boxed(), Duration::from_secs(60));
+    Arc::new(Engine::new(
+        &config, routes, verifier, revocation, registries,
+    ))
+}
+
+/// An engine with the default configuration, signatures off.
+pub(crate) fn engine() -> Arc<Engine> {
+    engine_with(GatewayConfig::default())
+}
+
+/// An unsigned application to [`ESIL_SERVICE`] from the portal.
+pub(crate) fn application(message_id: &str) -> SignedEnvelope {
+    envelope(Body {
+        message_id: message_id.to_owned(),
+        service_id: ESIL_SERVICE.to_owned(),
+        ..portal_body()
+    })
+}
+
+/// An unsigned ГБД ФЛ lookup of [`APPLICANT`] from the portal.
+pub(crate) fn lookup(message_id: &str) -> SignedEnvelope {
+    envelope(Body {
+        message_id: message_id.to_owned(),
+        service_id: "GbdflInfoByIin_v1".to_owned(),
+        ..portal_body()
+    })
+}
+
+fn portal_body() -> Body {
+    Body {
+        message_type: MessageType::Request as i32,
+        message_date: Some(prost_types::Timestamp::from(SystemTime::now())),
+        sender: Some(Sender {
+            sender_id: "pep".to_owned(),
+        }),
+        subject: Some(Subject {
+            id: Some(subject::Id::Iin(APPLICANT.to_owned())),
+        }),
+        channel: Channel::Portal as i32,
+        ..Body::default()
+    }
+}
+
+fn envelope(body: Body) -> SignedEnvelope {
+    SignedEnvelope {
+        body: body.encode_to_vec(),
+        ..SignedEnvelope::default()
+    }
+}
+
+/// A fresh message id.
+pub(crate) fn message_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
