@@ -137,12 +137,12 @@ fn ready(root: &Path, made_from: &str) -> Option<Python> {
     if rest != made_from {
         return None;
     }
-    let python = match kind {
-        "venv" => venv_python(root),
-        "target" => target_python(root),
-        _ => return None,
-    };
-    python.program.exists().then_some(python)
+    match kind {
+        "venv" => Some(venv_python(root)).filter(|python| python.program.exists()),
+        // The marker is inside the package directory: it exists.
+        "target" => Some(target_python(root)),
+        _ => None,
+    }
 }
 
 fn venv_python(root: &Path) -> Python {
