@@ -1203,14 +1203,6 @@ impl Subscription {
         }
     }
 
-    /// Asserts that nothing arrives within `window`.
-    pub async fn expect_quiet(&mut self, window: Duration) {
-        match self.next_within(window).await {
-            Next::TimedOut => {}
-            other => panic!("expected no message within {window:?}, got {other:?}"),
-        }
-    }
-
     /// Sends any request on the stream.
     pub async fn send(&self, request: SubscribeRequest) {
         self.uplink
