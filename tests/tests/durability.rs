@@ -255,8 +255,8 @@ async fn load_until_killed(server: &mut ShepServe, data: &Path) -> Crash {
             Ok(Err(_)) => failed += 1,
             Err(_) => unanswered += 1,
         }
-        // Once the watcher has seen events live too, so that there is
-        // something of its to check after the restart.
+        // Only once the watcher has seen events live too: what it saw is
+        // checked after the restart.
         if !killed
             && receipts.len() >= KILL_AFTER_RECEIPTS
             && num_watched.load(Ordering::SeqCst) > 0
