@@ -12,7 +12,8 @@
 //! gateway process to kill or interrupt, on a port from [`free_port`]), and
 //! [`http_get`] and [`http_post_json`] speak plain HTTP/1.1 to the endpoints
 //! served beside gRPC (the НУЦ's CRL and status, metrics, the Admin API as
-//! JSON).
+//! JSON). The Python tests run [`python()`]: `python3` with pinned packages
+//! the harness installs under the target directory on first use.
 
 use std::fmt::Debug;
 use std::path::{Path, PathBuf};
@@ -20,10 +21,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use prost::Message as _;
 use shep_gateway::config::{GatewayConfig, RegistryConfig};
 use shep_gateway::engine::Engine;
 use shep_gateway::server::{DataDir, RunningGateway};
 use shep_proto::admin::v1::admin_client::AdminClient;
+use shep_proto::admin::v1::{ExchangeFilter, ListExchangesRequest};
 use shep_proto::envelope::v1::{
     ApplicationStatus, Body, Channel, SignedEnvelope, StatusReport, Subject,
 };
@@ -46,6 +49,9 @@ use tonic::transport::{Channel as GrpcChannel, ClientTlsConfig, Endpoint};
 use tonic::{Code, Status, Streaming};
 use tonic_types::StatusExt;
 
+pub mod python;
+
+pub use python::{Python, python};
 pub use shep_gateway::client::{Participant, iin, new_message_id};
 
 /// A table that names a sender no system defines.
@@ -449,6 +455,74 @@ impl TestGateway {
         }
     }
 
+    /// The deliveries and acknowledgements on `provider_id`'s Subscribe
+    /// streams, in the order the exchange journal numbered them. Positive
+    /// evidence of what the gateway sent, where waiting for silence would
+    /// let a late duplicate pass.
+    pub async fn stream_events(&self, provider_id: &str) -> Vec<StreamEvent> {
+        self.journalled_stream(ExchangeFilter {
+            subject: provider_id.to_owned(),
+            ..ExchangeFilter::default()
+        })
+        .await
+    }
+
+    /// The attempt numbers of every delivery of `message_id` on Subscribe
+    /// streams so far, in the order they were sent.
+    pub async fn delivered_attempts(&self, message_id: &str) -> Vec<u32> {
+        self.journalled_stream(ExchangeFilter {
+            message_id: message_id.to_owned(),
+            ..ExchangeFilter::default()
+        })
+        .await
+        .into_iter()
+        .filter_map(|event| match event {
+            StreamEvent::Delivered { attempt, .. } => Some(attempt),
+            StreamEvent::Acknowledged { .. } => None,
+        })
+        .collect()
+    }
+
+    async fn journalled_stream(&self, filter: ExchangeFilter) -> Vec<StreamEvent> {
+        let listed = self
+            .admin()
+            .list_exchanges(self.authorized(ListExchangesRequest {
+                filter: Some(ExchangeFilter {
+                    rpc: "shep.provider.v1.Provider/Subscribe".to_owned(),
+                    hop: "delivery".to_owned(),
+                    ..filter
+                }),
+                limit: 10_000,
+            }))
+            .await
+            .unwrap_or_else(|status| panic!("ListExchanges refused: {}", describe(&status)))
+            .into_inner();
+        let mut exchanges = listed.exchanges;
+        exchanges.sort_by_key(|exchange| exchange.sequence);
+        exchanges
+            .into_iter()
+            .map(|exchange| {
+                if let Some(response) = &exchange.response {
+                    let sent = SubscribeResponse::decode(response.value.as_slice())
+                        .expect("a journalled SubscribeResponse");
+                    match sent.kind {
+                        Some(subscribe_response::Kind::Delivery(delivery)) => {
+                            StreamEvent::Delivered {
+                                message_id: delivery.message_id,
+                                attempt: delivery.attempt,
+                            }
+                        }
+                        other => panic!("journalled on a Subscribe stream: {other:?}"),
+                    }
+                } else {
+                    StreamEvent::Acknowledged {
+                        message_id: exchange.message_id,
+                    }
+                }
+            })
+            .collect()
+    }
+
     /// `Gateway.GetStatus`; panics on a refusal.
     pub async fn status(&self, message_id: &str) -> Application {
         self.gateway()
@@ -550,6 +624,17 @@ pub fn workspace_root() -> PathBuf {
         .to_owned()
 }
 
+/// Cargo's target directory: `CARGO_TARGET_DIR` (relative to the workspace
+/// root) when set, else `target/` in the workspace root.
+pub fn target_dir() -> PathBuf {
+    let root = workspace_root();
+    match std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from) {
+        Some(dir) if dir.is_absolute() => dir,
+        Some(dir) => root.join(dir),
+        None => root.join("target"),
+    }
+}
+
 /// Builds the `shep` binary once per test binary and returns its path
 /// (`target/debug/shep`, or under `CARGO_TARGET_DIR`).
 pub fn shep_binary() -> &'static Path {
@@ -581,17 +666,7 @@ pub fn shep_binary() -> &'static Path {
         }
         let status = build.status().expect("running cargo build");
         assert!(status.success(), "cargo build of `shep` failed: {status}");
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .map(|dir| {
-                if dir.is_absolute() {
-                    dir
-                } else {
-                    root.join(dir)
-                }
-            })
-            .unwrap_or_else(|| root.join("target"));
-        let binary = target
+        let binary = target_dir()
             .join("debug")
             .join(format!("shep{}", std::env::consts::EXE_SUFFIX));
         assert!(binary.exists(), "no binary at {}", binary.display());
@@ -1014,6 +1089,33 @@ pub fn ack(
     }
 }
 
+/// One message on a provider's Subscribe stream, as the exchange journal
+/// recorded it ([`TestGateway::stream_events`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamEvent {
+    /// The gateway delivered `message_id`, for the `attempt`-th time.
+    Delivered { message_id: String, attempt: u32 },
+    /// The provider acknowledged `message_id`.
+    Acknowledged { message_id: String },
+}
+
+impl StreamEvent {
+    /// `Delivered` of `message_id`, for `attempt`.
+    pub fn delivered(message_id: &str, attempt: u32) -> Self {
+        Self::Delivered {
+            message_id: message_id.to_owned(),
+            attempt,
+        }
+    }
+
+    /// `Acknowledged` of `message_id`.
+    pub fn acknowledged(message_id: &str) -> Self {
+        Self::Acknowledged {
+            message_id: message_id.to_owned(),
+        }
+    }
+}
+
 /// What [`next_within`] found on a stream.
 #[derive(Debug)]
 pub enum Next<T> {
@@ -1098,14 +1200,6 @@ impl Subscription {
             }) => delivery,
             Next::Failed(status) => panic!("the Subscribe stream failed: {}", describe(&status)),
             other => panic!("expected a delivery, got {other:?}"),
-        }
-    }
-
-    /// Asserts that nothing arrives within `window`.
-    pub async fn expect_quiet(&mut self, window: Duration) {
-        match self.next_within(window).await {
-            Next::TimedOut => {}
-            other => panic!("expected no message within {window:?}, got {other:?}"),
         }
     }
 

@@ -216,10 +216,14 @@ async fn portal_application_reaches_its_provider_and_its_statuses_reach_the_appl
     let replayed = [next_item(&mut resumed).await, next_item(&mut resumed).await];
     assert_eq!(replayed[0], events[3]);
     assert_eq!(replayed[1], events[4]);
-    assert!(matches!(
-        next_within(&mut resumed, Duration::from_millis(100)).await,
-        Next::TimedOut
-    ));
+    // Nothing else came between: the applicant's next event is the next item.
+    let later = gw.submit_application().await.receipt.message_id;
+    let next = next_item(&mut resumed).await;
+    assert_eq!(
+        (next.message_id.as_str(), next.status()),
+        (later.as_str(), ApplicationStatus::Accepted)
+    );
+    assert!(next.sequence > events[4].sequence);
     // So does one watching the application by its id.
     let mut by_id = gw.watch_message(&id, in_work.sequence).await;
     assert_eq!(next_item(&mut by_id).await, events[4]);
@@ -344,21 +348,18 @@ async fn resubmitting_the_identical_envelope_returns_the_original_receipt_and_de
     let delivery = desk.next_delivery().await;
     assert_eq!(delivery.message_id, first.receipt.message_id);
     desk.accept(&delivery.message_id).await;
-    desk.expect_quiet(Duration::from_millis(200)).await;
     let id = first.receipt.message_id.clone();
-    let application = eventually(PATIENCE, async || {
-        let application = gw.status(&id).await;
-        if application.delivery_state() == MessageState::Delivered {
-            Ok(application)
-        } else {
-            Err(application.delivery_state())
-        }
-    })
-    .await;
+    let application = delivery_state_becomes(&gw, &id, MessageState::Delivered).await;
     assert_eq!(
         statuses(&application.events),
         [ApplicationStatus::Accepted, ApplicationStatus::Delivered]
     );
+    // Delivered once: nothing is left in the queue, one delivery journalled.
+    assert_eq!(
+        gw.engine().delivery().queue(ESIL_PROVIDER).depth(),
+        (0, 0, 0)
+    );
+    assert_eq!(gw.delivered_attempts(&id).await, [1]);
     let history = gw
         .gateway()
         .history(HistoryRequest {
@@ -369,6 +370,34 @@ async fn resubmitting_the_identical_envelope_returns_the_original_receipt_and_de
         .unwrap()
         .into_inner();
     assert_eq!(history.applications.len(), 1);
+}
+
+#[tokio::test]
+async fn a_re_send_with_a_corrupted_signature_is_refused_not_answered_with_the_receipt() {
+    let gw = TestGateway::start().await;
+    let first = gw.submit_application().await;
+    // The accepted application's exact body, its signature with one bit
+    // flipped: the idempotent answer must not skip verification.
+    let mut forged = first.envelope.clone();
+    let signature = forged.signature.as_mut().expect("signed");
+    signature.value[10] ^= 0x01;
+    assert_eq!(forged.body, first.envelope.body);
+    refusal(
+        gw.gateway().submit(forged).await,
+        Code::Unauthenticated,
+        "SIGNATURE_INVALID",
+    );
+
+    // The application is as it was; the genuine re-send still gets its receipt.
+    let application = gw.status(&first.receipt.message_id).await;
+    assert_eq!(statuses(&application.events), [ApplicationStatus::Accepted]);
+    let again = gw
+        .gateway()
+        .submit(first.envelope.clone())
+        .await
+        .expect("the genuine re-send is answered")
+        .into_inner();
+    assert_eq!(again, first.receipt);
 }
 
 #[tokio::test]

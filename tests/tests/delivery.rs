@@ -3,7 +3,6 @@
 //! pull mode, and the Subscribe protocol.
 
 use std::collections::BTreeSet;
-use std::time::Duration;
 
 use shep_proto::envelope::v1::{ApplicationStatus, StatusReport};
 use shep_proto::gateway::v1::MessageState;
@@ -86,10 +85,10 @@ async fn an_unacknowledged_delivery_is_redelivered_with_the_next_attempt_after_t
     desk.accept(&id).await;
     let application = delivery_state_becomes(&gw, &id, MessageState::Delivered).await;
     assert_eq!(application.status(), ApplicationStatus::Delivered);
-    // Settled: no third attempt after another lease period.
-    desk.expect_quiet(Duration::from_millis(2 * SHORT_LEASE_MS))
-        .await;
-    assert_eq!(depth(&gw), (0, 0, 0));
+    // Settled: nothing queued or leased is left to make a third attempt of,
+    // and the journal shows the two deliveries only.
+    queue_depth_becomes(&gw, (0, 0, 0)).await;
+    assert_eq!(gw.delivered_attempts(&id).await, [1, 2]);
 }
 
 #[tokio::test]
@@ -142,9 +141,11 @@ async fn connections_of_one_provider_compete_for_its_queue() {
     for id in &submitted {
         delivery_state_becomes(&gw, id, MessageState::Delivered).await;
     }
-    left.expect_quiet(Duration::from_millis(100)).await;
-    right.expect_quiet(Duration::from_millis(100)).await;
-    assert_eq!(depth(&gw), (0, 0, 0));
+    // Nothing is left to deliver, and each went out once.
+    queue_depth_becomes(&gw, (0, 0, 0)).await;
+    for id in &submitted {
+        assert_eq!(gw.delivered_attempts(id).await, [1], "`{id}`");
+    }
 }
 
 #[tokio::test]
@@ -157,7 +158,6 @@ async fn a_connection_holds_at_most_max_in_flight_unacknowledged_deliveries() {
     let first = desk.next_delivery().await;
     assert_eq!(first.message_id, first_id, "oldest first");
     queue_depth_becomes(&gw, (1, 1, 0)).await;
-    desk.expect_quiet(Duration::from_millis(200)).await;
 
     desk.accept(&first_id).await;
     let second = desk.next_delivery().await;
@@ -167,12 +167,29 @@ async fn a_connection_holds_at_most_max_in_flight_unacknowledged_deliveries() {
     );
     desk.accept(&second_id).await;
     delivery_state_becomes(&gw, &second_id, MessageState::Delivered).await;
+    // The second went out only after the first was acknowledged. (The last
+    // acknowledgement is journalled a moment after it is applied.)
+    let expected = [
+        StreamEvent::delivered(&first_id, 1),
+        StreamEvent::acknowledged(&first_id),
+        StreamEvent::delivered(&second_id, 1),
+        StreamEvent::acknowledged(&second_id),
+    ];
+    eventually(PATIENCE, async || {
+        let events = gw.stream_events(ESIL_PROVIDER).await;
+        if events == expected {
+            Ok(())
+        } else {
+            Err(events)
+        }
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn hello_service_ids_narrow_a_connection_to_some_services() {
     let gw = TestGateway::start().await;
-    let mut narrow = Subscription::open(
+    let narrow = Subscription::open(
         gw.channel(),
         Hello {
             service_ids: vec!["guardianship-certificate-karaganda".to_owned()],
@@ -182,11 +199,18 @@ async fn hello_service_ids_narrow_a_connection_to_some_services() {
     .await
     .expect("subscribed");
     let id = gw.submit_application().await.receipt.message_id;
-    narrow.expect_quiet(Duration::from_millis(200)).await;
-    assert_eq!(depth(&gw), (1, 0, 0));
 
+    // The narrow connection, open first, did not take it: the wide one
+    // gets it as the first attempt, and it is the only delivery.
     let mut wide = gw.subscribe(ESIL_PROVIDER, 0).await;
-    assert_eq!(wide.next_delivery().await.message_id, id);
+    let delivery = wide.next_delivery().await;
+    assert_eq!(
+        (delivery.message_id.as_str(), delivery.attempt),
+        (id.as_str(), 1)
+    );
+    assert_eq!(gw.delivered_attempts(&id).await, [1]);
+    assert_eq!(depth(&gw), (0, 1, 0));
+    drop(narrow);
 }
 
 #[tokio::test]
@@ -206,8 +230,9 @@ async fn not_accepted_without_resend_makes_the_application_not_delivered() {
     assert_eq!(last.reason, why);
     assert_eq!(last.reported_by, "gateway");
     assert!(last.notification.contains(why), "{}", last.notification);
+    // Nothing is left to redeliver; it went out once.
     assert_eq!(depth(&gw), (0, 0, 0));
-    desk.expect_quiet(Duration::from_millis(200)).await;
+    assert_eq!(gw.delivered_attempts(&id).await, [1]);
 
     // Terminal: the provider cannot report on it any more.
     refusal(
@@ -259,8 +284,7 @@ async fn running_out_of_attempts_stops_delivery() {
     assert_eq!(last.status(), ApplicationStatus::NotDelivered);
     assert!(last.reason.contains("2 attempts"), "{}", last.reason);
     assert_eq!(depth(&gw), (0, 0, 1), "kept aside as a dead letter");
-    desk.expect_quiet(Duration::from_millis(2 * SHORT_LEASE_MS))
-        .await;
+    assert_eq!(gw.delivered_attempts(&id).await, [1, 2]);
 
     // A late acknowledgement does not revive it.
     refusal(
@@ -610,21 +634,39 @@ async fn resend_on_the_last_attempt_stops_delivery() {
     }
     let application = delivery_state_becomes(&gw, &id, MessageState::DeliveryStopped).await;
     assert_eq!(application.status(), ApplicationStatus::NotDelivered);
+    // A dead letter, not queued again: two deliveries, no third.
     assert_eq!(depth(&gw), (0, 0, 1));
-    desk.expect_quiet(Duration::from_millis(200)).await;
+    assert_eq!(gw.delivered_attempts(&id).await, [1, 2]);
 }
 
 #[tokio::test]
 async fn hello_max_in_flight_zero_means_the_configured_default() {
     let gw = TestGateway::builder().max_in_flight(2).start().await;
     let mut desk = gw.subscribe(ESIL_PROVIDER, 0).await;
+    let mut ids = Vec::new();
     for _ in 0..3 {
-        gw.submit_application().await;
+        ids.push(gw.submit_application().await.receipt.message_id);
     }
-    desk.next_delivery().await;
-    desk.next_delivery().await;
+    assert_eq!(desk.next_delivery().await.message_id, ids[0]);
+    assert_eq!(desk.next_delivery().await.message_id, ids[1]);
     queue_depth_becomes(&gw, (1, 2, 0)).await;
-    desk.expect_quiet(Duration::from_millis(200)).await;
+
+    // The third goes out once an acknowledgement frees a place, not before.
+    desk.accept(&ids[0]).await;
+    let third = desk.next_delivery().await;
+    assert_eq!(
+        (third.message_id.as_str(), third.attempt),
+        (ids[2].as_str(), 1)
+    );
+    assert_eq!(
+        gw.stream_events(ESIL_PROVIDER).await,
+        [
+            StreamEvent::delivered(&ids[0], 1),
+            StreamEvent::delivered(&ids[1], 1),
+            StreamEvent::acknowledged(&ids[0]),
+            StreamEvent::delivered(&ids[2], 1),
+        ]
+    );
 }
 
 #[tokio::test]

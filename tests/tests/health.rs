@@ -3,12 +3,14 @@
 //! reflection in both versions, on the gateway and on `shep registry`.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use shep_gateway::health::{Health, registry_name};
 use shep_registries::gbdfl::PersonRegistry;
 use shep_registries::{PopulationConfig, RegistryData};
 use shep_tests::*;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tonic::transport::Channel as GrpcChannel;
 use tonic_health::ServingStatus as Set;
@@ -145,9 +147,68 @@ async fn standalone_gbdfl() -> (String, oneshot::Sender<()>) {
     (url, stop)
 }
 
+/// A TCP proxy in front of `upstream` (a URL) that counts the HTTP/2
+/// requests passing through (HEADERS frames from the client): positive
+/// evidence that a probe ran, where sleeping for a probe period is not.
+async fn request_counting_proxy(upstream: &str) -> (String, Arc<AtomicUsize>) {
+    let upstream = upstream.trim_start_matches("http://").to_owned();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let requests = Arc::new(AtomicUsize::new(0));
+    let counted = requests.clone();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let counted = counted.clone();
+            let upstream = upstream.clone();
+            tokio::spawn(async move {
+                let Ok(server) = TcpStream::connect(&upstream).await else {
+                    return;
+                };
+                let (mut from_client, mut to_client) = client.into_split();
+                let (mut from_server, mut to_server) = server.into_split();
+                tokio::spawn(async move {
+                    let _ = tokio::io::copy(&mut from_server, &mut to_client).await;
+                });
+                // The 24-byte connection preface, then frames: a 9-byte
+                // header (length, type, flags, stream) and the payload.
+                let mut preface = 24;
+                let mut pending = Vec::new();
+                let mut buffer = vec![0; 16 * 1024];
+                loop {
+                    let read = match from_client.read(&mut buffer).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(read) => read,
+                    };
+                    if to_server.write_all(&buffer[..read]).await.is_err() {
+                        break;
+                    }
+                    pending.extend_from_slice(&buffer[..read]);
+                    let skipped = preface.min(pending.len());
+                    pending.drain(..skipped);
+                    preface -= skipped;
+                    while pending.len() >= 9 {
+                        let length = u32::from_be_bytes([0, pending[0], pending[1], pending[2]]);
+                        let frame = 9 + length as usize;
+                        if pending.len() < frame {
+                            break;
+                        }
+                        const HEADERS: u8 = 0x1;
+                        if pending[3] == HEADERS {
+                            counted.fetch_add(1, Ordering::SeqCst);
+                        }
+                        pending.drain(..frame);
+                    }
+                }
+            });
+        }
+    });
+    (url, requests)
+}
+
 #[tokio::test]
 async fn a_remote_registry_is_probed_serving_and_not_serving_once_it_is_down() {
-    let (url, stop) = standalone_gbdfl().await;
+    let (registry_url, stop) = standalone_gbdfl().await;
+    let (url, probes) = request_counting_proxy(&registry_url).await;
     let nobody = format!("http://127.0.0.1:{}", free_port());
     let gw = TestGateway::builder()
         .registry_url("gbdfl", &url)
@@ -172,12 +233,20 @@ async fn a_remote_registry_is_probed_serving_and_not_serving_once_it_is_down() {
         ServingStatus::Serving
     );
 
-    // A probe does not undo an override.
+    // A probe does not undo an override. Probes run one at a time, each sent
+    // once the last answer is applied: of three requests counted from here,
+    // the second was sent after the override, and the third once the
+    // second's SERVING answer was applied.
     gw.running
         .health
         .set_override(&gbdfl, Some(Set::NotServing))
         .await;
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let before = probes.load(Ordering::SeqCst);
+    eventually(PATIENCE, async || match probes.load(Ordering::SeqCst) {
+        now if now >= before + 3 => Ok(()),
+        now => Err(format!("{} probes since the override", now - before)),
+    })
+    .await;
     assert_eq!(check(gw.channel(), &gbdfl).await, ServingStatus::NotServing);
     gw.running.health.set_override(&gbdfl, None).await;
     becomes(&gbdfl, ServingStatus::Serving).await;

@@ -4,43 +4,24 @@
 //! its message classes from the reflected descriptors, checks health, and makes
 //! a signed ГБД ФЛ lookup, with no .proto file and no generated code.
 //!
-//! This test fails, rather than skips, without python3 or the packages:
-//! `.ci/run` installs them.
+//! These tests fail, rather than skip, without python3: the packages come
+//! from [`python()`], which installs the pinned ones under the target
+//! directory on first use.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde_json::Value;
 use shep_gateway::health::registry_name;
 use shep_tests::*;
 
-const INSTALL_HINT: &str = "`.ci/run` installs them: python3 -m pip install --quiet \
-     cryptography protobuf grpcio grpcio-reflection grpcio-health-checking";
-
 fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("python/reflect_and_call.py")
-}
-
-/// Fails with a hint when python3 or its packages are missing.
-fn require_python() {
-    let output = Command::new("python3")
-        .args([
-            "-c",
-            "import cryptography, google.protobuf, grpc, grpc_reflection.v1alpha, grpc_health.v1",
-        ])
-        .output()
-        .unwrap_or_else(|error| panic!("python3 is not runnable ({error}); {INSTALL_HINT}"));
-    assert!(
-        output.status.success(),
-        "python3 lacks a package ({}); {INSTALL_HINT}",
-        String::from_utf8_lossy(&output.stderr).trim()
-    );
 }
 
 /// Runs the script against `gw` as the demo applicant and returns its JSON.
 async fn reflect_and_call(gw: &TestGateway) -> Value {
     let (key, cert) = gw.data_dir().identity("applicant");
-    let mut command = Command::new("python3");
+    let mut command = python().command();
     command.arg(script()).args([
         "--target",
         &gw.url(),
@@ -57,16 +38,11 @@ async fn reflect_and_call(gw: &TestGateway) -> Value {
         .unwrap()
         .expect("running python3");
     let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let hint = if stderr.contains("ModuleNotFoundError") {
-        INSTALL_HINT
-    } else {
-        ""
-    };
     assert!(
         output.status.success(),
-        "reflect_and_call.py failed ({}): {stdout}{stderr}{hint}",
-        output.status
+        "reflect_and_call.py failed ({}): {stdout}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
     );
     serde_json::from_str(&stdout).unwrap_or_else(|error| panic!("not JSON ({error}): {stdout}"))
 }
@@ -81,7 +57,8 @@ fn names(list: &Value) -> Vec<&str> {
 
 #[tokio::test]
 async fn a_python_client_finds_the_services_by_reflection_and_makes_a_signed_lookup() {
-    require_python();
+    // The first use installs the packages: done before the gateway starts.
+    python();
     let gw = TestGateway::start().await;
     let result = reflect_and_call(&gw).await;
 
@@ -122,7 +99,8 @@ async fn a_python_client_finds_the_services_by_reflection_and_makes_a_signed_loo
 
 #[tokio::test]
 async fn a_python_client_sees_a_registry_flipped_to_not_serving() {
-    require_python();
+    // The first use installs the packages: done before the gateway starts.
+    python();
     let gw = TestGateway::start().await;
     gw.running
         .health
@@ -149,7 +127,8 @@ fn number(value: &Value) -> u64 {
 
 #[tokio::test]
 async fn the_testing_guides_python_example_runs_against_the_gateway() {
-    require_python();
+    // The first use installs the packages: done before the gateway starts.
+    python();
     let gw = TestGateway::start().await;
     let (key, cert) = gw.data_dir().identity("applicant");
     let token = gw.data_dir().admin_token();
@@ -160,7 +139,7 @@ async fn the_testing_guides_python_example_runs_against_the_gateway() {
         std::fs::write(&path, gw.admin_token()).unwrap();
         path
     };
-    let mut command = Command::new("python3");
+    let mut command = python().command();
     command
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("python/toolkit_example.py"))
         .args([

@@ -2,11 +2,11 @@
 //! (only the `cryptography` and `protobuf` packages) signs an envelope that
 //! the gateway accepts, and a byte changed after signing is refused.
 //!
-//! This test fails, rather than skips, without python3 or the packages:
-//! `.ci/run` installs them (`python3 -m pip install --quiet cryptography protobuf`).
+//! These tests fail, rather than skip, without python3: the packages come
+//! from [`python()`], which installs the pinned ones under the target
+//! directory on first use.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use prost::Message;
 use shep_proto::envelope::v1::{Body, Channel, MessageType, SignatureAlgorithm, SignedEnvelope};
@@ -16,24 +16,8 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tonic::Code;
 
-const INSTALL_HINT: &str =
-    "`.ci/run` installs them: python3 -m pip install --quiet cryptography protobuf";
-
 fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("python/sign_envelope.py")
-}
-
-/// Fails with a hint when python3 or its packages are missing.
-fn require_python() {
-    let output = Command::new("python3")
-        .args(["-c", "import cryptography, google.protobuf"])
-        .output()
-        .unwrap_or_else(|error| panic!("python3 is not runnable ({error}); {INSTALL_HINT}"));
-    assert!(
-        output.status.success(),
-        "python3 lacks the `cryptography` or `protobuf` package ({}); {INSTALL_HINT}",
-        String::from_utf8_lossy(&output.stderr).trim()
-    );
 }
 
 /// Runs the script for the demo applicant's application, signed with `key`
@@ -47,7 +31,7 @@ async fn python_envelope(
     let descriptors = gw.temp_dir().join("shep.desc");
     std::fs::write(&descriptors, shep_proto::FILE_DESCRIPTOR_SET).unwrap();
     let date = date.format(&Rfc3339).unwrap();
-    let mut command = Command::new("python3");
+    let mut command = python().command();
     command.arg(script());
     for (flag, value) in [
         ("--descriptors", descriptors.to_str().unwrap()),
@@ -64,23 +48,19 @@ async fn python_envelope(
         .await
         .unwrap()
         .expect("running python3");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let hint = if stderr.contains("ModuleNotFoundError") {
-        INSTALL_HINT
-    } else {
-        ""
-    };
     assert!(
         output.status.success(),
-        "sign_envelope.py failed ({}): {stderr}{hint}",
-        output.status
+        "sign_envelope.py failed ({}): {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
     );
     output.stdout
 }
 
 #[tokio::test]
 async fn an_envelope_signed_in_python_is_accepted_and_a_changed_byte_is_not() {
-    require_python();
+    // The first use installs the packages: done before the gateway starts.
+    python();
     let gw = TestGateway::start().await;
     let message_id = new_message_id();
     let now = OffsetDateTime::now_utc();
@@ -143,7 +123,8 @@ fn with_one_byte_changed(mut envelope: SignedEnvelope, message_id: &str) -> Sign
 
 #[tokio::test]
 async fn an_ecdsa_p256_envelope_signed_in_python_is_accepted() {
-    require_python();
+    // The first use installs the packages: done before the gateway starts.
+    python();
     let gw = TestGateway::start().await;
     let issued = gw
         .nuc()

@@ -14,7 +14,9 @@ use shep_proto::admin::v1::{
     VerifyExchangesRequest, delay, fault, fault_target, verify_exchanges_request,
 };
 use shep_proto::gateway::v1::CallResponse;
-use shep_proto::provider::v1::{SubscribeRequest, subscribe_request};
+use shep_proto::provider::v1::{
+    SubscribeRequest, SubscribeResponse, subscribe_request, subscribe_response,
+};
 use shep_proto::registry::v1::FixtureDocument;
 use shep_proto::registry::v1::lookup_response::Record;
 use shep_tests::*;
@@ -285,11 +287,12 @@ async fn a_hanging_registry_answers_at_the_callers_deadline() {
         describe(&status)
     );
     assert!(
-        waited >= Duration::from_millis(370) && waited < Duration::from_secs(3),
-        "answered after {waited:?}"
+        waited >= Duration::from_millis(370),
+        "answered after {waited:?}, before the deadline"
     );
     // The gateway itself gave up at the deadline: the registry hop is
-    // journalled as DEADLINE_EXCEEDED, not left hanging.
+    // journalled as DEADLINE_EXCEEDED, not left hanging (the hang's own
+    // limit would have ended it as UNAVAILABLE).
     eventually(PATIENCE, async || {
         let found = gw
             .admin()
@@ -363,7 +366,16 @@ async fn delays_sequences_and_limits_shape_what_callers_see() {
     }
     assert!(took[0] >= Duration::from_millis(250), "{took:?}");
     assert!(took[1] >= Duration::from_millis(250), "{took:?}");
-    assert!(took[2] < Duration::from_millis(250), "{took:?}");
+    // The third call was not delayed: the fault fired twice and is spent.
+    let listed = gw
+        .admin()
+        .list_faults(admin(&gw, ListFaultsRequest {}, Some("slow")))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.faults.len(), 1, "{:?}", listed.faults);
+    assert_eq!(listed.faults[0].id, delayed.id);
+    assert_eq!(listed.faults[0].fired, 2, "{:?}", listed.faults[0]);
 
     // A scenario sequence: the first call fails, the second succeeds.
     gw.admin()
@@ -694,11 +706,16 @@ async fn provider_faults_cut_and_drop_streams_and_nothing_is_lost() {
     let (again, attempt) = next_delivered(&mut fresh).await.unwrap();
     assert_eq!(again, message_id);
     assert!(attempt >= 2, "attempt {attempt}");
-    assert!(matches!(
-        next_within(&mut other, Duration::from_millis(300)).await,
-        Next::TimedOut | Next::Item(_)
-    ));
-    if let Next::Item(item) = next_within(&mut other, Duration::from_millis(200)).await {
+    // The other session's subscriber, open all along, never held it: with
+    // a 60 s lease it reached `cut` as attempt 1 and `fresh` after the drop.
+    // Its stream has only its Welcome.
+    match next_within(&mut other, PATIENCE).await {
+        Next::Item(SubscribeResponse {
+            kind: Some(subscribe_response::Kind::Welcome(_)),
+        }) => {}
+        unexpected => panic!("expected the other session's Welcome, got {unexpected:?}"),
+    }
+    if let Next::Item(item) = next_within(&mut other, Duration::ZERO).await {
         panic!("another session's subscriber got {item:?}");
     }
     // The deliveries are journalled under the submitting session.
