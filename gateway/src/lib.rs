@@ -5,8 +5,6 @@
 pub mod admin_auth;
 pub mod admin_http;
 pub mod calendar;
-pub mod cli;
-pub mod client;
 pub mod coalesce;
 pub mod config;
 pub mod delivery;
@@ -17,7 +15,6 @@ pub mod grpc;
 pub mod health;
 pub mod journal;
 pub mod lifecycle;
-pub mod loadgen;
 pub mod metrics;
 pub mod nuc_service;
 pub mod revocation;
