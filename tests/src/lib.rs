@@ -52,7 +52,7 @@ use tonic_types::StatusExt;
 pub mod python;
 
 pub use python::{Python, python};
-pub use shep_gateway::client::{Participant, iin, new_message_id};
+pub use shep::client::{Participant, iin, new_message_id};
 
 /// A table that names a sender no system defines.
 pub const UNKNOWN_SENDER_TABLE: &str = r#"
@@ -643,7 +643,7 @@ pub fn shep_binary() -> &'static Path {
         let root = workspace_root();
         let mut build = std::process::Command::new(env!("CARGO"));
         build
-            .args(["build", "-q", "-p", "shep-gateway", "--bin", "shep"])
+            .args(["build", "-q", "-p", "shep", "--bin", "shep"])
             .current_dir(&root);
         // Cargo sets these for the test binary; passed on, they look like a
         // changed environment to build scripts (ring tracks

@@ -2,7 +2,7 @@
 //! report whose numbers come from the requests it made, and `compare` reads
 //! two of them.
 
-use shep_gateway::loadgen::{Client, Mode, Report, Scenario};
+use shep::loadgen::{Client, Mode, Report, Scenario};
 use shep_tests::*;
 
 async fn bench(gw: &TestGateway, dir: &TempDir, name: &str, extra: &[&str]) -> Report {
@@ -80,7 +80,7 @@ async fn an_open_loop_submit_run_offers_its_rate_and_every_application_is_accept
     let history = gw
         .gateway()
         .history(shep_proto::gateway::v1::HistoryRequest {
-            subject: Some(shep_gateway::client::iin(APPLICANT_IIN)),
+            subject: Some(shep::client::iin(APPLICANT_IIN)),
             page_size: 500,
             page_token: String::new(),
         })
@@ -142,7 +142,7 @@ async fn the_echo_backend_answers_calls_without_checks() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let echo = tokio::spawn(shep_gateway::loadgen::serve_echo(listener, async {
+    let echo = tokio::spawn(shep::loadgen::serve_echo(listener, async {
         let _ = stopped.await;
     }));
     let mut client = shep_proto::gateway::v1::gateway_client::GatewayClient::connect(url)
@@ -193,7 +193,7 @@ async fn echo() -> (
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let served = tokio::spawn(shep_gateway::loadgen::serve_echo(listener, async {
+    let served = tokio::spawn(shep::loadgen::serve_echo(listener, async {
         let _ = stopped.await;
     }));
     (url, stop, served)

@@ -13,8 +13,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use prost::Message;
+use shep::client::TrustAnchors;
 use shep_gateway::calendar::KZ_OFFSET;
-use shep_gateway::client::TrustAnchors;
 use shep_gateway::config::{GatewayConfig, JournalMode};
 use shep_gateway::server::{DEMO_EMPLOYEE_IIN, DataDir};
 use shep_proto::admin::v1::{DeadLetter, ListDeadLettersRequest, RequeueDeadLetterRequest};

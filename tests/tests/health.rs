@@ -135,7 +135,7 @@ async fn standalone_gbdfl() -> (String, oneshot::Sender<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(shep_gateway::cli::serve_registry_on(
+    tokio::spawn(shep::cli::serve_registry_on(
         listener,
         PersonRegistry::new(data.clone()),
         data,

@@ -20,10 +20,7 @@ async fn metrics_expose_every_hop_and_outcome_after_traffic() {
         client
             .call(
                 applicant
-                    .seal(&applicant.request(
-                        "GbdflInfoByIin_v1",
-                        shep_gateway::client::iin(APPLICANT_IIN),
-                    ))
+                    .seal(&applicant.request("GbdflInfoByIin_v1", shep::client::iin(APPLICANT_IIN)))
                     .unwrap(),
             )
             .await
@@ -34,13 +31,10 @@ async fn metrics_expose_every_hop_and_outcome_after_traffic() {
     desk.next_delivery().await;
     desk.accept(&submitted.receipt.message_id).await;
     // A refusal: the body changed after signing.
-    let signed = applicant.request(
-        "GbdflInfoByIin_v1",
-        shep_gateway::client::iin(APPLICANT_IIN),
-    );
+    let signed = applicant.request("GbdflInfoByIin_v1", shep::client::iin(APPLICANT_IIN));
     let mut tampered = applicant.seal(&signed).unwrap();
     let mut changed = signed.clone();
-    changed.message_id = shep_gateway::client::new_message_id();
+    changed.message_id = shep::client::new_message_id();
     tampered.body = prost::Message::encode_to_vec(&changed);
     let refused = client.call(tampered).await.unwrap_err();
     assert_eq!(reason(&refused), "SIGNATURE_INVALID", "{refused:?}");
@@ -110,10 +104,7 @@ async fn spans_carry_the_message_id_across_hops_into_the_log() {
         shep_proto::envelope::v1::Channel::Portal,
         shep_registries::nuc::Signer::from_files(&key, &cert).unwrap(),
     );
-    let body = applicant.request(
-        "GbdflInfoByIin_v1",
-        shep_gateway::client::iin(APPLICANT_IIN),
-    );
+    let body = applicant.request("GbdflInfoByIin_v1", shep::client::iin(APPLICANT_IIN));
     let message_id = body.message_id.clone();
     shep_proto::gateway::v1::gateway_client::GatewayClient::new(connect(&server.url()).await)
         .call(applicant.seal(&body).unwrap())

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use prost::Message;
-use shep_gateway::client::TrustAnchors;
+use shep::client::TrustAnchors;
 use shep_gateway::error::GatewayError;
 use shep_gateway::server::{DEMO_EMPLOYEE_IIN, DEMO_OPERATOR_IIN, DEMO_PROVIDER_BIN};
 use shep_proto::envelope::v1::{

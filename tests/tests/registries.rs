@@ -485,15 +485,9 @@ impl RemoteRegistry {
         let served = registry(data.clone());
         let serving = data.clone();
         tokio::spawn(async move {
-            shep_gateway::cli::serve_registry_on(
-                listener,
-                served,
-                serving,
-                "remote-token",
-                async {
-                    let _ = stopped.await;
-                },
-            )
+            shep::cli::serve_registry_on(listener, served, serving, "remote-token", async {
+                let _ = stopped.await;
+            })
             .await
             .expect("serving the registry");
         });

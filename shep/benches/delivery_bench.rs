@@ -5,7 +5,7 @@
 //! latency from the start of each Submit to its acknowledgement (p50, p90,
 //! p99, max), from HDR histograms.
 //!
-//! Run: `cargo bench -p shep-gateway --bench delivery_bench`
+//! Run: `cargo bench -p shep --bench delivery_bench`
 //! (`-- <messages> <concurrency>` to change the load; default 4000 and 32.)
 
 use std::sync::Arc;
@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use dashmap::DashMap;
 use hdrhistogram::Histogram;
-use shep_gateway::client::{Participant, iin};
+use shep::client::{Participant, iin};
 use shep_gateway::config::{GatewayConfig, JournalMode};
 use shep_gateway::server::{DataDir, start_on};
 use shep_proto::envelope::v1::{Channel, SignedEnvelope};

@@ -140,14 +140,14 @@ impl Participant {
 /// (result documents, delivered envelopes) the way the gateway does.
 #[derive(Debug)]
 pub struct TrustAnchors {
-    verifier: crate::verify::SignatureVerifier,
+    verifier: shep_gateway::verify::SignatureVerifier,
 }
 
 impl TrustAnchors {
     /// Trusts `roots`, knowing `intermediates` (DER).
     pub fn new(roots: &[Vec<u8>], intermediates: &[Vec<u8>]) -> anyhow::Result<Self> {
         Ok(Self {
-            verifier: crate::verify::SignatureVerifier::new(
+            verifier: shep_gateway::verify::SignatureVerifier::new(
                 roots,
                 intermediates,
                 Duration::from_secs(300),
@@ -167,7 +167,7 @@ impl TrustAnchors {
     pub fn verify_document(
         &self,
         document: &SignedDocument,
-    ) -> Result<crate::verify::SignerIdentity, crate::error::GatewayError> {
+    ) -> Result<shep_gateway::verify::SignerIdentity, shep_gateway::error::GatewayError> {
         self.verifier
             .verify(
                 document.signature.as_ref(),

@@ -9,7 +9,7 @@ use tracing_subscriber::fmt::format::FmtSpan;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = shep_gateway::cli::Cli::parse();
+    let cli = shep::cli::Cli::parse();
     // SHEP_LOG_SPANS=close also logs each span as it ends, with its time:
     // a trace of every message across its hops, in the log.
     let span_events = match std::env::var("SHEP_LOG_SPANS").as_deref() {
@@ -26,7 +26,7 @@ async fn main() -> ExitCode {
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
-    match shep_gateway::cli::run(cli).await {
+    match shep::cli::run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");

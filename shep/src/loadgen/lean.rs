@@ -4,7 +4,7 @@
 //! encoding or decoding, no task per request in a closed loop, and each OS
 //! thread is a current-thread runtime driving its own connections, so no
 //! work stealing either; and the requests queued during one turn of a
-//! connection leave in one write ([`crate::coalesce`]). That is close to what
+//! connection leave in one write ([`shep_gateway::coalesce`]). That is close to what
 //! h2load costs, and on a 2-core machine shared with the gateway every cycle
 //! the client saves is one the gateway can use.
 
@@ -21,7 +21,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::{Mode, Pool, Recorder, Settings, Tally};
-use crate::coalesce::Coalesce;
+use shep_gateway::coalesce::Coalesce;
 
 /// Where the requests go.
 #[derive(Debug, Clone)]

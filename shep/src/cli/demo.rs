@@ -14,11 +14,13 @@ use tokio::sync::mpsc;
 use tokio_stream::StreamExt;
 use tonic_types::StatusExt;
 
-use super::{connect, describe, print_application, print_event, print_person};
+use shep_gateway::config::GatewayConfig;
+use shep_gateway::lifecycle::is_terminal;
+use shep_gateway::server::{DEMO_APPLICANT_IIN, DataDir};
+
+use super::print::{print_application, print_event, print_person};
+use super::{connect, describe};
 use crate::client::{Participant, ProviderRule, iin, run_provider};
-use crate::config::GatewayConfig;
-use crate::lifecycle::is_terminal;
-use crate::server::{DEMO_APPLICANT_IIN, DataDir};
 
 const SERVICE: &str = "guardianship-certificate-esil";
 const PROVIDER: &str = "arm-rshep-sko-esil-edu";
@@ -50,7 +52,7 @@ async fn narrate(data_dir: &std::path::Path) -> anyhow::Result<()> {
         ..GatewayConfig::default()
     };
     let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let gateway = crate::server::start_on(listener, config).await?;
+    let gateway = shep_gateway::server::start_on(listener, config).await?;
     let dir = gateway.data_dir.clone();
     let routes = gateway.engine.routes();
     step(

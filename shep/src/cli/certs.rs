@@ -14,60 +14,14 @@ use shep_proto::nuc::v1::{
 use shep_registries::nuc::{Signer, certificates, format_serial};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-use tonic::Request;
 use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::ParsedExtension;
 use x509_parser::prelude::FromDer;
 
+use shep_gateway::server::DataDir;
+
+use super::admin::AdminArgs;
 use super::{DEFAULT_GATEWAY, connect, describe};
-use crate::server::DataDir;
-
-/// Where the gateway is and how to authenticate as its operator.
-#[derive(Debug, clap::Args)]
-pub(super) struct AdminArgs {
-    #[arg(long, default_value = DEFAULT_GATEWAY)]
-    gateway: String,
-    /// The admin token (default: `SHEP_ADMIN_TOKEN`, else `<data_dir>/admin-token`).
-    #[arg(long)]
-    token: Option<String>,
-    /// The data directory of `shep serve`.
-    #[arg(long, default_value = ".shep")]
-    data_dir: PathBuf,
-}
-
-impl AdminArgs {
-    fn token(&self) -> anyhow::Result<String> {
-        if let Some(token) = &self.token {
-            return Ok(token.clone());
-        }
-        if let Ok(token) = std::env::var("SHEP_ADMIN_TOKEN")
-            && !token.is_empty()
-        {
-            return Ok(token);
-        }
-        let path = DataDir(self.data_dir.clone()).admin_token();
-        Ok(std::fs::read_to_string(&path)
-            .with_context(|| {
-                format!(
-                    "reading the admin token `{}` (pass --token, or run from the directory of `shep serve`)",
-                    path.display()
-                )
-            })?
-            .trim()
-            .to_owned())
-    }
-
-    fn authorized<T>(&self, message: T) -> anyhow::Result<Request<T>> {
-        let mut request = Request::new(message);
-        request.metadata_mut().insert(
-            "authorization",
-            format!("Bearer {}", self.token()?)
-                .parse()
-                .context("the admin token is not a valid header value")?,
-        );
-        Ok(request)
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(super) enum AlgorithmArg {
@@ -145,7 +99,7 @@ pub(super) enum CertsCommand {
 fn parse_time(field: &str, text: &str) -> anyhow::Result<prost_types::Timestamp> {
     let time = OffsetDateTime::parse(text, &Rfc3339)
         .with_context(|| format!("`--{field}` `{text}` is not an RFC 3339 time"))?;
-    Ok(crate::store::timestamp(time))
+    Ok(shep_gateway::store::timestamp(time))
 }
 
 fn print_status(status: &StatusResponse) {
@@ -157,7 +111,7 @@ fn print_status(status: &StatusResponse) {
                 .revoked_at
                 .as_ref()
                 .and_then(|time| OffsetDateTime::from_unix_timestamp(time.seconds).ok())
-                .map(crate::lifecycle::local_time)
+                .map(shep_gateway::lifecycle::local_time)
                 .unwrap_or_default(),
             status.reason
         ),
@@ -192,7 +146,7 @@ pub(super) async fn run(command: CertsCommand) -> anyhow::Result<()> {
                         .as_ref()
                         .and_then(|time| OffsetDateTime::from_unix_timestamp(time.seconds).ok())
                         .unwrap_or_else(|| OffsetDateTime::now_utc() - time::Duration::hours(1));
-                    Some(crate::store::timestamp(
+                    Some(shep_gateway::store::timestamp(
                         start + time::Duration::days(i64::from(days)),
                     ))
                 }
@@ -288,7 +242,7 @@ pub(super) async fn applicant_identity(
         data_dir: data_dir.to_owned(),
     };
     let request = IssueRequest {
-        iin: crate::server::DEMO_APPLICANT_IIN.to_owned(),
+        iin: shep_gateway::server::DEMO_APPLICANT_IIN.to_owned(),
         common_name: "СЕРИКБАЕВ НУРЛАН".to_owned(),
         algorithm: algorithm as i32,
         purpose: pb::Purpose::Signing as i32,
@@ -410,45 +364,6 @@ async fn show(path: &Path, gateway: Option<&str>) -> anyhow::Result<()> {
             }
             Err(_) => println!("  status:   not asked (no gateway at {gateway})"),
         }
-    }
-    Ok(())
-}
-
-/// Runs `shep dead-letters`: lists them, or requeues one.
-pub(super) async fn dead_letters(
-    requeue: Option<String>,
-    provider: Option<String>,
-    admin: AdminArgs,
-) -> anyhow::Result<()> {
-    use shep_proto::admin::v1::admin_client::AdminClient;
-    use shep_proto::admin::v1::{ListDeadLettersRequest, RequeueDeadLetterRequest};
-    let mut client = AdminClient::new(connect(&admin.gateway).await?);
-    if let Some(message_id) = requeue {
-        let letter = client
-            .requeue_dead_letter(admin.authorized(RequeueDeadLetterRequest { message_id })?)
-            .await
-            .map_err(describe)?
-            .into_inner();
-        println!(
-            "requeued {} ({}) for `{}`",
-            letter.message_id, letter.service_id, letter.provider_id
-        );
-        return Ok(());
-    }
-    let letters = client
-        .list_dead_letters(admin.authorized(ListDeadLettersRequest {
-            provider_id: provider.unwrap_or_default(),
-        })?)
-        .await
-        .map_err(describe)?
-        .into_inner()
-        .dead_letters;
-    println!("{} dead letter(s)", letters.len());
-    for letter in letters {
-        println!(
-            "  {} {} -> {}: {}",
-            letter.message_id, letter.service_id, letter.provider_id, letter.reason
-        );
     }
     Ok(())
 }

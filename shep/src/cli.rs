@@ -1,0 +1,299 @@
+//! The `shep` command: its arguments, and one module per subcommand (or
+//! group of them) with what that subcommand runs.
+
+mod admin;
+mod bench;
+mod certs;
+mod demo;
+mod population;
+mod print;
+mod provider;
+mod registry;
+mod send;
+mod serve;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand, ValueEnum};
+use shep_gateway::config::REGISTRY_IDS;
+use shep_gateway::routes::{DEFAULT_ROUTES, RoutingTable};
+use shep_gateway::server::DataDir;
+use shep_registries::nuc::Signer;
+use tonic::transport::Channel as GrpcChannel;
+use tonic_types::StatusExt;
+
+pub use registry::serve_registry_on;
+
+/// shep-sim: a simulator of Kazakhstan's e-government gateway (ШЭП / РШЭП).
+#[derive(Debug, Parser)]
+#[command(name = "shep", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Runs the gateway with its registries on embedded defaults.
+    Serve(serve::ServeArgs),
+    /// Shows a signed application travel portal -> gateway -> provider -> back.
+    Demo,
+    /// Runs a simulated provider system on its request stream.
+    Provider(provider::ProviderArgs),
+    /// Signs and sends an envelope: Submit for applications, Call for lookups.
+    Send(send::SendArgs),
+    /// Shows one application's status (Gateway.GetStatus).
+    Status {
+        message_id: String,
+        #[arg(long, default_value = DEFAULT_GATEWAY)]
+        gateway: String,
+    },
+    /// Shows an applicant's «История получения услуг» (Gateway.History).
+    History {
+        iin: String,
+        #[arg(long, default_value = DEFAULT_GATEWAY)]
+        gateway: String,
+    },
+    /// Runs one registry alone as a gRPC server (shep.registry.v1.Registry,
+    /// and RegistryAdmin for its audit and fixtures).
+    Registry(registry::RegistryArgs),
+    /// Shows records of the synthetic population (with fixtures) without a
+    /// server: what the registries would answer.
+    Population {
+        #[command(subcommand)]
+        command: population::PopulationCommand,
+    },
+    /// Works with routing table files.
+    Routes {
+        #[command(subcommand)]
+        command: RoutesCommand,
+    },
+    /// Issues, revokes and shows НУЦ certificates.
+    Certs {
+        #[command(subcommand)]
+        command: certs::CertsCommand,
+    },
+    /// Loads the gateway with pre-signed envelopes and reports latency
+    /// percentiles and throughput; or compares two JSON reports.
+    Bench {
+        #[command(subcommand)]
+        command: bench::BenchCommand,
+    },
+    /// Lists the dead letters (delivery stopped), or requeues one.
+    DeadLetters {
+        /// Requeue this message id instead of listing.
+        #[arg(long)]
+        requeue: Option<String>,
+        /// Only this provider's.
+        #[arg(long)]
+        provider: Option<String>,
+        #[command(flatten)]
+        admin: admin::AdminArgs,
+    },
+    /// Works with the journal (stop the gateway first: it holds the file).
+    Journal {
+        #[command(subcommand)]
+        command: JournalCommand,
+    },
+    /// Writes the FileDescriptorSet of every shep proto (for dynamic protobuf
+    /// in other languages, e.g. tests/python/sign_envelope.py).
+    Descriptors {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Prints the catalogue of error reasons (docs/ERRORS.md holds the same table).
+    Errors {
+        #[arg(long, value_enum, default_value = "markdown")]
+        format: ErrorsFormat,
+    },
+    /// Signs a serialized `shep.envelope.v1.Body` and writes the `SignedEnvelope`.
+    Sign {
+        /// PKCS#8 PEM key.
+        #[arg(long)]
+        key: PathBuf,
+        /// PEM certificate, then its chain.
+        #[arg(long)]
+        cert: PathBuf,
+        /// The serialized Body.
+        #[arg(long)]
+        body: PathBuf,
+        /// Where to write the serialized SignedEnvelope.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+const DEFAULT_GATEWAY: &str = "http://127.0.0.1:7700";
+
+/// How `shep errors` prints the catalogue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ErrorsFormat {
+    /// The Markdown table of docs/ERRORS.md.
+    Markdown,
+    /// A JSON array, one object per reason.
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum RoutesCommand {
+    /// Validates a routing table file.
+    Check { file: PathBuf },
+    /// Prints the embedded default table.
+    Default,
+}
+
+#[derive(Debug, Subcommand)]
+enum JournalCommand {
+    /// Checks the hash chain and reports the first broken record.
+    Verify {
+        /// The data directory of `shep serve`.
+        #[arg(long, default_value = ".shep")]
+        data_dir: PathBuf,
+    },
+}
+
+/// Where the gateway is and which key signs.
+#[derive(Debug, clap::Args)]
+struct SigningArgs {
+    #[arg(long, default_value = DEFAULT_GATEWAY)]
+    gateway: String,
+    /// The data directory of `shep serve`, for the default key and certificate.
+    #[arg(long, default_value = ".shep")]
+    data_dir: PathBuf,
+    /// PKCS#8 PEM key (default: a demo identity in `<data_dir>/identities/`:
+    /// `provider-<id>` for `shep provider`, `applicant` or `operator` by channel for `shep send`).
+    #[arg(long)]
+    key: Option<PathBuf>,
+    /// PEM certificate, then its chain (default: beside the key).
+    #[arg(long)]
+    cert: Option<PathBuf>,
+}
+
+impl SigningArgs {
+    fn signer(&self, identity: &str) -> anyhow::Result<Signer> {
+        signer_from(
+            self.key.clone(),
+            self.cert.clone(),
+            &self.data_dir,
+            identity,
+        )
+    }
+}
+
+/// Runs the command line.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => serve::run(args).await,
+        Command::Demo => demo::run().await,
+        Command::Provider(args) => provider::run(args).await,
+        Command::Send(args) => send::run(args).await,
+        Command::Status {
+            message_id,
+            gateway,
+        } => send::status(message_id, &gateway).await,
+        Command::History {
+            iin: subject,
+            gateway,
+        } => send::history(&subject, &gateway).await,
+        Command::Registry(args) => registry::run(args).await,
+        Command::Population { command } => population::run(command),
+        Command::Certs { command } => certs::run(command).await,
+        Command::Bench { command } => bench::run(command).await,
+        Command::DeadLetters {
+            requeue,
+            provider,
+            admin,
+        } => admin::dead_letters(requeue, provider, admin).await,
+        Command::Journal {
+            command: JournalCommand::Verify { data_dir },
+        } => {
+            let path = DataDir(data_dir).journal();
+            match shep_gateway::journal::verify_file(&path) {
+                Ok(records) => {
+                    println!("{}: {records} records, chain intact", path.display());
+                    Ok(())
+                }
+                Err(error) => anyhow::bail!("{}: {error}", path.display()),
+            }
+        }
+        Command::Descriptors { out } => {
+            std::fs::write(&out, shep_proto::FILE_DESCRIPTOR_SET)
+                .with_context(|| format!("writing `{}`", out.display()))?;
+            println!("wrote `{}`", out.display());
+            Ok(())
+        }
+        Command::Errors { format } => {
+            match format {
+                ErrorsFormat::Markdown => print!("{}", shep_gateway::error::catalogue_markdown()),
+                ErrorsFormat::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&shep_gateway::error::catalogue_json())?
+                ),
+            }
+            Ok(())
+        }
+        Command::Sign {
+            key,
+            cert,
+            body,
+            out,
+        } => certs::sign(&key, &cert, &body, &out),
+        Command::Routes { command } => match command {
+            RoutesCommand::Check { file } => {
+                let text = std::fs::read_to_string(&file)
+                    .with_context(|| format!("reading `{}`", file.display()))?;
+                let table =
+                    RoutingTable::from_toml(&text, &file.display().to_string(), REGISTRY_IDS)?;
+                println!("{}: ok, {} services", file.display(), table.routes().len());
+                Ok(())
+            }
+            RoutesCommand::Default => {
+                print!("{DEFAULT_ROUTES}");
+                Ok(())
+            }
+        },
+    }
+}
+
+/// Connects to a gRPC endpoint.
+async fn connect(url: &str) -> anyhow::Result<GrpcChannel> {
+    GrpcChannel::from_shared(url.to_owned())
+        .with_context(|| format!("bad gateway url `{url}`"))?
+        .connect_timeout(Duration::from_secs(5))
+        .connect()
+        .await
+        .with_context(|| format!("connecting to `{url}` (is `shep serve` running?)"))
+}
+
+/// A gRPC error as a person reads it: code, message and reason.
+fn describe(status: tonic::Status) -> anyhow::Error {
+    let reason = status
+        .get_details_error_info()
+        .map(|info| info.reason)
+        .unwrap_or_else(|| "-".to_owned());
+    anyhow::anyhow!(
+        "{:?}: {} (reason {reason})",
+        status.code(),
+        status.message()
+    )
+}
+
+fn signer_from(
+    key: Option<PathBuf>,
+    cert: Option<PathBuf>,
+    data_dir: &Path,
+    identity: &str,
+) -> anyhow::Result<Signer> {
+    let (default_key, default_cert) = DataDir(data_dir.to_owned()).identity(identity);
+    let key = key.unwrap_or(default_key);
+    let cert = cert.unwrap_or(default_cert);
+    Signer::from_files(&key, &cert).with_context(|| {
+        format!(
+            "loading the key `{}` and certificate `{}` (run `shep serve` once to create the demo identities, or pass --key and --cert)",
+            key.display(),
+            cert.display()
+        )
+    })
+}

@@ -1,0 +1,110 @@
+//! `shep serve`: the gateway with its registries, until Ctrl-C.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::task::Poll;
+
+use shep_gateway::config::GatewayConfig;
+
+use super::population::PopulationArgs;
+
+#[derive(Debug, clap::Args)]
+pub(super) struct ServeArgs {
+    /// A gateway configuration file (docs/CONFIGURATION.md).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Overrides `listen`.
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Overrides `routes`.
+    #[arg(long)]
+    routes: Option<PathBuf>,
+    /// Overrides `data_dir`.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Overrides `population.*`; `--fixtures` adds to the configured files.
+    #[command(flatten)]
+    population: PopulationArgs,
+}
+
+/// Runs `shep serve`.
+pub(super) async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let mut config = match &args.config {
+        Some(path) => GatewayConfig::load(path)?,
+        None => GatewayConfig::default(),
+    };
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    if let Some(routes) = args.routes {
+        config.routes = Some(routes);
+    }
+    if let Some(data_dir) = args.data_dir {
+        config.data_dir = data_dir;
+    }
+    args.population.apply(&mut config.population)?;
+    // Install the Ctrl-C handler (on the future's first poll) before the port
+    // opens: a SIGINT while the gateway starts would otherwise end the process
+    // without the graceful stop, and a client that saw it serving may send one.
+    let mut interrupt = Box::pin(tokio::signal::ctrl_c());
+    if let Poll::Ready(result) =
+        std::future::poll_fn(|cx| Poll::Ready(interrupt.as_mut().poll(cx))).await
+    {
+        return result.map_err(anyhow::Error::from);
+    }
+    let gateway = shep_gateway::server::start(config).await?;
+    let data_dir = &gateway.data_dir;
+    let routes = gateway.engine.routes();
+    println!("shep-sim gateway listening on {}", gateway.url());
+    println!(
+        "  routing table: {} ({} services)",
+        routes.source(),
+        routes.routes().len()
+    );
+    println!("  test НУЦ: {}", data_dir.nuc().display());
+    println!(
+        "  identities (key + certificate PEM): {}",
+        data_dir.identities().display()
+    );
+    println!(
+        "  admin token: {}",
+        if data_dir.admin_token().exists() {
+            data_dir.admin_token().display().to_string()
+        } else {
+            "from the configuration".to_owned()
+        }
+    );
+    let (fixtures, _) = gateway.registry_data.summary();
+    let population = gateway.registry_data.population();
+    println!(
+        "  registries: {} in-process; population seed {}, {}, {:.0} % absent; fixtures: {}",
+        gateway.in_process.join(", "),
+        population.seed(),
+        population
+            .size()
+            .map(|size| format!("{size} IIN slots"))
+            .unwrap_or_else(|| "every valid IIN".to_owned()),
+        population.absent_share() * 100.0,
+        fixtures.sources.join(", ")
+    );
+    println!("  try: shep provider --id arm-rshep-sko-esil-edu   (in another terminal)");
+    println!(
+        "       shep send --service guardianship-certificate-esil --subject 850315301235 --watch"
+    );
+    let mut gateway = gateway;
+    let interrupted = tokio::select! {
+        result = &mut interrupt => {
+            result?;
+            true
+        }
+        result = gateway.stopped() => {
+            result?;
+            false
+        }
+    };
+    if interrupted {
+        println!("stopping");
+        gateway.shutdown().await?;
+    }
+    Ok(())
+}
