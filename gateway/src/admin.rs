@@ -114,26 +114,31 @@ pub fn delete_route(engine: &Engine, id: &str) -> Result<ListRoutesResponse, Gat
 // === Dead letters ===
 
 /// Dead letters of `provider` (of every provider when empty), with why each stopped.
-pub fn list_dead_letters(engine: &Engine, provider: &str) -> ListDeadLettersResponse {
-    let dead_letters = crate::provider::dead_letters(engine, provider)
-        .into_iter()
-        .map(|(provider_id, pending)| DeadLetter {
-            reason: engine
-                .store()
-                .with(&pending.message_id, |record| {
-                    record
-                        .events
-                        .last()
-                        .map(|event| event.reason.clone())
-                        .unwrap_or_default()
-                })
-                .unwrap_or_default(),
+pub async fn list_dead_letters(
+    engine: &Engine,
+    provider: &str,
+) -> Result<ListDeadLettersResponse, GatewayError> {
+    let mut dead_letters = Vec::new();
+    for (provider_id, pending) in crate::provider::dead_letters(engine, provider).await? {
+        let reason = engine
+            .store()
+            .with(&pending.message_id, |record| {
+                record
+                    .events
+                    .last()
+                    .map(|event| event.reason.clone())
+                    .unwrap_or_default()
+            })
+            .await?
+            .unwrap_or_default();
+        dead_letters.push(DeadLetter {
+            reason,
             message_id: pending.message_id,
             service_id: pending.service_id,
             provider_id,
-        })
-        .collect();
-    ListDeadLettersResponse { dead_letters }
+        });
+    }
+    Ok(ListDeadLettersResponse { dead_letters })
 }
 
 /// Puts a dead letter back into its provider's queue.
@@ -147,6 +152,7 @@ pub async fn requeue_dead_letter(
         .with(&parse_uuid("message_id", message_id)?, |record| {
             (record.message_id.clone(), record.service_id.clone())
         })
+        .await?
         .unwrap_or_default();
     Ok(DeadLetter {
         message_id,

@@ -15,13 +15,11 @@ use shep_registries::RegistryKind;
 use crate::calendar::Calendar;
 use crate::checks::Checks;
 use crate::config::GatewayConfig;
-use crate::delivery::{Delivery, Pending};
-use crate::journal::{Entry, Journal};
 use crate::metrics::Metrics;
 use crate::registry::Registries;
 use crate::revocation::RevocationCheck;
 use crate::routes::RoutingTable;
-use crate::store::Store;
+use crate::storage::{self, ApplicationStore, DeliveryQueues, Storage};
 use crate::toolkit::Toolkit;
 use crate::verify::SignatureVerifier;
 
@@ -42,20 +40,21 @@ pub struct Engine {
     routes: RwLock<Arc<RoutingTable>>,
     pub(crate) checks: Checks,
     pub(crate) registries: Registries,
-    store: Store,
-    delivery: Delivery,
+    store: Arc<dyn ApplicationStore>,
+    delivery: Arc<dyn DeliveryQueues>,
     pub(crate) settings: DeliverySettings,
     next_connection: AtomicU64,
     /// Set when the gateway shuts down, so open streams end.
     closing: tokio::sync::watch::Sender<bool>,
-    journal: Arc<Journal>,
+    /// The backend behind `store` and `delivery`: its durability, its shutdown.
+    storage: Storage,
     pub(crate) calendar: Calendar,
     metrics: Metrics,
     toolkit: Arc<Toolkit>,
 }
 
 impl Engine {
-    /// Creates the engine, with an in-memory journal.
+    /// Creates the engine, with in-memory storage.
     pub fn new(
         config: &GatewayConfig,
         routes: RoutingTable,
@@ -64,6 +63,7 @@ impl Engine {
         registries: HashMap<RegistryKind, RegistryAdapter>,
     ) -> Self {
         let toolkit = Arc::new(Toolkit::new(&config.toolkit));
+        let storage = storage::memory::open();
         Self {
             routes: RwLock::new(Arc::new(routes)),
             checks: Checks::new(
@@ -73,8 +73,8 @@ impl Engine {
                 config.checks.message_date_skew_secs,
             ),
             registries: Registries::new(registries, &toolkit),
-            store: Store::default(),
-            delivery: Delivery::default(),
+            store: storage.store.clone(),
+            delivery: storage.delivery.clone(),
             settings: DeliverySettings {
                 lease: Duration::from_millis(config.delivery.lease_ms),
                 max_attempts: config.delivery.max_attempts,
@@ -82,7 +82,7 @@ impl Engine {
             },
             next_connection: AtomicU64::new(1),
             closing: tokio::sync::watch::channel(false).0,
-            journal: Arc::new(Journal::memory()),
+            storage,
             // Validated with the configuration.
             calendar: config.calendar.calendar().unwrap_or_default(),
             metrics: Metrics::default(),
@@ -90,43 +90,18 @@ impl Engine {
         }
     }
 
-    /// Journals to `journal` and restores the state its `entries` describe:
-    /// applications, statuses, and requests still to deliver (or dead letters).
-    pub fn with_journal(
-        mut self,
-        journal: Arc<Journal>,
-        entries: Vec<Entry>,
-    ) -> Result<Self, String> {
-        self.journal = journal.clone();
-        self.store = Store::new(journal);
-        let waiting = self.store.restore(entries)?;
-        let restored = waiting.len();
-        for undelivered in waiting {
-            let queue = self.delivery.queue(&undelivered.provider_id);
-            let pending = Pending {
-                message_id: undelivered.message_id,
-                service_id: undelivered.service_id,
-                correlation_id: undelivered.correlation_id,
-                envelope: undelivered.envelope,
-                attempts: 0,
-                // Sessions live in memory only; after a restart anyone may take it.
-                session: None,
-            };
-            if undelivered.stopped {
-                queue.push_dead(pending);
-            } else {
-                queue.push(pending);
-            }
-        }
-        if restored > 0 {
-            tracing::info!(restored, "requests to deliver restored from the journal");
-        }
-        Ok(self)
+    /// Keeps applications and queues in `storage` (by default in memory),
+    /// which holds what it restored.
+    pub fn with_storage(mut self, storage: Storage) -> Self {
+        self.store = storage.store.clone();
+        self.delivery = storage.delivery.clone();
+        self.storage = storage;
+        self
     }
 
-    /// Writes what is queued in the journal and releases it.
-    pub fn close_journal(&self) {
-        self.journal.close();
+    /// Makes what is queued durable and releases the storage.
+    pub async fn close_storage(&self) {
+        self.storage.close().await;
     }
 
     /// The routing table in force.
@@ -187,13 +162,13 @@ impl Engine {
     }
 
     /// The application store.
-    pub fn store(&self) -> &Store {
-        &self.store
+    pub fn store(&self) -> &dyn ApplicationStore {
+        self.store.as_ref()
     }
 
     /// The provider queues.
-    pub fn delivery(&self) -> &Delivery {
-        &self.delivery
+    pub fn delivery(&self) -> &dyn DeliveryQueues {
+        self.delivery.as_ref()
     }
 
     /// How long a delivery stays leased.

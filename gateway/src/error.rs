@@ -5,12 +5,16 @@
 //! client in any language can branch on it without parsing messages.
 
 mod catalogue;
+pub(crate) mod storage;
 
 use std::collections::HashMap;
+use std::error::Error as _;
 
 use shep_proto::envelope::v1::Reason;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
+
+use storage::StorageError;
 
 pub use catalogue::{
     Area, CatalogueEntry, INJECTED_FAULT, Retry, TABLE_BEGIN, TABLE_END, catalogue, catalogue_json,
@@ -142,6 +146,11 @@ pub enum GatewayError {
     },
     #[error("internal error: {0}")]
     Internal(String),
+    /// The storage backend failed: a change was not made durable (the
+    /// caller gets no receipt and may send again, idempotently) or a read
+    /// did not complete.
+    #[error("the storage backend failed")]
+    Storage(#[source] StorageError),
     /// A fault attached through the admin API fired.
     #[error("{}", .0.message)]
     Injected(crate::toolkit::faults::InjectedError),
@@ -186,7 +195,7 @@ impl GatewayError {
             Self::ProtocolViolation(_) => Reason::ProtocolViolation,
             Self::Unauthenticated => Reason::Unauthenticated,
             Self::TooLarge { .. } => Reason::TooLarge,
-            Self::Internal(_) => Reason::Internal,
+            Self::Internal(_) | Self::Storage(_) => Reason::Internal,
             Self::Injected(_) => Reason::InjectedFault,
             Self::DeadlineExceeded(_) => Reason::DeadlineExceeded,
             Self::ToolkitNotFound(_) => Reason::ToolkitNotFound,
@@ -257,16 +266,39 @@ impl GatewayError {
     }
 }
 
+/// An application that storage does not hold is the caller's
+/// `MESSAGE_NOT_FOUND`; any other failure is internal and keeps its cause.
+impl From<StorageError> for GatewayError {
+    fn from(error: StorageError) -> Self {
+        match error {
+            StorageError::NotFound { message_id } => Self::MessageNotFound(message_id),
+            other => Self::Storage(other),
+        }
+    }
+}
+
+/// The error and its causes, outermost first, as one line for the log.
+fn with_causes(error: &GatewayError) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 /// Converts a domain error into the status every handler returns. Internal
-/// errors are logged here once and answered with a generic message.
+/// errors are logged here once, with their causes, and answered with a
+/// generic message.
 pub fn into_status(error: GatewayError) -> Status {
     let reason = error.reason();
-    let message = match &error {
-        GatewayError::Internal(detail) => {
-            tracing::error!(error = %detail, "internal error");
-            "internal error; see the gateway log".to_owned()
-        }
-        other => other.to_string(),
+    let message = if reason == Reason::Internal {
+        tracing::error!(error = %with_causes(&error), "internal error");
+        "internal error; see the gateway log".to_owned()
+    } else {
+        error.to_string()
     };
     let mut metadata = HashMap::new();
     if let Some(code) = error.shep_code() {
@@ -336,5 +368,38 @@ mod tests {
         let status = into_status(GatewayError::Internal("disk on fire at /secret".into()));
         assert!(!status.message().contains("/secret"));
         assert_eq!(status.get_details_error_info().unwrap().reason, "INTERNAL");
+    }
+
+    #[test]
+    fn a_storage_failure_is_internal_keeps_its_cause_and_does_not_leak() {
+        let cause = std::io::Error::other("disk on fire at /secret");
+        let error = GatewayError::from(StorageError::backend("append to the journal", cause));
+        assert!(matches!(error, GatewayError::Storage(_)));
+        assert_eq!(error.reason(), Reason::Internal);
+        assert_eq!(
+            with_causes(&error),
+            "the storage backend failed: storage failed to append to the journal: disk on fire at /secret"
+        );
+        let status = into_status(error);
+        assert_eq!(status.code(), Code::Internal);
+        assert!(
+            !status.message().contains("/secret"),
+            "{}",
+            status.message()
+        );
+        assert_eq!(status.get_details_error_info().unwrap().reason, "INTERNAL");
+    }
+
+    #[test]
+    fn an_application_storage_does_not_hold_is_not_found() {
+        let error = GatewayError::from(StorageError::NotFound {
+            message_id: "m-1".into(),
+        });
+        let status = into_status(error);
+        assert_eq!(status.code(), Code::NotFound);
+        assert_eq!(
+            status.get_details_error_info().unwrap().reason,
+            "MESSAGE_NOT_FOUND"
+        );
     }
 }

@@ -23,7 +23,7 @@ use tonic::{Request, Response, Status};
 
 use crate::admin_auth::check_bearer;
 use crate::error::{GatewayError, into_status};
-use crate::store::timestamp;
+use crate::storage::timestamp;
 
 fn status_response(serial: &[u8], status: &CertificateStatus, subject: String) -> StatusResponse {
     let (code, revoked_at, reason) = match status {

@@ -30,7 +30,6 @@ pub use submit::submit;
 
 use crate::engine::Engine;
 use crate::error::GatewayError;
-use crate::journal::JournalError;
 use crate::toolkit::exchanges::any;
 use crate::toolkit::faults::Site;
 use crate::toolkit::{CallContext, inject};
@@ -170,12 +169,6 @@ async fn service_faults(
         }
         None => Ok(()),
     }
-}
-
-/// A change could not be made durable: the caller gets no receipt and may
-/// send again (idempotently).
-fn journal_failed(error: JournalError) -> GatewayError {
-    GatewayError::Internal(format!("journal: {error}"))
 }
 
 #[cfg(test)]

@@ -9,12 +9,11 @@ use shep_proto::gateway::v1::MessageState;
 use shep_proto::provider::v1::{Ack, Delivery as DeliveryMessage, ReceiveStatus, ResendMessage};
 use time::OffsetDateTime;
 
-use crate::delivery::{Filter, Leased, Pending, Settled};
 use crate::engine::Engine;
 use crate::envelope::parse_uuid;
 use crate::error::GatewayError;
 use crate::lifecycle::default_notification;
-use crate::store::{Change, timestamp};
+use crate::storage::{Change, Filter, Leased, Pending, Settled, timestamp};
 
 /// The most unacknowledged deliveries a connection may hold.
 const MAX_IN_FLIGHT: u32 = 1024;
@@ -51,21 +50,29 @@ pub(crate) fn delivery_message(leased: &Leased) -> DeliveryMessage {
 }
 
 /// `GetMessages`: up to `amount` deliveries leased to no connection.
-pub(crate) fn pull(
+pub(crate) async fn pull(
     engine: &Engine,
     provider: &str,
     filter: &Filter,
     amount: usize,
-) -> Vec<DeliveryMessage> {
+) -> Result<Vec<DeliveryMessage>, GatewayError> {
     let queue = engine.delivery().queue(provider);
-    std::iter::from_fn(|| queue.take(None, 0, filter, engine.lease()))
-        .take(amount)
-        .map(|leased| delivery_message(&leased))
-        .collect()
+    let mut messages = Vec::new();
+    while messages.len() < amount {
+        match queue.take(None, 0, filter, engine.lease()).await? {
+            Some(leased) => messages.push(delivery_message(&leased)),
+            None => break,
+        }
+    }
+    Ok(messages)
 }
 
 /// Applies a provider's acknowledgement of a delivery.
-pub fn acknowledge(engine: &Engine, provider: &str, ack: &Ack) -> Result<Settled, GatewayError> {
+pub async fn acknowledge(
+    engine: &Engine,
+    provider: &str,
+    ack: &Ack,
+) -> Result<Settled, GatewayError> {
     let message_id = parse_uuid("message_id", &ack.message_id)?;
     let accepted = match ReceiveStatus::try_from(ack.receive_status) {
         Ok(ReceiveStatus::MessageAccepted) => true,
@@ -81,6 +88,7 @@ pub fn acknowledge(engine: &Engine, provider: &str, ack: &Ack) -> Result<Settled
     let owner = engine
         .store()
         .with(&message_id, |record| record.provider_id.clone())
+        .await?
         .ok_or_else(|| GatewayError::MessageNotFound(message_id.clone()))?;
     if owner != provider {
         return Err(GatewayError::ProviderNotAllowed {
@@ -92,13 +100,14 @@ pub fn acknowledge(engine: &Engine, provider: &str, ack: &Ack) -> Result<Settled
         .delivery()
         .queue(provider)
         .acknowledge(&message_id, accepted, resend, engine.settings.max_attempts)
+        .await?
         .ok_or_else(|| GatewayError::MessageNotFound(message_id.clone()))?;
-    apply_settled(engine, &message_id, &settled, &ack.error_message);
+    apply_settled(engine, &message_id, &settled, &ack.error_message).await;
     Ok(settled)
 }
 
 /// Records what a settled delivery means for the application.
-pub fn apply_settled(engine: &Engine, message_id: &str, settled: &Settled, reason: &str) {
+pub async fn apply_settled(engine: &Engine, message_id: &str, settled: &Settled, reason: &str) {
     let (state, reason) = match settled {
         Settled::Requeued => return,
         Settled::Delivered => (MessageState::Delivered, String::new()),
@@ -153,25 +162,24 @@ pub fn apply_settled(engine: &Engine, message_id: &str, settled: &Settled, reaso
             ..Change::default()
         })
     });
-    if let Err(error) = outcome {
+    if let Err(error) = outcome.await {
         tracing::debug!(message_id, %error, "delivery settled without a status event");
     }
 }
 
 /// Dead letters, per provider (all providers when `provider` is empty).
-pub fn dead_letters(engine: &Engine, provider: &str) -> Vec<(String, Pending)> {
-    engine
-        .delivery()
-        .queues()
-        .into_iter()
-        .filter(|(id, _)| provider.is_empty() || id == provider)
-        .flat_map(|(id, queue)| {
-            queue
-                .dead_letters()
-                .into_iter()
-                .map(move |pending| (id.clone(), pending))
-        })
-        .collect()
+pub async fn dead_letters(
+    engine: &Engine,
+    provider: &str,
+) -> Result<Vec<(String, Pending)>, GatewayError> {
+    let mut letters = Vec::new();
+    for (id, queue) in engine.delivery().queues().await? {
+        if provider.is_empty() || id == provider {
+            let dead = queue.dead_letters().await?;
+            letters.extend(dead.into_iter().map(|pending| (id.clone(), pending)));
+        }
+    }
+    Ok(letters)
 }
 
 /// Puts a dead letter back into its provider's queue; its status returns to
@@ -185,8 +193,9 @@ pub async fn requeue_dead_letter(
     let store = engine.store();
     let provider = store
         .with(&message_id, |record| record.provider_id.clone())
+        .await?
         .ok_or_else(not_found)?;
-    let (_, ticket) = store.record(&message_id, |record| {
+    let requeued = store.record(&message_id, |record| {
         if record.delivery_state != MessageState::DeliveryStopped {
             return Err(not_found());
         }
@@ -198,12 +207,15 @@ pub async fn requeue_dead_letter(
             reported_by: "operator".to_owned(),
             ..Change::default()
         })
-    })?;
-    ticket
-        .durable()
-        .await
-        .map_err(|error| GatewayError::Internal(format!("journal: {error}")))?;
-    if !engine.delivery().queue(&provider).requeue(&message_id) {
+    });
+    let (_, ticket) = requeued.await?;
+    ticket.durable().await?;
+    if !engine
+        .delivery()
+        .queue(&provider)
+        .requeue(&message_id)
+        .await?
+    {
         return Err(GatewayError::Internal(format!(
             "`{message_id}` was stopped but not in the dead letters of `{provider}`"
         )));
@@ -213,12 +225,27 @@ pub async fn requeue_dead_letter(
 }
 
 /// Requeues expired leases on every queue; stops those out of attempts.
-pub fn expire_leases(engine: &Engine) {
+pub async fn expire_leases(engine: &Engine) {
     let now = tokio::time::Instant::now();
-    for (provider, queue) in engine.delivery().queues() {
-        for (message_id, settled) in queue.expire(now, engine.settings.max_attempts) {
+    // A failure leaves the leases for the next tick.
+    let queues = match engine.delivery().queues().await {
+        Ok(queues) => queues,
+        Err(error) => {
+            tracing::warn!(%error, "listing the provider queues failed");
+            return;
+        }
+    };
+    for (provider, queue) in queues {
+        let expired = match queue.expire(now, engine.settings.max_attempts).await {
+            Ok(expired) => expired,
+            Err(error) => {
+                tracing::warn!(%provider, %error, "expiring leases failed");
+                continue;
+            }
+        };
+        for (message_id, settled) in expired {
             tracing::info!(%provider, %message_id, ?settled, "lease expired");
-            apply_settled(engine, &message_id, &settled, "");
+            apply_settled(engine, &message_id, &settled, "").await;
         }
     }
 }

@@ -29,12 +29,12 @@ use crate::config::{GatewayConfig, JournalMode, TlsConfig};
 use crate::engine::Engine;
 use crate::grpc::{AdminGrpcAdapter, GatewayGrpcAdapter, ProviderGrpcAdapter};
 use crate::health::{Health, NUC_ID};
-use crate::journal::Journal;
 use crate::nuc_service::{NucGrpcAdapter, http_routes};
 use crate::pipeline::Limits;
 use crate::registry::RegistriesHandle;
 use crate::revocation::RevocationCheck;
 use crate::routes::{DEFAULT_ROUTES, Role, RoutingTable};
+use crate::storage;
 use crate::verify::SignatureVerifier;
 
 /// The demo applicant's IIN (a built-in ГБД ФЛ person in СКО, region 59).
@@ -256,7 +256,7 @@ impl RunningGateway {
             }
         };
         // Everything acknowledged is on disk; release the file for the next start.
-        self.engine.close_journal();
+        self.engine.close_storage().await;
         stopped
     }
 
@@ -313,18 +313,18 @@ pub async fn start_on(
     )
     .map_err(anyhow::Error::msg)?;
     let token = admin_token(&config, &data_dir)?;
-    let engine = Engine::new(&config, routes, verifier, revocation, registries);
-    let engine = Arc::new(match config.journal.mode {
+    // The one place that picks the storage backend.
+    let storage = match config.journal.mode {
         JournalMode::Disk => {
             let path = data_dir.journal();
-            let (journal, entries) = Journal::open(&path)
-                .with_context(|| format!("opening the journal `{}`", path.display()))?;
-            engine
-                .with_journal(Arc::new(journal), entries)
-                .map_err(|problem| anyhow::anyhow!("restoring from the journal: {problem}"))?
+            storage::embedded::open(&path)
+                .with_context(|| format!("opening the journal `{}`", path.display()))?
         }
-        JournalMode::Memory => engine,
-    });
+        JournalMode::Memory => storage::memory::open(),
+    };
+    let engine = Arc::new(
+        Engine::new(&config, routes, verifier, revocation, registries).with_storage(storage),
+    );
 
     for path in &config.toolkit.scenarios {
         let scenario = crate::toolkit::scenarios::read_file(path).map_err(anyhow::Error::msg)?;
@@ -416,7 +416,7 @@ pub async fn start_on(
             let mut interval = tokio::time::interval(tick);
             loop {
                 interval.tick().await;
-                crate::provider::expire_leases(&engine);
+                crate::provider::expire_leases(&engine).await;
             }
         })
     };

@@ -12,7 +12,7 @@ use tokio::sync::{broadcast, mpsc};
 use crate::engine::Engine;
 use crate::envelope::{SubjectId, parse_uuid};
 use crate::error::GatewayError;
-use crate::store::WatchTarget;
+use crate::storage::WatchTarget;
 
 /// A History page when the caller asks for none.
 const DEFAULT_PAGE: usize = 50;
@@ -22,11 +22,12 @@ const MAX_PAGE: usize = 500;
 const WATCH_BUFFER: usize = 64;
 
 /// `GetStatus`: one application.
-pub fn application(engine: &Engine, message_id: &str) -> Result<Application, GatewayError> {
+pub async fn application(engine: &Engine, message_id: &str) -> Result<Application, GatewayError> {
     let id = parse_uuid("message_id", message_id)?;
     engine
         .store()
         .application(&id)
+        .await?
         .ok_or(GatewayError::MessageNotFound(id))
 }
 
@@ -68,10 +69,16 @@ impl Page {
 }
 
 /// `History`: an applicant's applications, a page at a time.
-pub fn history(engine: &Engine, request: &HistoryRequest) -> Result<HistoryResponse, GatewayError> {
+pub async fn history(
+    engine: &Engine,
+    request: &HistoryRequest,
+) -> Result<HistoryResponse, GatewayError> {
     let subject = SubjectId::from_proto(request.subject.as_ref())?;
     let page = Page::parse(&request.page_token, request.page_size)?;
-    let (applications, more) = engine.store().history(&subject, page.offset, page.limit);
+    let (applications, more) = engine
+        .store()
+        .history(&subject, page.offset, page.limit)
+        .await?;
     Ok(HistoryResponse {
         applications,
         next_page_token: page.next_token(more),
@@ -94,13 +101,16 @@ pub fn watch_target(request: &WatchRequest) -> Result<WatchTarget, GatewayError>
     }
 }
 
+/// What a watcher receives: events, or the error that ends the watch.
+pub type Watched = Result<StatusEvent, GatewayError>;
+
 /// `Watch`: every event of `target` after `after_sequence`, then live ones,
-/// until the receiver is dropped or the gateway closes.
+/// until the receiver is dropped, the gateway closes or storage fails.
 pub fn watch(
     engine: Arc<Engine>,
     target: WatchTarget,
     after_sequence: u64,
-) -> mpsc::Receiver<StatusEvent> {
+) -> mpsc::Receiver<Watched> {
     // Subscribed before the snapshot, so every event after the snapshot's
     // sequence arrives live.
     let live = engine.store().subscribe();
@@ -117,14 +127,24 @@ async fn follow(
     target: WatchTarget,
     after_sequence: u64,
     mut live: broadcast::Receiver<Arc<StatusEvent>>,
-    tx: mpsc::Sender<StatusEvent>,
+    tx: mpsc::Sender<Watched>,
 ) {
+    // A snapshot, or `None` once its failure has been sent (the watch ends).
+    let snapshot = async |cursor| match engine.store().snapshot(&target, cursor).await {
+        Ok(taken) => Some(taken),
+        Err(error) => {
+            let _ = tx.send(Err(error.into())).await;
+            None
+        }
+    };
     // Every event up to `cursor` has been sent or was not asked for.
     let mut cursor = after_sequence;
-    let (mut pending, mut upto) = engine.store().snapshot(&target, cursor);
+    let Some((mut pending, mut upto)) = snapshot(cursor).await else {
+        return;
+    };
     loop {
         for event in pending.drain(..) {
-            if tx.send((*event).clone()).await.is_err() {
+            if tx.send(Ok((*event).clone())).await.is_err() {
                 return;
             }
         }
@@ -140,7 +160,10 @@ async fn follow(
                     }
                 }
                 Err(broadcast::error::RecvError::Lagged(_)) => {
-                    (pending, upto) = engine.store().snapshot(&target, cursor);
+                    let Some(caught_up) = snapshot(cursor).await else {
+                        return;
+                    };
+                    (pending, upto) = caught_up;
                 }
                 Err(broadcast::error::RecvError::Closed) => return,
             },
@@ -172,12 +195,16 @@ mod tests {
         let before = submit(&engine).await;
         let applicant = SubjectId::Iin(testing::APPLICANT.into());
         let mut events = watch(engine.clone(), WatchTarget::Subject(applicant), 0);
-        let replayed = events.recv().await.expect("the replay");
+        let replayed = events.recv().await.expect("the replay").expect("an event");
         assert_eq!(replayed.message_id, before);
         assert_eq!(replayed.status, ApplicationStatus::Accepted as i32);
 
         let after = submit(&engine).await;
-        let live = events.recv().await.expect("a live event");
+        let live = events
+            .recv()
+            .await
+            .expect("a live event")
+            .expect("an event");
         assert_eq!(live.message_id, after);
         assert!(live.sequence > replayed.sequence, "in sequence order");
 
@@ -188,7 +215,8 @@ mod tests {
             WatchTarget::Subject(applicant),
             replayed.sequence,
         );
-        assert_eq!(resumed.recv().await.expect("the rest").message_id, after);
+        let rest = resumed.recv().await.expect("the rest").expect("an event");
+        assert_eq!(rest.message_id, after);
         engine.close();
         assert!(resumed.recv().await.is_none(), "closed with the gateway");
     }

@@ -1,6 +1,6 @@
 //! An engine for in-process unit tests: the default routing table, the
 //! built-in registries in-process, signature checks off (so tests build
-//! envelopes without keys), an in-memory journal.
+//! envelopes without keys), in-memory storage.
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};

@@ -210,7 +210,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             command: JournalCommand::Verify { data_dir },
         } => {
             let path = DataDir(data_dir).journal();
-            match shep_gateway::journal::verify_file(&path) {
+            match shep_gateway::storage::embedded::verify_file(&path) {
                 Ok(records) => {
                     println!("{}: {records} records, chain intact", path.display());
                     Ok(())

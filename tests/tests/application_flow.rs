@@ -339,7 +339,12 @@ async fn resubmitting_the_identical_envelope_returns_the_original_receipt_and_de
         .into_inner();
     assert_eq!(again, first.receipt);
     assert_eq!(
-        gw.engine().delivery().queue(ESIL_PROVIDER).depth(),
+        gw.engine()
+            .delivery()
+            .queue(ESIL_PROVIDER)
+            .depth()
+            .await
+            .expect("the queue's depth"),
         (1, 0, 0),
         "queued once"
     );
@@ -356,7 +361,12 @@ async fn resubmitting_the_identical_envelope_returns_the_original_receipt_and_de
     );
     // Delivered once: nothing is left in the queue, one delivery journalled.
     assert_eq!(
-        gw.engine().delivery().queue(ESIL_PROVIDER).depth(),
+        gw.engine()
+            .delivery()
+            .queue(ESIL_PROVIDER)
+            .depth()
+            .await
+            .expect("the queue's depth"),
         (0, 0, 0)
     );
     assert_eq!(gw.delivered_attempts(&id).await, [1]);
@@ -434,7 +444,12 @@ async fn the_same_message_id_with_a_different_body_is_a_duplicate() {
     let application = gw.status(&first.receipt.message_id).await;
     assert_eq!(statuses(&application.events), [ApplicationStatus::Accepted]);
     assert_eq!(
-        gw.engine().delivery().queue(ESIL_PROVIDER).depth(),
+        gw.engine()
+            .delivery()
+            .queue(ESIL_PROVIDER)
+            .depth()
+            .await
+            .expect("the queue's depth"),
         (1, 0, 0)
     );
 }

@@ -17,14 +17,19 @@ const SHORT_LEASE_MS: u64 = 300;
 const OTHER_PROVIDER: &str = "is-mio-sko-tayynsha-social";
 
 /// Queued, leased and dead-lettered requests of the Esil provider.
-fn depth(gw: &TestGateway) -> (usize, usize, usize) {
-    gw.engine().delivery().queue(ESIL_PROVIDER).depth()
+async fn depth(gw: &TestGateway) -> (usize, usize, usize) {
+    gw.engine()
+        .delivery()
+        .queue(ESIL_PROVIDER)
+        .depth()
+        .await
+        .expect("the queue's depth")
 }
 
 /// Waits until the provider queue has this depth.
 async fn queue_depth_becomes(gw: &TestGateway, expected: (usize, usize, usize)) {
     eventually(PATIENCE, async || {
-        let now = depth(gw);
+        let now = depth(gw).await;
         if now == expected { Ok(()) } else { Err(now) }
     })
     .await;
@@ -105,7 +110,11 @@ async fn a_dropped_connection_gives_its_deliveries_to_another_connection() {
 
     let mut survivor = gw.subscribe(ESIL_PROVIDER, 0).await;
     assert_ne!(survivor.welcome.connection_id, doomed.welcome.connection_id);
-    assert_eq!(depth(&gw), (0, 1, 0), "leased to the first connection");
+    assert_eq!(
+        depth(&gw).await,
+        (0, 1, 0),
+        "leased to the first connection"
+    );
 
     drop(doomed);
     drop(doomed_channel);
@@ -209,7 +218,7 @@ async fn hello_service_ids_narrow_a_connection_to_some_services() {
         (id.as_str(), 1)
     );
     assert_eq!(gw.delivered_attempts(&id).await, [1]);
-    assert_eq!(depth(&gw), (0, 1, 0));
+    assert_eq!(depth(&gw).await, (0, 1, 0));
     drop(narrow);
 }
 
@@ -231,7 +240,7 @@ async fn not_accepted_without_resend_makes_the_application_not_delivered() {
     assert_eq!(last.reported_by, "gateway");
     assert!(last.notification.contains(why), "{}", last.notification);
     // Nothing is left to redeliver; it went out once.
-    assert_eq!(depth(&gw), (0, 0, 0));
+    assert_eq!(depth(&gw).await, (0, 0, 0));
     assert_eq!(gw.delivered_attempts(&id).await, [1]);
 
     // Terminal: the provider cannot report on it any more.
@@ -283,7 +292,7 @@ async fn running_out_of_attempts_stops_delivery() {
     let last = application.events.last().unwrap();
     assert_eq!(last.status(), ApplicationStatus::NotDelivered);
     assert!(last.reason.contains("2 attempts"), "{}", last.reason);
-    assert_eq!(depth(&gw), (0, 0, 1), "kept aside as a dead letter");
+    assert_eq!(depth(&gw).await, (0, 0, 1), "kept aside as a dead letter");
     assert_eq!(gw.delivered_attempts(&id).await, [1, 2]);
 
     // A late acknowledgement does not revive it.
@@ -349,7 +358,7 @@ async fn pull_mode_leases_queued_messages_and_acknowledge_settles_them() {
         .unwrap()
         .into_inner();
     assert!(none.messages.is_empty(), "all leased");
-    assert_eq!(depth(&gw), (0, 3, 0));
+    assert_eq!(depth(&gw).await, (0, 3, 0));
 
     for id in &ids {
         client
@@ -366,7 +375,7 @@ async fn pull_mode_leases_queued_messages_and_acknowledge_settles_them() {
         assert_eq!(application.delivery_state(), MessageState::Delivered);
         assert_eq!(application.status(), ApplicationStatus::Delivered);
     }
-    assert_eq!(depth(&gw), (0, 0, 0));
+    assert_eq!(depth(&gw).await, (0, 0, 0));
 
     // Settled already, and never known.
     for id in [ids[0].clone(), new_message_id()] {
@@ -457,7 +466,7 @@ async fn pull_mode_filters_and_refusals() {
         error_metadata(&status, "field").as_deref(),
         Some("receive_status")
     );
-    assert_eq!(depth(&gw), (0, 1, 0), "refused acks settle nothing");
+    assert_eq!(depth(&gw).await, (0, 1, 0), "refused acks settle nothing");
     client
         .acknowledge(accepted(ESIL_PROVIDER))
         .await
@@ -499,7 +508,7 @@ async fn a_late_acknowledgement_after_the_lease_expired_is_honoured() {
         gw.status(&id).await.delivery_state(),
         MessageState::Delivered
     );
-    assert_eq!(depth(&gw), (0, 0, 0));
+    assert_eq!(depth(&gw).await, (0, 0, 0));
     let again = client
         .get_messages(pull(ESIL_PROVIDER, 10))
         .await
@@ -587,7 +596,7 @@ async fn a_report_from_a_provider_the_application_is_not_routed_to_is_refused() 
     let application = gw.status(&submitted.receipt.message_id).await;
     assert_eq!(application.status(), ApplicationStatus::Accepted);
     assert_eq!(application.delivery_state(), MessageState::OnDelivery);
-    assert_eq!(depth(&gw), (1, 0, 0), "still queued for its provider");
+    assert_eq!(depth(&gw).await, (1, 0, 0), "still queued for its provider");
 }
 
 #[tokio::test]
@@ -635,7 +644,7 @@ async fn resend_on_the_last_attempt_stops_delivery() {
     let application = delivery_state_becomes(&gw, &id, MessageState::DeliveryStopped).await;
     assert_eq!(application.status(), ApplicationStatus::NotDelivered);
     // A dead letter, not queued again: two deliveries, no third.
-    assert_eq!(depth(&gw), (0, 0, 1));
+    assert_eq!(depth(&gw).await, (0, 0, 1));
     assert_eq!(gw.delivered_attempts(&id).await, [1, 2]);
 }
 

@@ -90,8 +90,13 @@ fn statuses(application: &Application) -> Vec<ApplicationStatus> {
 }
 
 /// Queued, leased and dead-lettered requests of the Esil provider.
-fn depth(gw: &TestGateway) -> (usize, usize, usize) {
-    gw.engine().delivery().queue(ESIL_PROVIDER).depth()
+async fn depth(gw: &TestGateway) -> (usize, usize, usize) {
+    gw.engine()
+        .delivery()
+        .queue(ESIL_PROVIDER)
+        .depth()
+        .await
+        .expect("the queue's depth")
 }
 
 /// A gateway on `data` (disk journal), as left by an earlier one.
@@ -746,7 +751,7 @@ async fn statuses_history_results_watch_cursors_and_report_receipts_survive_a_re
     delivery_state_becomes(&gw, &pending_id, MessageState::Delivered).await;
     // Delivered once after the restart, the settled one not at all, and
     // nothing is left in the queue to come later.
-    assert_eq!(depth(&gw), (0, 0, 0));
+    assert_eq!(depth(&gw).await, (0, 0, 0));
     assert_eq!(gw.delivered_attempts(&pending_id).await, [1]);
     assert_eq!(gw.delivered_attempts(&id).await, [] as [u32; 0]);
     let mut live = gw.watch_subject(iin(APPLICANT_IIN), last_sequence).await;
@@ -794,7 +799,7 @@ async fn a_provider_that_drops_its_connection_loses_nothing() {
     assert!(!held.contains(&fifth.message_id) && fifth.message_id != acked);
     held.insert(fifth.message_id);
     // Four held again, the sixth still queued: the connection holds no more.
-    assert_eq!(depth(&gw), (1, 4, 0));
+    assert_eq!(depth(&gw).await, (1, 4, 0));
     drop(doomed);
     drop(doomed_channel);
 
@@ -836,7 +841,7 @@ async fn a_provider_that_drops_its_connection_loses_nothing() {
     }
     // Nothing is left to deliver, and the journal has no delivery beyond
     // those received: the held ones twice, the others once.
-    assert_eq!(depth(&gw), (0, 0, 0));
+    assert_eq!(depth(&gw).await, (0, 0, 0));
     for id in &ids {
         let expected: &[u32] = if held.contains(id) { &[1, 2] } else { &[1] };
         assert_eq!(gw.delivered_attempts(id).await, expected, "`{id}`");
@@ -937,7 +942,7 @@ async fn two_connections_of_a_provider_share_a_load_and_nothing_is_acknowledged_
     assert_eq!(seen.keys().cloned().collect::<BTreeSet<_>>(), ids);
     // What the consumers saw is all the gateway sent: one delivery each, and
     // nothing left in the queue to send later.
-    assert_eq!(depth(&gw), (0, 0, 0));
+    assert_eq!(depth(&gw).await, (0, 0, 0));
     let events = gw.stream_events(ESIL_PROVIDER).await;
     let sent: Vec<&StreamEvent> = events
         .iter()
@@ -958,7 +963,7 @@ async fn two_connections_of_a_provider_share_a_load_and_nothing_is_acknowledged_
             "`{id}` acknowledged once"
         );
     }
-    assert_eq!(depth(&gw), (0, 0, 0));
+    assert_eq!(depth(&gw).await, (0, 0, 0));
 }
 
 // === 5. Dead letters and their requeue ===
@@ -1104,7 +1109,7 @@ async fn a_stopped_delivery_is_a_dead_letter_the_operator_lists_and_requeues_acr
         "MESSAGE_NOT_FOUND",
     );
     // Each delivered once after this restart, nothing left to deliver.
-    assert_eq!(depth(&gw), (0, 0, 0));
+    assert_eq!(depth(&gw).await, (0, 0, 0));
     assert_eq!(gw.delivered_attempts(&stopped).await, [1]);
     assert_eq!(gw.delivered_attempts(&queued).await, [1]);
     drop(desk);
@@ -1163,7 +1168,7 @@ async fn a_duplicate_submit_returns_the_first_receipt_also_after_a_restart() {
         first
     );
     // The re-send queued nothing: one delivery, the queue empty.
-    assert_eq!(depth(&gw), (0, 0, 0));
+    assert_eq!(depth(&gw).await, (0, 0, 0));
     assert_eq!(gw.delivered_attempts(&first.message_id).await, [1]);
     drop(desk);
     let application = gw.status(&first.message_id).await;
@@ -1390,7 +1395,7 @@ async fn the_journal_chain_detects_an_edited_record_and_a_tampered_journal_does_
 
     // An edit in the middle (the second application's ACCEPTED record).
     let journal = DataDir(data.path().to_owned()).journal();
-    shep_gateway::journal::tamper(&journal, 4).expect("editing record 4");
+    shep_gateway::storage::embedded::tamper(&journal, 4).expect("editing record 4");
     let broken = run_shep(&["journal", "verify", "--data-dir", data_arg]).await;
     assert!(
         !broken.status.success(),
@@ -1448,5 +1453,5 @@ async fn the_memory_mode_keeps_nothing_across_a_restart() {
         "MESSAGE_NOT_FOUND",
     );
     assert!(history(&gw).await.is_empty());
-    assert_eq!(depth(&gw), (0, 0, 0), "nothing to deliver");
+    assert_eq!(depth(&gw).await, (0, 0, 0), "nothing to deliver");
 }

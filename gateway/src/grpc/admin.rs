@@ -107,10 +107,7 @@ impl Admin for AdminGrpcAdapter {
         &self,
         request: Request<ListDeadLettersRequest>,
     ) -> Result<Response<ListDeadLettersResponse>, Status> {
-        Ok(Response::new(admin::list_dead_letters(
-            &self.engine,
-            &request.get_ref().provider_id,
-        )))
+        respond(admin::list_dead_letters(&self.engine, &request.get_ref().provider_id).await)
     }
 
     async fn requeue_dead_letter(

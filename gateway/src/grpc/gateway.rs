@@ -55,17 +55,14 @@ impl Gateway for GatewayGrpcAdapter {
         &self,
         request: Request<GetStatusRequest>,
     ) -> Result<Response<Application>, Status> {
-        respond(status::application(
-            &self.engine,
-            &request.get_ref().message_id,
-        ))
+        respond(status::application(&self.engine, &request.get_ref().message_id).await)
     }
 
     async fn history(
         &self,
         request: Request<HistoryRequest>,
     ) -> Result<Response<HistoryResponse>, Status> {
-        respond(status::history(&self.engine, request.get_ref()))
+        respond(status::history(&self.engine, request.get_ref()).await)
     }
 
     type WatchStream = EventStream<StatusEvent>;
@@ -77,6 +74,7 @@ impl Gateway for GatewayGrpcAdapter {
         let request = request.into_inner();
         let target = status::watch_target(&request).map_err(into_status)?;
         let events = status::watch(self.engine.clone(), target, request.after_sequence);
-        Ok(Response::new(Box::pin(ReceiverStream::new(events).map(Ok))))
+        let events = ReceiverStream::new(events).map(|event| event.map_err(into_status));
+        Ok(Response::new(Box::pin(events)))
     }
 }

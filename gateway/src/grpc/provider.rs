@@ -15,12 +15,11 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::{EventStream, envelope, unexpected};
-use crate::delivery::Filter;
 use crate::engine::Engine;
 use crate::error::into_status;
 use crate::pipeline::{Answer, EnvelopeService, Rpc};
 use crate::provider::{self, subscription};
-use crate::store::timestamp;
+use crate::storage::{Filter, timestamp};
 use crate::toolkit::CallContext;
 
 /// Messages a subscriber may have in flight in the transport.
@@ -85,9 +84,12 @@ impl Provider for ProviderGrpcAdapter {
             correlation_id: request.correlation_id,
             session,
         };
+        let messages = provider::pull(&self.engine, &request.provider_id, &filter, amount)
+            .await
+            .map_err(into_status)?;
         Ok(Response::new(GetMessagesResponse {
             response_date: Some(timestamp(OffsetDateTime::now_utc())),
-            messages: provider::pull(&self.engine, &request.provider_id, &filter, amount),
+            messages,
         }))
     }
 
@@ -95,6 +97,7 @@ impl Provider for ProviderGrpcAdapter {
         let ack = request.into_inner();
         provider::check_provider(&self.engine, &ack.provider_id).map_err(into_status)?;
         provider::acknowledge(&self.engine, &ack.provider_id, &ack)
+            .await
             .map(|_| Response::new(AckResponse {}))
             .map_err(into_status)
     }

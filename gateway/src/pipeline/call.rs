@@ -14,7 +14,7 @@ use crate::envelope::{self, Inbound, SubjectId};
 use crate::error::GatewayError;
 use crate::registry::lookup_request;
 use crate::routes::{ServiceKind, Target};
-use crate::store::timestamp;
+use crate::storage::timestamp;
 use crate::toolkit::CallContext;
 
 /// The steps of `Gateway.Call`, in order.

@@ -8,7 +8,7 @@ use crate::checks::{self, ReportFields};
 use crate::engine::Engine;
 use crate::error::GatewayError;
 use crate::lifecycle::{default_notification, provider_may_report};
-use crate::store::{Change, ReportKey};
+use crate::storage::{Change, ReportKey};
 
 /// The steps of `Provider.Report`, in order.
 pub async fn report(
@@ -38,7 +38,7 @@ pub async fn report(
     // 4. Idempotency: an identical re-send gets the same receipt.
     let digest = super::submit::sha256(&envelope.body);
     let store = engine.store();
-    if let Some((seen, receipt)) = store.report_seen(&provider, &inbound.message_id) {
+    if let Some((seen, receipt)) = store.report_seen(&provider, &inbound.message_id).await? {
         return if seen == digest {
             Ok(receipt)
         } else {
@@ -65,7 +65,7 @@ pub async fn report(
     // 6. The application's side: this provider's, this service and
     //    applicant, a status allowed after the current one. Durable before
     //    the receipt.
-    let (event, ticket) = store.record(&application_id, |record| {
+    let recorded = store.record(&application_id, |record| {
         if record.provider_id != provider {
             return Err(GatewayError::ProviderNotAllowed {
                 provider: provider.clone(),
@@ -133,16 +133,23 @@ pub async fn report(
                 digest,
             }),
         })
-    })?;
-    ticket.durable().await.map_err(super::journal_failed)?;
+    });
+    let (event, ticket) = recorded.await?;
+    ticket.durable().await?;
     // 7. A report settles any outstanding delivery of the same request.
-    if let Some(settled) = engine.delivery().queue(&provider).acknowledge(
-        &application_id,
-        true,
-        false,
-        engine.settings.max_attempts,
-    ) {
-        tracing::debug!(message_id = %application_id, ?settled, "delivery settled by a report");
+    match engine
+        .delivery()
+        .queue(&provider)
+        .acknowledge(&application_id, true, false, engine.settings.max_attempts)
+        .await
+    {
+        Ok(Some(settled)) => {
+            tracing::debug!(message_id = %application_id, ?settled, "delivery settled by a report");
+        }
+        Ok(None) => {}
+        Err(error) => {
+            tracing::warn!(message_id = %application_id, %error, "settling the delivery of a reported application failed");
+        }
     }
     tracing::info!(message_id = %application_id, status = status.as_str_name(), %provider, operator = ?signer.iin, "reported");
     let receipt = ReportReceipt {
@@ -151,6 +158,13 @@ pub async fn report(
         status: status as i32,
         sequence: event.sequence,
     };
-    store.remember_report(&provider, &inbound.message_id, digest, receipt.clone());
+    // The change carries the report's key too, so a failure here costs only
+    // this node's memory of it, not the receipt.
+    if let Err(error) = store
+        .remember_report(&provider, &inbound.message_id, digest, receipt.clone())
+        .await
+    {
+        tracing::warn!(report = %inbound.message_id, %error, "remembering a report failed");
+    }
     Ok(receipt)
 }

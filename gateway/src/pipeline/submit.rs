@@ -11,13 +11,12 @@ use time::OffsetDateTime;
 use tokio::time::Instant;
 
 use crate::checks;
-use crate::delivery::Pending;
 use crate::engine::Engine;
 use crate::envelope::Inbound;
 use crate::error::GatewayError;
 use crate::lifecycle::default_notification;
 use crate::routes::ServiceKind;
-use crate::store::{ApplicationRecord, Change, Inserted, timestamp};
+use crate::storage::{ApplicationRecord, Change, Inserted, Pending, timestamp};
 use crate::toolkit::CallContext;
 
 /// How long an identical re-send waits for its original to be durable.
@@ -87,48 +86,62 @@ pub async fn submit(
         session_id: inbound.body.session_id.clone(),
         correlation_id: inbound.body.correlation_id.clone(),
     };
+    let receipt = receipt(&record);
     let store = engine.store();
-    let shared = match store.insert(record)? {
-        Inserted::New(shared) => shared,
+    match store.insert(record).await? {
+        Inserted::New => {}
         // Lost a race with an identical re-send: answer as it will be
         // answered, once it is durable.
-        Inserted::Existing(_) => {
+        Inserted::Existing => {
             return existing_receipt(engine, &inbound, &digest)
                 .await
                 .unwrap_or_else(|| Err(GatewayError::MessageNotFound(inbound.message_id.clone())));
         }
-    };
-    let (_, ticket) = store.record(&inbound.message_id, |_| {
-        Ok(Change {
-            status: ApplicationStatus::Accepted,
-            notification: default_notification(ApplicationStatus::Accepted, "", None, ""),
-            reported_by: "gateway".to_owned(),
-            ..Change::default()
+        // Lost a race with another body (or sender) under the same id.
+        Inserted::Duplicate => {
+            return Err(GatewayError::DuplicateMessage {
+                message_id: inbound.message_id.clone(),
+                sender: inbound.sender_id.clone(),
+            });
+        }
+    }
+    let (_, ticket) = store
+        .record(&inbound.message_id, |_| {
+            Ok::<_, GatewayError>(Change {
+                status: ApplicationStatus::Accepted,
+                notification: default_notification(ApplicationStatus::Accepted, "", None, ""),
+                reported_by: "gateway".to_owned(),
+                ..Change::default()
+            })
         })
-    })?;
+        .await?;
     let committing = Instant::now();
     let committed = ticket.durable().await;
     engine
         .metrics()
         .hop("submit", service, "journal", committing);
     if let Err(error) = committed {
-        store.forget(&inbound.message_id);
-        return Err(super::journal_failed(error));
+        // So that a re-send is accepted afresh.
+        if let Err(forgetting) = store.forget(&inbound.message_id).await {
+            tracing::warn!(message_id = %inbound.message_id, error = %forgetting, "forgetting an application not made durable failed");
+        }
+        return Err(error.into());
     }
-    engine.delivery().queue(&provider).push(Pending {
-        message_id: inbound.message_id.clone(),
-        service_id: route.service_id.clone(),
-        correlation_id: inbound.body.correlation_id.clone(),
-        envelope,
-        attempts: 0,
-        session: ctx.session.clone(),
-    });
+    engine
+        .delivery()
+        .queue(&provider)
+        .push(Pending {
+            message_id: inbound.message_id.clone(),
+            service_id: route.service_id.clone(),
+            correlation_id: inbound.body.correlation_id.clone(),
+            envelope,
+            attempts: 0,
+            session: ctx.session.clone(),
+        })
+        .await?;
     tracing::info!(message_id = %inbound.message_id, %service, %provider, "accepted");
-    let record = shared
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
     engine.metrics().hop("submit", service, "total", start);
-    Ok(receipt(&record))
+    Ok(receipt)
 }
 
 fn receipt(record: &ApplicationRecord) -> Receipt {
@@ -150,9 +163,15 @@ async fn existing_receipt(
     digest: &[u8; 32],
 ) -> Option<Result<Receipt, GatewayError>> {
     let store = engine.store();
-    let same = store.with(&inbound.message_id, |record| {
-        record.sender_id == inbound.sender_id && &record.body_digest == digest
-    })?;
+    let same = match store
+        .with(&inbound.message_id, |record| {
+            record.sender_id == inbound.sender_id && &record.body_digest == digest
+        })
+        .await
+    {
+        Ok(same) => same?,
+        Err(error) => return Some(Err(error.into())),
+    };
     if !same {
         return Some(Err(GatewayError::DuplicateMessage {
             message_id: inbound.message_id.clone(),
@@ -160,14 +179,22 @@ async fn existing_receipt(
         }));
     }
     // Never answer for an original that a crash could still take back.
-    if !store
+    match store
         .accepted_visible(&inbound.message_id, ORIGINAL_PATIENCE)
         .await
     {
-        return Some(Err(GatewayError::Internal(format!(
-            "the first copy of `{}` is not yet durable; send again",
-            inbound.message_id
-        ))));
+        Ok(true) => {}
+        Ok(false) => {
+            return Some(Err(GatewayError::Internal(format!(
+                "the first copy of `{}` is not yet durable; send again",
+                inbound.message_id
+            ))));
+        }
+        Err(error) => return Some(Err(error.into())),
     }
-    store.with(&inbound.message_id, receipt).map(Ok)
+    store
+        .with(&inbound.message_id, receipt)
+        .await
+        .map_err(GatewayError::from)
+        .transpose()
 }

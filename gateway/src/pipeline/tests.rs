@@ -19,6 +19,12 @@ fn request(rpc: Rpc, envelope: SignedEnvelope) -> EnvelopeRequest {
     }
 }
 
+/// Requests queued for the Esil provider.
+async fn queued(engine: &Engine) -> usize {
+    let depth = engine.delivery().queue(ESIL_PROVIDER).depth().await;
+    depth.expect("the queue's depth").0
+}
+
 fn unlimited() -> Limits {
     Limits { max_concurrent: 64 }
 }
@@ -37,17 +43,13 @@ async fn an_application_is_accepted_once_and_its_resend_gets_the_same_receipt() 
     assert_eq!(first.message_id, id);
     assert_eq!(first.provider_id, ESIL_PROVIDER);
     assert_eq!(first.status, ApplicationStatus::Accepted as i32);
-    assert_eq!(engine.delivery().queue(ESIL_PROVIDER).depth().0, 1);
+    assert_eq!(queued(&engine).await, 1);
 
     let Answer::Submit(again) = send(application).await.unwrap() else {
         panic!("a re-send answers with a receipt");
     };
     assert_eq!(again, first);
-    assert_eq!(
-        engine.delivery().queue(ESIL_PROVIDER).depth().0,
-        1,
-        "a re-send is not queued twice"
-    );
+    assert_eq!(queued(&engine).await, 1, "a re-send is not queued twice");
 
     // Same id, another body (a later `message_date`): a duplicate, not a receipt.
     tokio::time::sleep(Duration::from_millis(5)).await;

@@ -12,9 +12,9 @@ use shep_proto::provider::v1::{
 use tokio::sync::mpsc;
 use tokio_stream::{Stream, StreamExt as _};
 
-use crate::delivery::{Filter, Leased};
 use crate::engine::Engine;
 use crate::error::GatewayError;
+use crate::storage::{Filter, Leased};
 use crate::toolkit::exchanges::{Record as ExchangeRecord, any};
 use crate::toolkit::faults::{Effect, Fired, InjectedError, Site};
 use crate::toolkit::{CallContext, inject};
@@ -96,9 +96,19 @@ where
             .await;
     }
     let queue = engine.delivery().queue(&provider);
-    for (message_id, settled) in queue.release_connection(connection, engine.settings.max_attempts)
+    match queue
+        .release_connection(connection, engine.settings.max_attempts)
+        .await
     {
-        super::apply_settled(&engine, &message_id, &settled, "");
+        Ok(released) => {
+            for (message_id, settled) in released {
+                super::apply_settled(&engine, &message_id, &settled, "").await;
+            }
+        }
+        // The leases run out instead, and expire as any other.
+        Err(error) => {
+            tracing::warn!(%provider, connection, %error, "releasing a connection's leases failed");
+        }
     }
     tracing::info!(%provider, connection, "provider disconnected");
 }
@@ -163,9 +173,18 @@ impl Connection<'_> {
             let changed = queue.changed();
             tokio::pin!(changed);
             changed.as_mut().enable();
-            while let Some(leased) =
-                queue.take(Some(self.connection), max_in_flight, filter, engine.lease())
-            {
+            loop {
+                let taken = queue
+                    .take(Some(self.connection), max_in_flight, filter, engine.lease())
+                    .await;
+                let leased = match taken {
+                    Ok(Some(leased)) => leased,
+                    Ok(None) => break,
+                    Err(error) => {
+                        let _ = self.tx.send(Err(error.into())).await;
+                        return;
+                    }
+                };
                 if let Some(fault_id) = &faults.drop_connection {
                     // The lease stays with the dead connection until it is
                     // released: the message is redelivered, not lost.
@@ -193,7 +212,7 @@ impl Connection<'_> {
             tokio::select! {
                 message = inbound.next() => match message {
                     Some(Ok(SubscribeRequest { kind: Some(subscribe_request::Kind::Ack(ack)) })) => {
-                        self.ack(&ack);
+                        self.ack(&ack).await;
                     }
                     Some(Ok(_)) => {
                         let _ = self.tx.send(Err(GatewayError::ProtocolViolation(
@@ -245,8 +264,8 @@ impl Connection<'_> {
 
     /// Applies an ack from the stream; a bad one is logged and journaled,
     /// and the stream goes on.
-    fn ack(&self, ack: &shep_proto::provider::v1::Ack) {
-        let acknowledged = super::acknowledge(self.engine, self.provider, ack);
+    async fn ack(&self, ack: &shep_proto::provider::v1::Ack) {
+        let acknowledged = super::acknowledge(self.engine, self.provider, ack).await;
         self.engine.toolkit().exchanges.record(|| {
             let mut record = ExchangeRecord {
                 session: self.ctx.session_label(),

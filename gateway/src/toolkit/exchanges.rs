@@ -1,6 +1,6 @@
 //! The exchange journal: what crossed the gateway, kept for a test's
 //! assertions in a bounded buffer (oldest dropped and counted). Not the
-//! durable journal of applications (`crate::journal`): this one is in memory
+//! durable journal of applications (`crate::storage`): this one is in memory
 //! and can be switched off for load runs.
 
 use std::collections::VecDeque;
@@ -17,7 +17,7 @@ use shep_proto::admin::v1::{
 use time::OffsetDateTime;
 
 use crate::error::code_name;
-use crate::store::timestamp;
+use crate::storage::timestamp;
 
 /// Wraps a message as `google.protobuf.Any`; `name` is its full proto name.
 pub fn any<M: Message>(name: &str, message: &M) -> Any {

@@ -99,7 +99,7 @@ pub(super) enum CertsCommand {
 fn parse_time(field: &str, text: &str) -> anyhow::Result<prost_types::Timestamp> {
     let time = OffsetDateTime::parse(text, &Rfc3339)
         .with_context(|| format!("`--{field}` `{text}` is not an RFC 3339 time"))?;
-    Ok(shep_gateway::store::timestamp(time))
+    Ok(shep_gateway::storage::timestamp(time))
 }
 
 fn print_status(status: &StatusResponse) {
@@ -146,7 +146,7 @@ pub(super) async fn run(command: CertsCommand) -> anyhow::Result<()> {
                         .as_ref()
                         .and_then(|time| OffsetDateTime::from_unix_timestamp(time.seconds).ok())
                         .unwrap_or_else(|| OffsetDateTime::now_utc() - time::Duration::hours(1));
-                    Some(shep_gateway::store::timestamp(
+                    Some(shep_gateway::storage::timestamp(
                         start + time::Duration::days(i64::from(days)),
                     ))
                 }

@@ -112,15 +112,17 @@ async fn deliveries_stay_within_the_credit_and_an_ack_frees_a_place() {
     );
     // Two leased, the third still queued: the credit holds it back.
     let queue = engine.delivery().queue(ESIL_PROVIDER);
-    assert_eq!(queue.depth(), (1, 2, 0));
+    assert_eq!(queue.depth().await.unwrap(), (1, 2, 0));
     assert!(matches!(rx.try_recv(), Err(TryRecvError::Empty)));
 
     inbound.send(ack(&first)).unwrap();
     assert_eq!(delivered(rx.recv().await), ids[2]);
-    assert_eq!(queue.depth(), (0, 2, 0));
+    assert_eq!(queue.depth().await.unwrap(), (0, 2, 0));
     let status = engine
         .store()
         .application(&first)
+        .await
+        .expect("the store answers")
         .expect("the application")
         .status;
     assert_eq!(status, ApplicationStatus::Delivered as i32);
@@ -135,10 +137,14 @@ async fn leases_held_by_a_closed_stream_go_back_to_the_queue() {
     rx.recv().await.expect("a welcome").unwrap();
     delivered(rx.recv().await);
     let queue = engine.delivery().queue(ESIL_PROVIDER);
-    assert_eq!(queue.depth(), (0, 1, 0));
+    assert_eq!(queue.depth().await.unwrap(), (0, 1, 0));
     drop(inbound);
     served.await.unwrap();
-    assert_eq!(queue.depth(), (1, 0, 0), "released for the next subscriber");
+    assert_eq!(
+        queue.depth().await.unwrap(),
+        (1, 0, 0),
+        "released for the next subscriber"
+    );
 }
 
 #[tokio::test(start_paused = true)]
