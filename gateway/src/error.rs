@@ -8,7 +8,7 @@ mod catalogue;
 pub(crate) mod storage;
 
 use std::collections::HashMap;
-use std::error::Error as _;
+use std::error::Error;
 
 use shep_proto::envelope::v1::Reason;
 use tonic::{Code, Status};
@@ -278,7 +278,7 @@ impl From<StorageError> for GatewayError {
 }
 
 /// The error and its causes, outermost first, as one line for the log.
-fn with_causes(error: &GatewayError) -> String {
+pub(crate) fn with_causes(error: &dyn Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 
 use crate::engine::Engine;
 use crate::envelope::parse_uuid;
-use crate::error::GatewayError;
+use crate::error::{GatewayError, with_causes};
 use crate::lifecycle::default_notification;
 use crate::storage::{Change, Filter, Leased, Pending, Settled, timestamp};
 
@@ -163,7 +163,7 @@ pub async fn apply_settled(engine: &Engine, message_id: &str, settled: &Settled,
         })
     });
     if let Err(error) = outcome.await {
-        tracing::debug!(message_id, %error, "delivery settled without a status event");
+        tracing::debug!(message_id, error = %with_causes(&error), "delivery settled without a status event");
     }
 }
 
@@ -231,7 +231,7 @@ pub async fn expire_leases(engine: &Engine) {
     let queues = match engine.delivery().queues().await {
         Ok(queues) => queues,
         Err(error) => {
-            tracing::warn!(%error, "listing the provider queues failed");
+            tracing::warn!(error = %with_causes(&error), "listing the provider queues failed");
             return;
         }
     };
@@ -239,7 +239,7 @@ pub async fn expire_leases(engine: &Engine) {
         let expired = match queue.expire(now, engine.settings.max_attempts).await {
             Ok(expired) => expired,
             Err(error) => {
-                tracing::warn!(%provider, %error, "expiring leases failed");
+                tracing::warn!(%provider, error = %with_causes(&error), "expiring leases failed");
                 continue;
             }
         };

@@ -215,7 +215,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     println!("{}: {records} records, chain intact", path.display());
                     Ok(())
                 }
-                Err(error) => anyhow::bail!("{}: {error}", path.display()),
+                Err(error) => Err(anyhow::Error::new(error).context(path.display().to_string())),
             }
         }
         Command::Descriptors { out } => {

@@ -6,7 +6,7 @@ use shep_proto::provider::v1::ReportReceipt;
 
 use crate::checks::{self, ReportFields};
 use crate::engine::Engine;
-use crate::error::GatewayError;
+use crate::error::{GatewayError, with_causes};
 use crate::lifecycle::{default_notification, provider_may_report};
 use crate::storage::{Change, ReportKey};
 
@@ -148,7 +148,7 @@ pub async fn report(
         }
         Ok(None) => {}
         Err(error) => {
-            tracing::warn!(message_id = %application_id, %error, "settling the delivery of a reported application failed");
+            tracing::warn!(message_id = %application_id, error = %with_causes(&error), "settling the delivery of a reported application failed");
         }
     }
     tracing::info!(message_id = %application_id, status = status.as_str_name(), %provider, operator = ?signer.iin, "reported");
@@ -164,7 +164,7 @@ pub async fn report(
         .remember_report(&provider, &inbound.message_id, digest, receipt.clone())
         .await
     {
-        tracing::warn!(report = %inbound.message_id, %error, "remembering a report failed");
+        tracing::warn!(report = %inbound.message_id, error = %with_causes(&error), "remembering a report failed");
     }
     Ok(receipt)
 }

@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use crate::checks;
 use crate::engine::Engine;
 use crate::envelope::Inbound;
-use crate::error::GatewayError;
+use crate::error::{GatewayError, with_causes};
 use crate::lifecycle::default_notification;
 use crate::routes::ServiceKind;
 use crate::storage::{ApplicationRecord, Change, Inserted, Pending, timestamp};
@@ -123,7 +123,7 @@ pub async fn submit(
     if let Err(error) = committed {
         // So that a re-send is accepted afresh.
         if let Err(forgetting) = store.forget(&inbound.message_id).await {
-            tracing::warn!(message_id = %inbound.message_id, error = %forgetting, "forgetting an application not made durable failed");
+            tracing::warn!(message_id = %inbound.message_id, error = %with_causes(&forgetting), "forgetting an application not made durable failed");
         }
         return Err(error.into());
     }

@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use tokio_stream::{Stream, StreamExt as _};
 
 use crate::engine::Engine;
-use crate::error::GatewayError;
+use crate::error::{GatewayError, with_causes};
 use crate::storage::{Filter, Leased};
 use crate::toolkit::exchanges::{Record as ExchangeRecord, any};
 use crate::toolkit::faults::{Effect, Fired, InjectedError, Site};
@@ -107,7 +107,7 @@ where
         }
         // The leases run out instead, and expire as any other.
         Err(error) => {
-            tracing::warn!(%provider, connection, %error, "releasing a connection's leases failed");
+            tracing::warn!(%provider, connection, error = %with_causes(&error), "releasing a connection's leases failed");
         }
     }
     tracing::info!(%provider, connection, "provider disconnected");
@@ -282,7 +282,7 @@ impl Connection<'_> {
             record
         });
         if let Err(error) = acknowledged {
-            tracing::warn!(provider = self.provider, connection = self.connection, %error, "acknowledgement ignored");
+            tracing::warn!(provider = self.provider, connection = self.connection, error = %with_causes(&error), "acknowledgement ignored");
         }
     }
 }
