@@ -119,7 +119,9 @@ pub enum GatewayError {
         problem: AttorneyProblem,
         detail: String,
     },
-    #[error("message `{message_id}` was already sent by `{sender}` with a different body")]
+    #[error(
+        "message `{message_id}` (from `{sender}`) is already in use with another body or by another sender: message ids are unique across the gateway"
+    )]
     DuplicateMessage { message_id: String, sender: String },
     #[error("message `{0}` not found")]
     MessageNotFound(String),
