@@ -546,7 +546,7 @@ impl Engine {
                     tokio::time::sleep(max).await;
                     Err(GatewayError::Injected(
                         crate::toolkit::faults::InjectedError {
-                            code: tonic::Code::Unavailable,
+                            code: shep_proto::catalogue::GrpcCode::Unavailable,
                             message: format!("{what} did not answer within {} ms", max.as_millis()),
                             reason: "INJECTED_FAULT".to_owned(),
                             metadata: vec![("fault_id".to_owned(), fired.fault_id)],
@@ -560,7 +560,7 @@ impl Engine {
                 }
                 Err(GatewayError::Injected(
                     crate::toolkit::faults::InjectedError {
-                        code: tonic::Code::Unavailable,
+                        code: shep_proto::catalogue::GrpcCode::Unavailable,
                         message: "connection dropped by a fault".to_owned(),
                         reason: "INJECTED_FAULT".to_owned(),
                         metadata: vec![("fault_id".to_owned(), fired.fault_id)],

@@ -433,7 +433,7 @@ async fn serve_subscription(
                 {
                     let status = into_status(GatewayError::Injected(
                         crate::toolkit::faults::InjectedError {
-                            code: tonic::Code::Unavailable,
+                            code: shep_proto::catalogue::GrpcCode::Unavailable,
                             message: format!("stream cut after {sent} message(s) by a fault"),
                             reason: "INJECTED_FAULT".to_owned(),
                             metadata: vec![("fault_id".to_owned(), fault_id.clone())],

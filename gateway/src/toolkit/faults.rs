@@ -14,16 +14,8 @@ use rand::rngs::StdRng;
 use rand::{Rng as _, SeedableRng as _};
 use rand_distr::{Distribution as _, LogNormal};
 use shep_proto::admin::v1::{Delay, ErrorEffect, Fault, delay, fault, fault_target};
+use shep_proto::catalogue::{GrpcCode, INJECTED_FAULT};
 use tokio::time::Instant;
-
-use crate::error::code_name;
-
-/// The gRPC error code named `name` (`UNAVAILABLE`, `not_found`, ...).
-fn parse_code(name: &str) -> Option<tonic::Code> {
-    (1..=16)
-        .map(tonic::Code::from_i32)
-        .find(|code| code_name(*code).eq_ignore_ascii_case(name.trim()))
-}
 
 /// Where a call is when faults are consulted.
 #[derive(Debug, Clone, Copy)]
@@ -39,7 +31,8 @@ pub enum Site<'a> {
 /// The error a fired fault answers with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InjectedError {
-    pub code: tonic::Code,
+    /// Turned into a `tonic::Code` at the edge (`into_status`).
+    pub code: GrpcCode,
     pub message: String,
     pub reason: String,
     pub metadata: Vec<(String, String)>,
@@ -208,7 +201,7 @@ impl FaultState {
 }
 
 fn injected(id: &str, error: &ErrorEffect) -> InjectedError {
-    let code = parse_code(&error.code).unwrap_or(tonic::Code::Unavailable);
+    let code = GrpcCode::from_name(&error.code).unwrap_or(GrpcCode::Unavailable);
     let mut metadata: Vec<(String, String)> = error
         .metadata
         .iter()
@@ -224,7 +217,7 @@ fn injected(id: &str, error: &ErrorEffect) -> InjectedError {
             error.message.clone()
         },
         reason: if error.reason.is_empty() {
-            "INJECTED_FAULT".to_owned()
+            INJECTED_FAULT.to_owned()
         } else {
             error.reason.clone()
         },
@@ -402,8 +395,8 @@ fn validate(spec: &Fault, registries: &[&str]) -> Result<(), InvalidFault> {
     }
     match (&spec.effect, target) {
         (Some(fault::Effect::Error(error)), _) if !error.code.is_empty() => {
-            match parse_code(&error.code) {
-                Some(tonic::Code::Ok) | None => {
+            match GrpcCode::from_name(&error.code) {
+                Some(GrpcCode::Ok) | None => {
                     return Err(invalid(
                         "error.code",
                         format!("`{}` is not a gRPC error code name", error.code),
