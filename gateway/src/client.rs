@@ -175,6 +175,7 @@ impl TrustAnchors {
                 time::OffsetDateTime::now_utc(),
             )
             .map(|signer| (*signer).clone())
+            .map_err(crate::error::GatewayError::from)
     }
 }
 

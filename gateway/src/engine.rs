@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use ring::digest::{SHA256, digest};
 use shep_adapters::{AdapterError, RegistryAdapter};
+use shep_nuc::revocation::RevocationCheck;
+use shep_nuc::verify::{SignatureVerifier, SignerIdentity};
 use shep_proto::envelope::v1::{
     ApplicationStatus, MessageType, PowerOfAttorneyRef, SignedEnvelope,
 };
@@ -31,13 +33,11 @@ use crate::envelope::{self, Inbound, SubjectId, parse_uuid};
 use crate::error::{AttorneyProblem, GatewayError};
 use crate::journal::{Entry, Journal, JournalError};
 use crate::lifecycle::{default_notification, provider_may_report};
-use crate::revocation::RevocationCheck;
 use crate::routes::{ChannelName, Role, Route, RoutingTable, ServiceKind, Target};
 use crate::store::{ApplicationRecord, Change, Inserted, ReportKey, Store, timestamp};
 use crate::toolkit::exchanges::{Record as ExchangeRecord, any};
 use crate::toolkit::faults::{Effect, Fired, Site};
 use crate::toolkit::{CallContext, Toolkit};
-use crate::verify::{SignatureVerifier, SignerIdentity};
 
 /// ГБД ФЛ: individuals (applicant checks, regions), keyed by IIN.
 const PERSONS_REGISTRY: &str = "gbdfl";

@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 
+use shep_nuc::verify::VerifyError;
 use shep_proto::catalogue;
 use shep_proto::envelope::v1::Reason;
 use tonic::Status;
@@ -233,6 +234,36 @@ pub fn into_status(error: GatewayError) -> Status {
         _ => {}
     }
     catalogue::refusal(error.reason(), message, metadata)
+}
+
+/// The НУЦ's refusals as the gateway's, so `?` works in the checks. The
+/// variants keep their shapes; a revocation's time is written as
+/// notifications write dates.
+impl From<VerifyError> for GatewayError {
+    fn from(error: VerifyError) -> Self {
+        match error {
+            VerifyError::NotSigned => Self::NotSigned,
+            VerifyError::UnknownAlgorithm(_)
+            | VerifyError::EmptySignature
+            | VerifyError::AlgorithmMismatch
+            | VerifyError::BadCertificate(_)
+            | VerifyError::UnreadableCertificate(_) => Self::MalformedSignature(error.to_string()),
+            VerifyError::UnknownIssuer => Self::UnknownIssuer,
+            VerifyError::NotYetValid => Self::CertificateNotYetValid,
+            VerifyError::Expired => Self::CertificateExpired,
+            VerifyError::WrongKeyUsage(problem) => Self::WrongKeyUsage(problem.to_owned()),
+            VerifyError::SignatureInvalid => Self::SignatureInvalid,
+            VerifyError::Revoked { at, reason } => Self::CertificateRevoked {
+                at: crate::lifecycle::local_time(at),
+                reason: reason.as_str(),
+            },
+            VerifyError::StatusUnavailable(_) => Self::RegistryUnavailable {
+                // The id health and config give the НУЦ (`health::NUC_ID`).
+                registry: "nuc".to_owned(),
+                message: error.to_string(),
+            },
+        }
+    }
 }
 
 impl From<GatewayError> for Status {

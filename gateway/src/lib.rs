@@ -19,10 +19,13 @@ pub mod journal;
 pub mod lifecycle;
 pub mod loadgen;
 pub mod metrics;
-pub mod nuc_service;
-pub mod revocation;
 pub mod routes;
 pub mod server;
 pub mod store;
 pub mod toolkit;
-pub mod verify;
+
+/// Moved to `shep_nuc::revocation`; kept like [`verify`], remove after the merge.
+pub use shep_nuc::revocation;
+/// Moved to `shep_nuc::verify`. Kept for the CLI (and `client`) until they
+/// import `shep_nuc`; remove after the merge.
+pub use shep_nuc::verify;

@@ -1,9 +1,11 @@
 //! The gRPC contracts of shep-sim: generated messages, clients and servers for
 //! `shep.envelope.v1`, `shep.gateway.v1`, `shep.provider.v1`, `shep.registry.v1`
-//! and `shep.admin.v1`, plus the encoded descriptor set for gRPC reflection,
-//! and the [`catalogue`] of error reasons every server of the simulator uses.
+//! and `shep.admin.v1`, plus the encoded descriptor set for gRPC reflection;
+//! the [`catalogue`] of error reasons every server of the simulator uses; and
+//! the national identifiers (IIN, BIN) every part validates ([`ident`]).
 
 pub mod catalogue;
+pub mod ident;
 
 /// `shep.envelope.v1`: the signed envelope, its body, statuses and error reasons.
 #[allow(unreachable_pub, missing_debug_implementations, clippy::all)]

@@ -260,3 +260,55 @@ fn an_injected_fault_answers_with_its_own_code_reason_and_metadata() {
     assert_eq!(info.metadata.get("fault_id").unwrap(), "f7");
     assert!(!info.metadata.contains_key("shep_code"));
 }
+
+#[test]
+fn the_nucs_refusals_keep_their_reason_as_gateway_errors() {
+    use shep_nuc::ca::RevocationReason;
+    use shep_nuc::status::StatusError;
+    use shep_nuc::verify::VerifyError;
+
+    let at = time::macros::datetime!(2025-10-01 06:30 UTC);
+    let errors = [
+        VerifyError::NotSigned,
+        VerifyError::UnknownAlgorithm(7),
+        VerifyError::EmptySignature,
+        VerifyError::AlgorithmMismatch,
+        VerifyError::UnknownIssuer,
+        VerifyError::NotYetValid,
+        VerifyError::Expired,
+        VerifyError::WrongKeyUsage("no signing extended key usage"),
+        VerifyError::SignatureInvalid,
+        VerifyError::Revoked {
+            at,
+            reason: RevocationReason::KeyCompromise,
+        },
+        VerifyError::StatusUnavailable(StatusError::Remote(Status::unavailable("refused"))),
+    ];
+    for error in errors {
+        let reason = error.reason();
+        let message = error.to_string();
+        let gateway = GatewayError::from(error);
+        assert_eq!(gateway.reason(), reason, "{gateway}");
+        // The НУЦ's wording survives where the variant has room for it.
+        if let GatewayError::MalformedSignature(text) | GatewayError::WrongKeyUsage(text) = &gateway
+        {
+            assert!(message.ends_with(text.as_str()), "{message} / {text}");
+        }
+    }
+    let revoked = GatewayError::from(VerifyError::Revoked {
+        at,
+        reason: RevocationReason::KeyCompromise,
+    });
+    assert_eq!(
+        revoked.to_string(),
+        "the signer certificate was revoked on 01.10.2025 11:30 (key-compromise)"
+    );
+    let unavailable = GatewayError::from(VerifyError::StatusUnavailable(StatusError::Remote(
+        Status::unavailable("refused"),
+    )));
+    assert!(
+        matches!(&unavailable, GatewayError::RegistryUnavailable { registry, message }
+            if registry == "nuc" && message.contains("UNAVAILABLE: refused")),
+        "{unavailable}"
+    );
+}
