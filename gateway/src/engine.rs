@@ -19,11 +19,11 @@ use crate::delivery::{Delivery, Pending};
 use crate::journal::{Entry, Journal};
 use crate::metrics::Metrics;
 use crate::registry::Registries;
-use crate::revocation::RevocationCheck;
 use crate::routes::RoutingTable;
 use crate::store::Store;
 use crate::toolkit::Toolkit;
-use crate::verify::SignatureVerifier;
+use shep_nuc::revocation::RevocationCheck;
+use shep_nuc::verify::SignatureVerifier;
 
 /// How deliveries to providers are leased and retried.
 #[derive(Debug, Clone, Copy)]

@@ -24,11 +24,9 @@ pub mod health;
 pub mod journal;
 pub mod lifecycle;
 pub mod metrics;
-pub mod nuc_service;
 pub mod pipeline;
 pub mod provider;
 pub mod registry;
-pub mod revocation;
 pub mod routes;
 pub mod server;
 pub mod status;
@@ -36,4 +34,3 @@ pub mod store;
 #[cfg(test)]
 mod testing;
 pub mod toolkit;
-pub mod verify;

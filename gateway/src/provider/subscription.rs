@@ -15,8 +15,9 @@ use tokio_stream::{Stream, StreamExt as _};
 use crate::delivery::{Filter, Leased};
 use crate::engine::Engine;
 use crate::error::GatewayError;
+use crate::error::InjectedError;
 use crate::toolkit::exchanges::{Record as ExchangeRecord, any};
-use crate::toolkit::faults::{Effect, Fired, InjectedError, Site};
+use crate::toolkit::faults::{Effect, Fired, Site};
 use crate::toolkit::{CallContext, inject};
 
 /// How long a new Subscribe stream may take to say Hello.
