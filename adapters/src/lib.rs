@@ -2,9 +2,8 @@
 //! [`Service`] from a [`LookupRequest`] to a [`LookupResponse`]: in-process
 //! (a direct call into `shep-registries`) or remote (any server of the
 //! `shep.registry.v1.Registry` proto, ours or a team's own). Layers such as
-//! timeouts and, later, fault injection wrap either one the same way.
-
-pub mod nuc;
+//! timeouts and, later, fault injection wrap either one the same way. (The
+//! НУЦ's status adapter is `shep_nuc::status`.)
 
 use std::future::{Ready, ready};
 use std::pin::Pin;

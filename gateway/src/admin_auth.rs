@@ -96,12 +96,6 @@ impl AdminAuth {
     }
 }
 
-/// Refuses a request without `authorization: Bearer <token>` (for services
-/// whose methods are not all admin ones).
-pub(crate) fn check_bearer<T>(request: &Request<T>, token: &str) -> Result<(), Status> {
-    AdminAuth::new(token, Vec::new()).check(request)
-}
-
 impl Interceptor for AdminAuth {
     fn call(&mut self, request: Request<()>) -> Result<Request<()>, Status> {
         self.check(&request)?;

@@ -17,11 +17,11 @@ use crate::checks::Checks;
 use crate::config::GatewayConfig;
 use crate::metrics::Metrics;
 use crate::registry::Registries;
-use crate::revocation::RevocationCheck;
 use crate::routes::RoutingTable;
 use crate::storage::{self, ApplicationStore, DeliveryQueues, Storage};
 use crate::toolkit::Toolkit;
-use crate::verify::SignatureVerifier;
+use shep_nuc::revocation::RevocationCheck;
+use shep_nuc::verify::SignatureVerifier;
 
 /// How deliveries to providers are leased and retried.
 #[derive(Debug, Clone, Copy)]

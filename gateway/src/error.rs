@@ -2,27 +2,27 @@
 //!
 //! Every refusal carries a stable `shep.envelope.v1.Reason` as
 //! `google.rpc.ErrorInfo.reason` (domain `shep.kz`) in the status details, so a
-//! client in any language can branch on it without parsing messages.
+//! client in any language can branch on it without parsing messages. The
+//! reason's code and ШЭП code come from the catalogue in `shep_proto`, which
+//! the registries' and the НУЦ's servers use too.
 
-mod catalogue;
 pub(crate) mod storage;
 
 use std::collections::HashMap;
 use std::error::Error;
 
+use shep_nuc::verify::VerifyError;
+use shep_proto::catalogue;
 use shep_proto::envelope::v1::Reason;
-use tonic::{Code, Status};
-use tonic_types::{ErrorDetails, StatusExt};
+use tonic::Status;
 
 use storage::StorageError;
 
-pub use catalogue::{
-    Area, CatalogueEntry, INJECTED_FAULT, Retry, TABLE_BEGIN, TABLE_END, catalogue, catalogue_json,
-    catalogue_markdown, code_name, lookup,
+pub use shep_proto::catalogue::{
+    Area, CatalogueEntry, ERROR_DOMAIN, GrpcCode, INJECTED_FAULT, Retry, TABLE_BEGIN, TABLE_END,
+    TransportStatus, catalogue, catalogue_json, catalogue_markdown, code_name, lookup,
+    transport_statuses,
 };
-
-/// The `google.rpc.ErrorInfo.domain` of every gateway error.
-pub const ERROR_DOMAIN: &str = "shep.kz";
 
 /// What is wrong with a power of attorney that ЕНИС knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +51,29 @@ impl AttorneyProblem {
             Self::ServiceNotCovered => "SERVICE_NOT_COVERED",
             Self::PrincipalMismatch => "PRINCIPAL_MISMATCH",
             Self::RepresentativeMismatch => "REPRESENTATIVE_MISMATCH",
+        }
+    }
+}
+
+/// The error a fired fault answers with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InjectedError {
+    /// Turned into a `tonic::Code` at the edge (`into_status`).
+    pub code: GrpcCode,
+    pub message: String,
+    pub reason: String,
+    pub metadata: Vec<(String, String)>,
+}
+
+impl InjectedError {
+    /// `UNAVAILABLE` with reason `INJECTED_FAULT`, naming the fault: what a
+    /// hang without a deadline, a cut stream or a dropped connection answers.
+    pub fn unavailable(message: String, fault_id: &str) -> Self {
+        Self {
+            code: GrpcCode::Unavailable,
+            message,
+            reason: INJECTED_FAULT.to_owned(),
+            metadata: vec![("fault_id".to_owned(), fault_id.to_owned())],
         }
     }
 }
@@ -123,7 +146,9 @@ pub enum GatewayError {
         problem: AttorneyProblem,
         detail: String,
     },
-    #[error("message `{message_id}` was already sent by `{sender}` with a different body")]
+    #[error(
+        "message `{message_id}` (from `{sender}`) is already in use with another body or by another sender: message ids are unique across the gateway"
+    )]
     DuplicateMessage { message_id: String, sender: String },
     #[error("message `{0}` not found")]
     MessageNotFound(String),
@@ -153,7 +178,7 @@ pub enum GatewayError {
     Storage(#[source] StorageError),
     /// A fault attached through the admin API fired.
     #[error("{}", .0.message)]
-    Injected(crate::toolkit::faults::InjectedError),
+    Injected(InjectedError),
     #[error("the caller's deadline passed while waiting for {0}")]
     DeadlineExceeded(String),
     #[error("{0}")]
@@ -203,66 +228,20 @@ impl GatewayError {
         }
     }
 
-    /// The gRPC status code.
-    pub fn code(&self) -> Code {
-        if let Self::Injected(injected) = self {
-            return injected.code;
-        }
-        match self.reason() {
-            Reason::MalformedBody
-            | Reason::InvalidField
-            | Reason::InvalidMessageId
-            | Reason::InvalidSubject
-            | Reason::MessageDateSkew
-            | Reason::WrongServiceKind
-            | Reason::MalformedSignature => Code::InvalidArgument,
-            Reason::NotSigned
-            | Reason::UnknownIssuer
-            | Reason::CertificateNotYetValid
-            | Reason::CertificateExpired
-            | Reason::CertificateRevoked
-            | Reason::WrongKeyUsage
-            | Reason::SignatureInvalid
-            | Reason::Unauthenticated => Code::Unauthenticated,
-            Reason::IdentityMismatch
-            | Reason::SenderNotAllowed
-            | Reason::ChannelNotAllowed
-            | Reason::ProviderNotAllowed
-            | Reason::PowerOfAttorneyInvalid => Code::PermissionDenied,
-            Reason::UnknownService
-            | Reason::NoData
-            | Reason::MessageNotFound
-            | Reason::ToolkitNotFound => Code::NotFound,
-            Reason::NoProviderForRegion
-            | Reason::InvalidStatusTransition
-            | Reason::ProtocolViolation => Code::FailedPrecondition,
-            Reason::DuplicateMessage => Code::AlreadyExists,
-            Reason::RegistryUnavailable | Reason::InjectedFault | Reason::Overloaded => {
-                Code::Unavailable
-            }
-            Reason::DeadlineExceeded => Code::DeadlineExceeded,
-            Reason::TooLarge => Code::ResourceExhausted,
-            Reason::Internal | Reason::Unspecified => Code::Internal,
+    /// The gRPC status code: the catalogue's for the reason, a fault's own.
+    pub fn code(&self) -> GrpcCode {
+        match self {
+            Self::Injected(injected) => injected.code,
+            // Only `Injected` has a reason without a fixed code.
+            other => catalogue::entry(other.reason())
+                .code
+                .unwrap_or(GrpcCode::Unavailable),
         }
     }
 
     /// The nearest ШЭП-style error code, where one is known (ANCHORS.md §1.5).
     pub fn shep_code(&self) -> Option<&'static str> {
-        Some(match self.reason() {
-            Reason::MalformedBody | Reason::InvalidField | Reason::InvalidMessageId => "SCE001",
-            Reason::UnknownService => "SCE004",
-            Reason::CertificateExpired
-            | Reason::CertificateNotYetValid
-            | Reason::CertificateRevoked => "SCE015",
-            Reason::SignatureInvalid
-            | Reason::UnknownIssuer
-            | Reason::MalformedSignature
-            | Reason::WrongKeyUsage
-            | Reason::IdentityMismatch => "SCE016",
-            Reason::NotSigned => "SCE017",
-            Reason::Internal => "SCE909",
-            _ => return None,
-        })
+        catalogue::entry(self.reason()).shep_code
     }
 }
 
@@ -301,32 +280,52 @@ pub fn into_status(error: GatewayError) -> Status {
         error.to_string()
     };
     let mut metadata = HashMap::new();
-    if let Some(code) = error.shep_code() {
-        metadata.insert("shep_code".to_owned(), code.to_owned());
+    match &error {
+        GatewayError::Injected(injected) => {
+            // A fault speaks as the server it stands in for: its own code and reason.
+            let metadata = injected.metadata.iter().cloned().collect();
+            return catalogue::error_status(injected.code, &injected.reason, message, metadata);
+        }
+        GatewayError::InvalidField { field, .. } | GatewayError::InvalidMessageId { field, .. } => {
+            metadata.insert("field".to_owned(), (*field).to_owned());
+        }
+        GatewayError::PowerOfAttorneyInvalid { problem, .. } => {
+            metadata.insert("field".to_owned(), "power_of_attorney".to_owned());
+            metadata.insert("problem".to_owned(), problem.as_str().to_owned());
+        }
+        _ => {}
     }
-    if let GatewayError::InvalidField { field, .. } | GatewayError::InvalidMessageId { field, .. } =
-        &error
-    {
-        metadata.insert("field".to_owned(), (*field).to_owned());
+    catalogue::refusal(reason, message, metadata)
+}
+
+/// The НУЦ's refusals as the gateway's, so `?` works in the checks. The
+/// variants keep their shapes; a revocation's time is written as
+/// notifications write dates.
+impl From<VerifyError> for GatewayError {
+    fn from(error: VerifyError) -> Self {
+        match error {
+            VerifyError::NotSigned => Self::NotSigned,
+            VerifyError::UnknownAlgorithm(_)
+            | VerifyError::EmptySignature
+            | VerifyError::AlgorithmMismatch
+            | VerifyError::BadCertificate(_)
+            | VerifyError::UnreadableCertificate(_) => Self::MalformedSignature(error.to_string()),
+            VerifyError::UnknownIssuer => Self::UnknownIssuer,
+            VerifyError::NotYetValid => Self::CertificateNotYetValid,
+            VerifyError::Expired => Self::CertificateExpired,
+            VerifyError::WrongKeyUsage(problem) => Self::WrongKeyUsage(problem.to_owned()),
+            VerifyError::SignatureInvalid => Self::SignatureInvalid,
+            VerifyError::Revoked { at, reason } => Self::CertificateRevoked {
+                at: crate::lifecycle::local_time(at),
+                reason: reason.as_str(),
+            },
+            VerifyError::StatusUnavailable(_) => Self::RegistryUnavailable {
+                // The id health and config give the НУЦ (`health::NUC_ID`).
+                registry: "nuc".to_owned(),
+                message: error.to_string(),
+            },
+        }
     }
-    if let GatewayError::Injected(injected) = &error {
-        // A fault speaks as the server it stands in for: its own reason.
-        let metadata: HashMap<String, String> = injected.metadata.iter().cloned().collect();
-        return Status::with_error_details(
-            injected.code,
-            message,
-            ErrorDetails::with_error_info(&injected.reason, ERROR_DOMAIN, metadata),
-        );
-    }
-    if let GatewayError::PowerOfAttorneyInvalid { problem, .. } = &error {
-        metadata.insert("field".to_owned(), "power_of_attorney".to_owned());
-        metadata.insert("problem".to_owned(), problem.as_str().to_owned());
-    }
-    Status::with_error_details(
-        error.code(),
-        message,
-        ErrorDetails::with_error_info(reason.as_str_name(), ERROR_DOMAIN, metadata),
-    )
 }
 
 impl From<GatewayError> for Status {
@@ -336,70 +335,4 @@ impl From<GatewayError> for Status {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn status_carries_the_reason_and_shep_code() {
-        let status = into_status(GatewayError::SignatureInvalid);
-        assert_eq!(status.code(), Code::Unauthenticated);
-        let info = status.get_details_error_info().unwrap();
-        assert_eq!(info.reason, "SIGNATURE_INVALID");
-        assert_eq!(info.domain, ERROR_DOMAIN);
-        assert_eq!(info.metadata.get("shep_code").unwrap(), "SCE016");
-    }
-
-    #[test]
-    fn a_power_of_attorney_refusal_says_what_is_wrong() {
-        let status = into_status(GatewayError::PowerOfAttorneyInvalid {
-            number: "850315301235-02".into(),
-            problem: AttorneyProblem::Revoked,
-            detail: "revoked on 2025-10-01".into(),
-        });
-        assert_eq!(status.code(), Code::PermissionDenied);
-        let info = status.get_details_error_info().unwrap();
-        assert_eq!(info.reason, "POWER_OF_ATTORNEY_INVALID");
-        assert_eq!(info.metadata.get("problem").unwrap(), "REVOKED");
-        assert_eq!(info.metadata.get("field").unwrap(), "power_of_attorney");
-    }
-
-    #[test]
-    fn internal_details_do_not_leak() {
-        let status = into_status(GatewayError::Internal("disk on fire at /secret".into()));
-        assert!(!status.message().contains("/secret"));
-        assert_eq!(status.get_details_error_info().unwrap().reason, "INTERNAL");
-    }
-
-    #[test]
-    fn a_storage_failure_is_internal_keeps_its_cause_and_does_not_leak() {
-        let cause = std::io::Error::other("disk on fire at /secret");
-        let error = GatewayError::from(StorageError::backend("append to the journal", cause));
-        assert!(matches!(error, GatewayError::Storage(_)));
-        assert_eq!(error.reason(), Reason::Internal);
-        assert_eq!(
-            with_causes(&error),
-            "the storage backend failed: storage failed to append to the journal: disk on fire at /secret"
-        );
-        let status = into_status(error);
-        assert_eq!(status.code(), Code::Internal);
-        assert!(
-            !status.message().contains("/secret"),
-            "{}",
-            status.message()
-        );
-        assert_eq!(status.get_details_error_info().unwrap().reason, "INTERNAL");
-    }
-
-    #[test]
-    fn an_application_storage_does_not_hold_is_not_found() {
-        let error = GatewayError::from(StorageError::NotFound {
-            message_id: "m-1".into(),
-        });
-        let status = into_status(error);
-        assert_eq!(status.code(), Code::NotFound);
-        assert_eq!(
-            status.get_details_error_info().unwrap().reason,
-            "MESSAGE_NOT_FOUND"
-        );
-    }
-}
+mod tests;

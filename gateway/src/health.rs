@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use shep_nuc::service::NucGrpcAdapter;
 use shep_proto::admin::v1::admin_server::AdminServer;
 use shep_proto::gateway::v1::gateway_server::GatewayServer;
 use shep_proto::nuc::v1::nuc_server::NucServer;
@@ -28,7 +29,6 @@ use tonic_health::server::HealthReporter;
 
 use crate::config::REGISTRY_IDS;
 use crate::grpc::{AdminGrpcAdapter, GatewayGrpcAdapter, ProviderGrpcAdapter};
-use crate::nuc_service::NucGrpcAdapter;
 
 /// The prefix of the per-registry health names.
 pub const REGISTRY_SERVICE: &str = "shep.registry.v1.Registry";

@@ -22,11 +22,9 @@ pub mod grpc;
 pub mod health;
 pub mod lifecycle;
 pub mod metrics;
-pub mod nuc_service;
 pub mod pipeline;
 pub mod provider;
 pub mod registry;
-pub mod revocation;
 pub mod routes;
 pub mod server;
 pub mod status;
@@ -34,4 +32,3 @@ pub mod storage;
 #[cfg(test)]
 mod testing;
 pub mod toolkit;
-pub mod verify;

@@ -21,7 +21,7 @@ use crate::error::GatewayError;
 use crate::routes::ChannelName;
 use crate::toolkit::faults::Fired;
 use crate::toolkit::{CallContext, Toolkit};
-use crate::verify::SignerIdentity;
+use shep_nuc::verify::SignerIdentity;
 
 /// One lookup on its way to a registry, with what the layers need to know.
 #[derive(Debug)]

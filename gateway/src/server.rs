@@ -8,8 +8,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use shep_adapters::nuc::{InProcessNuc, RemoteNuc};
 use shep_adapters::{InProcess, RegistryAdapter, Remote};
+use shep_nuc::ca::{CertificateAuthority, IdentitySpec, certificates};
+use shep_nuc::revocation::RevocationCheck;
+use shep_nuc::service::{NucGrpcAdapter, http_routes};
+use shep_nuc::status::{InProcessNuc, RemoteNuc};
+use shep_nuc::verify::SignatureVerifier;
 use shep_proto::admin::v1::admin_server::AdminServer;
 use shep_proto::gateway::v1::gateway_server::GatewayServer;
 use shep_proto::nuc::v1::nuc_server::NucServer;
@@ -17,7 +21,6 @@ use shep_proto::provider::v1::provider_server::ProviderServer;
 use shep_registries::enis::PowerOfAttorneyRegistry;
 use shep_registries::gbdfl::PersonRegistry;
 use shep_registries::gbdul::LegalEntityRegistry;
-use shep_registries::nuc::{CertificateAuthority, IdentitySpec, certificates};
 use shep_registries::{RegistryData, RegistryKind};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -29,13 +32,10 @@ use crate::config::{GatewayConfig, JournalMode, TlsConfig};
 use crate::engine::Engine;
 use crate::grpc::{AdminGrpcAdapter, GatewayGrpcAdapter, ProviderGrpcAdapter};
 use crate::health::{Health, NUC_ID};
-use crate::nuc_service::{NucGrpcAdapter, http_routes};
 use crate::pipeline::Limits;
 use crate::registry::RegistriesHandle;
-use crate::revocation::RevocationCheck;
 use crate::routes::{DEFAULT_ROUTES, Role, RoutingTable};
 use crate::storage;
-use crate::verify::SignatureVerifier;
 
 /// The demo applicant's IIN (a built-in ГБД ФЛ person in СКО, region 59).
 pub const DEMO_APPLICANT_IIN: &str = "850315301235";

@@ -8,21 +8,21 @@ use std::time::{Duration, SystemTime};
 
 use prost::Message as _;
 use shep_adapters::InProcess;
-use shep_adapters::nuc::InProcessNuc;
+use shep_nuc::ca::CertificateAuthority;
+use shep_nuc::status::InProcessNuc;
 use shep_proto::envelope::v1::{
     Body, Channel, MessageType, Sender, SignedEnvelope, Subject, subject,
 };
 use shep_registries::enis::PowerOfAttorneyRegistry;
 use shep_registries::gbdfl::PersonRegistry;
 use shep_registries::gbdul::LegalEntityRegistry;
-use shep_registries::nuc::CertificateAuthority;
 use shep_registries::{RegistryData, RegistryKind};
 
 use crate::config::GatewayConfig;
 use crate::engine::Engine;
-use crate::revocation::RevocationCheck;
 use crate::routes::{DEFAULT_ROUTES, RoutingTable};
-use crate::verify::SignatureVerifier;
+use shep_nuc::revocation::RevocationCheck;
+use shep_nuc::verify::SignatureVerifier;
 
 /// The built-in applicant, registered in СКО (region 59).
 pub(crate) const APPLICANT: &str = "850315301235";

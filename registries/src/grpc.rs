@@ -6,6 +6,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use shep_proto::catalogue::refusal;
+use shep_proto::envelope::v1::Reason;
 use shep_proto::registry::v1::registry_admin_server::{
     RegistryAdmin as RegistryAdminService, RegistryAdminServer,
 };
@@ -14,15 +16,11 @@ use shep_proto::registry::v1::{
     AccessLogRequest, AccessLogResponse, LookupRequest, LookupResponse, ReloadFixturesRequest,
     ReloadFixturesResponse,
 };
-use tonic::{Code, Request, Response, Status};
-use tonic_types::{ErrorDetails, StatusExt};
+use tonic::{Request, Response, Status};
 
 use crate::data::RegistryData;
 use crate::fixtures::{FixtureError, FixtureSource, FixtureSummary};
 use crate::{Registry, RegistryError};
-
-/// The `google.rpc.ErrorInfo.domain` of registry errors (the gateway's).
-const ERROR_DOMAIN: &str = "shep.kz";
 
 /// The gRPC face of a registry.
 #[derive(Debug, Clone)]
@@ -42,39 +40,26 @@ impl<R: Registry> RegistryGrpcAdapter<R> {
     }
 }
 
-fn status(code: Code, reason: &str, message: String, metadata: HashMap<String, String>) -> Status {
-    Status::with_error_details(
-        code,
-        message,
-        ErrorDetails::with_error_info(reason, ERROR_DOMAIN, metadata),
-    )
-}
-
 /// The gRPC status for a registry error, with a `google.rpc.ErrorInfo` reason
-/// (`NO_DATA`, `INVALID_SUBJECT`) in the gateway's `shep.kz` domain. The
-/// gateway's remote adapter maps NOT_FOUND back to "no data".
+/// (`NO_DATA`, `INVALID_SUBJECT`) in the gateway's `shep.kz` domain and the
+/// catalogue's code. The gateway's remote adapter maps NOT_FOUND back to "no data".
 pub fn status_of(error: &RegistryError) -> Status {
-    let (code, reason) = match error {
-        RegistryError::NoData { .. } => (Code::NotFound, "NO_DATA"),
+    let reason = match error {
+        RegistryError::NoData { .. } => Reason::NoData,
         RegistryError::InvalidKey { .. }
         | RegistryError::InvalidNumber { .. }
-        | RegistryError::UnsupportedKey { .. } => (Code::InvalidArgument, "INVALID_SUBJECT"),
+        | RegistryError::UnsupportedKey { .. } => Reason::InvalidSubject,
     };
-    status(code, reason, error.to_string(), HashMap::new())
+    refusal(reason, error.to_string(), HashMap::new())
 }
 
-/// The gRPC status for fixtures that failed to load: INVALID_ARGUMENT with
-/// reason `INVALID_FIELD`, `metadata.field` = `fixtures` and, like the
-/// gateway's `INVALID_FIELD`, `metadata.shep_code` = `SCE001` (format error).
+/// The gRPC status for fixtures that failed to load: reason `INVALID_FIELD`
+/// with `metadata.field` = `fixtures`, as the gateway answers a bad field.
 pub fn fixture_status(error: &FixtureError) -> Status {
-    status(
-        Code::InvalidArgument,
-        "INVALID_FIELD",
+    refusal(
+        Reason::InvalidField,
         error.to_string(),
-        HashMap::from([
-            ("field".to_owned(), "fixtures".to_owned()),
-            ("shep_code".to_owned(), "SCE001".to_owned()),
-        ]),
+        HashMap::from([("field".to_owned(), "fixtures".to_owned())]),
     )
 }
 
@@ -170,10 +155,9 @@ impl RegistryAdminGrpcAdapter {
         if bearer_matches(request, &self.token) {
             Ok(())
         } else {
-            Err(status(
-                Code::Unauthenticated,
-                "UNAUTHENTICATED",
-                "missing or wrong admin credential".to_owned(),
+            Err(refusal(
+                Reason::Unauthenticated,
+                "missing or wrong admin credential",
                 HashMap::new(),
             ))
         }

@@ -1,8 +1,6 @@
 //! The mock national registries behind the gateway — ГБД ФЛ (persons), ГБД ЮЛ
 //! (legal entities) and ЕНИС (powers of attorney) over a seeded synthetic
-//! population with fixtures on top — the IIN/BIN codecs they validate with,
-//! and the НУЦ test certification authority. Registries know nothing of the
-//! gateway.
+//! population with fixtures on top. Registries know nothing of the gateway.
 
 pub mod audit;
 pub mod data;
@@ -12,11 +10,12 @@ pub mod gbdfl;
 pub mod gbdul;
 pub mod grpc;
 mod hash;
-pub mod ident;
 pub mod names;
-pub mod nuc;
 pub mod population;
 pub mod reference;
+
+/// The IIN/BIN codec the registries validate with, now in `shep_proto`.
+pub use shep_proto::ident;
 
 use shep_proto::registry::v1::{LookupRequest, LookupResponse, MessageResult};
 

@@ -16,13 +16,13 @@ use hdrhistogram::Histogram;
 use shep::client::{Participant, iin};
 use shep_gateway::config::{GatewayConfig, JournalMode};
 use shep_gateway::server::{DataDir, start_on};
+use shep_nuc::ca::Signer;
 use shep_proto::envelope::v1::{Channel, SignedEnvelope};
 use shep_proto::gateway::v1::gateway_client::GatewayClient;
 use shep_proto::provider::v1::provider_client::ProviderClient;
 use shep_proto::provider::v1::{
     Ack, Hello, ReceiveStatus, SubscribeRequest, subscribe_request, subscribe_response,
 };
-use shep_registries::nuc::Signer;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::time::Instant;
 use tokio_stream::StreamExt;

@@ -20,7 +20,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use shep_gateway::config::REGISTRY_IDS;
 use shep_gateway::routes::{DEFAULT_ROUTES, RoutingTable};
 use shep_gateway::server::DataDir;
-use shep_registries::nuc::Signer;
+use shep_nuc::ca::Signer;
 use tonic::transport::Channel as GrpcChannel;
 use tonic_types::StatusExt;
 

@@ -5,6 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
 use prost::Message;
+use shep_nuc::ca::Signer;
 use shep_proto::envelope::v1::{
     ApplicationStatus, Attachment, Body, Channel, MessageType, Payload, Sender, SignedDocument,
     SignedEnvelope, StatusReport, Subject,
@@ -14,7 +15,6 @@ use shep_proto::provider::v1::{
     Ack, Hello, ReceiveStatus, ResendMessage, SubscribeRequest, subscribe_request,
     subscribe_response,
 };
-use shep_registries::nuc::Signer;
 use tokio::sync::mpsc;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
@@ -140,14 +140,14 @@ impl Participant {
 /// (result documents, delivered envelopes) the way the gateway does.
 #[derive(Debug)]
 pub struct TrustAnchors {
-    verifier: shep_gateway::verify::SignatureVerifier,
+    verifier: shep_nuc::verify::SignatureVerifier,
 }
 
 impl TrustAnchors {
     /// Trusts `roots`, knowing `intermediates` (DER).
     pub fn new(roots: &[Vec<u8>], intermediates: &[Vec<u8>]) -> anyhow::Result<Self> {
         Ok(Self {
-            verifier: shep_gateway::verify::SignatureVerifier::new(
+            verifier: shep_nuc::verify::SignatureVerifier::new(
                 roots,
                 intermediates,
                 Duration::from_secs(300),
@@ -158,8 +158,8 @@ impl TrustAnchors {
 
     /// Trusts the test НУЦ kept in `dir` (`<data_dir>/nuc`).
     pub fn from_nuc_dir(dir: &std::path::Path) -> anyhow::Result<Self> {
-        let roots = shep_registries::nuc::certificates(&dir.join("root.cert.pem"))?;
-        let intermediates = shep_registries::nuc::certificates(&dir.join("issuing.cert.pem"))?;
+        let roots = shep_nuc::ca::certificates(&dir.join("root.cert.pem"))?;
+        let intermediates = shep_nuc::ca::certificates(&dir.join("issuing.cert.pem"))?;
         Self::new(&roots, &intermediates)
     }
 
@@ -167,7 +167,7 @@ impl TrustAnchors {
     pub fn verify_document(
         &self,
         document: &SignedDocument,
-    ) -> Result<shep_gateway::verify::SignerIdentity, shep_gateway::error::GatewayError> {
+    ) -> Result<shep_nuc::verify::SignerIdentity, shep_gateway::error::GatewayError> {
         self.verifier
             .verify(
                 document.signature.as_ref(),
@@ -175,6 +175,7 @@ impl TrustAnchors {
                 time::OffsetDateTime::now_utc(),
             )
             .map(|signer| (*signer).clone())
+            .map_err(shep_gateway::error::GatewayError::from)
     }
 }
 

@@ -25,6 +25,7 @@ use prost::Message as _;
 use shep_gateway::config::{GatewayConfig, RegistryConfig};
 use shep_gateway::engine::Engine;
 use shep_gateway::server::{DataDir, RunningGateway};
+use shep_nuc::ca::{CertificateAuthority, IdentitySpec, Signer};
 use shep_proto::admin::v1::admin_client::AdminClient;
 use shep_proto::admin::v1::{ExchangeFilter, ListExchangesRequest};
 use shep_proto::envelope::v1::{
@@ -40,7 +41,6 @@ use shep_proto::provider::v1::{
     Ack, Delivery, Hello, ReceiveStatus, ReportReceipt, ResendMessage, SubscribeRequest,
     SubscribeResponse, Welcome, subscribe_request, subscribe_response,
 };
-use shep_registries::nuc::{CertificateAuthority, IdentitySpec, Signer};
 use time::OffsetDateTime;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;

@@ -17,6 +17,7 @@ use shep::client::TrustAnchors;
 use shep_gateway::calendar::KZ_OFFSET;
 use shep_gateway::config::{GatewayConfig, JournalMode};
 use shep_gateway::server::{DEMO_EMPLOYEE_IIN, DataDir};
+use shep_nuc::ca::Signer;
 use shep_proto::admin::v1::{DeadLetter, ListDeadLettersRequest, RequeueDeadLetterRequest};
 use shep_proto::envelope::v1::{ApplicationStatus, Body, Channel, SignedEnvelope, StatusReport};
 use shep_proto::gateway::v1::gateway_client::GatewayClient;
@@ -27,7 +28,6 @@ use shep_proto::gateway::v1::{
 use shep_proto::provider::v1::{
     Delivery, ReceiveStatus, ReportReceipt, ResendMessage, SubscribeResponse, subscribe_response,
 };
-use shep_registries::nuc::Signer;
 use shep_tests::*;
 use time::{Date, OffsetDateTime, Weekday};
 use tokio::sync::mpsc;

@@ -3,9 +3,9 @@
 //! catalogue's codes.
 
 use serde_json::Value;
-use shep_gateway::error::{TABLE_BEGIN, TABLE_END, code_name, lookup};
+use shep_gateway::error::{TABLE_BEGIN, TABLE_END, code_name, lookup, transport_statuses};
 use shep_proto::admin::v1::ListRoutesRequest;
-use shep_proto::envelope::v1::Reason;
+use shep_proto::envelope::v1::{Reason, SignedEnvelope};
 use shep_tests::*;
 use tonic::Status;
 
@@ -101,4 +101,40 @@ async fn refusals_over_the_wire_carry_catalogued_reasons_and_codes() {
 
     let refused = gw.admin().list_routes(ListRoutesRequest {}).await;
     catalogued(refused.expect_err("no admin token"), "UNAUTHENTICATED");
+}
+
+#[tokio::test]
+async fn a_message_over_the_grpc_limit_is_out_of_range_without_a_reason_as_documented() {
+    let gw = TestGateway::start().await;
+    // One byte over tonic's 4 MiB decoding limit: refused before the gateway
+    // reads it, so no check and no `ErrorInfo`.
+    let oversized = SignedEnvelope {
+        body: vec![0; 4 * 1024 * 1024 + 1],
+        signature: None,
+    };
+    let refused = gw
+        .gateway()
+        .call(oversized)
+        .await
+        .expect_err("over the limit");
+    assert_eq!(
+        refused.code(),
+        tonic::Code::OutOfRange,
+        "{}",
+        describe(&refused)
+    );
+    assert_eq!(reason(&refused), "", "{}", describe(&refused));
+    assert!(
+        transport_statuses()
+            .iter()
+            .any(|status| code_name(status.code) == code_name(refused.code())),
+        "docs/ERRORS.md lists OUT_OF_RANGE among the statuses without a reason"
+    );
+    // Just under the limit the gateway reads it and answers with a reason.
+    let almost = SignedEnvelope {
+        body: vec![0; 4 * 1024 * 1024 - 64],
+        signature: None,
+    };
+    let refused = gw.gateway().call(almost).await.expect_err("not a body");
+    assert_ne!(reason(&refused), "", "{}", describe(&refused));
 }

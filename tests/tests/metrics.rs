@@ -102,7 +102,7 @@ async fn spans_carry_the_message_id_across_hops_into_the_log() {
     let applicant = Participant::new(
         "pep",
         shep_proto::envelope::v1::Channel::Portal,
-        shep_registries::nuc::Signer::from_files(&key, &cert).unwrap(),
+        shep_nuc::ca::Signer::from_files(&key, &cert).unwrap(),
     );
     let body = applicant.request("GbdflInfoByIin_v1", shep::client::iin(APPLICANT_IIN));
     let message_id = body.message_id.clone();

@@ -13,6 +13,9 @@ use prost::Message;
 use shep::client::TrustAnchors;
 use shep_gateway::error::GatewayError;
 use shep_gateway::server::{DEMO_EMPLOYEE_IIN, DEMO_OPERATOR_IIN, DEMO_PROVIDER_BIN};
+use shep_nuc::ca::{
+    CertificateAuthority, IdentitySpec, Signer, certificates, format_serial, serial_of,
+};
 use shep_proto::envelope::v1::{
     ApplicationStatus, Body, Channel, SignatureAlgorithm, SignedDocument, SignedEnvelope,
     StatusReport,
@@ -21,9 +24,6 @@ use shep_proto::gateway::v1::Receipt;
 use shep_proto::nuc::v1::{
     CertificateStatus, GetCrlRequest, IssueRequest, KeyAlgorithm, Purpose, RevokeRequest,
     StatusRequest, StatusResponse, revoke_request, status_request,
-};
-use shep_registries::nuc::{
-    CertificateAuthority, IdentitySpec, Signer, certificates, format_serial, serial_of,
 };
 use shep_tests::*;
 use time::OffsetDateTime;
@@ -850,7 +850,7 @@ async fn a_provider_report_must_be_signed_by_an_operator_of_the_provider() {
         .ca
         .revoke(
             &serial_of(revoked.certificate_der()).unwrap(),
-            shep_registries::nuc::RevocationReason::CessationOfOperation,
+            shep_nuc::ca::RevocationReason::CessationOfOperation,
         )
         .unwrap();
     refusal(

@@ -82,7 +82,7 @@ async fn an_envelope_signed_in_python_is_accepted_and_a_changed_byte_is_not() {
     );
     let signature = envelope.signature.as_ref().expect("signed");
     assert_eq!(signature.algorithm(), SignatureAlgorithm::Ed25519);
-    let pem_chain = shep_registries::nuc::certificates(&cert).unwrap();
+    let pem_chain = shep_nuc::ca::certificates(&cert).unwrap();
     assert_eq!(signature.certificate_der, pem_chain[0]);
     assert_eq!(signature.chain_der, pem_chain[1..]);
 

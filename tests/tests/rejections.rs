@@ -2,12 +2,12 @@
 //! and the gateway keeps serving afterwards. Also the ГБД ФЛ lookup itself.
 
 use prost::Message;
+use shep_nuc::ca::{CertificateAuthority, IdentitySpec, KeyAlgorithm};
 use shep_proto::envelope::v1::{
     ApplicationStatus, Body, Channel, MessageType, SignatureAlgorithm, SignedEnvelope,
 };
 use shep_proto::gateway::v1::MessageState;
 use shep_proto::registry::v1::lookup_response::Record;
-use shep_registries::nuc::{CertificateAuthority, IdentitySpec, KeyAlgorithm};
 use shep_tests::*;
 use time::{Duration, OffsetDateTime};
 use tonic::Code;
@@ -723,7 +723,7 @@ async fn unusable_signatures_are_refused_with_their_own_reason() {
 
     // The issuing CA's own certificate cannot sign envelopes.
     let nuc = gw.data_dir().nuc();
-    let ca_signer = shep_registries::nuc::Signer::from_files(
+    let ca_signer = shep_nuc::ca::Signer::from_files(
         &nuc.join("issuing.key.pem"),
         &nuc.join("issuing.cert.pem"),
     )

@@ -10,50 +10,31 @@ use prost::Message as _;
 use prost_reflect::{DescriptorPool, DynamicMessage, SerializeOptions};
 use serde::Serialize;
 use serde_json::{Map, Value};
+use shep_proto::catalogue;
+use shep_proto::envelope::v1::Reason;
 use tonic::Code;
 use tonic_types::StatusExt as _;
 
-use crate::error::ERROR_DOMAIN;
+use crate::error::{ERROR_DOMAIN, GrpcCode};
 
 const ERROR_INFO_TYPE: &str = "type.googleapis.com/google.rpc.ErrorInfo";
 
-/// Every gRPC code, in number order.
-pub(super) const CODES: [Code; 17] = [
-    Code::Ok,
-    Code::Cancelled,
-    Code::Unknown,
-    Code::InvalidArgument,
-    Code::DeadlineExceeded,
-    Code::NotFound,
-    Code::AlreadyExists,
-    Code::PermissionDenied,
-    Code::ResourceExhausted,
-    Code::FailedPrecondition,
-    Code::Aborted,
-    Code::OutOfRange,
-    Code::Unimplemented,
-    Code::Internal,
-    Code::Unavailable,
-    Code::DataLoss,
-    Code::Unauthenticated,
-];
-
 /// The HTTP status of a gRPC code, as `google.api` HTTP rules and
 /// grpc-gateway map it (499 is nginx's "client closed request").
-pub fn http_status(code: Code) -> u16 {
-    match code {
-        Code::Ok => 200,
-        Code::Cancelled => 499,
-        Code::InvalidArgument | Code::FailedPrecondition | Code::OutOfRange => 400,
-        Code::Unauthenticated => 401,
-        Code::PermissionDenied => 403,
-        Code::NotFound => 404,
-        Code::AlreadyExists | Code::Aborted => 409,
-        Code::ResourceExhausted => 429,
-        Code::Unknown | Code::Internal | Code::DataLoss => 500,
-        Code::Unimplemented => 501,
-        Code::Unavailable => 503,
-        Code::DeadlineExceeded => 504,
+pub fn http_status(code: impl Into<GrpcCode>) -> u16 {
+    match code.into() {
+        GrpcCode::Ok => 200,
+        GrpcCode::Cancelled => 499,
+        GrpcCode::InvalidArgument | GrpcCode::FailedPrecondition | GrpcCode::OutOfRange => 400,
+        GrpcCode::Unauthenticated => 401,
+        GrpcCode::PermissionDenied => 403,
+        GrpcCode::NotFound => 404,
+        GrpcCode::AlreadyExists | GrpcCode::Aborted => 409,
+        GrpcCode::ResourceExhausted => 429,
+        GrpcCode::Unknown | GrpcCode::Internal | GrpcCode::DataLoss => 500,
+        GrpcCode::Unimplemented => 501,
+        GrpcCode::Unavailable => 503,
+        GrpcCode::DeadlineExceeded => 504,
     }
 }
 
@@ -98,7 +79,7 @@ impl ErrorBody {
     /// A refusal of the HTTP face itself, shaped like the gateway's own: an
     /// `ErrorInfo` with `reason` in domain `shep.kz`.
     fn local(
-        code: Code,
+        code: impl Into<GrpcCode>,
         status: u16,
         reason: &str,
         message: String,
@@ -153,11 +134,21 @@ impl ErrorBody {
         )
     }
 
+    /// A refusal with a catalogued reason, under the catalogue's gRPC code.
+    fn catalogued(
+        reason: Reason,
+        status: u16,
+        message: String,
+        metadata: BTreeMap<String, String>,
+    ) -> Self {
+        let code = catalogue::entry(reason).code.unwrap_or(GrpcCode::Unknown);
+        Self::local(code, status, reason.as_str_name(), message, metadata)
+    }
+
     pub(super) fn too_large(limit: usize) -> Self {
-        Self::local(
-            Code::ResourceExhausted,
+        Self::catalogued(
+            Reason::TooLarge,
             413,
-            "TOO_LARGE",
             format!("the body is larger than the {limit}-byte limit"),
             BTreeMap::new(),
         )
@@ -179,10 +170,9 @@ impl ErrorBody {
     /// Logs what went wrong once, here at the edge, and answers generically.
     pub(super) fn internal(problem: &dyn Display) -> Self {
         tracing::error!(error = %problem, rpc = "admin.http", "internal error");
-        Self::local(
-            Code::Internal,
+        Self::catalogued(
+            Reason::Internal,
             500,
-            "INTERNAL",
             "internal error".to_owned(),
             BTreeMap::new(),
         )

@@ -10,7 +10,7 @@ use prost_reflect::{
 use prost_types::FileDescriptorProto;
 use serde_json::{Map, Value, json};
 
-use super::error::{CODES, code_name};
+use crate::error::GrpcCode;
 
 /// The schema name of the error body.
 pub(super) const ERROR_SCHEMA: &str = "AdminHttpError";
@@ -132,7 +132,7 @@ fn summary(text: &str) -> String {
 }
 
 fn error_schema() -> Value {
-    let codes: Vec<&str> = CODES.iter().map(|code| code_name(*code)).collect();
+    let codes: Vec<&str> = GrpcCode::ALL.iter().map(|code| code.name()).collect();
     json!({
         "type": "object",
         "description": "A refusal: the gRPC status and its `google.rpc.ErrorInfo`.",

@@ -14,7 +14,7 @@ use crate::error::GatewayError;
 use crate::registry::{Registries, lookup_request};
 use crate::routes::Route;
 use crate::toolkit::CallContext;
-use crate::verify::SignerIdentity;
+use shep_nuc::verify::SignerIdentity;
 
 /// Runs the route's registry checks; answers the applicant's КАТО code when
 /// a registry gave one.

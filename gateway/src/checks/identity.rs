@@ -4,7 +4,7 @@
 use crate::envelope::{Inbound, SubjectId};
 use crate::error::GatewayError;
 use crate::routes::{ChannelName, RoutingTable};
-use crate::verify::SignerIdentity;
+use shep_nuc::verify::SignerIdentity;
 
 /// The identity rule of the envelope's channel.
 pub(crate) fn check_identity(

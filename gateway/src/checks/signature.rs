@@ -8,9 +8,9 @@ use time::OffsetDateTime;
 
 use crate::envelope::Inbound;
 use crate::error::GatewayError;
-use crate::revocation::RevocationCheck;
 use crate::routes::RoutingTable;
-use crate::verify::{SignatureVerifier, SignerIdentity};
+use shep_nuc::revocation::RevocationCheck;
+use shep_nuc::verify::{SignatureVerifier, SignerIdentity};
 
 /// What the envelope checks need beyond the routing table: the verifier, the
 /// revocation check and the configured tolerances.

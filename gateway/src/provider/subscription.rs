@@ -13,10 +13,10 @@ use tokio::sync::mpsc;
 use tokio_stream::{Stream, StreamExt as _};
 
 use crate::engine::Engine;
-use crate::error::{GatewayError, with_causes};
+use crate::error::{GatewayError, InjectedError, with_causes};
 use crate::storage::{Filter, Leased};
 use crate::toolkit::exchanges::{Record as ExchangeRecord, any};
-use crate::toolkit::faults::{Effect, Fired, InjectedError, Site};
+use crate::toolkit::faults::{Effect, Fired, Site};
 use crate::toolkit::{CallContext, inject};
 
 /// How long a new Subscribe stream may take to say Hello.

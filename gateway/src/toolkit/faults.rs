@@ -14,16 +14,10 @@ use rand::rngs::StdRng;
 use rand::{Rng as _, SeedableRng as _};
 use rand_distr::{Distribution as _, LogNormal};
 use shep_proto::admin::v1::{Delay, ErrorEffect, Fault, delay, fault, fault_target};
+use shep_proto::catalogue::{GrpcCode, INJECTED_FAULT};
 use tokio::time::Instant;
 
-use crate::error::code_name;
-
-/// The gRPC error code named `name` (`UNAVAILABLE`, `not_found`, ...).
-fn parse_code(name: &str) -> Option<tonic::Code> {
-    (1..=16)
-        .map(tonic::Code::from_i32)
-        .find(|code| code_name(*code).eq_ignore_ascii_case(name.trim()))
-}
+use crate::error::InjectedError;
 
 /// Where a call is when faults are consulted.
 #[derive(Debug, Clone, Copy)]
@@ -34,28 +28,6 @@ pub enum Site<'a> {
     Service(&'a str),
     /// A Subscribe stream of provider `id` opens.
     Provider(&'a str),
-}
-
-/// The error a fired fault answers with.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InjectedError {
-    pub code: tonic::Code,
-    pub message: String,
-    pub reason: String,
-    pub metadata: Vec<(String, String)>,
-}
-
-impl InjectedError {
-    /// `UNAVAILABLE` with reason `INJECTED_FAULT`, naming the fault: what a
-    /// hang without a deadline, a cut stream or a dropped connection answers.
-    pub fn unavailable(message: String, fault_id: &str) -> Self {
-        Self {
-            code: tonic::Code::Unavailable,
-            message,
-            reason: "INJECTED_FAULT".to_owned(),
-            metadata: vec![("fault_id".to_owned(), fault_id.to_owned())],
-        }
-    }
 }
 
 /// What a fired fault does after its delay.
@@ -221,7 +193,7 @@ impl FaultState {
 }
 
 fn injected(id: &str, error: &ErrorEffect) -> InjectedError {
-    let code = parse_code(&error.code).unwrap_or(tonic::Code::Unavailable);
+    let code = GrpcCode::from_name(&error.code).unwrap_or(GrpcCode::Unavailable);
     let mut metadata: Vec<(String, String)> = error
         .metadata
         .iter()
@@ -237,7 +209,7 @@ fn injected(id: &str, error: &ErrorEffect) -> InjectedError {
             error.message.clone()
         },
         reason: if error.reason.is_empty() {
-            "INJECTED_FAULT".to_owned()
+            INJECTED_FAULT.to_owned()
         } else {
             error.reason.clone()
         },
@@ -415,8 +387,8 @@ fn validate(spec: &Fault, registries: &[&str]) -> Result<(), InvalidFault> {
     }
     match (&spec.effect, target) {
         (Some(fault::Effect::Error(error)), _) if !error.code.is_empty() => {
-            match parse_code(&error.code) {
-                Some(tonic::Code::Ok) | None => {
+            match GrpcCode::from_name(&error.code) {
+                Some(GrpcCode::Ok) | None => {
                     return Err(invalid(
                         "error.code",
                         format!("`{}` is not a gRPC error code name", error.code),

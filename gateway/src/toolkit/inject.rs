@@ -4,9 +4,10 @@
 use tokio::time::Instant;
 
 use crate::error::GatewayError;
+use crate::error::InjectedError;
 use crate::toolkit::CallContext;
 use crate::toolkit::connections::Connections;
-use crate::toolkit::faults::{Effect, Fired, InjectedError};
+use crate::toolkit::faults::{Effect, Fired};
 
 /// Applies `fired` to a call on `what` (e.g. "registry `gbdfl`"). `Ok` lets
 /// the call go on.

@@ -8,8 +8,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Subcommand;
 use shep_gateway::server::DEMO_APPLICANT_IIN;
+use shep_nuc::ca::Signer;
 use shep_proto::envelope::v1::Channel;
-use shep_registries::nuc::Signer;
 use tokio_stream::StreamExt;
 use tonic::transport::Channel as GrpcChannel;
 

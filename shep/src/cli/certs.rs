@@ -5,13 +5,13 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use clap::{Subcommand, ValueEnum};
 use prost::Message;
+use shep_nuc::ca::{Signer, certificates, format_serial};
 use shep_proto::envelope::v1::Body;
 use shep_proto::nuc::v1::nuc_client::NucClient;
 use shep_proto::nuc::v1::{
     self as pb, IssueRequest, RevokeRequest, StatusRequest, StatusResponse, revoke_request,
     status_request,
 };
-use shep_registries::nuc::{Signer, certificates, format_serial};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use x509_parser::certificate::X509Certificate;

@@ -4,11 +4,11 @@
 use std::time::Duration;
 
 use anyhow::Context as _;
+use shep_nuc::ca::{CertificateAuthority, IdentitySpec, Signer};
 use shep_proto::envelope::v1::{Attachment, Channel};
 use shep_proto::gateway::v1::gateway_client::GatewayClient;
 use shep_proto::gateway::v1::{HistoryRequest, WatchRequest, watch_request};
 use shep_proto::registry::v1::lookup_response::Record;
-use shep_registries::nuc::{CertificateAuthority, IdentitySpec, Signer};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_stream::StreamExt;

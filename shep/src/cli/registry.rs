@@ -4,31 +4,29 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use clap::ValueEnum;
+use clap::builder::{PossibleValuesParser, TypedValueParser as _};
 use shep_proto::registry::v1::registry_admin_server::RegistryAdminServer;
 use shep_proto::registry::v1::registry_server::RegistryServer;
 use shep_registries::enis::PowerOfAttorneyRegistry;
 use shep_registries::gbdfl::PersonRegistry;
 use shep_registries::gbdul::LegalEntityRegistry;
 use shep_registries::grpc::{RegistryAdminGrpcAdapter, RegistryGrpcAdapter};
-use shep_registries::{Registry, RegistryData};
+use shep_registries::{Registry, RegistryData, RegistryKind};
 
 use super::population::PopulationArgs;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum RegistryName {
-    /// ГБД ФЛ, individuals by IIN (default 127.0.0.1:7711).
-    Gbdfl,
-    /// ГБД ЮЛ, legal entities by BIN (default 127.0.0.1:7712).
-    Gbdul,
-    /// ЕНИС, powers of attorney by number (default 127.0.0.1:7713).
-    Enis,
+/// The registries' ids, from the one list ([`RegistryKind`]).
+fn registry_kind() -> impl clap::builder::TypedValueParser<Value = RegistryKind> {
+    PossibleValuesParser::new(RegistryKind::IDS)
+        .map(|id| RegistryKind::from_id(&id).expect("clap only lets the listed ids through"))
 }
 
 #[derive(Debug, clap::Args)]
 pub(super) struct RegistryArgs {
-    #[arg(value_enum)]
-    registry: RegistryName,
+    /// The registry: gbdfl (ГБД ФЛ, individuals by IIN), gbdul (ГБД ЮЛ, legal
+    /// entities by BIN) or enis (ЕНИС, powers of attorney by number).
+    #[arg(value_parser = registry_kind())]
+    registry: RegistryKind,
     /// Where to listen (default: 7711 ГБД ФЛ, 7712 ГБД ЮЛ, 7713 ЕНИС on 127.0.0.1).
     #[arg(long)]
     listen: Option<SocketAddr>,
@@ -46,11 +44,13 @@ pub(super) struct RegistryArgs {
 /// Runs `shep registry`.
 pub(super) async fn run(args: RegistryArgs) -> anyhow::Result<()> {
     let data = Arc::new(args.population.data(args.audit_capacity)?);
-    let (name, port) = match args.registry {
-        RegistryName::Gbdfl => ("ГБД ФЛ", 7711),
-        RegistryName::Gbdul => ("ГБД ЮЛ", 7712),
-        RegistryName::Enis => ("ЕНИС", 7713),
-    };
+    let name = args.registry.name();
+    // 7711, 7712, 7713 in the list's order.
+    let port = 7711
+        + RegistryKind::ALL
+            .iter()
+            .position(|kind| *kind == args.registry)
+            .unwrap_or_default() as u16;
     let listen = args
         .listen
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], port)));
@@ -79,7 +79,7 @@ pub(super) async fn run(args: RegistryArgs) -> anyhow::Result<()> {
         let _ = tokio::signal::ctrl_c().await;
     };
     match args.registry {
-        RegistryName::Gbdfl => {
+        RegistryKind::Persons => {
             serve_registry_on(
                 listener,
                 PersonRegistry::new(data.clone()),
@@ -89,11 +89,11 @@ pub(super) async fn run(args: RegistryArgs) -> anyhow::Result<()> {
             )
             .await
         }
-        RegistryName::Gbdul => {
+        RegistryKind::LegalEntities => {
             let registry = LegalEntityRegistry::new(data.clone());
             serve_registry_on(listener, registry, data, &token, shutdown).await
         }
-        RegistryName::Enis => {
+        RegistryKind::PowersOfAttorney => {
             let registry = PowerOfAttorneyRegistry::new(data.clone());
             serve_registry_on(listener, registry, data, &token, shutdown).await
         }

@@ -1,25 +1,39 @@
-//! How the gateway asks the НУЦ about a certificate: a tower [`Service`] from a
-//! serial number to its [`CertificateStatus`], in-process or over gRPC.
+//! How a relying party (the gateway) asks the НУЦ about a certificate: a
+//! tower [`Service`] from a serial number to its [`CertificateStatus`],
+//! in-process or over gRPC.
 
 use std::future::{Ready, ready};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use shep_proto::catalogue::code_name;
 use shep_proto::nuc::v1::nuc_client::NucClient;
 use shep_proto::nuc::v1::{self as pb, StatusRequest, status_request};
-use shep_registries::nuc::{
-    CertificateAuthority, CertificateStatus, RevocationReason, format_serial,
-};
 use time::OffsetDateTime;
 use tonic::transport::{Channel, Endpoint};
 use tower::Service;
 use tower::util::BoxCloneSyncService;
 
-use crate::AdapterError;
+use crate::ca::{CertificateAuthority, CertificateStatus, RevocationReason, format_serial};
+
+/// Why the НУЦ gave no status.
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    /// The remote НУЦ's URL is not one.
+    #[error("bad НУЦ url `{url}`: {source}")]
+    BadUrl {
+        url: String,
+        #[source]
+        source: tonic::transport::Error,
+    },
+    /// The remote НУЦ could not be reached or refused the query.
+    #[error("{}: {}", code_name(.0.code()), .0.message())]
+    Remote(#[source] tonic::Status),
+}
 
 /// A type-erased status adapter: serial number in, status out.
-pub type StatusAdapter = BoxCloneSyncService<Vec<u8>, CertificateStatus, AdapterError>;
+pub type StatusAdapter = BoxCloneSyncService<Vec<u8>, CertificateStatus, StatusError>;
 
 /// Answers from a CA in this process.
 #[derive(Debug, Clone)]
@@ -40,10 +54,10 @@ impl InProcessNuc {
 
 impl Service<Vec<u8>> for InProcessNuc {
     type Response = CertificateStatus;
-    type Error = AdapterError;
-    type Future = Ready<Result<CertificateStatus, AdapterError>>;
+    type Error = StatusError;
+    type Future = Ready<Result<CertificateStatus, StatusError>>;
 
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), AdapterError>> {
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), StatusError>> {
         Poll::Ready(Ok(()))
     }
 
@@ -60,11 +74,11 @@ pub struct RemoteNuc {
 
 impl RemoteNuc {
     /// Connects lazily to `url`.
-    pub fn new(url: &str) -> Result<Self, AdapterError> {
+    pub fn new(url: &str) -> Result<Self, StatusError> {
         let endpoint =
-            Endpoint::from_shared(url.to_owned()).map_err(|error| AdapterError::Unavailable {
-                registry: "nuc".to_owned(),
-                message: format!("bad url `{url}`: {error}"),
+            Endpoint::from_shared(url.to_owned()).map_err(|source| StatusError::BadUrl {
+                url: url.to_owned(),
+                source,
             })?;
         Ok(Self {
             client: NucClient::new(endpoint.connect_lazy()),
@@ -79,28 +93,22 @@ impl RemoteNuc {
 
 impl Service<Vec<u8>> for RemoteNuc {
     type Response = CertificateStatus;
-    type Error = AdapterError;
-    type Future = Pin<Box<dyn Future<Output = Result<CertificateStatus, AdapterError>> + Send>>;
+    type Error = StatusError;
+    type Future = Pin<Box<dyn Future<Output = Result<CertificateStatus, StatusError>> + Send>>;
 
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), AdapterError>> {
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), StatusError>> {
         Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, serial: Vec<u8>) -> Self::Future {
         let mut client = self.client.clone();
         Box::pin(async move {
-            let unavailable = |message: String| AdapterError::Unavailable {
-                registry: "nuc".to_owned(),
-                message,
-            };
             let response = client
                 .get_status(StatusRequest {
                     id: Some(status_request::Id::Serial(format_serial(&serial))),
                 })
                 .await
-                .map_err(|status| {
-                    unavailable(format!("{:?}: {}", status.code(), status.message()))
-                })?
+                .map_err(StatusError::Remote)?
                 .into_inner();
             Ok(match response.status() {
                 pb::CertificateStatus::Good => CertificateStatus::Good,

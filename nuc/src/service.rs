@@ -1,29 +1,38 @@
 //! The НУЦ mock's faces: the `shep.nuc.v1.Nuc` gRPC service and the HTTP
 //! endpoints its certificates point at (CRL distribution point, issuer
-//! certificate, status), served on the gateway's port.
+//! certificate, status), served on the gateway's port. Refusals carry the
+//! catalogue's reasons, as the gateway's do.
 
 use std::collections::HashMap;
+use std::fmt::Display;
 use std::sync::Arc;
 
 use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
+use shep_proto::catalogue::refusal;
+use shep_proto::envelope::v1::Reason;
+use shep_proto::ident::{Strictness, parse_bin, parse_iin};
 use shep_proto::nuc::v1::nuc_server::Nuc;
 use shep_proto::nuc::v1::{
     self as pb, Crl, GetCrlRequest, IssueRequest, IssueResponse, RevokeRequest, StatusRequest,
     StatusResponse, revoke_request, status_request,
 };
-use shep_registries::nuc::{
-    CA_ISSUERS_PATH, CRL_PATH, CertificateAuthority, CertificateStatus, IdentitySpec, KeyAlgorithm,
-    NucError, Purpose, RevocationReason, STATUS_PATH, format_serial, parse_serial, serial_of,
-};
 use time::{Duration, OffsetDateTime};
 use tonic::{Request, Response, Status};
 
-use crate::admin_auth::check_bearer;
-use crate::error::{GatewayError, into_status};
-use crate::storage::timestamp;
+use crate::ca::{
+    CA_ISSUERS_PATH, CRL_PATH, CertificateAuthority, CertificateStatus, IdentitySpec, KeyAlgorithm,
+    NucError, Purpose, RevocationReason, STATUS_PATH, format_serial, parse_serial, serial_of,
+};
+
+fn timestamp(time: OffsetDateTime) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: time.unix_timestamp(),
+        nanos: time.nanosecond() as i32,
+    }
+}
 
 fn status_response(serial: &[u8], status: &CertificateStatus, subject: String) -> StatusResponse {
     let (code, revoked_at, reason) = match status {
@@ -45,18 +54,56 @@ fn status_response(serial: &[u8], status: &CertificateStatus, subject: String) -
     }
 }
 
-fn invalid(field: &'static str, problem: impl Into<String>) -> Status {
-    into_status(GatewayError::InvalidField {
-        field,
-        problem: problem.into(),
-    })
+/// `INVALID_FIELD` naming `field`, worded as the gateway words it.
+fn invalid(field: &'static str, problem: impl Display) -> Status {
+    refusal(
+        Reason::InvalidField,
+        format!("`{field}` {problem}"),
+        HashMap::from([("field".to_owned(), field.to_owned())]),
+    )
 }
 
+/// `INTERNAL`: logged here, at the edge, once; the caller gets no detail.
+fn internal(error: &dyn Display) -> Status {
+    tracing::error!(%error, rpc = "nuc", "internal error");
+    refusal(
+        Reason::Internal,
+        "internal error; see the gateway log",
+        HashMap::new(),
+    )
+}
+
+/// The one mapping of the CA's errors to statuses.
 fn nuc_error(error: NucError) -> Status {
     match error {
-        NucError::UnknownSerial(_) => into_status(GatewayError::MessageNotFound(error.to_string())),
-        NucError::BadCertificate(_) => invalid("certificate_der", error.to_string()),
-        other => into_status(GatewayError::Internal(other.to_string())),
+        NucError::UnknownSerial(_) => {
+            refusal(Reason::MessageNotFound, error.to_string(), HashMap::new())
+        }
+        NucError::BadCertificate(_) => invalid("certificate_der", error),
+        other => internal(&other),
+    }
+}
+
+/// Refuses a request without `authorization: Bearer <token>`. Compares
+/// digests, so the comparison's timing says nothing about the token.
+fn check_bearer<T>(request: &Request<T>, token: &str) -> Result<(), Status> {
+    let presented = request
+        .metadata()
+        .get("authorization")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "));
+    let digest = |bytes: &[u8]| ring::digest::digest(&ring::digest::SHA256, bytes);
+    match presented {
+        Some(presented)
+            if digest(presented.as_bytes()).as_ref() == digest(token.as_bytes()).as_ref() =>
+        {
+            Ok(())
+        }
+        _ => Err(refusal(
+            Reason::Unauthenticated,
+            "missing or wrong admin credential",
+            HashMap::new(),
+        )),
     }
 }
 
@@ -124,7 +171,7 @@ impl Nuc for NucGrpcAdapter {
         // RSA key generation takes a while: keep it off the async workers.
         let issued = tokio::task::spawn_blocking(move || ca.issue(&spec))
             .await
-            .map_err(|error| into_status(GatewayError::Internal(error.to_string())))?
+            .map_err(|error| internal(&error))?
             .map_err(nuc_error)?;
         Ok(Response::new(IssueResponse {
             key_pem: issued.key_pem(),
@@ -160,7 +207,6 @@ impl Nuc for NucGrpcAdapter {
 
 /// Checks an issuance request and turns it into a spec.
 pub fn issue_spec(request: &IssueRequest) -> Result<IdentitySpec, Status> {
-    use shep_registries::ident::{Strictness, parse_bin, parse_iin};
     parse_iin(&request.iin, Strictness::Strict)
         .map_err(|error| invalid("iin", format!("`{}`: {error}", request.iin)))?;
     if !request.bin.is_empty() {
@@ -260,4 +306,104 @@ async fn status(
         CertificateStatus::Unknown => "unknown\n".to_owned(),
     };
     text.into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use shep_proto::catalogue::lookup;
+    use tonic_types::StatusExt as _;
+
+    use super::*;
+
+    /// Asserts that `status` carries `reason` with the catalogue's code, and
+    /// returns its metadata.
+    fn refused_with(status: &Status, reason: &str) -> HashMap<String, String> {
+        let info = status
+            .get_details_error_info()
+            .unwrap_or_else(|| panic!("no ErrorInfo in {status:?}"));
+        assert_eq!(info.reason, reason, "{status:?}");
+        let entry = lookup(reason).unwrap();
+        assert_eq!(entry.code.map(tonic::Code::from), Some(status.code()));
+        info.metadata
+    }
+
+    fn with_token<T>(message: T) -> Request<T> {
+        let mut request = Request::new(message);
+        request
+            .metadata_mut()
+            .insert("authorization", "Bearer token".parse().unwrap());
+        request
+    }
+
+    #[tokio::test]
+    async fn refusals_carry_the_catalogued_reasons_and_codes() {
+        let ca = Arc::new(CertificateAuthority::generate().unwrap());
+        let nuc = NucGrpcAdapter::new(ca, "token");
+        let issue = || IssueRequest {
+            iin: "850315301235".into(),
+            ..IssueRequest::default()
+        };
+
+        let refused = nuc.issue(Request::new(issue())).await.unwrap_err();
+        refused_with(&refused, "UNAUTHENTICATED");
+
+        let bad_iin = IssueRequest {
+            iin: "850315301236".into(),
+            ..issue()
+        };
+        let refused = nuc.issue(with_token(bad_iin)).await.unwrap_err();
+        let metadata = refused_with(&refused, "INVALID_FIELD");
+        assert_eq!(metadata["field"], "iin");
+        assert_eq!(metadata["shep_code"], "SCE001");
+
+        let refused = nuc
+            .get_status(Request::new(StatusRequest {
+                id: Some(status_request::Id::Serial("not hex".into())),
+            }))
+            .await
+            .unwrap_err();
+        assert_eq!(refused_with(&refused, "INVALID_FIELD")["field"], "serial");
+
+        let refused = nuc
+            .revoke(with_token(RevokeRequest {
+                id: Some(revoke_request::Id::Serial("0a0b".into())),
+                reason: String::new(),
+            }))
+            .await
+            .unwrap_err();
+        refused_with(&refused, "MESSAGE_NOT_FOUND");
+    }
+
+    #[tokio::test]
+    async fn an_issued_certificate_is_good_until_revoked() {
+        let ca = Arc::new(CertificateAuthority::generate().unwrap());
+        let nuc = NucGrpcAdapter::new(ca, "token");
+        let issued = nuc
+            .issue(with_token(IssueRequest {
+                iin: "850315301235".into(),
+                ..IssueRequest::default()
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        let status = |serial: String| StatusRequest {
+            id: Some(status_request::Id::Serial(serial)),
+        };
+        let answer = nuc
+            .get_status(Request::new(status(issued.serial.clone())))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(answer.status(), pb::CertificateStatus::Good);
+        let revoked = nuc
+            .revoke(with_token(RevokeRequest {
+                id: Some(revoke_request::Id::Serial(issued.serial.clone())),
+                reason: "key-compromise".into(),
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(revoked.status(), pb::CertificateStatus::Revoked);
+        assert_eq!(revoked.reason, "key-compromise");
+    }
 }

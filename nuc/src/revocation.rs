@@ -1,17 +1,17 @@
-//! Revocation checks («отсутствие в списке отозванных»): the gateway asks the
-//! НУЦ through its status adapter and caches each certificate's answer for a
+//! Revocation checks («отсутствие в списке отозванных»): a relying party (the
+//! gateway) asks the НУЦ through its status adapter and caches each certificate's answer for a
 //! bounded time, so a revocation takes effect within `checks.revocation_cache_ms`
 //! (zero: every envelope asks).
 
 use std::time::Duration;
 
 use dashmap::DashMap;
-use shep_adapters::nuc::StatusAdapter;
-use shep_registries::nuc::CertificateStatus;
 use tokio::time::Instant;
 use tower::ServiceExt;
 
-use crate::error::GatewayError;
+use crate::ca::CertificateStatus;
+use crate::status::StatusAdapter;
+use crate::verify::VerifyError;
 
 /// Per-certificate cache in front of the НУЦ status adapter.
 #[derive(Debug)]
@@ -34,7 +34,7 @@ impl RevocationCheck {
     /// Refuses a revoked certificate. A serial the НУЦ does not know passes:
     /// the regulations ask for absence from the revocation list, and
     /// certificates of other trusted CAs are not in this one's.
-    pub async fn check(&self, serial: &[u8]) -> Result<(), GatewayError> {
+    pub async fn check(&self, serial: &[u8]) -> Result<(), VerifyError> {
         let cached = self
             .answers
             .get(serial)
@@ -48,10 +48,7 @@ impl RevocationCheck {
                     .clone()
                     .oneshot(serial.to_vec())
                     .await
-                    .map_err(|error| GatewayError::RegistryUnavailable {
-                        registry: "nuc".to_owned(),
-                        message: format!("certificate status unavailable: {error}"),
-                    })?;
+                    .map_err(VerifyError::StatusUnavailable)?;
                 if !self.ttl.is_zero() {
                     self.answers
                         .insert(serial.to_vec(), (status.clone(), Instant::now()));
@@ -60,11 +57,11 @@ impl RevocationCheck {
             }
         };
         match status {
-            CertificateStatus::Revoked { at, reason } => Err(GatewayError::CertificateRevoked {
-                at: crate::lifecycle::local_time(at),
-                reason: reason.as_str(),
-            }),
+            CertificateStatus::Revoked { at, reason } => Err(VerifyError::Revoked { at, reason }),
             CertificateStatus::Good | CertificateStatus::Unknown => Ok(()),
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -4,21 +4,92 @@
 //!
 //! Chain results are cached per certificate (never per envelope): every
 //! envelope's signature is verified, but a certificate's path is built once per
-//! `chain_ttl`. Revocation (issue 4) slots in beside the chain check with the
-//! same per-certificate cache.
+//! `chain_ttl`. Revocation ([`crate::revocation`]) sits beside the chain check
+//! with its own per-certificate cache.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use dashmap::DashMap;
 use rustls_pki_types::{CertificateDer, SignatureVerificationAlgorithm, TrustAnchor, UnixTime};
-use shep_proto::envelope::v1::{Signature, SignatureAlgorithm};
+use shep_proto::envelope::v1::{Reason, Signature, SignatureAlgorithm};
 use time::OffsetDateTime;
 use tokio::time::Instant;
 use webpki::{EndEntityCert, KeyUsage};
+use x509_parser::error::X509Error;
 use x509_parser::oid_registry::{OID_X509_COMMON_NAME, OID_X509_SERIALNUMBER};
 
-use crate::error::GatewayError;
+use crate::ca::RevocationReason;
+use crate::status::StatusError;
+
+/// Why a signature, its certificate or the certificate's status is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error("the envelope is not signed")]
+    NotSigned,
+    #[error("unknown signature algorithm {0}")]
+    UnknownAlgorithm(i32),
+    #[error("`signature.value` is empty")]
+    EmptySignature,
+    #[error("the algorithm does not match the certificate's key")]
+    AlgorithmMismatch,
+    /// webpki cannot use the certificate (its DER, or a chain problem other
+    /// than the ones below).
+    #[error("signer certificate: {0}")]
+    BadCertificate(#[source] webpki::Error),
+    /// x509-parser cannot read the certificate's subject or extensions.
+    #[error("signer certificate: {0}")]
+    UnreadableCertificate(#[source] X509Error),
+    #[error("the signer certificate does not chain to a trusted НУЦ anchor")]
+    UnknownIssuer,
+    #[error("the signer certificate is not yet valid at signing time")]
+    NotYetValid,
+    #[error("the signer certificate has expired at signing time")]
+    Expired,
+    /// The key usage does not allow signing; the text says which rule.
+    #[error("the signer certificate's key usage does not allow signing: {0}")]
+    WrongKeyUsage(&'static str),
+    #[error("the signature does not verify over the body")]
+    SignatureInvalid,
+    #[error("the signer certificate was revoked at {at} ({})", .reason.as_str())]
+    Revoked {
+        at: OffsetDateTime,
+        reason: RevocationReason,
+    },
+    /// The НУЦ could not say whether the certificate is revoked.
+    #[error("certificate status unavailable: {0}")]
+    StatusUnavailable(#[source] StatusError),
+}
+
+impl VerifyError {
+    /// The stable reason a refusal carries (`shep.envelope.v1.Reason`).
+    pub fn reason(&self) -> Reason {
+        match self {
+            Self::NotSigned => Reason::NotSigned,
+            Self::UnknownAlgorithm(_)
+            | Self::EmptySignature
+            | Self::AlgorithmMismatch
+            | Self::BadCertificate(_)
+            | Self::UnreadableCertificate(_) => Reason::MalformedSignature,
+            Self::UnknownIssuer => Reason::UnknownIssuer,
+            Self::NotYetValid => Reason::CertificateNotYetValid,
+            Self::Expired => Reason::CertificateExpired,
+            Self::WrongKeyUsage(_) => Reason::WrongKeyUsage,
+            Self::SignatureInvalid => Reason::SignatureInvalid,
+            Self::Revoked { .. } => Reason::CertificateRevoked,
+            Self::StatusUnavailable(_) => Reason::RegistryUnavailable,
+        }
+    }
+}
+
+/// Why a verifier could not be built from its trust anchors.
+#[derive(Debug, thiserror::Error)]
+pub enum AnchorError {
+    #[error("trust anchor is not a usable certificate: {0}")]
+    Unusable(#[source] webpki::Error),
+    #[error("no trust anchor configured")]
+    NoAnchor,
+}
 
 /// DER contents of id-kp-emailProtection (1.3.6.1.5.5.7.3.4), the extended key
 /// usage national signing certificates carry. Required when a certificate lists
@@ -70,17 +141,17 @@ impl SignatureVerifier {
         anchors: &[Vec<u8>],
         intermediates: &[Vec<u8>],
         chain_ttl: Duration,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, AnchorError> {
         let anchors = anchors
             .iter()
             .map(|der| {
                 webpki::anchor_from_trusted_cert(&CertificateDer::from(der.as_slice()))
                     .map(|anchor| anchor.to_owned())
-                    .map_err(|error| format!("trust anchor is not a usable certificate: {error}"))
+                    .map_err(AnchorError::Unusable)
             })
             .collect::<Result<Vec<_>, _>>()?;
         if anchors.is_empty() {
-            return Err("no trust anchor configured".to_owned());
+            return Err(AnchorError::NoAnchor);
         }
         Ok(Self {
             anchors,
@@ -99,42 +170,31 @@ impl SignatureVerifier {
         signature: Option<&Signature>,
         signed: &[u8],
         signed_at: OffsetDateTime,
-    ) -> Result<Arc<SignerIdentity>, GatewayError> {
-        let signature = signature.ok_or(GatewayError::NotSigned)?;
+    ) -> Result<Arc<SignerIdentity>, VerifyError> {
+        let signature = signature.ok_or(VerifyError::NotSigned)?;
         if signature.certificate_der.is_empty() && signature.value.is_empty() {
-            return Err(GatewayError::NotSigned);
+            return Err(VerifyError::NotSigned);
         }
         let algorithm = match SignatureAlgorithm::try_from(signature.algorithm) {
             Ok(SignatureAlgorithm::Ed25519) => webpki::ring::ED25519,
             Ok(SignatureAlgorithm::EcdsaP256Sha256) => webpki::ring::ECDSA_P256_SHA256,
             Ok(SignatureAlgorithm::RsaPkcs1Sha256) => webpki::ring::RSA_PKCS1_2048_8192_SHA256,
-            _ => {
-                return Err(GatewayError::MalformedSignature(format!(
-                    "unknown signature algorithm {}",
-                    signature.algorithm
-                )));
-            }
+            _ => return Err(VerifyError::UnknownAlgorithm(signature.algorithm)),
         };
         if signature.value.is_empty() {
-            return Err(GatewayError::MalformedSignature(
-                "`signature.value` is empty".to_owned(),
-            ));
+            return Err(VerifyError::EmptySignature);
         }
         let der = CertificateDer::from(signature.certificate_der.as_slice());
-        let certificate = EndEntityCert::try_from(&der).map_err(|error| {
-            GatewayError::MalformedSignature(format!("signer certificate: {error}"))
-        })?;
+        let certificate = EndEntityCert::try_from(&der).map_err(VerifyError::BadCertificate)?;
         let identity =
             self.verified_identity(&der, &certificate, &signature.chain_der, signed_at)?;
         certificate
             .verify_signature(algorithm, signed, &signature.value)
             .map_err(|error| match error {
                 webpki::Error::UnsupportedSignatureAlgorithmForPublicKeyContext(_) => {
-                    GatewayError::MalformedSignature(
-                        "the algorithm does not match the certificate's key".to_owned(),
-                    )
+                    VerifyError::AlgorithmMismatch
                 }
-                _ => GatewayError::SignatureInvalid,
+                _ => VerifyError::SignatureInvalid,
             })?;
         Ok(identity)
     }
@@ -145,7 +205,7 @@ impl SignatureVerifier {
         certificate: &EndEntityCert<'_>,
         chain_der: &[Vec<u8>],
         signed_at: OffsetDateTime,
-    ) -> Result<Arc<SignerIdentity>, GatewayError> {
+    ) -> Result<Arc<SignerIdentity>, VerifyError> {
         let at = signed_at.unix_timestamp();
         if let Some(cached) = self.verified.get(der.as_ref()).map(|entry| entry.clone())
             && cached.verified_at.elapsed() < self.chain_ttl
@@ -178,32 +238,31 @@ impl SignatureVerifier {
     }
 }
 
-fn chain_error(error: webpki::Error) -> GatewayError {
+fn chain_error(error: webpki::Error) -> VerifyError {
     match error {
-        webpki::Error::CertExpired { .. } => GatewayError::CertificateExpired,
-        webpki::Error::CertNotValidYet { .. } => GatewayError::CertificateNotYetValid,
+        webpki::Error::CertExpired { .. } => VerifyError::Expired,
+        webpki::Error::CertNotValidYet { .. } => VerifyError::NotYetValid,
         webpki::Error::RequiredEkuNotFoundContext(_) => {
-            GatewayError::WrongKeyUsage("no signing extended key usage".to_owned())
+            VerifyError::WrongKeyUsage("no signing extended key usage")
         }
         webpki::Error::UnknownIssuer | webpki::Error::InvalidSignatureForPublicKey => {
-            GatewayError::UnknownIssuer
+            VerifyError::UnknownIssuer
         }
         webpki::Error::CaUsedAsEndEntity => {
-            GatewayError::WrongKeyUsage("a CA certificate cannot sign envelopes".to_owned())
+            VerifyError::WrongKeyUsage("a CA certificate cannot sign envelopes")
         }
-        other => GatewayError::MalformedSignature(format!("signer certificate: {other:?}")),
+        other => VerifyError::BadCertificate(other),
     }
 }
 
-fn parse_subject(der: &CertificateDer<'_>) -> Result<VerifiedCertificate, GatewayError> {
-    let (_, certificate) = x509_parser::parse_x509_certificate(der.as_ref()).map_err(|error| {
-        GatewayError::MalformedSignature(format!("signer certificate: {error}"))
-    })?;
+fn parse_subject(der: &CertificateDer<'_>) -> Result<VerifiedCertificate, VerifyError> {
+    let (_, certificate) = x509_parser::parse_x509_certificate(der.as_ref())
+        .map_err(|error| VerifyError::UnreadableCertificate(error.into()))?;
     if let Ok(Some(usage)) = certificate.key_usage()
         && !usage.value.digital_signature()
     {
-        return Err(GatewayError::WrongKeyUsage(
-            "key usage lacks digitalSignature".to_owned(),
+        return Err(VerifyError::WrongKeyUsage(
+            "key usage lacks digitalSignature",
         ));
     }
     let subject = certificate.subject();
@@ -239,7 +298,7 @@ fn parse_subject(der: &CertificateDer<'_>) -> Result<VerifiedCertificate, Gatewa
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shep_registries::nuc::{CertificateAuthority, IdentitySpec, KeyAlgorithm};
+    use crate::ca::{CertificateAuthority, IdentitySpec, KeyAlgorithm};
     use time::Duration as TimeDuration;
 
     fn verifier(ca: &CertificateAuthority) -> SignatureVerifier {
@@ -294,30 +353,31 @@ mod tests {
 
         assert!(matches!(
             verifier.verify(None, b"body", now()),
-            Err(GatewayError::NotSigned)
+            Err(VerifyError::NotSigned)
         ));
         assert!(matches!(
             verifier.verify(Some(&good), b"tampered", now()),
-            Err(GatewayError::SignatureInvalid)
+            Err(VerifyError::SignatureInvalid)
         ));
         // Cached chain, and still every signature is checked.
         assert!(matches!(
             verifier.verify(Some(&good), b"tampered again", now()),
-            Err(GatewayError::SignatureInvalid)
+            Err(VerifyError::SignatureInvalid)
         ));
 
         let mut garbage = good.clone();
         garbage.certificate_der = vec![0x30, 0x03, 0x01, 0x01, 0xff];
-        assert!(matches!(
-            verifier.verify(Some(&garbage), b"body", now()),
-            Err(GatewayError::MalformedSignature(_))
-        ));
+        let malformed = verifier.verify(Some(&garbage), b"body", now()).unwrap_err();
+        assert!(matches!(malformed, VerifyError::BadCertificate(_)));
+        // The webpki error stays reachable as the source.
+        assert!(std::error::Error::source(&malformed).is_some());
+        assert_eq!(malformed.reason(), Reason::MalformedSignature);
 
         let mut unknown_alg = good;
         unknown_alg.algorithm = 0;
         assert!(matches!(
             verifier.verify(Some(&unknown_alg), b"body", now()),
-            Err(GatewayError::MalformedSignature(_))
+            Err(VerifyError::UnknownAlgorithm(0))
         ));
 
         let mut expired_spec = spec.clone();
@@ -326,7 +386,7 @@ mod tests {
         let expired = ca.issue(&expired_spec).unwrap().signer().unwrap();
         assert!(matches!(
             verifier.verify(Some(&expired.sign(b"body").unwrap()), b"body", now()),
-            Err(GatewayError::CertificateExpired)
+            Err(VerifyError::Expired)
         ));
 
         let mut future_spec = spec.clone();
@@ -335,14 +395,14 @@ mod tests {
         let future = ca.issue(&future_spec).unwrap().signer().unwrap();
         assert!(matches!(
             verifier.verify(Some(&future.sign(b"body").unwrap()), b"body", now()),
-            Err(GatewayError::CertificateNotYetValid)
+            Err(VerifyError::NotYetValid)
         ));
 
         let stranger = CertificateAuthority::generate().unwrap();
         let foreign = stranger.issue(&spec).unwrap().signer().unwrap();
         assert!(matches!(
             verifier.verify(Some(&foreign.sign(b"body").unwrap()), b"body", now()),
-            Err(GatewayError::UnknownIssuer)
+            Err(VerifyError::UnknownIssuer)
         ));
     }
 
@@ -359,7 +419,7 @@ mod tests {
         verifier.verify(Some(&signature), b"body", now()).unwrap();
         assert!(matches!(
             verifier.verify(Some(&signature), b"body", now() + TimeDuration::days(400)),
-            Err(GatewayError::CertificateExpired)
+            Err(VerifyError::Expired)
         ));
     }
 }

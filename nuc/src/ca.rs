@@ -4,9 +4,9 @@
 //! `SERIALNUMBER=IIN…` (and `OU=BIN…` for an employee of a legal entity), with the
 //! key usages for signing and authentication. [`Signer`] signs envelope bodies
 //! with such a key and certificate. The CA keeps a register of what it issued
-//! and revoked ([`revocation`]), answers status queries and signs CRLs.
+//! and revoked ([`register`]), answers status queries and signs CRLs.
 
-pub mod revocation;
+pub mod register;
 
 use std::path::Path;
 
@@ -22,8 +22,8 @@ use rustls_pki_types::pem::PemObject;
 use shep_proto::envelope::v1::{Body, Signature, SignatureAlgorithm, SignedEnvelope};
 use time::{Duration, OffsetDateTime};
 
-pub use revocation::{CertificateStatus, RevocationReason, format_serial, parse_serial};
-use revocation::{IssuedRecord, RevocationRegistry};
+pub use register::{CertificateStatus, RevocationReason, format_serial, parse_serial};
+use register::{IssuedRecord, RevocationRegistry};
 
 /// OID of the X.520 `serialNumber` attribute, where national certificates carry
 /// `IIN…`.
