@@ -28,7 +28,7 @@ use crate::toolkit::CallContext;
 // === Routes ===
 
 /// The routing table in force.
-pub fn list_routes(engine: &Engine) -> ListRoutesResponse {
+pub(crate) fn list_routes(engine: &Engine) -> ListRoutesResponse {
     let table = engine.routes();
     ListRoutesResponse {
         routes: table
@@ -41,7 +41,7 @@ pub fn list_routes(engine: &Engine) -> ListRoutesResponse {
 }
 
 /// One route.
-pub fn get_route(engine: &Engine, service: &str) -> Result<Route, GatewayError> {
+pub(crate) fn get_route(engine: &Engine, service: &str) -> Result<Route, GatewayError> {
     engine
         .routes()
         .route(service)
@@ -58,7 +58,7 @@ fn toml_invalid(field: &'static str, error: impl std::fmt::Display) -> GatewayEr
 
 /// Replaces the routing table with `toml`, or with the routes file re-read
 /// when `toml` is empty.
-pub async fn reload_routes(
+pub(crate) async fn reload_routes(
     engine: &Engine,
     routes_file: Option<&Path>,
     toml: &str,
@@ -85,7 +85,7 @@ pub async fn reload_routes(
 }
 
 /// Adds or replaces one service's route.
-pub fn put_route(engine: &Engine, toml: &str) -> Result<Route, GatewayError> {
+pub(crate) fn put_route(engine: &Engine, toml: &str) -> Result<Route, GatewayError> {
     let (table, id) = engine
         .routes()
         .with_service(toml, &engine.registry_ids())
@@ -100,7 +100,7 @@ pub fn put_route(engine: &Engine, toml: &str) -> Result<Route, GatewayError> {
 }
 
 /// Removes one service's route.
-pub fn delete_route(engine: &Engine, id: &str) -> Result<ListRoutesResponse, GatewayError> {
+pub(crate) fn delete_route(engine: &Engine, id: &str) -> Result<ListRoutesResponse, GatewayError> {
     let table = engine
         .routes()
         .without_service(id, &engine.registry_ids())
@@ -114,7 +114,7 @@ pub fn delete_route(engine: &Engine, id: &str) -> Result<ListRoutesResponse, Gat
 // === Dead letters ===
 
 /// Dead letters of `provider` (of every provider when empty), with why each stopped.
-pub async fn list_dead_letters(
+pub(crate) async fn list_dead_letters(
     engine: &Engine,
     provider: &str,
 ) -> Result<ListDeadLettersResponse, GatewayError> {
@@ -142,7 +142,7 @@ pub async fn list_dead_letters(
 }
 
 /// Puts a dead letter back into its provider's queue.
-pub async fn requeue_dead_letter(
+pub(crate) async fn requeue_dead_letter(
     engine: &Engine,
     message_id: &str,
 ) -> Result<DeadLetter, GatewayError> {
@@ -165,7 +165,7 @@ pub async fn requeue_dead_letter(
 // === Registries ===
 
 /// Replaces the in-process registries' fixtures.
-pub fn reload_fixtures(
+pub(crate) fn reload_fixtures(
     registries: &RegistriesHandle,
     request: &ReloadFixturesRequest,
 ) -> Result<ReloadFixturesResponse, GatewayError> {
@@ -179,7 +179,7 @@ pub fn reload_fixtures(
 }
 
 /// The in-process registries' audit; a remote registry keeps its own.
-pub fn access_log(
+pub(crate) fn access_log(
     registries: &RegistriesHandle,
     request: &AccessLogRequest,
 ) -> Result<AccessLogResponse, GatewayError> {
@@ -216,7 +216,7 @@ fn fixtures_invalid(error: impl std::fmt::Display) -> GatewayError {
 }
 
 /// The fixture documents and summary of the caller's scope.
-pub fn fixtures(data: &RegistryData, ctx: &CallContext) -> FixturesResponse {
+pub(crate) fn fixtures(data: &RegistryData, ctx: &CallContext) -> FixturesResponse {
     let scope = scope(ctx);
     let summary = data.summary_for(scope);
     let generation = data.summary().1;
@@ -228,7 +228,7 @@ pub fn fixtures(data: &RegistryData, ctx: &CallContext) -> FixturesResponse {
 }
 
 /// `Admin.PutFixtures`.
-pub fn put_fixtures(
+pub(crate) fn put_fixtures(
     data: &RegistryData,
     ctx: &CallContext,
     name: &str,
@@ -246,7 +246,7 @@ pub fn put_fixtures(
 }
 
 /// `Admin.DeleteFixtures`.
-pub fn delete_fixtures(
+pub(crate) fn delete_fixtures(
     data: &RegistryData,
     ctx: &CallContext,
     name: &str,
@@ -264,7 +264,11 @@ pub fn delete_fixtures(
 }
 
 /// `Admin.AddFault`.
-pub fn add_fault(engine: &Engine, ctx: &CallContext, fault: Fault) -> Result<Fault, GatewayError> {
+pub(crate) fn add_fault(
+    engine: &Engine,
+    ctx: &CallContext,
+    fault: Fault,
+) -> Result<Fault, GatewayError> {
     engine
         .toolkit()
         .faults
@@ -276,14 +280,14 @@ pub fn add_fault(engine: &Engine, ctx: &CallContext, fault: Fault) -> Result<Fau
 }
 
 /// `Admin.ListFaults`.
-pub fn list_faults(engine: &Engine, ctx: &CallContext) -> ListFaultsResponse {
+pub(crate) fn list_faults(engine: &Engine, ctx: &CallContext) -> ListFaultsResponse {
     ListFaultsResponse {
         faults: engine.toolkit().faults.list(ctx.session()),
     }
 }
 
 /// `Admin.DeleteFault`.
-pub fn delete_fault(
+pub(crate) fn delete_fault(
     engine: &Engine,
     ctx: &CallContext,
     id: &str,
@@ -317,7 +321,7 @@ fn check_scenario(engine: &Engine, scenario: &Scenario) -> Result<(), GatewayErr
 }
 
 /// `Admin.PutScenario` (and scenario files at start).
-pub fn put_scenario(engine: &Engine, scenario: Scenario) -> Result<Scenario, GatewayError> {
+pub(crate) fn put_scenario(engine: &Engine, scenario: Scenario) -> Result<Scenario, GatewayError> {
     check_scenario(engine, &scenario)?;
     engine
         .toolkit()
@@ -331,7 +335,7 @@ pub fn put_scenario(engine: &Engine, scenario: Scenario) -> Result<Scenario, Gat
 
 /// `Admin.ApplyScenario`: fixture documents first (all or nothing per
 /// document), then the faults in order.
-pub fn apply_scenario(
+pub(crate) fn apply_scenario(
     engine: &Engine,
     data: &RegistryData,
     ctx: &CallContext,
@@ -388,7 +392,7 @@ fn scoped(filter: Option<ExchangeFilter>, ctx: &CallContext) -> ExchangeFilter {
 }
 
 /// `Admin.ListExchanges`.
-pub fn list_exchanges(
+pub(crate) fn list_exchanges(
     engine: &Engine,
     ctx: &CallContext,
     request: ListExchangesRequest,
@@ -407,7 +411,7 @@ pub fn list_exchanges(
 }
 
 /// `Admin.VerifyExchanges`.
-pub fn verify_exchanges(
+pub(crate) fn verify_exchanges(
     engine: &Engine,
     ctx: &CallContext,
     mut request: VerifyExchangesRequest,
@@ -417,7 +421,7 @@ pub fn verify_exchanges(
 }
 
 /// `Admin.Unused`.
-pub fn unused(engine: &Engine, data: &RegistryData, ctx: &CallContext) -> UnusedResponse {
+pub(crate) fn unused(engine: &Engine, data: &RegistryData, ctx: &CallContext) -> UnusedResponse {
     let toolkit = engine.toolkit();
     UnusedResponse {
         fixtures: data
@@ -443,7 +447,7 @@ pub fn unused(engine: &Engine, data: &RegistryData, ctx: &CallContext) -> Unused
 }
 
 /// `Admin.Reset`.
-pub fn reset(engine: &Engine, data: &RegistryData, ctx: &CallContext) -> ResetResponse {
+pub(crate) fn reset(engine: &Engine, data: &RegistryData, ctx: &CallContext) -> ResetResponse {
     let toolkit = engine.toolkit();
     let scope = scope(ctx);
     let response = ResetResponse {

@@ -25,12 +25,12 @@ use tonic::service::Routes;
 use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 use tower::ServiceExt as _;
 
-pub use error::{ErrorBody, code_name, http_status};
+pub(crate) use error::ErrorBody;
 
 /// The service served over HTTP.
-pub const ADMIN_SERVICE: &str = "shep.admin.v1.Admin";
+pub(crate) const ADMIN_SERVICE: &str = "shep.admin.v1.Admin";
 /// Where the HTTP face of the Admin service lives.
-pub const PATH_PREFIX: &str = "/admin/v1";
+pub(crate) const PATH_PREFIX: &str = "/admin/v1";
 /// The largest request body, in bytes: tonic's default limit for a decoded
 /// message, so a request too large for gRPC is refused before transcoding.
 const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
@@ -39,7 +39,7 @@ const FRAME_HEADER: usize = 5;
 
 /// Why the HTTP face could not be built.
 #[derive(Debug, thiserror::Error)]
-pub enum AdminHttpError {
+pub(crate) enum AdminHttpError {
     #[error("decoding the descriptor sets")]
     Descriptors(#[source] DescriptorError),
     #[error("service `{0}` is not in the descriptor set")]
@@ -47,7 +47,7 @@ pub enum AdminHttpError {
 }
 
 /// The descriptors of every shep proto plus `google.rpc` (for error details).
-pub fn descriptor_pool() -> Result<DescriptorPool, DescriptorError> {
+pub(crate) fn descriptor_pool() -> Result<DescriptorPool, DescriptorError> {
     let mut pool = DescriptorPool::decode(shep_proto::FILE_DESCRIPTOR_SET)?;
     pool.decode_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)?;
     Ok(pool)
@@ -56,7 +56,7 @@ pub fn descriptor_pool() -> Result<DescriptorPool, DescriptorError> {
 /// The routes of the Admin API over HTTP. `grpc` holds the gRPC services
 /// (without these routes); each request is answered by calling it in-process,
 /// so HTTP and gRPC clients get the same implementation, checks included.
-pub fn router(grpc: Routes) -> Result<axum::Router, AdminHttpError> {
+pub(crate) fn router(grpc: Routes) -> Result<axum::Router, AdminHttpError> {
     let pool = descriptor_pool().map_err(AdminHttpError::Descriptors)?;
     let service = pool
         .get_service_by_name(ADMIN_SERVICE)

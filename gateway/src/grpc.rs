@@ -12,9 +12,9 @@ use std::pin::Pin;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
-pub use admin::AdminGrpcAdapter;
-pub use gateway::GatewayGrpcAdapter;
-pub use provider::ProviderGrpcAdapter;
+pub(crate) use admin::AdminGrpcAdapter;
+pub(crate) use gateway::GatewayGrpcAdapter;
+pub(crate) use provider::ProviderGrpcAdapter;
 
 use crate::error::into_status;
 use crate::pipeline::{Answer, EnvelopeRequest, EnvelopeService, Rpc};

@@ -8,9 +8,9 @@
 //! their layers, [`provider`] and [`status`] the provider and consumer sides,
 //! [`grpc`] the thin edge, [`server`] what starts it all.
 
-pub mod admin;
+mod admin;
 pub mod admin_auth;
-pub mod admin_http;
+mod admin_http;
 pub mod calendar;
 mod checks;
 pub mod coalesce;
@@ -18,16 +18,16 @@ pub mod config;
 pub mod engine;
 pub mod envelope;
 pub mod error;
-pub mod grpc;
+mod grpc;
 pub mod health;
 pub mod lifecycle;
 pub mod metrics;
 pub mod pipeline;
-pub mod provider;
-pub mod registry;
+mod provider;
+mod registry;
 pub mod routes;
 pub mod server;
-pub mod status;
+mod status;
 pub mod storage;
 #[cfg(test)]
 mod testing;

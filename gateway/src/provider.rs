@@ -19,7 +19,7 @@ use crate::storage::{Change, Filter, Leased, Pending, Settled, timestamp};
 const MAX_IN_FLIGHT: u32 = 1024;
 
 /// Checks that `provider` is a provider system in the routing table.
-pub fn check_provider(engine: &Engine, provider: &str) -> Result<(), GatewayError> {
+pub(crate) fn check_provider(engine: &Engine, provider: &str) -> Result<(), GatewayError> {
     crate::checks::check_provider(&engine.routes(), provider)
 }
 
@@ -68,7 +68,7 @@ pub(crate) async fn pull(
 }
 
 /// Applies a provider's acknowledgement of a delivery.
-pub async fn acknowledge(
+pub(crate) async fn acknowledge(
     engine: &Engine,
     provider: &str,
     ack: &Ack,
@@ -107,7 +107,12 @@ pub async fn acknowledge(
 }
 
 /// Records what a settled delivery means for the application.
-pub async fn apply_settled(engine: &Engine, message_id: &str, settled: &Settled, reason: &str) {
+pub(crate) async fn apply_settled(
+    engine: &Engine,
+    message_id: &str,
+    settled: &Settled,
+    reason: &str,
+) {
     let (state, reason) = match settled {
         Settled::Requeued => return,
         Settled::Delivered => (MessageState::Delivered, String::new()),
@@ -168,7 +173,7 @@ pub async fn apply_settled(engine: &Engine, message_id: &str, settled: &Settled,
 }
 
 /// Dead letters, per provider (all providers when `provider` is empty).
-pub async fn dead_letters(
+pub(crate) async fn dead_letters(
     engine: &Engine,
     provider: &str,
 ) -> Result<Vec<(String, Pending)>, GatewayError> {
@@ -184,7 +189,7 @@ pub async fn dead_letters(
 
 /// Puts a dead letter back into its provider's queue; its status returns to
 /// ACCEPTED, journaled before it is delivered again.
-pub async fn requeue_dead_letter(
+pub(crate) async fn requeue_dead_letter(
     engine: &Engine,
     message_id: &str,
 ) -> Result<String, GatewayError> {
@@ -225,7 +230,7 @@ pub async fn requeue_dead_letter(
 }
 
 /// Requeues expired leases on every queue; stops those out of attempts.
-pub async fn expire_leases(engine: &Engine) {
+pub(crate) async fn expire_leases(engine: &Engine) {
     let now = tokio::time::Instant::now();
     // A failure leaves the leases for the next tick.
     let queues = match engine.delivery().queues().await {

@@ -50,13 +50,16 @@ type RegistryService = BoxCloneSyncService<RegistryCall, LookupResponse, Gateway
 
 /// Every registry the gateway reaches, by kind.
 #[derive(Debug, Clone)]
-pub struct Registries {
+pub(crate) struct Registries {
     services: HashMap<RegistryKind, RegistryService>,
 }
 
 impl Registries {
     /// Puts each adapter behind the registry layers.
-    pub fn new(adapters: HashMap<RegistryKind, RegistryAdapter>, toolkit: &Arc<Toolkit>) -> Self {
+    pub(crate) fn new(
+        adapters: HashMap<RegistryKind, RegistryAdapter>,
+        toolkit: &Arc<Toolkit>,
+    ) -> Self {
         let services = adapters
             .into_iter()
             .map(|(kind, adapter)| (kind, layers::stack(adapter, toolkit.clone())))
@@ -65,7 +68,7 @@ impl Registries {
     }
 
     /// The registries reachable, in the canonical order.
-    pub fn kinds(&self) -> Vec<RegistryKind> {
+    pub(crate) fn kinds(&self) -> Vec<RegistryKind> {
         RegistryKind::ALL
             .into_iter()
             .filter(|kind| self.services.contains_key(kind))
@@ -128,7 +131,7 @@ pub(crate) fn lookup_request(
 
 /// The in-process registries' data, and which registries run in-process.
 #[derive(Debug, Clone)]
-pub struct RegistriesHandle {
+pub(crate) struct RegistriesHandle {
     pub data: Arc<RegistryData>,
     /// Registries served in-process (the others are remote).
     pub in_process: Vec<RegistryKind>,

@@ -22,7 +22,10 @@ const MAX_PAGE: usize = 500;
 const WATCH_BUFFER: usize = 64;
 
 /// `GetStatus`: one application.
-pub async fn application(engine: &Engine, message_id: &str) -> Result<Application, GatewayError> {
+pub(crate) async fn application(
+    engine: &Engine,
+    message_id: &str,
+) -> Result<Application, GatewayError> {
     let id = parse_uuid("message_id", message_id)?;
     engine
         .store()
@@ -69,7 +72,7 @@ impl Page {
 }
 
 /// `History`: an applicant's applications, a page at a time.
-pub async fn history(
+pub(crate) async fn history(
     engine: &Engine,
     request: &HistoryRequest,
 ) -> Result<HistoryResponse, GatewayError> {
@@ -86,7 +89,7 @@ pub async fn history(
 }
 
 /// What a Watch follows: an applicant or one application.
-pub fn watch_target(request: &WatchRequest) -> Result<WatchTarget, GatewayError> {
+pub(crate) fn watch_target(request: &WatchRequest) -> Result<WatchTarget, GatewayError> {
     match &request.target {
         Some(watch_request::Target::Subject(subject)) => {
             Ok(WatchTarget::Subject(SubjectId::from_proto(Some(subject))?))
@@ -102,11 +105,11 @@ pub fn watch_target(request: &WatchRequest) -> Result<WatchTarget, GatewayError>
 }
 
 /// What a watcher receives: events, or the error that ends the watch.
-pub type Watched = Result<StatusEvent, GatewayError>;
+pub(crate) type Watched = Result<StatusEvent, GatewayError>;
 
 /// `Watch`: every event of `target` after `after_sequence`, then live ones,
 /// until the receiver is dropped, the gateway closes or storage fails.
-pub fn watch(
+pub(crate) fn watch(
     engine: Arc<Engine>,
     target: WatchTarget,
     after_sequence: u64,

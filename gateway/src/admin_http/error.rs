@@ -21,7 +21,7 @@ const ERROR_INFO_TYPE: &str = "type.googleapis.com/google.rpc.ErrorInfo";
 
 /// The HTTP status of a gRPC code, as `google.api` HTTP rules and
 /// grpc-gateway map it (499 is nginx's "client closed request").
-pub fn http_status(code: impl Into<GrpcCode>) -> u16 {
+pub(crate) fn http_status(code: impl Into<GrpcCode>) -> u16 {
     match code.into() {
         GrpcCode::Ok => 200,
         GrpcCode::Cancelled => 499,
@@ -40,11 +40,11 @@ pub fn http_status(code: impl Into<GrpcCode>) -> u16 {
 
 /// The canonical name of a gRPC code, as in `google.rpc.Code` (one table
 /// for the whole gateway: the error catalogue's).
-pub use crate::error::code_name;
+pub(crate) use crate::error::code_name;
 
 /// A refusal as the HTTP face answers it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ErrorBody {
+pub(crate) struct ErrorBody {
     /// The gRPC code's name, e.g. `NOT_FOUND`.
     pub code: &'static str,
     /// The HTTP status, repeated for clients that only keep the body.
@@ -62,7 +62,7 @@ pub struct ErrorBody {
 
 impl ErrorBody {
     /// The body of a gRPC refusal.
-    pub fn from_status(status: &tonic::Status, pool: &DescriptorPool) -> Self {
+    pub(crate) fn from_status(status: &tonic::Status, pool: &DescriptorPool) -> Self {
         let info = status.get_details_error_info();
         Self {
             code: code_name(status.code()),

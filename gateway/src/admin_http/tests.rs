@@ -3,6 +3,7 @@ use tonic::Code;
 
 use super::*;
 use crate::error::{GatewayError, GrpcCode, into_status};
+use error::{code_name, http_status};
 
 #[test]
 fn maps_grpc_codes_to_the_standard_http_statuses() {

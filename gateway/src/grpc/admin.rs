@@ -29,7 +29,7 @@ use crate::toolkit::CallContext;
 
 /// `shep.admin.v1.Admin`.
 #[derive(Debug, Clone)]
-pub struct AdminGrpcAdapter {
+pub(crate) struct AdminGrpcAdapter {
     engine: Arc<Engine>,
     routes_file: Option<PathBuf>,
     registries: RegistriesHandle,
@@ -38,7 +38,7 @@ pub struct AdminGrpcAdapter {
 impl AdminGrpcAdapter {
     /// Serves the admin API over `engine`; `routes_file` is what
     /// ReloadRoutes re-reads.
-    pub fn new(
+    pub(crate) fn new(
         engine: Arc<Engine>,
         routes_file: Option<PathBuf>,
         registries: RegistriesHandle,

@@ -20,14 +20,14 @@ use crate::status;
 
 /// `shep.gateway.v1.Gateway`.
 #[derive(Debug, Clone)]
-pub struct GatewayGrpcAdapter {
+pub(crate) struct GatewayGrpcAdapter {
     engine: Arc<Engine>,
     pipeline: EnvelopeService,
 }
 
 impl GatewayGrpcAdapter {
     /// Serves Call and Submit through `pipeline`, the queries from `engine`.
-    pub fn new(engine: Arc<Engine>, pipeline: EnvelopeService) -> Self {
+    pub(crate) fn new(engine: Arc<Engine>, pipeline: EnvelopeService) -> Self {
         Self { engine, pipeline }
     }
 }

@@ -30,14 +30,14 @@ const MAX_PULL: usize = 1000;
 
 /// `shep.provider.v1.Provider`.
 #[derive(Debug, Clone)]
-pub struct ProviderGrpcAdapter {
+pub(crate) struct ProviderGrpcAdapter {
     engine: Arc<Engine>,
     pipeline: EnvelopeService,
 }
 
 impl ProviderGrpcAdapter {
     /// Serves Report through `pipeline`, the rest from `engine`.
-    pub fn new(engine: Arc<Engine>, pipeline: EnvelopeService) -> Self {
+    pub(crate) fn new(engine: Arc<Engine>, pipeline: EnvelopeService) -> Self {
         Self { engine, pipeline }
     }
 }
