@@ -18,9 +18,6 @@ use shep_proto::admin::v1::admin_server::AdminServer;
 use shep_proto::gateway::v1::gateway_server::GatewayServer;
 use shep_proto::nuc::v1::nuc_server::NucServer;
 use shep_proto::provider::v1::provider_server::ProviderServer;
-use shep_registries::enis::PowerOfAttorneyRegistry;
-use shep_registries::gbdfl::PersonRegistry;
-use shep_registries::gbdul::LegalEntityRegistry;
 use shep_registries::{RegistryData, RegistryKind};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -187,18 +184,7 @@ fn registry_adapters(
             Some(url) => Remote::new(id, url)?.boxed(),
             None => {
                 in_process.push(kind);
-                match kind {
-                    RegistryKind::Persons => {
-                        InProcess::new(id, Arc::new(PersonRegistry::new(data.clone()))).boxed()
-                    }
-                    RegistryKind::LegalEntities => {
-                        InProcess::new(id, Arc::new(LegalEntityRegistry::new(data.clone()))).boxed()
-                    }
-                    RegistryKind::PowersOfAttorney => {
-                        InProcess::new(id, Arc::new(PowerOfAttorneyRegistry::new(data.clone())))
-                            .boxed()
-                    }
-                }
+                InProcess::new(id, Arc::new(kind.registry(data.clone()))).boxed()
             }
         };
         adapters.insert(kind, adapter);

@@ -13,9 +13,6 @@ use shep_nuc::status::InProcessNuc;
 use shep_proto::envelope::v1::{
     Body, Channel, MessageType, Sender, SignedEnvelope, Subject, subject,
 };
-use shep_registries::enis::PowerOfAttorneyRegistry;
-use shep_registries::gbdfl::PersonRegistry;
-use shep_registries::gbdul::LegalEntityRegistry;
 use shep_registries::{RegistryData, RegistryKind};
 
 use crate::config::GatewayConfig;
@@ -44,17 +41,7 @@ pub(crate) fn engine_with(mut config: GatewayConfig) -> Arc<Engine> {
     let mut registries = HashMap::new();
     for kind in RegistryKind::ALL {
         let id = kind.id();
-        let adapter = match kind {
-            RegistryKind::Persons => {
-                InProcess::new(id, Arc::new(PersonRegistry::new(data.clone()))).boxed()
-            }
-            RegistryKind::LegalEntities => {
-                InProcess::new(id, Arc::new(LegalEntityRegistry::new(data.clone()))).boxed()
-            }
-            RegistryKind::PowersOfAttorney => {
-                InProcess::new(id, Arc::new(PowerOfAttorneyRegistry::new(data.clone()))).boxed()
-            }
-        };
+        let adapter = InProcess::new(id, Arc::new(kind.registry(data.clone()))).boxed();
         registries.insert(kind, adapter);
     }
     let routes = RoutingTable::from_toml(DEFAULT_ROUTES, "embedded", &RegistryKind::IDS)

@@ -48,6 +48,25 @@ pub trait Registry: Send + Sync + 'static {
     fn lookup(&self, request: &LookupRequest) -> Result<LookupResponse, RegistryError>;
 }
 
+impl<R: Registry + ?Sized> Registry for std::sync::Arc<R> {
+    fn lookup(&self, request: &LookupRequest) -> Result<LookupResponse, RegistryError> {
+        (**self).lookup(request)
+    }
+}
+
+impl RegistryKind {
+    /// The registry of this kind over `data`: what the gateway serves
+    /// in-process and `shep registry` serves alone. A new registry is a
+    /// variant, its module, and its arm here.
+    pub fn registry(self, data: std::sync::Arc<RegistryData>) -> std::sync::Arc<dyn Registry> {
+        match self {
+            Self::Persons => std::sync::Arc::new(gbdfl::PersonRegistry::new(data)),
+            Self::LegalEntities => std::sync::Arc::new(gbdul::LegalEntityRegistry::new(data)),
+            Self::PowersOfAttorney => std::sync::Arc::new(enis::PowerOfAttorneyRegistry::new(data)),
+        }
+    }
+}
+
 /// The ГБД-style success result: code `00000`.
 pub fn success() -> MessageResult {
     MessageResult {

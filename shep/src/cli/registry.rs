@@ -7,9 +7,6 @@ use anyhow::Context as _;
 use clap::builder::{PossibleValuesParser, TypedValueParser as _};
 use shep_proto::registry::v1::registry_admin_server::RegistryAdminServer;
 use shep_proto::registry::v1::registry_server::RegistryServer;
-use shep_registries::enis::PowerOfAttorneyRegistry;
-use shep_registries::gbdfl::PersonRegistry;
-use shep_registries::gbdul::LegalEntityRegistry;
 use shep_registries::grpc::{RegistryAdminGrpcAdapter, RegistryGrpcAdapter};
 use shep_registries::{Registry, RegistryData, RegistryKind};
 
@@ -78,26 +75,8 @@ pub(super) async fn run(args: RegistryArgs) -> anyhow::Result<()> {
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    match args.registry {
-        RegistryKind::Persons => {
-            serve_registry_on(
-                listener,
-                PersonRegistry::new(data.clone()),
-                data,
-                &token,
-                shutdown,
-            )
-            .await
-        }
-        RegistryKind::LegalEntities => {
-            let registry = LegalEntityRegistry::new(data.clone());
-            serve_registry_on(listener, registry, data, &token, shutdown).await
-        }
-        RegistryKind::PowersOfAttorney => {
-            let registry = PowerOfAttorneyRegistry::new(data.clone());
-            serve_registry_on(listener, registry, data, &token, shutdown).await
-        }
-    }
+    let registry = args.registry.registry(data.clone());
+    serve_registry_on(listener, registry, data, &token, shutdown).await
 }
 
 /// Serves `registry` (with RegistryAdmin over `data`, health and reflection)
