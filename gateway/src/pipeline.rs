@@ -21,6 +21,7 @@ use prost_types::Any;
 use shep_proto::envelope::v1::SignedEnvelope;
 use shep_proto::gateway::v1::{CallResponse, Receipt};
 use shep_proto::provider::v1::ReportReceipt;
+use tower::layer::layer_fn;
 use tower::util::BoxCloneSyncService;
 use tower::{Service, ServiceBuilder};
 
@@ -107,10 +108,16 @@ pub fn stack(engine: Arc<Engine>, limits: Limits) -> EnvelopeService {
         ServiceBuilder::new()
             // Outermost, so the span covers everything and every answer is
             // counted, the refusals of the layers below included.
-            .layer(layers::MessageLayer::new(engine.clone()))
+            .layer(layer_fn(|inner| layers::MessageService {
+                inner,
+                engine: engine.clone(),
+            }))
             // The exchange journal records what the caller sent and got,
             // shed requests included.
-            .layer(layers::ExchangeLayer::new(engine.clone()))
+            .layer(layer_fn(|inner| layers::ExchangeService {
+                inner,
+                engine: engine.clone(),
+            }))
             // tower's limit layers answer with `BoxError`: classified once
             // here into the gateway's errors (OVERLOADED, or what passed
             // through).
@@ -119,7 +126,7 @@ pub fn stack(engine: Arc<Engine>, limits: Limits) -> EnvelopeService {
             // an overloaded gateway answers fast and holds no backlog.
             .load_shed()
             .concurrency_limit(limits.max_concurrent)
-            .service(Steps(engine)),
+            .service(Steps(engine.clone())),
     )
 }
 

@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 use prost::Message as _;
 use shep_proto::envelope::v1::{Body, subject};
 use tokio::time::Instant;
-use tower::{BoxError, Layer, Service};
+use tower::{BoxError, Service};
 use tracing::Instrument as _;
 
 use super::{Answer, EnvelopeRequest};
@@ -27,35 +27,15 @@ pub(super) fn classify(error: BoxError) -> GatewayError {
     }
 }
 
-// === impl MessageLayer ===
+// === impl MessageService ===
 
 /// A span per message (its id and service recorded once the body is
 /// decoded, so every event and child span below carries them), the in-flight
 /// gauge and the outcome counter.
 #[derive(Debug, Clone)]
-pub(super) struct MessageLayer(Arc<Engine>);
-
-impl MessageLayer {
-    pub(super) fn new(engine: Arc<Engine>) -> Self {
-        Self(engine)
-    }
-}
-
-impl<S> Layer<S> for MessageLayer {
-    type Service = MessageService<S>;
-
-    fn layer(&self, inner: S) -> MessageService<S> {
-        MessageService {
-            inner,
-            engine: self.0.clone(),
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
 pub(super) struct MessageService<S> {
-    inner: S,
-    engine: Arc<Engine>,
+    pub(super) inner: S,
+    pub(super) engine: Arc<Engine>,
 }
 
 impl<S> Service<EnvelopeRequest> for MessageService<S>
@@ -97,34 +77,14 @@ where
     }
 }
 
-// === impl ExchangeLayer ===
+// === impl ExchangeService ===
 
 /// Records each envelope and its answer in the exchange journal, when it
 /// records.
 #[derive(Debug, Clone)]
-pub(super) struct ExchangeLayer(Arc<Engine>);
-
-impl ExchangeLayer {
-    pub(super) fn new(engine: Arc<Engine>) -> Self {
-        Self(engine)
-    }
-}
-
-impl<S> Layer<S> for ExchangeLayer {
-    type Service = ExchangeService<S>;
-
-    fn layer(&self, inner: S) -> ExchangeService<S> {
-        ExchangeService {
-            inner,
-            engine: self.0.clone(),
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
 pub(super) struct ExchangeService<S> {
-    inner: S,
-    engine: Arc<Engine>,
+    pub(super) inner: S,
+    pub(super) engine: Arc<Engine>,
 }
 
 impl<S> Service<EnvelopeRequest> for ExchangeService<S>

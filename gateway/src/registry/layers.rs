@@ -10,6 +10,7 @@ use std::task::{Context, Poll};
 use shep_adapters::{AdapterError, RegistryAdapter};
 use shep_proto::registry::v1::LookupResponse;
 use tokio::time::Instant;
+use tower::layer::layer_fn;
 use tower::util::BoxCloneSyncService;
 use tower::{Layer, Service, ServiceBuilder, ServiceExt as _};
 use tracing::Instrument as _;
@@ -28,19 +29,22 @@ pub(super) fn stack(adapter: RegistryAdapter, toolkit: Arc<Toolkit>) -> Registry
         ServiceBuilder::new()
             // A span per lookup, so the registry's logs and the fault's name
             // the registry and key under the message's span.
-            .layer(SpanLayer)
+            .layer(layer_fn(Span))
             // Chooses the fault in force for this registry, key and session
             // once, before the journal, so the exchange names the fault.
             .layer(FaultLayer::choose(toolkit.clone()))
             // The exchange journal sees what the caller sees: the fault's
             // delay and the deadline included.
-            .layer(RecordLayer(toolkit.clone()))
+            .layer(layer_fn(|inner| Record {
+                inner,
+                toolkit: toolkit.clone(),
+            }))
             // The caller's deadline bounds everything below: a fault's delay
             // or hang as much as a slow registry.
-            .layer(DeadlineLayer)
+            .layer(layer_fn(Deadline))
             // Carries the chosen fault out (delay, error, hang, dropped
             // connection) where the deadline sees it.
-            .layer(FaultLayer::inject(toolkit))
+            .layer(FaultLayer::inject(toolkit.clone()))
             .service(Adapter(adapter)),
     )
 }
@@ -84,18 +88,7 @@ impl Service<RegistryCall> for Adapter {
     }
 }
 
-// === impl SpanLayer ===
-
-#[derive(Debug, Clone, Copy)]
-struct SpanLayer;
-
-impl<S> Layer<S> for SpanLayer {
-    type Service = Span<S>;
-
-    fn layer(&self, inner: S) -> Span<S> {
-        Span(inner)
-    }
-}
+// === impl Span ===
 
 #[derive(Debug, Clone)]
 struct Span<S>(S);
@@ -205,23 +198,9 @@ where
     }
 }
 
-// === impl RecordLayer ===
+// === impl Record ===
 
 /// Records each lookup in the exchange journal, when it records.
-#[derive(Debug, Clone)]
-struct RecordLayer(Arc<Toolkit>);
-
-impl<S> Layer<S> for RecordLayer {
-    type Service = Record<S>;
-
-    fn layer(&self, inner: S) -> Record<S> {
-        Record {
-            inner,
-            toolkit: self.0.clone(),
-        }
-    }
-}
-
 #[derive(Debug, Clone)]
 struct Record<S> {
     inner: S,
@@ -286,21 +265,10 @@ where
     }
 }
 
-// === impl DeadlineLayer ===
+// === impl Deadline ===
 
 /// Bounds a lookup by the caller's `grpc-timeout`, so an answer that would
 /// come too late is a `DEADLINE_EXCEEDED` in time.
-#[derive(Debug, Clone, Copy)]
-struct DeadlineLayer;
-
-impl<S> Layer<S> for DeadlineLayer {
-    type Service = Deadline<S>;
-
-    fn layer(&self, inner: S) -> Deadline<S> {
-        Deadline(inner)
-    }
-}
-
 #[derive(Debug, Clone)]
 struct Deadline<S>(S);
 
