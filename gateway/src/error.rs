@@ -174,7 +174,7 @@ pub enum GatewayError {
     /// The storage backend failed: a change was not made durable (the
     /// caller gets no receipt and may send again, idempotently) or a read
     /// did not complete.
-    #[error("the storage backend failed")]
+    #[error("the storage backend failed: {0}")]
     Storage(#[source] StorageError),
     /// A fault attached through the admin API fired.
     #[error("{}", .0.message)]
@@ -220,6 +220,7 @@ impl GatewayError {
             Self::ProtocolViolation(_) => Reason::ProtocolViolation,
             Self::Unauthenticated => Reason::Unauthenticated,
             Self::TooLarge { .. } => Reason::TooLarge,
+            Self::Storage(StorageError::Unavailable { .. }) => Reason::StorageUnavailable,
             Self::Internal(_) | Self::Storage(_) => Reason::Internal,
             Self::Injected(_) => Reason::InjectedFault,
             Self::DeadlineExceeded(_) => Reason::DeadlineExceeded,

@@ -28,6 +28,7 @@ mod application;
 #[cfg(any(test, feature = "test-util"))]
 pub mod conformance;
 pub mod embedded;
+pub mod jetstream;
 mod journal;
 pub mod memory;
 mod queue;

@@ -437,6 +437,14 @@ pub const fn entry(reason: Reason) -> CatalogueEntry {
             &[Any],
             "the gateway is working on as many envelopes as `limits.max_concurrent` allows and refused this one at once",
         ),
+        Reason::StorageUnavailable => fixed(
+            reason,
+            C::Unavailable,
+            None,
+            Retry::RetryAfterBackoff,
+            &[Any],
+            "the storage backend (NATS JetStream, in a cluster) cannot be reached: nothing was stored and no receipt was given",
+        ),
         Reason::InjectedFault => CatalogueEntry {
             reason,
             code: None,
@@ -459,7 +467,7 @@ pub const fn entry(reason: Reason) -> CatalogueEntry {
 
 /// The order of the table: grouped by where the reasons arise. Every reason
 /// of the contract but the zero value is here once (a test checks it).
-const ORDER: [Reason; 34] = [
+const ORDER: [Reason; 35] = [
     Reason::MalformedBody,
     Reason::InvalidField,
     Reason::InvalidMessageId,
@@ -493,6 +501,7 @@ const ORDER: [Reason; 34] = [
     Reason::DeadlineExceeded,
     Reason::ToolkitNotFound,
     Reason::Overloaded,
+    Reason::StorageUnavailable,
     Reason::InjectedFault,
 ];
 

@@ -20,6 +20,14 @@ pub enum StorageError {
         #[source]
         source: Source,
     },
+    /// The backend cannot be reached (a networked backend's server is down or
+    /// cut off): nothing was stored; retry later.
+    #[error("storage is unavailable: could not {operation}")]
+    Unavailable {
+        operation: &'static str,
+        #[source]
+        source: Source,
+    },
     /// The backend was closed (or its writer died): nothing more is stored.
     #[error("the storage is closed")]
     Stopped,
@@ -46,6 +54,19 @@ impl StorageError {
         source: impl Into<Box<dyn Error + Send + Sync>>,
     ) -> Self {
         Self::Backend {
+            operation,
+            source: Arc::from(source.into()),
+        }
+    }
+}
+
+impl StorageError {
+    /// The backend could not be reached while doing `operation`.
+    pub fn unavailable(
+        operation: &'static str,
+        source: impl Into<Box<dyn Error + Send + Sync>>,
+    ) -> Self {
+        Self::Unavailable {
             operation,
             source: Arc::from(source.into()),
         }

@@ -14,6 +14,7 @@ mod store;
 
 pub use queues::{MemoryQueue, MemoryQueues};
 pub use store::MemoryStore;
+pub(crate) use store::changed_entry;
 
 /// Storage that keeps nothing across a restart.
 pub fn open() -> Storage {

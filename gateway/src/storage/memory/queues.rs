@@ -76,12 +76,14 @@ impl MemoryQueue {
         self.lock().dead.push(pending);
     }
 
-    fn take_now(
+    /// Leases the next matching request until `until` (see
+    /// [`ProviderQueue::take`]).
+    pub(crate) fn take_until(
         &self,
         connection: Option<u64>,
         max_in_flight: usize,
         filter: &Filter,
-        lease: Duration,
+        until: Instant,
     ) -> Option<Leased> {
         let mut state = self.lock();
         if let Some(id) = connection
@@ -95,7 +97,6 @@ impl MemoryQueue {
             .position(|pending| filter.accepts(pending))?;
         let mut pending = state.ready.remove(index)?;
         pending.attempts += 1;
-        let until = Instant::now() + lease;
         if let Some(id) = connection {
             *state.in_flight.entry(id).or_default() += 1;
         }
@@ -110,7 +111,43 @@ impl MemoryQueue {
         Some(Leased { pending, until })
     }
 
-    fn acknowledge_now(
+    /// Whether `take_until` would lease something to `connection` now.
+    pub(crate) fn could_take(
+        &self,
+        connection: Option<u64>,
+        max_in_flight: usize,
+        filter: &Filter,
+    ) -> bool {
+        let state = self.lock();
+        connection.is_none_or(|id| state.in_flight.get(&id).copied().unwrap_or(0) < max_in_flight)
+            && state.ready.iter().any(|pending| filter.accepts(pending))
+    }
+
+    /// Whether a lease has run out by `now`.
+    pub(crate) fn has_expired(&self, now: Instant) -> bool {
+        self.lock().leased.values().any(|lease| lease.until <= now)
+    }
+
+    /// Whether `message_id` is queued or leased (an acknowledgement would
+    /// settle it).
+    pub(crate) fn holds(&self, message_id: &str) -> bool {
+        let state = self.lock();
+        state.leased.contains_key(message_id)
+            || state
+                .ready
+                .iter()
+                .any(|pending| pending.message_id == message_id)
+    }
+
+    /// Whether `message_id` is a dead letter.
+    pub(crate) fn is_dead(&self, message_id: &str) -> bool {
+        self.lock()
+            .dead
+            .iter()
+            .any(|pending| pending.message_id == message_id)
+    }
+
+    pub(crate) fn acknowledge_now(
         &self,
         message_id: &str,
         accepted: bool,
@@ -145,7 +182,11 @@ impl MemoryQueue {
         Some(settled)
     }
 
-    fn release_connection_now(&self, connection: u64, max_attempts: u32) -> Vec<(String, Settled)> {
+    pub(crate) fn release_connection_now(
+        &self,
+        connection: u64,
+        max_attempts: u32,
+    ) -> Vec<(String, Settled)> {
         let mut state = self.lock();
         let ids: Vec<String> = state
             .leased
@@ -166,7 +207,7 @@ impl MemoryQueue {
         outcomes
     }
 
-    fn expire_now(&self, now: Instant, max_attempts: u32) -> Vec<(String, Settled)> {
+    pub(crate) fn expire_now(&self, now: Instant, max_attempts: u32) -> Vec<(String, Settled)> {
         let mut state = self.lock();
         let expired: Vec<String> = state
             .leased
@@ -189,7 +230,7 @@ impl MemoryQueue {
         outcomes
     }
 
-    fn requeue_now(&self, message_id: &str) -> bool {
+    pub(crate) fn requeue_now(&self, message_id: &str) -> bool {
         let mut state = self.lock();
         let Some(index) = state
             .dead
@@ -225,7 +266,7 @@ impl ProviderQueue for MemoryQueue {
         filter: &Filter,
         lease: Duration,
     ) -> Result<Option<Leased>, StorageError> {
-        Ok(self.take_now(connection, max_in_flight, filter, lease))
+        Ok(self.take_until(connection, max_in_flight, filter, Instant::now() + lease))
     }
 
     async fn acknowledge(

@@ -146,75 +146,131 @@ impl MemoryStore {
             .is_some_and(|shared| !lock(&shared).events.is_empty())
     }
 
+    /// Applies one journal entry as a replay does: an acceptance adds the
+    /// application, a change sets its state and adds its event (returned
+    /// rather than published), remembering the report that caused it.
+    fn apply_entry(&self, entry: Entry) -> Result<Option<Arc<StatusEvent>>, StorageError> {
+        match entry {
+            Entry::Accepted(accepted) => {
+                let record = ApplicationRecord::from_journal(accepted)?;
+                if let Some(existing) = self.get(&record.message_id) {
+                    if !lock(&existing).events.is_empty() {
+                        // Accepted once: a replica meets its acceptance once.
+                        return Ok(None);
+                    }
+                    // Forgotten elsewhere and accepted afresh.
+                    self.forget_now(&record.message_id);
+                }
+                self.by_subject
+                    .entry(record.subject.key())
+                    .or_default()
+                    .push(record.message_id.clone());
+                self.applications
+                    .insert(record.message_id.clone(), Arc::new(Mutex::new(record)));
+                Ok(None)
+            }
+            Entry::Changed(changed) => {
+                let event = changed
+                    .event
+                    .clone()
+                    .ok_or_else(|| StorageError::Unrestorable {
+                        message_id: String::new(),
+                        problem: "a change without its event",
+                        source: None,
+                    })?;
+                let shared =
+                    self.get(&event.message_id)
+                        .ok_or_else(|| StorageError::Unrestorable {
+                            message_id: event.message_id.clone(),
+                            problem: "a change of an application never accepted",
+                            source: None,
+                        })?;
+                let mut record = lock(&shared);
+                record.delivery_state = MessageState::try_from(changed.delivery_state)
+                    .unwrap_or(MessageState::OnDelivery);
+                record.status = ApplicationStatus::try_from(changed.status)
+                    .unwrap_or(ApplicationStatus::Accepted);
+                record.registration_number = changed.registration_number.clone();
+                record.expected_at = (changed.expected_at_secs != 0)
+                    .then(|| OffsetDateTime::from_unix_timestamp(changed.expected_at_secs).ok())
+                    .flatten();
+                if !changed.report_message_id.is_empty() {
+                    let digest: [u8; 32] =
+                        changed.report_digest.as_slice().try_into().map_err(|_| {
+                            StorageError::Unrestorable {
+                                message_id: event.message_id.clone(),
+                                problem: "a report digest that is not 32 bytes",
+                                source: None,
+                            }
+                        })?;
+                    self.reports.insert(
+                        (
+                            changed.report_sender.clone(),
+                            changed.report_message_id.clone(),
+                        ),
+                        (
+                            digest,
+                            ReportReceipt {
+                                message_id: changed.report_message_id,
+                                correlation_id: event.message_id.clone(),
+                                status: event.status,
+                                sequence: event.sequence,
+                            },
+                        ),
+                    );
+                }
+                Ok(Some(Arc::new(event)))
+            }
+        }
+    }
+
+    /// Applies an entry that another writer made durable at `sequence` (a
+    /// replica following a shared log): a change's event takes that sequence
+    /// and is published at once. Entries must come in sequence order.
+    pub(crate) fn follow(&self, mut entry: Entry, sequence: u64) -> Result<(), StorageError> {
+        if let Entry::Changed(changed) = &mut entry
+            && let Some(event) = &mut changed.event
+        {
+            event.sequence = sequence;
+        }
+        if let Some(event) = self.apply_entry(entry)? {
+            let mut next = self
+                .sequence
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            *next = (*next).max(sequence);
+            if let Some(shared) = self.get(&event.message_id) {
+                let mut record = lock(&shared);
+                self.publisher.publish_locked(&mut record, event);
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs `read` on the application, if there is one.
+    pub(crate) fn with_record<T>(
+        &self,
+        message_id: &str,
+        read: impl FnOnce(&ApplicationRecord) -> T,
+    ) -> Option<T> {
+        self.get(message_id).map(|shared| read(&lock(&shared)))
+    }
+
+    /// Forgets an application here only (a replica whose log dropped it).
+    pub(crate) fn forget_local(&self, message_id: &str) {
+        self.forget_now(message_id);
+    }
+
     /// Rebuilds the store from the journal's entries, in journal order, and
     /// returns what still waits for delivery (or sits in the dead letters),
     /// in the order it was accepted.
     pub(crate) fn restore(&self, entries: Vec<Entry>) -> Result<Vec<Undelivered>, StorageError> {
         let mut last_sequence = 0;
         for entry in entries {
-            match entry {
-                Entry::Accepted(accepted) => {
-                    let record = ApplicationRecord::from_journal(accepted)?;
-                    self.by_subject
-                        .entry(record.subject.key())
-                        .or_default()
-                        .push(record.message_id.clone());
-                    self.applications
-                        .insert(record.message_id.clone(), Arc::new(Mutex::new(record)));
-                }
-                Entry::Changed(changed) => {
-                    let event =
-                        changed
-                            .event
-                            .clone()
-                            .ok_or_else(|| StorageError::Unrestorable {
-                                message_id: String::new(),
-                                problem: "a change without its event",
-                                source: None,
-                            })?;
-                    let shared =
-                        self.get(&event.message_id)
-                            .ok_or_else(|| StorageError::Unrestorable {
-                                message_id: event.message_id.clone(),
-                                problem: "a change of an application never accepted",
-                                source: None,
-                            })?;
-                    let mut record = lock(&shared);
-                    record.delivery_state = MessageState::try_from(changed.delivery_state)
-                        .unwrap_or(MessageState::OnDelivery);
-                    record.status = ApplicationStatus::try_from(changed.status)
-                        .unwrap_or(ApplicationStatus::Accepted);
-                    record.registration_number = changed.registration_number.clone();
-                    record.expected_at = (changed.expected_at_secs != 0)
-                        .then(|| OffsetDateTime::from_unix_timestamp(changed.expected_at_secs).ok())
-                        .flatten();
-                    if !changed.report_message_id.is_empty() {
-                        let digest: [u8; 32] =
-                            changed.report_digest.as_slice().try_into().map_err(|_| {
-                                StorageError::Unrestorable {
-                                    message_id: event.message_id.clone(),
-                                    problem: "a report digest that is not 32 bytes",
-                                    source: None,
-                                }
-                            })?;
-                        self.reports.insert(
-                            (
-                                changed.report_sender.clone(),
-                                changed.report_message_id.clone(),
-                            ),
-                            (
-                                digest,
-                                ReportReceipt {
-                                    message_id: changed.report_message_id.clone(),
-                                    correlation_id: event.message_id.clone(),
-                                    status: event.status,
-                                    sequence: event.sequence,
-                                },
-                            ),
-                        );
-                    }
-                    last_sequence = last_sequence.max(event.sequence);
-                    record.events.push(Arc::new(event));
+            if let Some(event) = self.apply_entry(entry)? {
+                last_sequence = last_sequence.max(event.sequence);
+                if let Some(shared) = self.get(&event.message_id) {
+                    lock(&shared).events.push(event);
                 }
             }
         }
@@ -303,39 +359,19 @@ impl MemoryStore {
             message_id: message_id.to_owned(),
         })?;
         let mut record = lock(&shared);
-        let Some(mut change) = update(&mut record) else {
+        let Some(change) = update(&mut record) else {
             return Ok(None);
         };
-        let report = change.report.take().unwrap_or(ReportKey {
-            sender: String::new(),
-            message_id: String::new(),
-            digest: [0; 32],
-        });
         let mut sequence = self
             .sequence
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         *sequence += 1;
-        let event = Arc::new(event_of(&record, *sequence, change));
+        let changed = changed_entry(&record, *sequence, change);
+        let event = Arc::new(changed.event.clone().unwrap_or_default());
         // Under the sequence lock: the journal's order is the sequence order,
         // and so is the order in which its writer publishes after commits.
-        let ticket = self.journal.append(Entry::Changed(Changed {
-            event: Some((*event).clone()),
-            delivery_state: record.delivery_state as i32,
-            status: record.status as i32,
-            registration_number: record.registration_number.clone(),
-            expected_at_secs: record
-                .expected_at
-                .map(OffsetDateTime::unix_timestamp)
-                .unwrap_or(0),
-            report_digest: if report.message_id.is_empty() {
-                Vec::new()
-            } else {
-                report.digest.to_vec()
-            },
-            report_sender: report.sender,
-            report_message_id: report.message_id,
-        }));
+        let ticket = self.journal.append(Entry::Changed(changed));
         if !self.journal.is_durable() {
             // Nothing to wait for: visible at once, still in sequence order.
             self.publisher.publish_locked(&mut record, event.clone());
@@ -397,6 +433,37 @@ impl MemoryStore {
             .map(|shared| lock(&shared).to_proto(now))
             .collect();
         (page, ids.len() > offset + limit)
+    }
+}
+
+/// The journal entry of `change`, made of `record` (as the update left it)
+/// at `sequence`.
+pub(crate) fn changed_entry(
+    record: &ApplicationRecord,
+    sequence: u64,
+    mut change: Change,
+) -> Changed {
+    let report = change.report.take().unwrap_or(ReportKey {
+        sender: String::new(),
+        message_id: String::new(),
+        digest: [0; 32],
+    });
+    Changed {
+        event: Some(event_of(record, sequence, change)),
+        delivery_state: record.delivery_state as i32,
+        status: record.status as i32,
+        registration_number: record.registration_number.clone(),
+        expected_at_secs: record
+            .expected_at
+            .map(OffsetDateTime::unix_timestamp)
+            .unwrap_or(0),
+        report_digest: if report.message_id.is_empty() {
+            Vec::new()
+        } else {
+            report.digest.to_vec()
+        },
+        report_sender: report.sender,
+        report_message_id: report.message_id,
     }
 }
 
