@@ -47,6 +47,7 @@ pub struct GatewayConfig {
     pub tls: TlsConfig,
     pub nuc: NucConfig,
     pub journal: JournalConfig,
+    pub cluster: ClusterConfig,
     pub calendar: CalendarConfig,
     pub toolkit: ToolkitConfig,
     pub health: HealthConfig,
@@ -127,6 +128,33 @@ pub enum JournalMode {
 #[serde(deny_unknown_fields, default)]
 pub struct JournalConfig {
     pub mode: JournalMode,
+}
+
+/// Several gateway nodes sharing their state through NATS JetStream
+/// (docs/OPERATIONS.md, "A cluster"). Without `nats`, this node keeps its own
+/// state as `journal.mode` says.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterConfig {
+    /// The NATS server(s), e.g. `nats://127.0.0.1:4222` (several separated by
+    /// commas): applications, statuses and provider queues live in a
+    /// JetStream stream there, and `journal.mode` is not used.
+    pub nats: Option<String>,
+    /// Names the stream (`<PREFIX>_LOG`) and its subjects (`<prefix>.>`):
+    /// nodes with the same prefix share their state.
+    pub prefix: String,
+    /// Copies of the stream on a JetStream cluster (1, 3 or 5).
+    pub replicas: usize,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self {
+            nats: None,
+            prefix: "shep".to_owned(),
+            replicas: 1,
+        }
+    }
 }
 
 /// Exceptions to the working-day calendar, as `YYYY-MM-DD`.
@@ -297,6 +325,7 @@ impl Default for GatewayConfig {
             tls: TlsConfig::default(),
             nuc: NucConfig::default(),
             journal: JournalConfig::default(),
+            cluster: ClusterConfig::default(),
             calendar: CalendarConfig::default(),
             toolkit: ToolkitConfig::default(),
             health: HealthConfig::default(),
@@ -345,6 +374,21 @@ impl GatewayConfig {
         if self.health.probe_interval_ms == 0 {
             return Err(ConfigError::Invalid(
                 "`health.probe_interval_ms` must be > 0".to_owned(),
+            ));
+        }
+        if !matches!(self.cluster.replicas, 1 | 3 | 5) {
+            return Err(ConfigError::Invalid(
+                "`cluster.replicas` must be 1, 3 or 5".to_owned(),
+            ));
+        }
+        let prefix = &self.cluster.prefix;
+        if prefix.is_empty()
+            || !prefix
+                .bytes()
+                .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_')
+        {
+            return Err(ConfigError::Invalid(
+                "`cluster.prefix` must be letters, digits, `-` or `_`".to_owned(),
             ));
         }
         self.calendar.calendar()?;

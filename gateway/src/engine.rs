@@ -104,6 +104,11 @@ impl Engine {
         self.storage.close().await;
     }
 
+    /// The storage backend's name and whether it can store work now.
+    pub fn storage_state(&self) -> (&'static str, bool) {
+        (self.storage.backend(), self.storage.serving())
+    }
+
     /// The routing table in force.
     pub fn routes(&self) -> Arc<RoutingTable> {
         self.routes

@@ -33,6 +33,11 @@ use crate::grpc::{AdminGrpcAdapter, GatewayGrpcAdapter, ProviderGrpcAdapter};
 /// The prefix of the per-registry health names.
 pub const REGISTRY_SERVICE: &str = "shep.registry.v1.Registry";
 
+/// The health name of the storage backend: NOT_SERVING while it cannot
+/// store work (a JetStream backend cut off from NATS), when Submit and
+/// Report are refused with `STORAGE_UNAVAILABLE`.
+pub const STORAGE_NAME: &str = "shep.storage";
+
 /// The id of the НУЦ among the per-registry health names.
 pub const NUC_ID: &str = "nuc";
 
@@ -84,7 +89,7 @@ impl Health {
             <AdminServer<AdminGrpcAdapter> as NamedService>::NAME,
             <NucServer<NucGrpcAdapter> as NamedService>::NAME,
         ];
-        for service in services {
+        for service in services.into_iter().chain([STORAGE_NAME]) {
             health.set_base(service, ServingStatus::Serving).await;
         }
         for id in REGISTRY_IDS.iter().copied().chain([NUC_ID]) {
@@ -107,6 +112,16 @@ impl Health {
             .chain([NUC_ID])
             .map(registry_name)
             .collect()
+    }
+
+    /// Serves the storage backend's state under [`STORAGE_NAME`].
+    pub async fn set_storage(&self, serving: bool) {
+        let status = if serving {
+            ServingStatus::Serving
+        } else {
+            ServingStatus::NotServing
+        };
+        self.set_base(STORAGE_NAME, status).await;
     }
 
     /// Forces `name` to `status` whatever its probe says, or, with `None`,

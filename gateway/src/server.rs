@@ -300,14 +300,25 @@ pub async fn start_on(
     .map_err(anyhow::Error::msg)?;
     let token = admin_token(&config, &data_dir)?;
     // The one place that picks the storage backend.
-    let storage = match config.journal.mode {
-        JournalMode::Disk => {
+    let storage = match (&config.cluster.nats, config.journal.mode) {
+        (Some(url), _) => {
+            let options = storage::jetstream::JetStreamOptions {
+                url: url.clone(),
+                prefix: config.cluster.prefix.clone(),
+                replicas: config.cluster.replicas,
+            };
+            storage::jetstream::open(&options)
+                .await
+                .with_context(|| format!("opening the JetStream backend at `{url}`"))?
+        }
+        (None, JournalMode::Disk) => {
             let path = data_dir.journal();
             storage::embedded::open(&path)
                 .with_context(|| format!("opening the journal `{}`", path.display()))?
         }
-        JournalMode::Memory => storage::memory::open(),
+        (None, JournalMode::Memory) => storage::memory::open(),
     };
+    tracing::info!(backend = storage.backend(), "storage opened");
     let engine = Arc::new(
         Engine::new(&config, routes, verifier, revocation, registries).with_storage(storage),
     );
@@ -332,6 +343,7 @@ pub async fn start_on(
     }
 
     probes.spawn(follow_not_serving_faults(engine.clone(), health.clone()));
+    probes.spawn(follow_storage(engine.clone(), health.clone()));
 
     let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
     // Call, Submit and Report share one pipeline, its layers and its limit.
@@ -521,6 +533,27 @@ pub fn provider_ids(routes: &RoutingTable) -> Vec<String> {
     ids.sort();
     ids.dedup();
     ids
+}
+
+/// Keeps `shep.storage`'s health in step with the backend: NOT_SERVING while
+/// it cannot store work (JetStream: NATS unreachable).
+async fn follow_storage(engine: Arc<Engine>, health: crate::health::Health) {
+    let mut every = tokio::time::interval(Duration::from_millis(250));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last = true;
+    loop {
+        every.tick().await;
+        let (backend, serving) = engine.storage_state();
+        if serving != last {
+            if serving {
+                tracing::info!(backend, "storage serving again");
+            } else {
+                tracing::warn!(backend, "storage cannot store work: refusing it with STORAGE_UNAVAILABLE");
+            }
+            health.set_storage(serving).await;
+            last = serving;
+        }
+    }
 }
 
 /// Keeps the registries' health overrides in step with `not_serving` faults:

@@ -10,10 +10,10 @@
 //!   dead letters.
 //! - [`Journal`]: the ordered, durable log an in-process store writes to.
 //!
-//! Backends: [`memory`] (nothing survives a restart; pure load tests) and
+//! Backends: [`memory`] (nothing survives a restart; pure load tests),
 //! [`embedded`] (a redb journal, fsync'd before every receipt and replayed at
-//! start). A backend over the network implements the same traits and passes
-//! the same conformance suite (`storage::conformance`, built for tests and
+//! start) and [`jetstream`] (a NATS JetStream stream shared by several gateway
+//! nodes, each with a replica). All pass the same conformance suite (`storage::conformance`, built for tests and
 //! with the `test-util` feature).
 //!
 //! What may do I/O is `async` and fails with a [`StorageError`]. What a
@@ -82,6 +82,16 @@ impl Storage {
     /// Whether what was stored survives a restart.
     pub fn is_durable(&self) -> bool {
         self.journal.is_durable()
+    }
+
+    /// The backend's name: `memory`, `embedded` or `jetstream`.
+    pub fn backend(&self) -> &'static str {
+        self.journal.backend()
+    }
+
+    /// Whether the backend can store work now (JetStream: NATS reachable).
+    pub fn serving(&self) -> bool {
+        self.journal.serving()
     }
 
     /// Makes what is queued durable and releases the backend (its file, its

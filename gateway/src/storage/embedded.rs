@@ -143,6 +143,10 @@ impl Journal for RedbJournal {
         let _ = self.on_commit.set(hook);
     }
 
+    fn backend(&self) -> &'static str {
+        "embedded"
+    }
+
     fn is_durable(&self) -> bool {
         true
     }

@@ -445,6 +445,14 @@ impl Journal for Link {
         true
     }
 
+    fn backend(&self) -> &'static str {
+        "jetstream"
+    }
+
+    fn serving(&self) -> bool {
+        self.0.check_usable().is_ok()
+    }
+
     async fn close(&self) {
         self.0.closed.store(true, Ordering::Release);
         if let Some(follower) = self

@@ -218,6 +218,14 @@ pub trait Journal: fmt::Debug + Send + Sync {
     /// Whether entries survive a restart.
     fn is_durable(&self) -> bool;
 
+    /// The backend's name, as health and the log report it.
+    fn backend(&self) -> &'static str;
+
+    /// Whether the backend can store work now (a networked one: connected).
+    fn serving(&self) -> bool {
+        true
+    }
+
     /// Makes what is queued durable and releases the journal. Later appends
     /// fail with [`StorageError::Stopped`].
     async fn close(&self);

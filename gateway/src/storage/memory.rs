@@ -74,6 +74,10 @@ impl Journal for NullJournal {
 
     fn on_commit(&self, _hook: OnCommit) {}
 
+    fn backend(&self) -> &'static str {
+        "memory"
+    }
+
     fn is_durable(&self) -> bool {
         false
     }

@@ -22,6 +22,10 @@ pub(super) struct ServeArgs {
     /// Overrides `data_dir`.
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Overrides `cluster.nats`: keep applications, statuses and provider
+    /// queues in NATS JetStream, shared with the other nodes there.
+    #[arg(long, value_name = "URL")]
+    nats: Option<String>,
     /// Overrides `population.*`; `--fixtures` adds to the configured files.
     #[command(flatten)]
     population: PopulationArgs,
@@ -42,6 +46,9 @@ pub(super) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(data_dir) = args.data_dir {
         config.data_dir = data_dir;
     }
+    if let Some(nats) = args.nats {
+        config.cluster.nats = Some(nats);
+    }
     args.population.apply(&mut config.population)?;
     // Install the Ctrl-C handler (on the future's first poll) before the port
     // opens: a SIGINT while the gateway starts would otherwise end the process
@@ -52,6 +59,7 @@ pub(super) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     {
         return result.map_err(anyhow::Error::from);
     }
+    let nats = config.cluster.nats.clone();
     let gateway = shep_gateway::server::start(config).await?;
     let data_dir = &gateway.data_dir;
     let routes = gateway.engine.routes();
@@ -61,6 +69,10 @@ pub(super) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         routes.source(),
         routes.routes().len()
     );
+    match &nats {
+        Some(nats) => println!("  storage: NATS JetStream at {nats}, shared with every node there"),
+        None => println!("  storage: {}", gateway.engine.storage_state().0),
+    }
     println!("  test НУЦ: {}", data_dir.nuc().display());
     println!(
         "  identities (key + certificate PEM): {}",
