@@ -548,7 +548,10 @@ async fn follow_storage(engine: Arc<Engine>, health: crate::health::Health) {
             if serving {
                 tracing::info!(backend, "storage serving again");
             } else {
-                tracing::warn!(backend, "storage cannot store work: refusing it with STORAGE_UNAVAILABLE");
+                tracing::warn!(
+                    backend,
+                    "storage cannot store work: refusing it with STORAGE_UNAVAILABLE"
+                );
             }
             health.set_storage(serving).await;
             last = serving;

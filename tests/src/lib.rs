@@ -751,6 +751,16 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// The demo applicant signing with the identity `shep serve` wrote in `data`.
+pub fn applicant_of(data: &Path) -> Participant {
+    let (key, cert) = DataDir(data.to_owned()).identity("applicant");
+    Participant::new(
+        "pep",
+        Channel::Portal,
+        Signer::from_files(&key, &cert).expect("the applicant identity"),
+    )
+}
+
 /// `shep serve` running as a child process of the test, on a given address
 /// and data directory, with its output appended to a log file. Killed (if
 /// still running) when dropped.
@@ -776,6 +786,18 @@ impl ShepServe {
         log: &Path,
         env: &[(&str, &str)],
     ) -> Self {
+        Self::start_with(addr, data_dir, log, env, &[]).await
+    }
+
+    /// [`ShepServe::start`] with extra environment variables and arguments
+    /// to `shep serve` (e.g. `--nats URL`).
+    pub async fn start_with(
+        addr: std::net::SocketAddr,
+        data_dir: &Path,
+        log: &Path,
+        env: &[(&str, &str)],
+        args: &[&str],
+    ) -> Self {
         let binary = tokio::task::spawn_blocking(shep_binary)
             .await
             .expect("building shep");
@@ -790,6 +812,7 @@ impl ShepServe {
             .arg(addr.to_string())
             .arg("--data-dir")
             .arg(data_dir)
+            .args(args)
             .env_remove("SHEP_ADMIN_TOKEN")
             .env("SHEP_LOG", "warn")
             .envs(env.iter().copied())

@@ -17,9 +17,8 @@ use shep::client::TrustAnchors;
 use shep_gateway::calendar::KZ_OFFSET;
 use shep_gateway::config::{GatewayConfig, JournalMode};
 use shep_gateway::server::{DEMO_EMPLOYEE_IIN, DataDir};
-use shep_nuc::ca::Signer;
 use shep_proto::admin::v1::{DeadLetter, ListDeadLettersRequest, RequeueDeadLetterRequest};
-use shep_proto::envelope::v1::{ApplicationStatus, Body, Channel, SignedEnvelope, StatusReport};
+use shep_proto::envelope::v1::{ApplicationStatus, Body, SignedEnvelope, StatusReport};
 use shep_proto::gateway::v1::gateway_client::GatewayClient;
 use shep_proto::gateway::v1::{
     Application, GetStatusRequest, HistoryRequest, MessageState, Receipt, StatusEvent,
@@ -143,16 +142,6 @@ const CRASH_LOAD: usize = 200;
 const CRASH_WINDOW: usize = 64;
 /// Receipts after which the gateway is killed.
 const KILL_AFTER_RECEIPTS: usize = 50;
-
-/// The demo applicant signing with the identity `shep serve` wrote in `data`.
-fn applicant_of(data: &Path) -> Participant {
-    let (key, cert) = DataDir(data.to_owned()).identity("applicant");
-    Participant::new(
-        "pep",
-        Channel::Portal,
-        Signer::from_files(&key, &cert).expect("the applicant identity"),
-    )
-}
 
 /// GetStatus of each of `ids` at once (a process gateway answers them in
 /// parallel): the application, or the refusal.

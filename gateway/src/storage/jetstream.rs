@@ -29,6 +29,11 @@
 //! - queue commands need no such check: their outcome is decided by applying
 //!   them in stream order.
 //!
+//! A node killed mid-Submit can leave an application half done: accepted
+//! without its first event (no receipt was given: it is forgotten), or with
+//! it but never queued (it is queued). Every node's [`reconcile`] loop finds
+//! those once they are older than any Submit in progress.
+//!
 //! Nothing is visible before JetStream stored it: a receipt, an event on the
 //! live feed or a lease follows the publish acknowledgement. When NATS cannot
 //! be reached, writes fail with [`StorageError::Unavailable`].
@@ -49,8 +54,9 @@ use super::journal::{Entry, Journal, OnCommit, Record, Ticket};
 use super::{Storage, StorageError};
 
 mod queues;
+mod reconcile;
 mod store;
-#[cfg(any(test, feature = "test-util"))]
+// Always built: the end-to-end tests and the benchmark start servers too.
 pub mod test_server;
 #[cfg(test)]
 mod tests;
@@ -92,6 +98,8 @@ pub async fn open(options: &JetStreamOptions) -> Result<Storage, StorageError> {
     let store = Arc::new(JetStreamStore::new(log.clone()));
     let queues = Arc::new(JetStreamQueues::new(log.clone()));
     log.follow(store.clone(), queues.clone()).await?;
+    let reconciler = tokio::spawn(reconcile::run(store.clone(), queues.clone()));
+    log.keep(reconciler.abort_handle());
     let journal: Arc<dyn Journal> = Arc::new(Link(log));
     Ok(Storage::new(store, queues, journal))
 }
@@ -139,8 +147,8 @@ pub(crate) struct Log {
     /// Set when the follower stopped for good (a message it cannot apply).
     broken: Arc<AtomicBool>,
     closed: Arc<AtomicBool>,
-    /// The follower task, stopped on close.
-    follower: Arc<std::sync::Mutex<Option<tokio::task::AbortHandle>>>,
+    /// The follower and the reconciler, stopped on close.
+    tasks: Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
     /// This node, in the queue commands it publishes.
     node: u32,
 }
@@ -171,12 +179,20 @@ impl From<StorageError> for PublishFailure {
 impl Log {
     async fn connect(options: &JetStreamOptions) -> Result<Self, StorageError> {
         let unavailable = |error| StorageError::unavailable("connect to NATS", error);
+        let servers = options
+            .url
+            .split(',')
+            .map(str::trim)
+            .filter(|url| !url.is_empty())
+            .map(str::parse::<async_nats::ServerAddr>)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|error| StorageError::unavailable("connect to NATS", error))?;
         let client = async_nats::ConnectOptions::new()
             .name("shep-gateway")
             .connection_timeout(Duration::from_secs(5))
             // Answer "unavailable" rather than queue work while cut off.
             .retry_on_initial_connect()
-            .connect(options.url.as_str())
+            .connect(servers.as_slice())
             .await
             .map_err(unavailable)?;
         // The first connection is made in the background with retries:
@@ -194,17 +210,32 @@ impl Log {
         let mut context = jetstream::new(client.clone());
         context.set_timeout(PATIENCE);
         let stream_name = format!("{}_LOG", options.prefix.to_uppercase());
-        context
-            .get_or_create_stream(stream::Config {
-                name: stream_name.clone(),
-                subjects: vec![format!("{}.>", options.prefix)],
-                storage: stream::StorageType::File,
-                num_replicas: options.replicas,
-                duplicate_window: Duration::from_secs(120),
-                ..stream::Config::default()
-            })
-            .await
-            .map_err(|error| StorageError::unavailable("create the JetStream stream", error))?;
+        let config = stream::Config {
+            name: stream_name.clone(),
+            subjects: vec![format!("{}.>", options.prefix)],
+            storage: stream::StorageType::File,
+            num_replicas: options.replicas,
+            duplicate_window: Duration::from_secs(120),
+            ..stream::Config::default()
+        };
+        // A JetStream cluster that is still electing its leader answers
+        // "unavailable" for a few seconds after it starts: wait for it.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            match context.get_or_create_stream(config.clone()).await {
+                Ok(_) => break,
+                Err(error) if tokio::time::Instant::now() < deadline => {
+                    tracing::info!(%error, "JetStream not ready; trying again");
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+                Err(error) => {
+                    return Err(StorageError::unavailable(
+                        "create the JetStream stream",
+                        error,
+                    ));
+                }
+            }
+        }
         Ok(Self {
             client,
             context,
@@ -213,9 +244,17 @@ impl Log {
             applied: watch::channel(0).0,
             broken: Arc::new(AtomicBool::new(false)),
             closed: Arc::new(AtomicBool::new(false)),
-            follower: Arc::default(),
+            tasks: Arc::default(),
             node: rand::random(),
         })
+    }
+
+    /// Keeps a background task, stopped on close.
+    fn keep(&self, task: tokio::task::AbortHandle) {
+        self.tasks
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(task);
     }
 
     pub(crate) fn node(&self) -> u32 {
@@ -224,6 +263,10 @@ impl Log {
 
     pub(crate) fn app_subject(&self, message_id: &str) -> String {
         format!("{}.app.{}", self.prefix, token(message_id))
+    }
+
+    pub(crate) fn forgotten_subject(&self, message_id: &str) -> String {
+        format!("{}.forgotten.{}", self.prefix, token(message_id))
     }
 
     pub(crate) fn queue_subject(&self, provider: &str) -> String {
@@ -364,6 +407,7 @@ impl Log {
             .map_err(|error| StorageError::unavailable("follow the stream", error))?;
         let app_prefix = format!("{}.app.", self.prefix);
         let queue_prefix = format!("{}.queue.", self.prefix);
+        let forgotten_prefix = format!("{}.forgotten.", self.prefix);
         let log = self.clone();
         let task = tokio::spawn(async move {
             while let Some(message) = messages.next().await {
@@ -384,6 +428,8 @@ impl Log {
                         .and_then(|entry| store.apply(rest, entry, sequence))
                 } else if let Some(rest) = subject.strip_prefix(&queue_prefix) {
                     queues.apply(rest, &message.payload, sequence)
+                } else if let Some(rest) = subject.strip_prefix(&forgotten_prefix) {
+                    store.forgotten(rest)
                 } else {
                     Ok(())
                 };
@@ -397,10 +443,7 @@ impl Log {
                 log.applied.send_replace(sequence);
             }
         });
-        *self
-            .follower
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(task.abort_handle());
+        self.keep(task.abort_handle());
         self.catch_up().await
     }
 }
@@ -455,14 +498,14 @@ impl Journal for Link {
 
     async fn close(&self) {
         self.0.closed.store(true, Ordering::Release);
-        if let Some(follower) = self
+        for task in self
             .0
-            .follower
+            .tasks
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .take()
+            .drain(..)
         {
-            follower.abort();
+            task.abort();
         }
         // Every write waited for its acknowledgement: nothing is left to store.
         let _ = self.0.client.flush().await;

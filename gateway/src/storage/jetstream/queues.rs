@@ -148,7 +148,7 @@ impl JetStreamQueues {
         }
     }
 
-    fn jetstream_queue(&self, provider: &str) -> Arc<JetStreamQueue> {
+    pub(crate) fn jetstream_queue(&self, provider: &str) -> Arc<JetStreamQueue> {
         self.queues
             .entry(provider.to_owned())
             .or_insert_with(|| {
@@ -156,6 +156,7 @@ impl JetStreamQueues {
                     log: self.log.clone(),
                     provider: provider.to_owned(),
                     replica: MemoryQueue::default(),
+                    settled: std::sync::Mutex::default(),
                     changed: Notify::new(),
                     outcomes: self.outcomes.clone(),
                     base: self.base,
@@ -217,12 +218,27 @@ pub struct JetStreamQueue {
     log: Log,
     provider: String,
     replica: MemoryQueue,
+    /// Requests settled by an acknowledgement (delivered or refused for
+    /// good): the reconciler never pushes them again.
+    settled: std::sync::Mutex<std::collections::HashSet<String>>,
     changed: Notify,
     outcomes: Arc<DashMap<u64, Outcome>>,
     base: Instant,
 }
 
 impl JetStreamQueue {
+    /// Whether `message_id` was ever queued here and not lost: queued,
+    /// leased, a dead letter, or settled by an acknowledgement.
+    pub(crate) fn knows(&self, message_id: &str) -> bool {
+        self.replica.holds(message_id)
+            || self.replica.is_dead(message_id)
+            || self
+                .settled
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .contains(message_id)
+    }
+
     /// A wall-clock time on the replica's clock.
     fn at(&self, unix_ms: u64) -> Instant {
         self.base + Duration::from_millis(unix_ms)
@@ -260,12 +276,21 @@ impl JetStreamQueue {
                 );
                 Outcome::Taken(leased.map(|leased| leased.pending))
             }
-            Op::Acknowledge(ack) => Outcome::Settled(self.replica.acknowledge_now(
-                &ack.message_id,
-                ack.accepted,
-                ack.resend,
-                ack.max_attempts,
-            )),
+            Op::Acknowledge(ack) => {
+                let settled = self.replica.acknowledge_now(
+                    &ack.message_id,
+                    ack.accepted,
+                    ack.resend,
+                    ack.max_attempts,
+                );
+                if matches!(settled, Some(Settled::Delivered | Settled::NotDelivered)) {
+                    self.settled
+                        .lock()
+                        .unwrap_or_else(|poisoned| poisoned.into_inner())
+                        .insert(ack.message_id);
+                }
+                Outcome::Settled(settled)
+            }
             Op::Release(release) => Outcome::Released(
                 self.replica
                     .release_connection_now(release.connection, release.max_attempts),

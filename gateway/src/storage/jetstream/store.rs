@@ -71,6 +71,24 @@ impl JetStreamStore {
         Ok(())
     }
 
+    /// Applies a tombstone of `<prefix>.forgotten.<token>`.
+    pub(crate) fn forgotten(&self, token: &str) -> Result<(), StorageError> {
+        let message_id = untoken(token).ok_or_else(|| {
+            StorageError::backend(
+                "apply a stream message",
+                format!("bad subject token `{token}`"),
+            )
+        })?;
+        self.replica.forget_local(&message_id);
+        self.last.remove(&message_id);
+        Ok(())
+    }
+
+    /// This node's replica.
+    pub(crate) fn replica(&self) -> &MemoryStore {
+        &self.replica
+    }
+
     fn last_of(&self, message_id: &str) -> Option<u64> {
         self.last.get(message_id).map(|entry| *entry.value())
     }
@@ -125,10 +143,25 @@ impl ApplicationStore for JetStreamStore {
     }
 
     async fn forget(&self, message_id: &str) -> Result<(), StorageError> {
-        self.log.purge(self.log.app_subject(message_id)).await?;
-        self.replica.forget_local(message_id);
-        self.last.remove(message_id);
-        Ok(())
+        // The tombstone tells every replica; the purge frees the id for a
+        // new acceptance (the subject's sequence is 0 again).
+        let (sequence, _) = self
+            .log
+            .publish(
+                self.log.forgotten_subject(message_id),
+                Vec::new(),
+                None,
+                None,
+            )
+            .await
+            .map_err(|failure| match failure {
+                PublishFailure::Failed(error) => error,
+                PublishFailure::Conflict => {
+                    StorageError::backend("forget an application", "an unexpected sequence check")
+                }
+            })?;
+        self.log.applied(sequence).await?;
+        self.log.purge(self.log.app_subject(message_id)).await
     }
 
     async fn accepted_visible(
@@ -214,7 +247,13 @@ impl ApplicationStore for JetStreamStore {
     }
 
     async fn application(&self, message_id: &str) -> Result<Option<Application>, StorageError> {
-        self.replica.application(message_id).await
+        // Without its first event, an acceptance was never announced (its
+        // node may have died mid-Submit): not an application yet.
+        Ok(self
+            .replica
+            .application(message_id)
+            .await?
+            .filter(|application| !application.events.is_empty()))
     }
 
     async fn history(

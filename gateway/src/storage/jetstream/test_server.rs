@@ -57,6 +57,8 @@ pub struct NatsServer {
     pub port: u16,
     /// Cluster port, in a cluster.
     pub cluster_port: Option<u16>,
+    /// HTTP monitoring port (`/jsz`).
+    pub monitor_port: u16,
     name: String,
     store: PathBuf,
     routes: Vec<u16>,
@@ -80,6 +82,7 @@ impl NatsServer {
             child: None,
             port: free_port(),
             cluster_port,
+            monitor_port: free_port(),
             name: name.to_owned(),
             store,
             routes,
@@ -101,6 +104,8 @@ impl NatsServer {
             .arg("-sd")
             .arg(&self.store)
             .args(["-n", &self.name])
+            .arg("-m")
+            .arg(self.monitor_port.to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
@@ -126,6 +131,24 @@ impl NatsServer {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// The server's name (`-n`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// GETs `path` from the monitoring port: the JSON body, if it answered.
+    pub fn monitor(&self, path: &str) -> Option<serde_json::Value> {
+        use std::io::{Read as _, Write as _};
+        let address: SocketAddr = ([127, 0, 0, 1], self.monitor_port).into();
+        let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(1)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+        write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).ok()?;
+        let (_, body) = response.split_once("\r\n\r\n")?;
+        serde_json::from_str(body).ok()
     }
 
     /// Kills the process (SIGKILL), keeping its storage for a restart.
@@ -169,6 +192,28 @@ impl NatsCluster {
             server.spawn();
         }
         Self { servers }
+    }
+
+    /// The index of the server leading `stream`'s replicas, as the servers'
+    /// monitoring endpoints report it.
+    pub fn stream_leader(&self, stream: &str) -> Option<usize> {
+        let leader = self.servers.iter().find_map(|server| {
+            let jsz = server.monitor("/jsz?accounts=true&streams=true")?;
+            jsz["account_details"]
+                .as_array()?
+                .iter()
+                .flat_map(|account| {
+                    account["stream_detail"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default()
+                })
+                .find(|detail| detail["name"] == stream)
+                .and_then(|detail| detail["cluster"]["leader"].as_str().map(str::to_owned))
+        })?;
+        self.servers
+            .iter()
+            .position(|server| server.name() == leader)
     }
 
     /// Every client URL, comma-separated (a client fails over between them).

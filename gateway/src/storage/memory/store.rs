@@ -247,6 +247,13 @@ impl MemoryStore {
         Ok(())
     }
 
+    /// Runs `visit` on every application (in no order).
+    pub(crate) fn for_each(&self, mut visit: impl FnMut(&ApplicationRecord)) {
+        for entry in self.applications.iter() {
+            visit(&lock(entry.value()));
+        }
+    }
+
     /// Runs `read` on the application, if there is one.
     pub(crate) fn with_record<T>(
         &self,
