@@ -43,13 +43,7 @@ const KILL_AFTER: usize = 50;
 
 /// Held by each test: they run one at a time, as each starts several
 /// gateways and servers (two cores would starve them running together).
-static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
-    ONE_AT_A_TIME
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// A gateway node on `nats`, sharing `data` with the others.
 async fn node(tmp: &Path, name: &str, data: &Path, config: &Path) -> ShepServe {
@@ -111,7 +105,7 @@ async fn three_nodes_answer_alike_and_watch_sees_every_status_in_order() {
     if !test_server::available("three_nodes_answer_alike") {
         return;
     }
-    let _serial = one_at_a_time();
+    let _serial = ONE_AT_A_TIME.lock().await;
     let nats = NatsServer::start();
     let tmp = TempDir::new("shep-cluster");
     let data = tmp.path().join("data");
@@ -350,7 +344,7 @@ async fn a_node_killed_mid_load_loses_nothing_and_redelivers_nothing_acknowledge
     if !test_server::available("a_node_killed_mid_load") {
         return;
     }
-    let _serial = one_at_a_time();
+    let _serial = ONE_AT_A_TIME.lock().await;
     let nats = NatsServer::start();
     let tmp = TempDir::new("shep-node-loss");
     let data = tmp.path().join("data");
@@ -465,7 +459,7 @@ async fn a_nats_server_lost_from_a_three_server_cluster_loses_nothing_receipted(
     if !test_server::available("a_nats_server_lost_from_a_three_server_cluster") {
         return;
     }
-    let _serial = one_at_a_time();
+    let _serial = ONE_AT_A_TIME.lock().await;
     let mut cluster = NatsCluster::start();
     let tmp = TempDir::new("shep-server-loss");
     let data = tmp.path().join("data");
