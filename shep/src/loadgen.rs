@@ -102,6 +102,11 @@ pub struct Report {
     pub p999_us: u64,
     pub max_us: u64,
     pub mean_us: f64,
+    /// Submit: deliveries this run's provider acknowledged, counted until
+    /// the queue stayed quiet after the load (with several gateway nodes,
+    /// a provider per node shares the deliveries: add them up).
+    #[serde(default)]
+    pub acknowledged: Option<u64>,
 }
 
 impl Report {
@@ -236,6 +241,7 @@ impl Recorder {
             p999_us: quantile(0.999),
             max_us: if ok == 0 { 0 } else { latency.max() },
             mean_us: if ok == 0 { 0.0 } else { latency.mean() },
+            acknowledged: None,
         }
     }
 }

@@ -3,6 +3,8 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -192,11 +194,13 @@ pub(super) async fn run(command: BenchCommand) -> anyhow::Result<()> {
     let envelopes = (0..count)
         .map(|_| applicant.seal(&applicant.request(service, iin(subject))))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let acked = Arc::new(AtomicU64::new(0));
     let acker = if scenario == Scenario::Submit {
         let channel = connect(&signing.gateway).await?;
         Some(tokio::spawn(loadgen_ack_all(
             channel,
             "arm-rshep-sko-esil-edu".to_owned(),
+            acked.clone(),
         )))
     } else {
         None
@@ -224,10 +228,26 @@ pub(super) async fn run(command: BenchCommand) -> anyhow::Result<()> {
         },
     )
     .await;
+    let mut report = report?;
     if let Some(acker) = acker {
+        // Deliveries trail receipts: count until nothing more arrives for a
+        // second (or every receipted one is acknowledged here).
+        let mut last = acked.load(Ordering::Relaxed);
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let now = acked.load(Ordering::Relaxed);
+            if now == last || now >= report.ok {
+                break;
+            }
+            last = now;
+        }
         acker.abort();
+        report.acknowledged = Some(acked.load(Ordering::Relaxed));
+        eprintln!(
+            "  acknowledged by the provider: {}",
+            acked.load(Ordering::Relaxed)
+        );
     }
-    let report = report?;
     print!("{}", loadgen::table(&report));
     if let Some(path) = json {
         std::fs::write(&path, serde_json::to_string_pretty(&report)?)
@@ -239,7 +259,11 @@ pub(super) async fn run(command: BenchCommand) -> anyhow::Result<()> {
 
 /// Acknowledges everything delivered to `provider`, so a submit load does
 /// not pile up in its queue.
-async fn loadgen_ack_all(channel: GrpcChannel, provider: String) -> anyhow::Result<()> {
+async fn loadgen_ack_all(
+    channel: GrpcChannel,
+    provider: String,
+    acked: Arc<AtomicU64>,
+) -> anyhow::Result<()> {
     use shep_proto::provider::v1::provider_client::ProviderClient;
     use shep_proto::provider::v1::{
         Ack, Hello, ReceiveStatus, SubscribeRequest, subscribe_request, subscribe_response,
@@ -271,6 +295,7 @@ async fn loadgen_ack_all(channel: GrpcChannel, provider: String) -> anyhow::Resu
                     })),
                 })
                 .await?;
+            acked.fetch_add(1, Ordering::Relaxed);
         }
     }
     Ok(())
