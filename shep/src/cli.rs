@@ -146,11 +146,19 @@ enum RoutesCommand {
 
 #[derive(Debug, Subcommand)]
 enum JournalCommand {
-    /// Checks the hash chain and reports the first broken record.
+    /// Checks the hash chain and reports the first broken record; with
+    /// `--nats`, replays the cluster's JetStream stream instead and reports
+    /// the first message a node could not apply.
     Verify {
         /// The data directory of `shep serve`.
         #[arg(long, default_value = ".shep")]
         data_dir: PathBuf,
+        /// The NATS server(s) of a cluster (`[cluster] nats`).
+        #[arg(long, value_name = "URL")]
+        nats: Option<String>,
+        /// The cluster's `cluster.prefix`.
+        #[arg(long, default_value = "shep")]
+        prefix: String,
     },
 }
 
@@ -207,7 +215,34 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             admin,
         } => admin::dead_letters(requeue, provider, admin).await,
         Command::Journal {
-            command: JournalCommand::Verify { data_dir },
+            command:
+                JournalCommand::Verify {
+                    nats: Some(url),
+                    prefix,
+                    ..
+                },
+        } => {
+            let options = shep_gateway::storage::jetstream::JetStreamOptions {
+                url: url.clone(),
+                prefix,
+                ..Default::default()
+            };
+            let verified = shep_gateway::storage::jetstream::verify(&options)
+                .await
+                .with_context(|| format!("the stream at `{url}`"))?;
+            println!(
+                "{url}: {} messages replayed; {} applications, {} status events; queues: {} waiting, {} leased, {} dead letters",
+                verified.last_sequence,
+                verified.applications,
+                verified.events,
+                verified.queued,
+                verified.leased,
+                verified.dead
+            );
+            Ok(())
+        }
+        Command::Journal {
+            command: JournalCommand::Verify { data_dir, .. },
         } => {
             let path = DataDir(data_dir).journal();
             match shep_gateway::storage::embedded::verify_file(&path) {

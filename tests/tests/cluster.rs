@@ -449,9 +449,103 @@ async fn a_node_killed_mid_load_loses_nothing_and_redelivers_nothing_acknowledge
     assert_eq!(lost, 0);
     assert!(connections >= 2, "the provider moved to node B");
     assert!(after_ack.is_empty(), "redelivered after ack: {after_ack:?}");
+    let delivered = desk.deliveries.len();
+    drop((desk, acknowledged));
     provider.abort();
     watcher.abort();
+
+    // The stream replays cleanly into a fresh replica, with every
+    // delivered application in it.
+    let verified = run_shep(&["journal", "verify", "--nats", &nats.url()]).await;
+    let stdout = verified.ok();
+    println!("{}", stdout.trim());
+    let applications: usize = stdout
+        .split("; ")
+        .nth(1)
+        .and_then(|part| part.split_whitespace().next())
+        .and_then(|count| count.parse().ok())
+        .unwrap_or_else(|| panic!("a count of applications in {stdout:?}"));
+    assert!(applications >= delivered, "{stdout}");
     drop(b);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_unreachable_refuses_work_with_storage_unavailable_then_recovers() {
+    if !test_server::available("nats_unreachable_refuses_work") {
+        return;
+    }
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let mut nats = NatsServer::start();
+    let tmp = TempDir::new("shep-nats-down");
+    let data = tmp.path().join("data");
+    let config = cluster_config(tmp.path(), &nats.url(), 1);
+    let gateway = node(tmp.path(), "gateway", &data, &config).await;
+    let channel = connect(&gateway.url()).await;
+    let applicant = applicant_of(&data);
+    let storage_health = async || {
+        use tonic_health::pb::HealthCheckRequest;
+        use tonic_health::pb::health_client::HealthClient;
+        HealthClient::new(channel.clone())
+            .check(HealthCheckRequest {
+                service: "shep.storage".to_owned(),
+            })
+            .await
+            .map(|response| response.into_inner().status())
+    };
+    use tonic_health::pb::health_check_response::ServingStatus;
+    assert_eq!(storage_health().await.ok(), Some(ServingStatus::Serving));
+
+    nats.kill();
+    let (id, envelope) = sealed(&applicant);
+    let refused = eventually(PATIENCE, async || {
+        match GatewayClient::new(channel.clone())
+            .submit(envelope.clone())
+            .await
+        {
+            Err(status) if reason(&status) == "STORAGE_UNAVAILABLE" => Ok(status),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    refusal::<()>(
+        Err(refused),
+        tonic::Code::Unavailable,
+        "STORAGE_UNAVAILABLE",
+    );
+    eventually(PATIENCE, async || match storage_health().await {
+        Ok(ServingStatus::NotServing) => Ok(()),
+        other => Err(format!("{other:?}")),
+    })
+    .await;
+    // Lookups need no storage: still answered.
+    let lookup = applicant.seal(&applicant.request(LOOKUP_SERVICE, iin(APPLICANT_IIN)));
+    GatewayClient::new(channel.clone())
+        .call(lookup.expect("signing"))
+        .await
+        .unwrap_or_else(|status| panic!("a lookup while NATS is down: {}", describe(&status)));
+
+    // NATS back on the same port and storage: the same message is accepted.
+    nats.spawn();
+    eventually(Duration::from_secs(30), async || {
+        match storage_health().await {
+            Ok(ServingStatus::Serving) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    let receipt = eventually(Duration::from_secs(30), async || {
+        GatewayClient::new(channel.clone())
+            .submit(envelope.clone())
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(|status| describe(&status))
+    })
+    .await;
+    assert_eq!(receipt.message_id, id);
+    assert!(status_on(&channel, &id).await.is_some());
+    println!(
+        "NATS down: Submit refused with STORAGE_UNAVAILABLE, shep.storage NOT_SERVING, lookups answered; NATS back: the same message receipted"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

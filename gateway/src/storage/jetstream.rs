@@ -56,6 +56,7 @@ use super::{Storage, StorageError};
 mod queues;
 mod reconcile;
 mod store;
+mod verify;
 // Always built: the end-to-end tests and the benchmark start servers too.
 pub mod test_server;
 #[cfg(test)]
@@ -63,6 +64,7 @@ mod tests;
 
 pub use queues::{JetStreamQueue, JetStreamQueues};
 pub use store::JetStreamStore;
+pub use verify::{Verified, verify};
 
 /// How long a write waits for JetStream's acknowledgement, and a replica
 /// for the stream to reach a sequence, before it gives up.
@@ -146,6 +148,8 @@ pub(crate) struct Log {
     applied: watch::Sender<u64>,
     /// Set when the follower stopped for good (a message it cannot apply).
     broken: Arc<AtomicBool>,
+    /// Which message, and why.
+    failure: Arc<std::sync::Mutex<Option<String>>>,
     closed: Arc<AtomicBool>,
     /// The follower and the reconciler, stopped on close.
     tasks: Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
@@ -208,7 +212,9 @@ impl Log {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let mut context = jetstream::new(client.clone());
-        context.set_timeout(PATIENCE);
+        // Short tries while the stream is made: a cluster still electing
+        // its leader lets a request time out.
+        context.set_timeout(Duration::from_secs(2));
         let stream_name = format!("{}_LOG", options.prefix.to_uppercase());
         let config = stream::Config {
             name: stream_name.clone(),
@@ -223,7 +229,10 @@ impl Log {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         loop {
             match context.get_or_create_stream(config.clone()).await {
-                Ok(_) => break,
+                Ok(_) => {
+                    context.set_timeout(PATIENCE);
+                    break;
+                }
                 Err(error) if tokio::time::Instant::now() < deadline => {
                     tracing::info!(%error, "JetStream not ready; trying again");
                     tokio::time::sleep(Duration::from_millis(250)).await;
@@ -243,10 +252,24 @@ impl Log {
             prefix: options.prefix.clone(),
             applied: watch::channel(0).0,
             broken: Arc::new(AtomicBool::new(false)),
+            failure: Arc::default(),
             closed: Arc::new(AtomicBool::new(false)),
             tasks: Arc::default(),
             node: rand::random(),
         })
+    }
+
+    /// Stops the background tasks (on close).
+    fn stop(&self) {
+        self.closed.store(true, Ordering::Release);
+        for task in self
+            .tasks
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .drain(..)
+        {
+            task.abort();
+        }
     }
 
     /// Keeps a background task, stopped on close.
@@ -345,13 +368,18 @@ impl Log {
     /// Waits until this node's replica applied `sequence`.
     pub(crate) async fn applied(&self, sequence: u64) -> Result<(), StorageError> {
         let mut applied = self.applied.subscribe();
-        let reached = tokio::time::timeout(PATIENCE, applied.wait_for(|at| *at >= sequence)).await;
+        let broken = &self.broken;
+        let reached = tokio::time::timeout(
+            PATIENCE,
+            applied.wait_for(|at| *at >= sequence || broken.load(Ordering::Acquire)),
+        )
+        .await;
         match reached {
-            Ok(Ok(_)) => Ok(()),
             _ if self.broken.load(Ordering::Acquire) => Err(StorageError::unavailable(
                 "follow the JetStream stream",
                 "this node stopped following the stream",
             )),
+            Ok(Ok(_)) => Ok(()),
             _ => Err(StorageError::unavailable(
                 "follow the JetStream stream",
                 format!("the replica did not reach sequence {sequence} in {PATIENCE:?}"),
@@ -388,63 +416,120 @@ impl Log {
         store: Arc<JetStreamStore>,
         queues: Arc<JetStreamQueues>,
     ) -> Result<(), StorageError> {
-        let stream = self
-            .context
-            .get_stream(&self.stream_name)
-            .await
-            .map_err(|error| StorageError::unavailable("follow the stream", error))?;
-        let consumer = stream
-            .create_consumer(jetstream::consumer::pull::OrderedConfig {
-                name: Some(format!("{}-replica-{:08x}", self.prefix, self.node)),
-                deliver_policy: jetstream::consumer::DeliverPolicy::All,
-                ..Default::default()
-            })
-            .await
-            .map_err(|error| StorageError::unavailable("follow the stream", error))?;
-        let mut messages = consumer
-            .messages()
-            .await
-            .map_err(|error| StorageError::unavailable("follow the stream", error))?;
-        let app_prefix = format!("{}.app.", self.prefix);
-        let queue_prefix = format!("{}.queue.", self.prefix);
-        let forgotten_prefix = format!("{}.forgotten.", self.prefix);
+        // The first consumer is made here, so a stream that cannot be
+        // followed fails the start rather than a later request.
+        let first = self.ordered_from(1, 0).await?;
         let log = self.clone();
         let task = tokio::spawn(async move {
-            while let Some(message) = messages.next().await {
-                let message = match message {
-                    Ok(message) => message,
-                    Err(error) => {
-                        // The ordered consumer recreates itself; say so and go on.
-                        tracing::warn!(%error, "following the JetStream stream");
-                        continue;
+            let mut messages = Some(first);
+            for round in 1_u32.. {
+                let current = match messages.take() {
+                    Some(current) => current,
+                    None => {
+                        let next = *log.applied.borrow() + 1;
+                        match log.ordered_from(next, round).await {
+                            Ok(current) => current,
+                            Err(error) => {
+                                tracing::warn!(%error, "following the JetStream stream; trying again");
+                                tokio::time::sleep(Duration::from_millis(500)).await;
+                                continue;
+                            }
+                        }
                     }
                 };
-                let Ok(sequence) = message.info().map(|info| info.stream_sequence) else {
-                    continue;
-                };
-                let subject = message.subject.as_str();
-                let applied = if let Some(rest) = subject.strip_prefix(&app_prefix) {
-                    Entry::decode_from(&message.payload)
-                        .and_then(|entry| store.apply(rest, entry, sequence))
-                } else if let Some(rest) = subject.strip_prefix(&queue_prefix) {
-                    queues.apply(rest, &message.payload, sequence)
-                } else if let Some(rest) = subject.strip_prefix(&forgotten_prefix) {
-                    store.forgotten(rest)
-                } else {
-                    Ok(())
-                };
-                if let Err(error) = applied {
-                    // A replica that skipped a message would answer wrongly
-                    // from then on: stop, and refuse work, rather than drift.
-                    tracing::error!(%error, sequence, subject, "a stream message cannot be applied; this node stops following");
-                    log.broken.store(true, Ordering::Release);
+                if !log.apply_all(current, &store, &queues).await {
                     return;
                 }
-                log.applied.send_replace(sequence);
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
         });
         self.keep(task.abort_handle());
         self.catch_up().await
+    }
+
+    /// An ordered consumer of the stream from `sequence` on.
+    async fn ordered_from(
+        &self,
+        sequence: u64,
+        round: u32,
+    ) -> Result<jetstream::consumer::pull::Ordered, StorageError> {
+        fn failed(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> StorageError {
+            StorageError::unavailable("follow the stream", error)
+        }
+        let stream = self
+            .context
+            .get_stream(&self.stream_name)
+            .await
+            .map_err(failed)?;
+        let consumer = stream
+            .create_consumer(jetstream::consumer::pull::OrderedConfig {
+                name: Some(format!("{}-replica-{:08x}-{round}", self.prefix, self.node)),
+                deliver_policy: jetstream::consumer::DeliverPolicy::ByStartSequence {
+                    start_sequence: sequence,
+                },
+                ..Default::default()
+            })
+            .await
+            .map_err(failed)?;
+        consumer.messages().await.map_err(failed)
+    }
+
+    /// Applies what `messages` delivers, in order, until it fails (`true`:
+    /// follow again from the next sequence) or a message cannot be applied
+    /// (`false`: this node stops following).
+    async fn apply_all(
+        &self,
+        mut messages: jetstream::consumer::pull::Ordered,
+        store: &JetStreamStore,
+        queues: &JetStreamQueues,
+    ) -> bool {
+        let app_prefix = format!("{}.app.", self.prefix);
+        let queue_prefix = format!("{}.queue.", self.prefix);
+        let forgotten_prefix = format!("{}.forgotten.", self.prefix);
+        while let Some(message) = messages.next().await {
+            let message = match message {
+                Ok(message) => message,
+                Err(error) => {
+                    // NATS restarted or cut off: follow again from where
+                    // this replica is, with a new consumer.
+                    tracing::warn!(%error, "following the JetStream stream");
+                    return true;
+                }
+            };
+            let Ok(sequence) = message.info().map(|info| info.stream_sequence) else {
+                continue;
+            };
+            if sequence <= *self.applied.borrow() {
+                continue;
+            }
+            let subject = message.subject.as_str();
+            let applied = if let Some(rest) = subject.strip_prefix(&app_prefix) {
+                Entry::decode_from(&message.payload)
+                    .and_then(|entry| store.apply(rest, entry, sequence))
+            } else if let Some(rest) = subject.strip_prefix(&queue_prefix) {
+                queues.apply(rest, &message.payload, sequence)
+            } else if let Some(rest) = subject.strip_prefix(&forgotten_prefix) {
+                store.forgotten(rest)
+            } else {
+                Ok(())
+            };
+            if let Err(error) = applied {
+                // A replica that skipped a message would answer wrongly
+                // from then on: stop, and refuse work, rather than drift.
+                tracing::error!(%error, sequence, subject, "a stream message cannot be applied; this node stops following");
+                *self
+                    .failure
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner()) =
+                    Some(format!("message {sequence} on `{subject}`: {error}"));
+                self.broken.store(true, Ordering::Release);
+                // Wake whoever waits for this sequence: it will not come.
+                self.applied.send_modify(|_| {});
+                return false;
+            }
+            self.applied.send_replace(sequence);
+        }
+        true
     }
 }
 
@@ -497,16 +582,7 @@ impl Journal for Link {
     }
 
     async fn close(&self) {
-        self.0.closed.store(true, Ordering::Release);
-        for task in self
-            .0
-            .tasks
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .drain(..)
-        {
-            task.abort();
-        }
+        self.0.stop();
         // Every write waited for its acknowledgement: nothing is left to store.
         let _ = self.0.client.flush().await;
     }

@@ -191,7 +191,32 @@ impl NatsCluster {
         for server in &mut servers {
             server.spawn();
         }
-        Self { servers }
+        let cluster = Self { servers };
+        cluster.wait_for_meta_leader();
+        cluster
+    }
+
+    /// Waits until every server knows the JetStream meta leader, so a
+    /// stream can be created at once.
+    fn wait_for_meta_leader(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let known = self.servers.iter().all(|server| {
+                server.monitor("/jsz").is_some_and(|jsz| {
+                    jsz["meta_cluster"]["leader"]
+                        .as_str()
+                        .is_some_and(|leader| !leader.is_empty())
+                })
+            });
+            if known {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the JetStream cluster elected no meta leader"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// The index of the server leading `stream`'s replicas, as the servers'
