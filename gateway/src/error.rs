@@ -174,7 +174,7 @@ pub enum GatewayError {
     /// The storage backend failed: a change was not made durable (the
     /// caller gets no receipt and may send again, idempotently) or a read
     /// did not complete.
-    #[error("the storage backend failed: {0}")]
+    #[error("the storage backend failed")]
     Storage(#[source] StorageError),
     /// A fault attached through the admin API fired.
     #[error("{}", .0.message)]
@@ -277,6 +277,9 @@ pub fn into_status(error: GatewayError) -> Status {
     let message = if reason == Reason::Internal {
         tracing::error!(error = %with_causes(&error), "internal error");
         "internal error; see the gateway log".to_owned()
+    } else if reason == Reason::StorageUnavailable {
+        // What could not be reached, and why: the operator's next step.
+        with_causes(&error)
     } else {
         error.to_string()
     };

@@ -418,39 +418,40 @@ async fn a_node_killed_mid_load_loses_nothing_and_redelivers_nothing_acknowledge
     // Give leases of the dead node's connection time to run out and any
     // wrong redelivery time to show.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let desk = desk.lock().expect("the desk");
-    let acknowledged = acknowledged.lock().expect("the acknowledged");
-    let mut redelivered = 0;
-    let mut after_ack = Vec::new();
-    for (id, times) in &desk.deliveries {
-        if times.len() > 1 {
-            redelivered += 1;
+    let delivered = {
+        let desk = desk.lock().expect("the desk");
+        let acknowledged = acknowledged.lock().expect("the acknowledged");
+        let mut redelivered = 0;
+        let mut after_ack = Vec::new();
+        for (id, times) in &desk.deliveries {
+            if times.len() > 1 {
+                redelivered += 1;
+            }
+            if let Some(stored) = acknowledged.get(id)
+                && times.iter().any(|at| at > stored)
+            {
+                after_ack.push(id.clone());
+            }
         }
-        if let Some(stored) = acknowledged.get(id)
-            && times.iter().any(|at| at > stored)
-        {
-            after_ack.push(id.clone());
-        }
-    }
-    let lost = receipted
-        .iter()
-        .filter(|id| !desk.deliveries.contains_key(*id))
-        .count();
-    let connections = desk.connections;
-    println!(
-        "node loss: the provider subscribed {connections} times; {} submitted, {} receipted, {refused} refused or cut off; {} delivered, \
+        let lost = receipted
+            .iter()
+            .filter(|id| !desk.deliveries.contains_key(*id))
+            .count();
+        let connections = desk.connections;
+        println!(
+            "node loss: the provider subscribed {connections} times; {} submitted, {} receipted, {refused} refused or cut off; {} delivered, \
          {lost} receipted lost, {redelivered} delivered more than once (in flight at the kill), \
          {} delivered again after their acknowledgement was stored",
-        sent.len(),
-        receipted.len(),
-        desk.deliveries.len(),
-        after_ack.len()
-    );
-    assert_eq!(lost, 0);
-    assert!(connections >= 2, "the provider moved to node B");
-    assert!(after_ack.is_empty(), "redelivered after ack: {after_ack:?}");
-    let delivered = desk.deliveries.len();
-    drop((desk, acknowledged));
+            sent.len(),
+            receipted.len(),
+            desk.deliveries.len(),
+            after_ack.len()
+        );
+        assert_eq!(lost, 0);
+        assert!(connections >= 2, "the provider moved to node B");
+        assert!(after_ack.is_empty(), "redelivered after ack: {after_ack:?}");
+        desk.deliveries.len()
+    };
     provider.abort();
     watcher.abort();
 

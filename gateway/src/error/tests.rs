@@ -33,6 +33,10 @@ fn every_gateway_error() -> Vec<GatewayError> {
         },
         GatewayError::NotSigned,
         GatewayError::Overloaded,
+        GatewayError::Storage(crate::storage::StorageError::unavailable(
+            "reach NATS",
+            "the connection to NATS is down",
+        )),
         GatewayError::MalformedSignature(text()),
         GatewayError::UnknownIssuer,
         GatewayError::CertificateNotYetValid,
