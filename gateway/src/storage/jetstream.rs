@@ -1,7 +1,8 @@
 //! The JetStream backend: several gateway nodes share one NATS JetStream
 //! stream, and each node keeps a replica of what the stream says.
 //!
-//! One stream, `<PREFIX>_LOG`, holds every change, under two kinds of subject:
+//! One stream, `<PREFIX>_LOG`, holds every change, under two kinds of subject
+//! (`<prefix>.exchange.>` is the toolkit's, see `crate::toolkit::shared`):
 //! - `<prefix>.app.<message id>`: an application's acceptance, then each of
 //!   its status changes (the journal's [`Entry`] records);
 //! - `<prefix>.queue.<provider id>`: the commands on a provider's queue
@@ -98,7 +99,7 @@ pub async fn open(options: &JetStreamOptions) -> Result<Storage, StorageError> {
 
 /// The subject token of an id: the id itself when it is a safe token, else
 /// `=` and its hex (no plain id contains `=`).
-fn token(id: &str) -> String {
+pub(crate) fn token(id: &str) -> String {
     if !id.is_empty()
         && id
             .bytes()
@@ -116,7 +117,7 @@ fn token(id: &str) -> String {
 }
 
 /// The id a [`token`] stands for.
-fn untoken(token: &str) -> Option<String> {
+pub(crate) fn untoken(token: &str) -> Option<String> {
     let Some(hex) = token.strip_prefix('=') else {
         return Some(token.to_owned());
     };
@@ -194,10 +195,17 @@ impl Log {
         let mut context = jetstream::new(client.clone());
         context.set_timeout(PATIENCE);
         let stream_name = format!("{}_LOG", options.prefix.to_uppercase());
-        context
+        // Only the subjects written here: `<prefix>.exchange.>` belongs to
+        // the toolkit's journal (`toolkit::shared`), and two streams cannot
+        // share a subject.
+        let subjects = vec![
+            format!("{}.app.>", options.prefix),
+            format!("{}.queue.>", options.prefix),
+        ];
+        let log = context
             .get_or_create_stream(stream::Config {
                 name: stream_name.clone(),
-                subjects: vec![format!("{}.>", options.prefix)],
+                subjects: subjects.clone(),
                 storage: stream::StorageType::File,
                 num_replicas: options.replicas,
                 duplicate_window: Duration::from_secs(120),
@@ -205,6 +213,16 @@ impl Log {
             })
             .await
             .map_err(|error| StorageError::unavailable("create the JetStream stream", error))?;
+        let info = log.cached_info();
+        if info.config.subjects != subjects {
+            // A stream made before the toolkit shared its journal took all
+            // of `<prefix>.>`; what it holds is under the narrower subjects.
+            let mut config = info.config.clone();
+            config.subjects = subjects;
+            context.update_stream(config).await.map_err(|error| {
+                StorageError::unavailable("narrow the stream's subjects", error)
+            })?;
+        }
         Ok(Self {
             client,
             context,
