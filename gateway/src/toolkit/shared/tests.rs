@@ -6,14 +6,15 @@ use std::time::Duration;
 
 use shep_proto::admin::v1::admin_client::AdminClient;
 use shep_proto::admin::v1::{
-    ApplyScenarioRequest, DeleteFaultRequest, ErrorEffect, ExchangeFilter, Fault, FaultTarget,
-    ListExchangesRequest, ListFaultsRequest, ResetRequest, Scenario, fault, fault_target,
+    ApplyScenarioRequest, DeleteFaultRequest, DeleteFixturesRequest, ErrorEffect, ExchangeFilter,
+    Fault, FaultTarget, ListExchangesRequest, ListFaultsRequest, PutFixturesRequest, ResetRequest,
+    Scenario, fault, fault_target,
 };
 use shep_proto::gateway::v1::gateway_client::GatewayClient;
 use tokio::net::TcpListener;
 use tonic::transport::Channel;
 
-use crate::config::GatewayConfig;
+use crate::config::{ClusterConfig, GatewayConfig};
 use crate::server::{RunningGateway, start_on};
 use crate::storage::jetstream::test_server::{self, NatsServer};
 use crate::testing;
@@ -23,10 +24,15 @@ const TOKEN: &str = "shared-toolkit-test";
 
 /// A node of a cluster named `prefix` on `nats`, in `data_dir`.
 async fn node(nats: &NatsServer, prefix: &str, data_dir: &Path) -> RunningGateway {
-    let mut config = GatewayConfig::default();
-    config.data_dir = data_dir.to_owned();
-    config.cluster.nats = Some(nats.url());
-    config.cluster.prefix = prefix.to_owned();
+    let mut config = GatewayConfig {
+        data_dir: data_dir.to_owned(),
+        cluster: ClusterConfig {
+            nats: Some(nats.url()),
+            prefix: prefix.to_owned(),
+            replicas: 1,
+        },
+        ..GatewayConfig::default()
+    };
     config.admin.token = Some(TOKEN.to_owned());
     config.checks.verify_signatures = false;
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -282,4 +288,78 @@ async fn a_scenario_defined_on_one_node_applies_on_another_and_a_late_node_sees_
     .await;
     a.shutdown().await.unwrap();
     b.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_fixtures_put_on_one_node_answer_on_another() {
+    if !test_server::available("session_fixtures_put_on_one_node_answer_on_another") {
+        return;
+    }
+    let nats = NatsServer::start();
+    let (a, b, _dir) = cluster(&nats).await;
+    admin(&a)
+        .await
+        .put_fixtures(request(
+            PutFixturesRequest {
+                name: "absent.json".to_owned(),
+                json: format!(r#"{{"absent": {{"iins": ["{}"]}}}}"#, testing::APPLICANT),
+            },
+            Some("fx"),
+        ))
+        .await
+        .unwrap();
+    eventually("the applicant is absent on B", || async {
+        lookup(&b, "fx")
+            .await
+            .is_err_and(|status| status.code() == tonic::Code::NotFound)
+    })
+    .await;
+    assert!(lookup(&b, "other").await.is_ok(), "only in its session");
+    admin(&b)
+        .await
+        .delete_fixtures(request(
+            DeleteFixturesRequest {
+                name: "absent.json".to_owned(),
+            },
+            Some("fx"),
+        ))
+        .await
+        .unwrap();
+    eventually("the applicant is back on A", || async {
+        lookup(&a, "fx").await.is_ok()
+    })
+    .await;
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_stream_that_took_every_subject_is_narrowed_for_the_journal() {
+    if !test_server::available("a_log_stream_that_took_every_subject_is_narrowed") {
+        return;
+    }
+    let nats = NatsServer::start();
+    let prefix = format!("t{}", uuid::Uuid::new_v4().simple());
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let context = async_nats::jetstream::new(client);
+    let log = format!("{}_LOG", prefix.to_uppercase());
+    context
+        .create_stream(async_nats::jetstream::stream::Config {
+            name: log.clone(),
+            subjects: vec![format!("{prefix}.>")],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let dir = tempdir::Dir::new();
+    let node = node(&nats, &prefix, dir.path()).await;
+    let mut stream = context.get_stream(&log).await.unwrap();
+    let subjects = stream.info().await.unwrap().config.subjects.clone();
+    assert_eq!(
+        subjects,
+        [format!("{prefix}.app.>"), format!("{prefix}.queue.>")]
+    );
+    let exchanges = format!("{}_EXCHANGES", prefix.to_uppercase());
+    assert!(context.get_stream(&exchanges).await.is_ok());
+    node.shutdown().await.unwrap();
 }
