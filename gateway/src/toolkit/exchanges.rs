@@ -329,6 +329,58 @@ mod tests {
         assert_eq!(journal.list(&ExchangeFilter::default(), 10).0.len(), 1);
     }
 
+    /// Keeps what it is sent.
+    #[derive(Debug, Default)]
+    struct Kept(Mutex<Vec<Exchange>>);
+
+    impl Outbox for Kept {
+        fn send(&self, exchange: Exchange) {
+            self.0.lock().unwrap().push(exchange);
+        }
+    }
+
+    #[test]
+    fn a_shared_journal_holds_what_comes_back_numbered_by_the_stream() {
+        let journal = Exchanges::new(true, 2);
+        let outbox = Arc::new(Kept::default());
+        journal.share(outbox.clone());
+        journal.record(|| lookup("s", "1"));
+        // Sent, not held: it is held when the shared journal hands it back.
+        assert_eq!(journal.count(None), 0);
+        let sent = outbox.0.lock().unwrap().pop().unwrap();
+        assert_eq!(sent.subject, "1");
+        journal.apply(
+            Exchange {
+                sequence: 7,
+                ..sent
+            },
+            6,
+        );
+        journal.apply(
+            Exchange {
+                sequence: 8,
+                session: "t".into(),
+                ..Exchange::default()
+            },
+            0,
+        );
+        journal.apply(
+            Exchange {
+                sequence: 9,
+                session: "t".into(),
+                ..Exchange::default()
+            },
+            0,
+        );
+        let (kept, dropped) = journal.list(&ExchangeFilter::default(), 10);
+        let sequences: Vec<u64> = kept.iter().map(|e| e.sequence).collect();
+        assert_eq!(sequences, [8, 9]);
+        // Six the stream no longer held, one pushed out of the buffer.
+        assert_eq!(dropped, 7);
+        assert_eq!(journal.count(Some("t")), 2);
+        assert_eq!(journal.count(Some("s")), 0);
+    }
+
     #[test]
     fn a_disabled_journal_records_nothing() {
         let journal = Exchanges::new(false, 100);

@@ -15,6 +15,9 @@
 //! order: the watch is the only writer of the local faults and scenarios, so
 //! a node's own writes are applied once, like anyone else's, and the writer
 //! answers once its watch applied its write. Calls read local memory only.
+//! A fixture document is checked by applying it here before it is written
+//! (the bucket then holds only documents that load); scenario files are
+//! written at each node's start, so the node started last defines them.
 //!
 //! What stays per node: a fault's counts and its budget (`times`: a fault
 //! that fires once may fire once on every node), its rate's random draws and
