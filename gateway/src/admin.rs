@@ -24,6 +24,7 @@ use crate::error::GatewayError;
 use crate::registry::RegistriesHandle;
 use crate::routes::RoutingTable;
 use crate::toolkit::CallContext;
+use crate::toolkit::faults::InvalidFault;
 
 // === Routes ===
 
@@ -228,7 +229,8 @@ pub(crate) fn fixtures(data: &RegistryData, ctx: &CallContext) -> FixturesRespon
 }
 
 /// `Admin.PutFixtures`.
-pub(crate) fn put_fixtures(
+pub(crate) async fn put_fixtures(
+    engine: &Engine,
     data: &RegistryData,
     ctx: &CallContext,
     name: &str,
@@ -240,22 +242,55 @@ pub(crate) fn put_fixtures(
             problem: "is required".to_owned(),
         });
     }
-    data.put_document(scope(ctx), FixtureSource::inline(name, json))
-        .map_err(fixtures_invalid)?;
+    put_fixture(engine, data, ctx, name, json).await?;
     Ok(fixtures(data, ctx))
 }
 
+/// Puts one fixture document in the caller's scope: checked and applied
+/// here first (all or nothing), then shared with the cluster's other nodes.
+async fn put_fixture(
+    engine: &Engine,
+    data: &RegistryData,
+    ctx: &CallContext,
+    name: &str,
+    json: &str,
+) -> Result<(), GatewayError> {
+    data.put_document(scope(ctx), FixtureSource::inline(name, json))
+        .map_err(fixtures_invalid)?;
+    if let Some(shared) = engine.toolkit().shared() {
+        shared
+            .put_fixture(ctx.session(), name, json)
+            .await
+            .map_err(GatewayError::Storage)?;
+    }
+    Ok(())
+}
+
 /// `Admin.DeleteFixtures`.
-pub(crate) fn delete_fixtures(
+pub(crate) async fn delete_fixtures(
+    engine: &Engine,
     data: &RegistryData,
     ctx: &CallContext,
     name: &str,
 ) -> Result<FixturesResponse, GatewayError> {
-    match data.delete_document(scope(ctx), name) {
-        None => Err(GatewayError::ToolkitNotFound(format!(
+    let not_found = || {
+        GatewayError::ToolkitNotFound(format!(
             "no fixture document `{name}` in {}",
             scope(ctx).describe()
-        ))),
+        ))
+    };
+    if let Some(shared) = engine.toolkit().shared() {
+        if !data.documents(scope(ctx)).iter().any(|known| known == name) {
+            return Err(not_found());
+        }
+        shared
+            .delete_fixture(ctx.session(), name)
+            .await
+            .map_err(GatewayError::Storage)?;
+        return Ok(fixtures(data, ctx));
+    }
+    match data.delete_document(scope(ctx), name) {
+        None => Err(not_found()),
         Some(result) => {
             result.map_err(fixtures_invalid)?;
             Ok(fixtures(data, ctx))
@@ -264,19 +299,51 @@ pub(crate) fn delete_fixtures(
 }
 
 /// `Admin.AddFault`.
-pub(crate) fn add_fault(
+pub(crate) async fn add_fault(
     engine: &Engine,
     ctx: &CallContext,
     fault: Fault,
 ) -> Result<Fault, GatewayError> {
-    engine
-        .toolkit()
-        .faults
-        .add(fault, ctx.session(), "", &engine.registry_ids())
-        .map_err(|error| GatewayError::InvalidField {
-            field: error.field,
-            problem: error.problem,
+    attach_fault(engine, ctx, fault, "")
+        .await
+        .map_err(|error| match error {
+            Attach::Invalid(error) => GatewayError::InvalidField {
+                field: error.field,
+                problem: error.problem,
+            },
+            Attach::Failed(error) => error,
         })
+}
+
+/// Why a fault was not attached.
+enum Attach {
+    Invalid(InvalidFault),
+    Failed(GatewayError),
+}
+
+/// Attaches `fault` for the caller's session: here, or on every node of
+/// the cluster (through the shared bucket).
+async fn attach_fault(
+    engine: &Engine,
+    ctx: &CallContext,
+    fault: Fault,
+    scenario: &str,
+) -> Result<Fault, Attach> {
+    let faults = &engine.toolkit().faults;
+    let registries = engine.registry_ids();
+    let Some(shared) = engine.toolkit().shared() else {
+        return faults
+            .add(fault, ctx.session(), scenario, &registries)
+            .map_err(Attach::Invalid);
+    };
+    let fault = faults
+        .prepare(fault, ctx.session(), scenario, &registries)
+        .map_err(Attach::Invalid)?;
+    shared
+        .put_fault(&fault)
+        .await
+        .map_err(|error| Attach::Failed(GatewayError::Storage(error)))?;
+    Ok(fault)
 }
 
 /// `Admin.ListFaults`.
@@ -287,13 +354,32 @@ pub(crate) fn list_faults(engine: &Engine, ctx: &CallContext) -> ListFaultsRespo
 }
 
 /// `Admin.DeleteFault`.
-pub(crate) fn delete_fault(
+pub(crate) async fn delete_fault(
     engine: &Engine,
     ctx: &CallContext,
     id: &str,
 ) -> Result<ListFaultsResponse, GatewayError> {
-    if !engine.toolkit().faults.remove(id, ctx.session()) {
-        return Err(GatewayError::ToolkitNotFound(format!("no fault `{id}`")));
+    let faults = &engine.toolkit().faults;
+    let not_found = || GatewayError::ToolkitNotFound(format!("no fault `{id}`"));
+    match engine.toolkit().shared() {
+        None => {
+            if !faults.remove(id, ctx.session()) {
+                return Err(not_found());
+            }
+        }
+        Some(shared) => {
+            if !faults
+                .list(ctx.session())
+                .iter()
+                .any(|fault| fault.id == id)
+            {
+                return Err(not_found());
+            }
+            shared
+                .delete_fault(id)
+                .await
+                .map_err(GatewayError::Storage)?;
+        }
     }
     Ok(list_faults(engine, ctx))
 }
@@ -321,21 +407,32 @@ fn check_scenario(engine: &Engine, scenario: &Scenario) -> Result<(), GatewayErr
 }
 
 /// `Admin.PutScenario` (and scenario files at start).
-pub(crate) fn put_scenario(engine: &Engine, scenario: Scenario) -> Result<Scenario, GatewayError> {
+pub(crate) async fn put_scenario(
+    engine: &Engine,
+    scenario: Scenario,
+) -> Result<Scenario, GatewayError> {
     check_scenario(engine, &scenario)?;
-    engine
-        .toolkit()
-        .scenarios
-        .put(scenario)
-        .map_err(|problem| GatewayError::InvalidField {
-            field: "name",
-            problem,
-        })
+    let scenarios = &engine.toolkit().scenarios;
+    let invalid = |problem| GatewayError::InvalidField {
+        field: "name",
+        problem,
+    };
+    let Some(shared) = engine.toolkit().shared() else {
+        return scenarios.put(scenario).map_err(invalid);
+    };
+    if scenario.name.trim().is_empty() {
+        return Err(invalid("`name` is required".to_owned()));
+    }
+    shared
+        .put_scenario(&scenario)
+        .await
+        .map_err(GatewayError::Storage)?;
+    Ok(scenarios.get(&scenario.name).unwrap_or(scenario))
 }
 
 /// `Admin.ApplyScenario`: fixture documents first (all or nothing per
 /// document), then the faults in order.
-pub(crate) fn apply_scenario(
+pub(crate) async fn apply_scenario(
     engine: &Engine,
     data: &RegistryData,
     ctx: &CallContext,
@@ -347,11 +444,7 @@ pub(crate) fn apply_scenario(
         .take(name)
         .ok_or_else(|| GatewayError::ToolkitNotFound(format!("no scenario `{name}`")))?;
     for document in &scenario.fixtures {
-        data.put_document(
-            scope(ctx),
-            FixtureSource::inline(&document.name, &document.json),
-        )
-        .map_err(fixtures_invalid)?;
+        put_fixture(engine, data, ctx, &document.name, &document.json).await?;
     }
     let mut faults = Vec::with_capacity(scenario.faults.len());
     for fault in scenario.faults {
@@ -361,13 +454,14 @@ pub(crate) fn apply_scenario(
         if !fault.id.is_empty() {
             fault.id = format!("{name}/{}", fault.id);
         }
-        let added = engine
-            .toolkit()
-            .faults
-            .add(fault, ctx.session(), name, &engine.registry_ids())
-            .map_err(|error| GatewayError::InvalidField {
-                field: "faults",
-                problem: format!("{}: {}", error.field, error.problem),
+        let added = attach_fault(engine, ctx, fault, name)
+            .await
+            .map_err(|error| match error {
+                Attach::Invalid(error) => GatewayError::InvalidField {
+                    field: "faults",
+                    problem: format!("{}: {}", error.field, error.problem),
+                },
+                Attach::Failed(error) => error,
             })?;
         faults.push(added);
     }
@@ -391,33 +485,47 @@ fn scoped(filter: Option<ExchangeFilter>, ctx: &CallContext) -> ExchangeFilter {
     filter
 }
 
+/// Waits, in a cluster, until this node's journal holds what every node
+/// recorded so far.
+async fn exchanges_caught_up(engine: &Engine) -> Result<(), GatewayError> {
+    match engine.toolkit().shared() {
+        Some(shared) => shared
+            .exchanges_caught_up()
+            .await
+            .map_err(GatewayError::Storage),
+        None => Ok(()),
+    }
+}
+
 /// `Admin.ListExchanges`.
-pub(crate) fn list_exchanges(
+pub(crate) async fn list_exchanges(
     engine: &Engine,
     ctx: &CallContext,
     request: ListExchangesRequest,
-) -> ListExchangesResponse {
+) -> Result<ListExchangesResponse, GatewayError> {
+    exchanges_caught_up(engine).await?;
     let limit = match request.limit {
         0 => 100,
         limit => limit.min(10_000) as usize,
     };
     let exchanges = &engine.toolkit().exchanges;
     let (found, dropped) = exchanges.list(&scoped(request.filter, ctx), limit);
-    ListExchangesResponse {
+    Ok(ListExchangesResponse {
         exchanges: found,
         dropped,
         recording: exchanges.recording(),
-    }
+    })
 }
 
 /// `Admin.VerifyExchanges`.
-pub(crate) fn verify_exchanges(
+pub(crate) async fn verify_exchanges(
     engine: &Engine,
     ctx: &CallContext,
     mut request: VerifyExchangesRequest,
-) -> VerifyExchangesResponse {
+) -> Result<VerifyExchangesResponse, GatewayError> {
+    exchanges_caught_up(engine).await?;
     request.filter = Some(scoped(request.filter.take(), ctx));
-    engine.toolkit().exchanges.verify(&request)
+    Ok(engine.toolkit().exchanges.verify(&request))
 }
 
 /// `Admin.Unused`.
@@ -447,17 +555,50 @@ pub(crate) fn unused(engine: &Engine, data: &RegistryData, ctx: &CallContext) ->
 }
 
 /// `Admin.Reset`.
-pub(crate) fn reset(engine: &Engine, data: &RegistryData, ctx: &CallContext) -> ResetResponse {
+pub(crate) async fn reset(
+    engine: &Engine,
+    data: &RegistryData,
+    ctx: &CallContext,
+) -> Result<ResetResponse, GatewayError> {
     let toolkit = engine.toolkit();
     let scope = scope(ctx);
-    let response = ResetResponse {
-        faults_removed: toolkit.faults.clear(ctx.session()) as u64,
-        fixture_documents_removed: data.clear(scope) as u64,
-        exchanges_removed: toolkit.exchanges.clear(ctx.session()) as u64,
+    let response = match toolkit.shared() {
+        None => ResetResponse {
+            faults_removed: toolkit.faults.clear(ctx.session()) as u64,
+            fixture_documents_removed: data.clear(scope) as u64,
+            exchanges_removed: toolkit.exchanges.clear(ctx.session()) as u64,
+        },
+        Some(shared) => {
+            let failed = GatewayError::Storage;
+            let faults = toolkit.faults.ids_in(ctx.session());
+            for id in &faults {
+                shared.delete_fault(id).await.map_err(failed)?;
+            }
+            let documents = data.documents(scope);
+            for name in &documents {
+                shared
+                    .delete_fixture(ctx.session(), name)
+                    .await
+                    .map_err(failed)?;
+            }
+            // What the deletes left (a session's empty entry) goes too.
+            data.clear(scope);
+            shared.exchanges_caught_up().await.map_err(failed)?;
+            let exchanges = toolkit.exchanges.count(ctx.session());
+            shared
+                .clear_exchanges(ctx.session())
+                .await
+                .map_err(failed)?;
+            ResetResponse {
+                faults_removed: faults.len() as u64,
+                fixture_documents_removed: documents.len() as u64,
+                exchanges_removed: exchanges as u64,
+            }
+        }
     };
     if ctx.session().is_none() {
         data.forget_used();
     }
     tracing::info!(scope = %scope.describe(), ?response, "toolkit reset");
-    response
+    Ok(response)
 }

@@ -241,6 +241,9 @@ impl RunningGateway {
                 Ok(())
             }
         };
+        if let Some(shared) = self.engine.toolkit().shared() {
+            shared.close().await;
+        }
         // Everything acknowledged is on disk; release the file for the next start.
         self.engine.close_storage().await;
         stopped
@@ -323,9 +326,21 @@ pub async fn start_on(
         Engine::new(&config, routes, verifier, revocation, registries).with_storage(storage),
     );
 
+    if let Some(url) = &config.cluster.nats {
+        let options = storage::jetstream::JetStreamOptions {
+            url: url.clone(),
+            prefix: config.cluster.prefix.clone(),
+            replicas: config.cluster.replicas,
+        };
+        crate::toolkit::shared::open(&options, engine.toolkit().clone(), handle.data.clone())
+            .await
+            .with_context(|| format!("sharing the toolkit through NATS at `{url}`"))?;
+    }
+
     for path in &config.toolkit.scenarios {
         let scenario = crate::toolkit::scenarios::read_file(path).map_err(anyhow::Error::msg)?;
         crate::admin::put_scenario(&engine, scenario)
+            .await
             .map_err(|error| anyhow::anyhow!("scenario `{}`: {error}", path.display()))?;
     }
 

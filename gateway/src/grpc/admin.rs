@@ -140,12 +140,16 @@ impl Admin for AdminGrpcAdapter {
     ) -> Result<Response<FixturesResponse>, Status> {
         let ctx = session(&request)?;
         let request = request.get_ref();
-        respond(admin::put_fixtures(
-            &self.registries.data,
-            &ctx,
-            &request.name,
-            &request.json,
-        ))
+        respond(
+            admin::put_fixtures(
+                &self.engine,
+                &self.registries.data,
+                &ctx,
+                &request.name,
+                &request.json,
+            )
+            .await,
+        )
     }
 
     async fn delete_fixtures(
@@ -153,11 +157,15 @@ impl Admin for AdminGrpcAdapter {
         request: Request<DeleteFixturesRequest>,
     ) -> Result<Response<FixturesResponse>, Status> {
         let ctx = session(&request)?;
-        respond(admin::delete_fixtures(
-            &self.registries.data,
-            &ctx,
-            &request.get_ref().name,
-        ))
+        respond(
+            admin::delete_fixtures(
+                &self.engine,
+                &self.registries.data,
+                &ctx,
+                &request.get_ref().name,
+            )
+            .await,
+        )
     }
 
     async fn list_fixtures(
@@ -170,7 +178,7 @@ impl Admin for AdminGrpcAdapter {
 
     async fn add_fault(&self, request: Request<Fault>) -> Result<Response<Fault>, Status> {
         let ctx = session(&request)?;
-        respond(admin::add_fault(&self.engine, &ctx, request.into_inner()))
+        respond(admin::add_fault(&self.engine, &ctx, request.into_inner()).await)
     }
 
     async fn list_faults(
@@ -186,15 +194,11 @@ impl Admin for AdminGrpcAdapter {
         request: Request<DeleteFaultRequest>,
     ) -> Result<Response<ListFaultsResponse>, Status> {
         let ctx = session(&request)?;
-        respond(admin::delete_fault(
-            &self.engine,
-            &ctx,
-            &request.get_ref().id,
-        ))
+        respond(admin::delete_fault(&self.engine, &ctx, &request.get_ref().id).await)
     }
 
     async fn put_scenario(&self, request: Request<Scenario>) -> Result<Response<Scenario>, Status> {
-        respond(admin::put_scenario(&self.engine, request.into_inner()))
+        respond(admin::put_scenario(&self.engine, request.into_inner()).await)
     }
 
     async fn list_scenarios(
@@ -211,12 +215,15 @@ impl Admin for AdminGrpcAdapter {
         request: Request<ApplyScenarioRequest>,
     ) -> Result<Response<ApplyScenarioResponse>, Status> {
         let ctx = session(&request)?;
-        respond(admin::apply_scenario(
-            &self.engine,
-            &self.registries.data,
-            &ctx,
-            &request.get_ref().name,
-        ))
+        respond(
+            admin::apply_scenario(
+                &self.engine,
+                &self.registries.data,
+                &ctx,
+                &request.get_ref().name,
+            )
+            .await,
+        )
     }
 
     async fn list_exchanges(
@@ -224,11 +231,7 @@ impl Admin for AdminGrpcAdapter {
         request: Request<ListExchangesRequest>,
     ) -> Result<Response<ListExchangesResponse>, Status> {
         let ctx = session(&request)?;
-        Ok(Response::new(admin::list_exchanges(
-            &self.engine,
-            &ctx,
-            request.into_inner(),
-        )))
+        respond(admin::list_exchanges(&self.engine, &ctx, request.into_inner()).await)
     }
 
     async fn verify_exchanges(
@@ -236,11 +239,7 @@ impl Admin for AdminGrpcAdapter {
         request: Request<VerifyExchangesRequest>,
     ) -> Result<Response<VerifyExchangesResponse>, Status> {
         let ctx = session(&request)?;
-        Ok(Response::new(admin::verify_exchanges(
-            &self.engine,
-            &ctx,
-            request.into_inner(),
-        )))
+        respond(admin::verify_exchanges(&self.engine, &ctx, request.into_inner()).await)
     }
 
     async fn unused(
@@ -260,10 +259,6 @@ impl Admin for AdminGrpcAdapter {
         request: Request<ResetRequest>,
     ) -> Result<Response<ResetResponse>, Status> {
         let ctx = session(&request)?;
-        Ok(Response::new(admin::reset(
-            &self.engine,
-            &self.registries.data,
-            &ctx,
-        )))
+        respond(admin::reset(&self.engine, &self.registries.data, &ctx).await)
     }
 }

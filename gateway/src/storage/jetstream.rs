@@ -1,7 +1,8 @@
 //! The JetStream backend: several gateway nodes share one NATS JetStream
 //! stream, and each node keeps a replica of what the stream says.
 //!
-//! One stream, `<PREFIX>_LOG`, holds every change, under two kinds of subject:
+//! One stream, `<PREFIX>_LOG`, holds every change, under two kinds of subject
+//! (`<prefix>.exchange.>` is the toolkit's, see `crate::toolkit::shared`):
 //! - `<prefix>.app.<message id>`: an application's acceptance, then each of
 //!   its status changes (the journal's [`Entry`] records);
 //! - `<prefix>.queue.<provider id>`: the commands on a provider's queue
@@ -108,7 +109,7 @@ pub async fn open(options: &JetStreamOptions) -> Result<Storage, StorageError> {
 
 /// The subject token of an id: the id itself when it is a safe token, else
 /// `=` and its hex (no plain id contains `=`).
-fn token(id: &str) -> String {
+pub(crate) fn token(id: &str) -> String {
     if !id.is_empty()
         && id
             .bytes()
@@ -126,7 +127,7 @@ fn token(id: &str) -> String {
 }
 
 /// The id a [`token`] stands for.
-fn untoken(token: &str) -> Option<String> {
+pub(crate) fn untoken(token: &str) -> Option<String> {
     let Some(hex) = token.strip_prefix('=') else {
         return Some(token.to_owned());
     };
@@ -216,9 +217,14 @@ impl Log {
         // its leader lets a request time out.
         context.set_timeout(Duration::from_secs(2));
         let stream_name = format!("{}_LOG", options.prefix.to_uppercase());
+        // Only the subjects written here: `<prefix>.exchange.>` belongs to
+        // the toolkit's journal (`toolkit::shared`), and two streams cannot
+        // share a subject.
         let config = stream::Config {
             name: stream_name.clone(),
-            subjects: vec![format!("{}.>", options.prefix)],
+            subjects: ["app", "queue", "forgotten"]
+                .map(|kind| format!("{}.{kind}.>", options.prefix))
+                .to_vec(),
             storage: stream::StorageType::File,
             num_replicas: options.replicas,
             duplicate_window: Duration::from_secs(120),

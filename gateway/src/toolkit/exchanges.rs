@@ -4,8 +4,8 @@
 //! and can be switched off for load runs.
 
 use std::collections::VecDeque;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use prost::Message;
@@ -69,12 +69,22 @@ struct Ring {
     dropped: u64,
 }
 
+/// Where a node sharing its exchange journal sends what it records,
+/// instead of its own buffer: the buffer then holds what comes back from
+/// the shared journal ([`Exchanges::apply`]), every node's exchanges alike.
+pub trait Outbox: Send + Sync + std::fmt::Debug {
+    /// Hands `exchange` over; called on the hot path, so it must not block.
+    fn send(&self, exchange: Exchange);
+}
+
 /// The bounded buffer of exchanges.
 #[derive(Debug)]
 pub struct Exchanges {
     enabled: AtomicBool,
     capacity: usize,
     ring: Mutex<Ring>,
+    /// Set in a cluster (see [`Outbox`]).
+    outbox: OnceLock<Arc<dyn Outbox>>,
 }
 
 impl Exchanges {
@@ -84,6 +94,48 @@ impl Exchanges {
             enabled: AtomicBool::new(enabled && capacity > 0),
             capacity: capacity.max(1),
             ring: Mutex::default(),
+            outbox: OnceLock::new(),
+        }
+    }
+
+    /// Sends what is recorded from now on to `outbox` rather than to the
+    /// buffer; set once.
+    pub fn share(&self, outbox: Arc<dyn Outbox>) {
+        let _ = self.outbox.set(outbox);
+    }
+
+    /// The buffer's capacity.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Adds an exchange from the shared journal, numbered by it; `missed`
+    /// are the ones before it the journal no longer holds.
+    pub fn apply(&self, exchange: Exchange, missed: u64) {
+        let mut ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
+        ring.dropped += missed;
+        ring.next = exchange.sequence;
+        Self::push(&mut ring, self.capacity, exchange);
+    }
+
+    fn push(ring: &mut Ring, capacity: usize, exchange: Exchange) {
+        if ring.entries.len() == capacity {
+            ring.entries.pop_front();
+            ring.dropped += 1;
+        }
+        ring.entries.push_back(exchange);
+    }
+
+    /// How many exchanges of `session` (all for `None`) are held.
+    pub fn count(&self, session: Option<&str>) -> usize {
+        let ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
+        match session {
+            None => ring.entries.len(),
+            Some(id) => ring
+                .entries
+                .iter()
+                .filter(|exchange| exchange.session == id)
+                .count(),
         }
     }
 
@@ -98,10 +150,8 @@ impl Exchanges {
             return;
         }
         let record = build();
-        let mut ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
-        ring.next += 1;
-        let exchange = Exchange {
-            sequence: ring.next,
+        let mut exchange = Exchange {
+            sequence: 0,
             time: Some(timestamp(OffsetDateTime::now_utc())),
             session: record.session,
             rpc: record.rpc,
@@ -118,11 +168,14 @@ impl Exchanges {
             fault_id: record.fault_id,
             stream_position: record.stream_position,
         };
-        if ring.entries.len() == self.capacity {
-            ring.entries.pop_front();
-            ring.dropped += 1;
+        if let Some(outbox) = self.outbox.get() {
+            outbox.send(exchange);
+            return;
         }
-        ring.entries.push_back(exchange);
+        let mut ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
+        ring.next += 1;
+        exchange.sequence = ring.next;
+        Self::push(&mut ring, self.capacity, exchange);
     }
 
     /// Exchanges matching `filter` (oldest first, at most `limit`), and the
@@ -274,6 +327,58 @@ mod tests {
         );
         assert_eq!(journal.clear(Some("a")), 2);
         assert_eq!(journal.list(&ExchangeFilter::default(), 10).0.len(), 1);
+    }
+
+    /// Keeps what it is sent.
+    #[derive(Debug, Default)]
+    struct Kept(Mutex<Vec<Exchange>>);
+
+    impl Outbox for Kept {
+        fn send(&self, exchange: Exchange) {
+            self.0.lock().unwrap().push(exchange);
+        }
+    }
+
+    #[test]
+    fn a_shared_journal_holds_what_comes_back_numbered_by_the_stream() {
+        let journal = Exchanges::new(true, 2);
+        let outbox = Arc::new(Kept::default());
+        journal.share(outbox.clone());
+        journal.record(|| lookup("s", "1"));
+        // Sent, not held: it is held when the shared journal hands it back.
+        assert_eq!(journal.count(None), 0);
+        let sent = outbox.0.lock().unwrap().pop().unwrap();
+        assert_eq!(sent.subject, "1");
+        journal.apply(
+            Exchange {
+                sequence: 7,
+                ..sent
+            },
+            6,
+        );
+        journal.apply(
+            Exchange {
+                sequence: 8,
+                session: "t".into(),
+                ..Exchange::default()
+            },
+            0,
+        );
+        journal.apply(
+            Exchange {
+                sequence: 9,
+                session: "t".into(),
+                ..Exchange::default()
+            },
+            0,
+        );
+        let (kept, dropped) = journal.list(&ExchangeFilter::default(), 10);
+        let sequences: Vec<u64> = kept.iter().map(|e| e.sequence).collect();
+        assert_eq!(sequences, [8, 9]);
+        // Six the stream no longer held, one pushed out of the buffer.
+        assert_eq!(dropped, 7);
+        assert_eq!(journal.count(Some("t")), 2);
+        assert_eq!(journal.count(Some("s")), 0);
     }
 
     #[test]

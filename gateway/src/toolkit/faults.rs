@@ -224,6 +224,8 @@ pub struct Faults {
     /// `list.len()`, read without the lock on every call.
     count: AtomicUsize,
     next_id: AtomicU64,
+    /// Set in a cluster: this node's tag in the fault ids it makes up.
+    node: std::sync::OnceLock<String>,
     /// Bumped on every change, so watchers (health) re-read.
     version: tokio::sync::watch::Sender<u64>,
 }
@@ -233,6 +235,20 @@ impl Faults {
     /// is replaced. Returns the fault as stored.
     pub fn add(
         &self,
+        spec: Fault,
+        session: Option<&str>,
+        scenario: &str,
+        registries: &[&str],
+    ) -> Result<Fault, InvalidFault> {
+        let spec = self.prepare(spec, session, scenario, registries)?;
+        self.insert(spec.clone());
+        Ok(spec)
+    }
+
+    /// Validates `spec` and fills in what the gateway sets (its id when it
+    /// has none, its session and scenario, zero counts), without attaching it.
+    pub fn prepare(
+        &self,
         mut spec: Fault,
         session: Option<&str>,
         scenario: &str,
@@ -240,29 +256,57 @@ impl Faults {
     ) -> Result<Fault, InvalidFault> {
         validate(&spec, registries)?;
         if spec.id.trim().is_empty() {
-            spec.id = format!("f{}", self.next_id.fetch_add(1, Ordering::Relaxed) + 1);
+            let number = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+            spec.id = match self.node.get() {
+                // Nodes sharing faults number them apart.
+                Some(node) => format!("f{number}-{node}"),
+                None => format!("f{number}"),
+            };
         }
         spec.session = session.unwrap_or_default().to_owned();
         spec.scenario = scenario.to_owned();
         spec.matched = 0;
         spec.fired = 0;
+        Ok(spec)
+    }
+
+    /// Attaches a fault [`prepare`](Self::prepare)d here or on another node
+    /// (its `session` field scopes it), replacing one of the same id with
+    /// fresh counts and a fresh time window.
+    pub fn insert(&self, spec: Fault) {
         let state = Arc::new(FaultState {
             rng: Mutex::new(StdRng::seed_from_u64(spec.seed)),
-            session: session.map(str::to_owned),
+            session: (!spec.session.is_empty()).then(|| spec.session.clone()),
             added: Instant::now(),
             matched: AtomicU64::new(0),
             fired: AtomicU64::new(0),
-            spec: spec.clone(),
+            spec,
         });
         let mut list = self.list.write().unwrap_or_else(|p| p.into_inner());
-        match list.iter_mut().find(|old| old.spec.id == spec.id) {
+        match list.iter_mut().find(|old| old.spec.id == state.spec.id) {
             Some(old) => *old = state,
             None => list.push(state),
         }
         self.count.store(list.len(), Ordering::Release);
         drop(list);
         self.version.send_modify(|version| *version += 1);
-        Ok(spec)
+    }
+
+    /// Makes the ids this node gives faults unique among the nodes sharing
+    /// them (`f<n>-<node>` rather than `f<n>`); set once, before any fault.
+    pub fn set_node(&self, node: &str) {
+        let _ = self.node.set(node.to_owned());
+    }
+
+    /// The ids of the faults of exactly `session` (the global ones for `None`).
+    pub fn ids_in(&self, session: Option<&str>) -> Vec<String> {
+        self.list
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|state| state.session.as_deref() == session)
+            .map(|state| state.spec.id.clone())
+            .collect()
     }
 
     /// The faults visible to `session` (all without one), in order.

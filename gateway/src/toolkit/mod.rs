@@ -7,9 +7,10 @@ pub mod exchanges;
 pub mod faults;
 pub mod inject;
 pub mod scenarios;
+pub mod shared;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -22,6 +23,7 @@ pub use connections::Connections;
 pub use exchanges::Exchanges;
 pub use faults::Faults;
 pub use scenarios::Scenarios;
+pub use shared::Shared;
 
 /// The metadata header naming a caller's test session.
 pub const SESSION_HEADER: &str = "x-shep-session";
@@ -36,6 +38,9 @@ pub struct Toolkit {
     pub scenarios: Scenarios,
     pub exchanges: Exchanges,
     pub connections: Connections,
+    /// Set in a cluster: the link through which faults, scenarios, session
+    /// fixtures and exchanges are shared (see [`shared`]).
+    shared: OnceLock<Arc<Shared>>,
 }
 
 impl Toolkit {
@@ -46,7 +51,17 @@ impl Toolkit {
             scenarios: Scenarios::default(),
             exchanges: Exchanges::new(config.exchanges, config.exchanges_capacity),
             connections: Connections::default(),
+            shared: OnceLock::new(),
         }
+    }
+
+    /// The cluster link, when the toolkit is shared.
+    pub fn shared(&self) -> Option<&Arc<Shared>> {
+        self.shared.get()
+    }
+
+    fn share(&self, shared: Arc<Shared>) {
+        let _ = self.shared.set(shared);
     }
 }
 

@@ -73,6 +73,24 @@ impl Scenarios {
             .collect()
     }
 
+    /// Scenario `name`, as defined here.
+    pub fn get(&self, name: &str) -> Option<Scenario> {
+        self.defined
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned()
+    }
+
+    /// Forgets scenario `name`; whether it was defined.
+    pub fn remove(&self, name: &str) -> bool {
+        self.defined
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name)
+            .is_some()
+    }
+
     /// Scenario `name` for applying, counting the use.
     pub fn take(&self, name: &str) -> Option<Scenario> {
         let mut defined = self.defined.write().unwrap_or_else(|p| p.into_inner());
