@@ -107,6 +107,41 @@ pub async fn open(options: &JetStreamOptions) -> Result<Storage, StorageError> {
     Ok(Storage::new(store, queues, journal))
 }
 
+/// Connects to the NATS server(s) of `url` (several separated by commas; the
+/// client fails over between them) as `name`, and waits a little for the
+/// first connection.
+pub(crate) async fn connect(url: &str, name: &str) -> Result<async_nats::Client, StorageError> {
+    let unavailable = |error| StorageError::unavailable("connect to NATS", error);
+    let servers = url
+        .split(',')
+        .map(str::trim)
+        .filter(|url| !url.is_empty())
+        .map(str::parse::<async_nats::ServerAddr>)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|error| StorageError::unavailable("connect to NATS", error))?;
+    let client = async_nats::ConnectOptions::new()
+        .name(name)
+        .connection_timeout(Duration::from_secs(5))
+        // Answer "unavailable" rather than queue work while cut off.
+        .retry_on_initial_connect()
+        .connect(servers.as_slice())
+        .await
+        .map_err(unavailable)?;
+    // The first connection is made in the background with retries: wait for
+    // it, a little.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while client.connection_state() != async_nats::connection::State::Connected {
+        if tokio::time::Instant::now() > deadline {
+            return Err(StorageError::unavailable(
+                "connect to NATS",
+                format!("no NATS server answered at {url}"),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(client)
+}
+
 /// The subject token of an id: the id itself when it is a safe token, else
 /// `=` and its hex (no plain id contains `=`).
 pub(crate) fn token(id: &str) -> String {
@@ -183,35 +218,7 @@ impl From<StorageError> for PublishFailure {
 
 impl Log {
     async fn connect(options: &JetStreamOptions) -> Result<Self, StorageError> {
-        let unavailable = |error| StorageError::unavailable("connect to NATS", error);
-        let servers = options
-            .url
-            .split(',')
-            .map(str::trim)
-            .filter(|url| !url.is_empty())
-            .map(str::parse::<async_nats::ServerAddr>)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|error| StorageError::unavailable("connect to NATS", error))?;
-        let client = async_nats::ConnectOptions::new()
-            .name("shep-gateway")
-            .connection_timeout(Duration::from_secs(5))
-            // Answer "unavailable" rather than queue work while cut off.
-            .retry_on_initial_connect()
-            .connect(servers.as_slice())
-            .await
-            .map_err(unavailable)?;
-        // The first connection is made in the background with retries:
-        // wait for it, a little.
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        while client.connection_state() != async_nats::connection::State::Connected {
-            if tokio::time::Instant::now() > deadline {
-                return Err(StorageError::unavailable(
-                    "connect to NATS",
-                    format!("no NATS server answered at {}", options.url),
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let client = connect(&options.url, "shep-gateway").await?;
         let mut context = jetstream::new(client.clone());
         // Short tries while the stream is made: a cluster still electing
         // its leader lets a request time out.

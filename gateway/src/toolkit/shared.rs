@@ -75,7 +75,7 @@ pub async fn open(
     toolkit: Arc<Toolkit>,
     fixtures: Arc<RegistryData>,
 ) -> Result<Arc<Shared>, StorageError> {
-    let client = connect(&options.url).await?;
+    let client = crate::storage::jetstream::connect(&options.url, "shep-gateway-toolkit").await?;
     let mut context = jetstream::new(client.clone());
     context.set_timeout(PATIENCE);
     let kv = bucket(&context, options).await?;
@@ -141,28 +141,6 @@ async fn bucket(
         .get_key_value(name)
         .await
         .map_err(|error| StorageError::unavailable(WHAT, error))
-}
-
-async fn connect(url: &str) -> Result<async_nats::Client, StorageError> {
-    let client = async_nats::ConnectOptions::new()
-        .name("shep-gateway-toolkit")
-        .connection_timeout(Duration::from_secs(5))
-        .retry_on_initial_connect()
-        .connect(url)
-        .await
-        .map_err(|error| StorageError::unavailable("connect to NATS", error))?;
-    // The first connection is made in the background: wait for it, a little.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while client.connection_state() != async_nats::connection::State::Connected {
-        if tokio::time::Instant::now() > deadline {
-            return Err(StorageError::unavailable(
-                "connect to NATS",
-                format!("no NATS server answered at {url}"),
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    Ok(client)
 }
 
 fn fault_key(id: &str) -> String {
