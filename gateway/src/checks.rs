@@ -16,7 +16,7 @@ mod signature;
 
 pub(crate) use applicant::check_applicant;
 pub(crate) use attorney::concerns;
-pub(crate) use envelope::{decode, message_type};
+pub(crate) use envelope::{attachments, decode, message_type};
 pub(crate) use identity::{check_identity, check_operator};
 pub(crate) use report::{ReportFields, report_fields, status_fields};
 pub(crate) use route::{authorize, check_provider, provider_for};

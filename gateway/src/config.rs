@@ -61,12 +61,21 @@ pub struct LimitsConfig {
     /// Envelopes (Call, Submit, Report) worked on at once; one more is
     /// refused at once with `OVERLOADED` (UNAVAILABLE: retry after a pause) rather than queued.
     pub max_concurrent: usize,
+    /// The largest gRPC message taken or sent, in bytes: a request over it
+    /// is refused with `TOO_LARGE` (RESOURCE_EXHAUSTED, the limit in the
+    /// metadata). ШЭП carries scans inline, so tens of MiB by default.
+    pub max_message_bytes: usize,
+    /// The largest attachment of an envelope, in bytes (`TOO_LARGE`); the
+    /// whole message's limit bounds it too.
+    pub max_attachment_bytes: usize,
 }
 
 impl Default for LimitsConfig {
     fn default() -> Self {
         Self {
             max_concurrent: 1024,
+            max_message_bytes: 64 << 20,
+            max_attachment_bytes: 32 << 20,
         }
     }
 }
@@ -374,6 +383,16 @@ impl GatewayConfig {
         if self.health.probe_interval_ms == 0 {
             return Err(ConfigError::Invalid(
                 "`health.probe_interval_ms` must be > 0".to_owned(),
+            ));
+        }
+        if self.limits.max_message_bytes < 1024 {
+            return Err(ConfigError::Invalid(
+                "`limits.max_message_bytes` must be at least 1024".to_owned(),
+            ));
+        }
+        if self.limits.max_attachment_bytes == 0 {
+            return Err(ConfigError::Invalid(
+                "`limits.max_attachment_bytes` must be > 0".to_owned(),
             ));
         }
         if !matches!(self.cluster.replicas, 1 | 3 | 5) {

@@ -71,7 +71,8 @@ impl Engine {
                 revocation,
                 config.checks.verify_signatures,
                 config.checks.message_date_skew_secs,
-            ),
+            )
+            .with_max_attachment(config.limits.max_attachment_bytes),
             registries: Registries::new(registries, &toolkit),
             store: storage.store.clone(),
             delivery: storage.delivery.clone(),

@@ -293,6 +293,10 @@ pub fn into_status(error: GatewayError) -> Status {
         GatewayError::InvalidField { field, .. } | GatewayError::InvalidMessageId { field, .. } => {
             metadata.insert("field".to_owned(), (*field).to_owned());
         }
+        GatewayError::TooLarge { size, limit, .. } => {
+            metadata.insert("limit".to_owned(), limit.to_string());
+            metadata.insert("size".to_owned(), size.to_string());
+        }
         GatewayError::PowerOfAttorneyInvalid { problem, .. } => {
             metadata.insert("field".to_owned(), "power_of_attorney".to_owned());
             metadata.insert("problem".to_owned(), problem.as_str().to_owned());

@@ -4,6 +4,7 @@
 //! [`into_status`](crate::error::into_status), the one conversion to a status.
 
 mod admin;
+mod edge;
 mod gateway;
 mod provider;
 
@@ -13,6 +14,7 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
 pub(crate) use admin::AdminGrpcAdapter;
+pub(crate) use edge::refine;
 pub(crate) use gateway::GatewayGrpcAdapter;
 pub(crate) use provider::ProviderGrpcAdapter;
 

@@ -369,23 +369,36 @@ pub async fn start_on(
         },
     );
     let admin_auth = AdminAuth::new(&token, config.admin_client_certificates());
+    let max_message = config.limits.max_message_bytes;
     let grpc = tonic::service::Routes::new(health_service)
         .add_service(reflection_builder().build_v1()?)
         .add_service(reflection_builder().build_v1alpha()?)
-        .add_service(GatewayServer::new(GatewayGrpcAdapter::new(
-            engine.clone(),
-            pipeline.clone(),
-        )))
-        .add_service(ProviderServer::new(ProviderGrpcAdapter::new(
-            engine.clone(),
-            pipeline,
-        )))
+        .add_service(
+            GatewayServer::new(GatewayGrpcAdapter::new(engine.clone(), pipeline.clone()))
+                .max_decoding_message_size(max_message)
+                .max_encoding_message_size(max_message),
+        )
+        .add_service(
+            ProviderServer::new(ProviderGrpcAdapter::new(engine.clone(), pipeline))
+                .max_decoding_message_size(max_message)
+                .max_encoding_message_size(max_message),
+        )
         // Every admin method behind the token or a listed client certificate.
-        .add_service(AdminServer::with_interceptor(
-            AdminGrpcAdapter::new(engine.clone(), config.routes.clone(), handle.clone()),
+        .add_service(tonic::service::interceptor::InterceptedService::new(
+            AdminServer::new(AdminGrpcAdapter::new(
+                engine.clone(),
+                config.routes.clone(),
+                handle.clone(),
+            ))
+            .max_decoding_message_size(max_message)
+            .max_encoding_message_size(max_message),
             admin_auth,
         ))
-        .add_service(NucServer::new(NucGrpcAdapter::new(ca.clone(), &token)));
+        .add_service(
+            NucServer::new(NucGrpcAdapter::new(ca.clone(), &token))
+                .max_decoding_message_size(max_message)
+                .max_encoding_message_size(max_message),
+        );
     // The Admin API over HTTP calls the gRPC services in-process: a clone of
     // them, without the HTTP routes, so it cannot call itself.
     let admin_http = crate::admin_http::router(grpc.clone())?;
@@ -393,6 +406,8 @@ pub async fn start_on(
     // the metrics and the Admin API as JSON.
     let routes = grpc
         .into_axum_router()
+        // tonic's own refusals (undecodable, too large) in the catalogue's terms.
+        .layer(axum::middleware::map_response(crate::grpc::refine))
         .merge(http_routes(ca.clone()))
         .merge(metrics_route(engine.clone()))
         .merge(admin_http);

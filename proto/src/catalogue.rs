@@ -173,8 +173,8 @@ pub const fn entry(reason: Reason) -> CatalogueEntry {
             C::InvalidArgument,
             Some("SCE001"),
             Retry::FixAndResend,
-            &[Checks],
-            "`body` is not a valid serialized `shep.envelope.v1.Body`",
+            &[Any],
+            "`body` is not a valid serialized `shep.envelope.v1.Body`, the request is not the RPC's protobuf message, or an Admin API body over HTTP is not its JSON (`metadata`: `line`, `column`)",
         ),
         Reason::InvalidField => fixed(
             reason,
@@ -402,8 +402,8 @@ pub const fn entry(reason: Reason) -> CatalogueEntry {
             C::ResourceExhausted,
             None,
             Retry::FixAndResend,
-            &[Admin],
-            "a JSON body over the 4 MiB limit of the Admin API's HTTP face (HTTP 413); over gRPC a message that large is `OUT_OF_RANGE`, from the gRPC layer (below)",
+            &[Any],
+            "a message over `limits.max_message_bytes` (64 MiB by default), an attachment over `limits.max_attachment_bytes` (32 MiB), or a JSON body over the Admin API's HTTP limit (HTTP 413); `metadata`: `limit` and `size` in bytes",
         ),
         Reason::Internal => fixed(
             reason,
@@ -552,11 +552,11 @@ static TRANSPORT: &[TransportStatus] = &[
     },
     TransportStatus {
         code: GrpcCode::OutOfRange,
-        when: "a message is larger than the receiver's limit: 4 MiB (tonic's default) for every request the gateway, the registries and the НУЦ decode",
+        when: "a message is larger than a registry process's or a remote НУЦ's limit (4 MiB, tonic's default); the gateway itself answers `TOO_LARGE`",
     },
     TransportStatus {
         code: GrpcCode::Internal,
-        when: "the request is not a valid protobuf message of the method's type",
+        when: "a registry process or a remote НУЦ got bytes that are not the method's protobuf message; the gateway itself answers `MALFORMED_BODY`",
     },
     TransportStatus {
         code: GrpcCode::DeadlineExceeded,

@@ -207,7 +207,9 @@ pub async fn run_provider(
     step_delay: Duration,
     steps: Option<mpsc::UnboundedSender<ProviderStep>>,
 ) -> anyhow::Result<()> {
-    let mut client = ProviderClient::new(channel);
+    // Deliveries carry scans inline: as large as the gateway's own limit
+    // (`limits.max_message_bytes`), not tonic's 4 MiB default.
+    let mut client = ProviderClient::new(channel).max_decoding_message_size(usize::MAX);
     let (uplink, outbound) = mpsc::channel(64);
     uplink
         .send(SubscribeRequest {

@@ -1278,7 +1278,9 @@ pub async fn open_raw(
         .send(first)
         .await
         .expect("the request stream is open");
+    // Deliveries carry scans inline: as large as the gateway allows.
     let inbound = ProviderClient::new(channel)
+        .max_decoding_message_size(usize::MAX)
         .subscribe(ReceiverStream::new(outbound))
         .await?
         .into_inner();

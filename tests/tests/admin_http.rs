@@ -180,7 +180,7 @@ async fn a_missing_or_wrong_token_is_401_with_the_admins_reason() {
 async fn malformed_json_and_other_media_types_are_refused_with_stable_reasons() {
     let gw = TestGateway::start().await;
     let broken = post(&gw, "GetRoute", "{\"serviceId\": ").await;
-    let body = assert_refused(&broken, 400, "INVALID_ARGUMENT", "INVALID_JSON");
+    let body = assert_refused(&broken, 400, "INVALID_ARGUMENT", "MALFORMED_BODY");
     assert_eq!(body["metadata"]["line"], "1");
     assert!(
         body["message"]
@@ -199,7 +199,7 @@ async fn malformed_json_and_other_media_types_are_refused_with_stable_reasons() 
             &post(&gw, "GetRoute", bad).await,
             400,
             "INVALID_ARGUMENT",
-            "INVALID_JSON",
+            "MALFORMED_BODY",
         );
     }
 

@@ -3,7 +3,7 @@
 //! catalogue's codes.
 
 use serde_json::Value;
-use shep_gateway::error::{TABLE_BEGIN, TABLE_END, code_name, lookup, transport_statuses};
+use shep_gateway::error::{TABLE_BEGIN, TABLE_END, code_name, lookup};
 use shep_proto::admin::v1::ListRoutesRequest;
 use shep_proto::envelope::v1::{Reason, SignedEnvelope};
 use shep_tests::*;
@@ -62,7 +62,7 @@ async fn shep_errors_as_json_lists_every_reason_with_its_advice() {
 }
 
 /// Asserts that `status` carries a catalogued reason with its catalogued code.
-fn catalogued(status: Status, expected_reason: &str) {
+fn catalogued(status: Status, expected_reason: &str) -> Status {
     let name = reason(&status);
     assert_eq!(name, expected_reason, "{}", describe(&status));
     let entry = lookup(&name).unwrap_or_else(|| panic!("`{name}` is not catalogued"));
@@ -71,6 +71,7 @@ fn catalogued(status: Status, expected_reason: &str) {
         Some(code_name(status.code())),
         "`{name}`"
     );
+    status
 }
 
 #[tokio::test]
@@ -104,12 +105,16 @@ async fn refusals_over_the_wire_carry_catalogued_reasons_and_codes() {
 }
 
 #[tokio::test]
-async fn a_message_over_the_grpc_limit_is_out_of_range_without_a_reason_as_documented() {
-    let gw = TestGateway::start().await;
-    // One byte over tonic's 4 MiB decoding limit: refused before the gateway
-    // reads it, so no check and no `ErrorInfo`.
+async fn a_message_over_the_configured_limit_is_too_large_with_the_limit() {
+    const LIMIT: usize = 1 << 20;
+    let gw = TestGateway::builder()
+        .configure(|config| config.limits.max_message_bytes = LIMIT)
+        .start()
+        .await;
+    // One byte over the limit: refused before the gateway reads it, yet in
+    // the catalogue's terms (the edge rewrites tonic's OUT_OF_RANGE).
     let oversized = SignedEnvelope {
-        body: vec![0; 4 * 1024 * 1024 + 1],
+        body: vec![0; LIMIT + 1],
         signature: None,
     };
     let refused = gw
@@ -117,24 +122,17 @@ async fn a_message_over_the_grpc_limit_is_out_of_range_without_a_reason_as_docum
         .call(oversized)
         .await
         .expect_err("over the limit");
+    let refused = catalogued(refused, "TOO_LARGE");
+    assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
     assert_eq!(
-        refused.code(),
-        tonic::Code::OutOfRange,
-        "{}",
-        describe(&refused)
+        error_metadata(&refused, "limit").as_deref(),
+        Some(LIMIT.to_string().as_str())
     );
-    assert_eq!(reason(&refused), "", "{}", describe(&refused));
-    assert!(
-        transport_statuses()
-            .iter()
-            .any(|status| code_name(status.code) == code_name(refused.code())),
-        "docs/ERRORS.md lists OUT_OF_RANGE among the statuses without a reason"
-    );
-    // Just under the limit the gateway reads it and answers with a reason.
+    // Just under the limit the gateway reads it and answers from its checks.
     let almost = SignedEnvelope {
-        body: vec![0; 4 * 1024 * 1024 - 64],
+        body: vec![0; LIMIT - 64],
         signature: None,
     };
     let refused = gw.gateway().call(almost).await.expect_err("not a body");
-    assert_ne!(reason(&refused), "", "{}", describe(&refused));
+    catalogued(refused, "MALFORMED_BODY");
 }

@@ -739,3 +739,79 @@ async fn unusable_signatures_are_refused_with_their_own_reason() {
     );
     assert_still_serving(&gw).await;
 }
+
+/// An application with `size` bytes of scan attached.
+fn with_scan(applicant: &Participant, size: usize) -> SignedEnvelope {
+    let body = applicant.application(
+        ESIL_SERVICE,
+        iin(APPLICANT_IIN),
+        r#"{"child_iin":"061211600012","kind":"опека"}"#,
+        vec![shep_proto::envelope::v1::Attachment {
+            name: "scan.pdf".to_owned(),
+            content_type: "application/pdf".to_owned(),
+            data: vec![0x25; size],
+        }],
+    );
+    applicant.seal(&body).expect("signing")
+}
+
+#[tokio::test]
+async fn a_6_mib_scan_is_taken_and_delivered_under_the_default_limits() {
+    let gw = TestGateway::start().await;
+    let applicant = gw.applicant();
+    let envelope = with_scan(&applicant, 6 << 20);
+    let id = submit(&gw, envelope.clone())
+        .await
+        .unwrap_or_else(|status| panic!("a 6 MiB scan refused: {}", describe(&status)));
+    // The provider receives it whole (its client raised tonic's 4 MiB default).
+    let (uplink, mut inbound) = open_raw(
+        gw.channel(),
+        shep_proto::provider::v1::SubscribeRequest {
+            kind: Some(shep_proto::provider::v1::subscribe_request::Kind::Hello(
+                hello(ESIL_PROVIDER, 8),
+            )),
+        },
+    )
+    .await
+    .expect("Subscribe");
+    let delivered = loop {
+        match next_within(&mut inbound, PATIENCE).await {
+            Next::Item(shep_proto::provider::v1::SubscribeResponse {
+                kind: Some(shep_proto::provider::v1::subscribe_response::Kind::Delivery(delivery)),
+            }) => break delivery,
+            Next::Item(_) => {}
+            other => panic!("on the Subscribe stream: {other:?}"),
+        }
+    };
+    assert_eq!(delivered.message_id, id);
+    assert_eq!(
+        delivered.envelope.as_ref(),
+        Some(&envelope),
+        "delivered whole"
+    );
+    drop(uplink);
+}
+
+#[tokio::test]
+async fn an_attachment_over_the_configured_limit_is_too_large_with_the_limit() {
+    const LIMIT: usize = 1 << 20;
+    let gw = TestGateway::builder()
+        .configure(|config| config.limits.max_attachment_bytes = LIMIT)
+        .start()
+        .await;
+    let applicant = gw.applicant();
+    let status = refusal(
+        submit(&gw, with_scan(&applicant, 2 << 20)).await,
+        Code::ResourceExhausted,
+        "TOO_LARGE",
+    );
+    assert_eq!(
+        error_metadata(&status, "limit").as_deref(),
+        Some(LIMIT.to_string().as_str())
+    );
+    assert_eq!(
+        error_metadata(&status, "size").as_deref(),
+        Some((2 << 20).to_string().as_str())
+    );
+    assert_still_serving(&gw).await;
+}

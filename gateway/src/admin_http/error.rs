@@ -155,10 +155,10 @@ impl ErrorBody {
     }
 
     pub(super) fn invalid_json(error: &serde_json::Error, message: &str) -> Self {
-        Self::local(
-            Code::InvalidArgument,
+        // The JSON face of the gRPC refusal of undecodable bytes.
+        Self::catalogued(
+            Reason::MalformedBody,
             400,
-            "INVALID_JSON",
             format!("the body is not a `{message}` in JSON: {error}"),
             BTreeMap::from([
                 ("line".to_owned(), error.line().to_string()),

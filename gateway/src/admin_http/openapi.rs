@@ -144,7 +144,7 @@ fn error_schema() -> Value {
             "reason": {
                 "type": "string",
                 "description": "`ErrorInfo.reason`: stable, what clients branch on \
-                    (e.g. `UNKNOWN_SERVICE`, `UNAUTHENTICATED`, `INVALID_JSON`, `UNKNOWN_METHOD`).",
+                    (e.g. `UNKNOWN_SERVICE`, `UNAUTHENTICATED`, `MALFORMED_BODY`, `UNKNOWN_METHOD`).",
             },
             "metadata": {
                 "type": "object",

@@ -104,7 +104,7 @@ fn an_empty_body_is_the_empty_message_and_bad_json_names_its_position() {
     let refused = decode_json(&get_route, b"{\"serviceId\": ").unwrap_err();
     assert_eq!(
         (refused.status, refused.reason.as_deref()),
-        (400, Some("INVALID_JSON"))
+        (400, Some("MALFORMED_BODY"))
     );
     assert_eq!(refused.metadata.get("line").map(String::as_str), Some("1"));
     for bad in [
@@ -114,7 +114,7 @@ fn an_empty_body_is_the_empty_message_and_bad_json_names_its_position() {
         b"[]",
     ] {
         let refused = decode_json(&get_route, bad).unwrap_err();
-        assert_eq!(refused.reason.as_deref(), Some("INVALID_JSON"), "{bad:?}");
+        assert_eq!(refused.reason.as_deref(), Some("MALFORMED_BODY"), "{bad:?}");
     }
 }
 

@@ -1,7 +1,7 @@
 //! The envelope's body: decoded, its fields valid, its date near the
 //! gateway's clock, its message type the one the RPC takes.
 
-use shep_proto::envelope::v1::{MessageType, SignedEnvelope};
+use shep_proto::envelope::v1::{Body, MessageType, SignedEnvelope};
 use time::OffsetDateTime;
 
 use crate::envelope::{self, Inbound};
@@ -15,6 +15,22 @@ pub(crate) fn decode(envelope: &SignedEnvelope, skew_secs: u64) -> Result<Inboun
         .record("message_id", inbound.message_id.as_str())
         .record("service", inbound.body.service_id.as_str());
     Ok(inbound)
+}
+
+/// Every attachment within `max_bytes` (`limits.max_attachment_bytes`).
+pub(crate) fn attachments(body: &Body, max_bytes: usize) -> Result<(), GatewayError> {
+    match body
+        .attachments
+        .iter()
+        .find(|attachment| attachment.data.len() > max_bytes)
+    {
+        Some(attachment) => Err(GatewayError::TooLarge {
+            what: "an attachment",
+            size: attachment.data.len(),
+            limit: max_bytes,
+        }),
+        None => Ok(()),
+    }
 }
 
 /// The message type must be one of `allowed` (`rpc` names the RPC).
@@ -39,9 +55,36 @@ pub(crate) fn message_type(
 #[cfg(test)]
 mod tests {
     use prost::Message as _;
-    use shep_proto::envelope::v1::Body;
 
     use super::*;
+
+    #[test]
+    fn an_attachment_over_the_limit_is_too_large() {
+        use shep_proto::envelope::v1::Attachment;
+        let body = Body {
+            message_id: "1f0c2a9e-5b7d-4c3e-9a8b-0d1e2f3a4b5c".into(),
+            service_id: "svc".into(),
+            attachments: vec![Attachment {
+                name: "scan.pdf".into(),
+                content_type: "application/pdf".into(),
+                data: vec![0; 2048],
+            }],
+            ..Body::default()
+        };
+        assert!(attachments(&body, 2048).is_ok());
+        let error = attachments(&body, 2047).unwrap_err();
+        assert!(
+            matches!(
+                error,
+                GatewayError::TooLarge {
+                    size: 2048,
+                    limit: 2047,
+                    ..
+                }
+            ),
+            "{error}"
+        );
+    }
 
     #[test]
     fn an_empty_body_is_malformed() {

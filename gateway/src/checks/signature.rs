@@ -23,6 +23,8 @@ pub(crate) struct Checks {
     verify_signatures: bool,
     /// How far `message_date` may be from the gateway's clock.
     pub(crate) skew_secs: u64,
+    /// The largest attachment taken (`limits.max_attachment_bytes`).
+    pub(crate) max_attachment_bytes: usize,
 }
 
 impl Checks {
@@ -37,7 +39,14 @@ impl Checks {
             revocation,
             verify_signatures,
             skew_secs,
+            max_attachment_bytes: usize::MAX,
         }
+    }
+
+    /// Refuses attachments over `bytes` with `TOO_LARGE`.
+    pub(crate) fn with_max_attachment(mut self, bytes: usize) -> Self {
+        self.max_attachment_bytes = bytes;
+        self
     }
 
     /// The signer of the envelope, once its signature checks out.

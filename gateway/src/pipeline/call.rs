@@ -26,6 +26,7 @@ pub async fn call(
     let start = Instant::now();
     // 1. The body: decoded, its fields and date valid; a REQUEST.
     let inbound = checks::decode(&envelope, engine.checks.skew_secs)?;
+    checks::attachments(&inbound.body, engine.checks.max_attachment_bytes)?;
     checks::message_type(&inbound, &[MessageType::Request], "Gateway.Call")?;
     // 2. The route: the service exists, a lookup, open to this sender and channel.
     let routes = engine.routes();

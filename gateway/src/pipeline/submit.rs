@@ -39,6 +39,7 @@ pub async fn submit(
     let start = Instant::now();
     // 1. The body: decoded, its fields and date valid; a REQUEST.
     let inbound = checks::decode(&envelope, engine.checks.skew_secs)?;
+    checks::attachments(&inbound.body, engine.checks.max_attachment_bytes)?;
     checks::message_type(&inbound, &[MessageType::Request], "Gateway.Submit")?;
     // 2. The route: the service exists, an application service, open to
     //    this sender and channel.

@@ -162,7 +162,8 @@ pub(super) async fn run(args: SendArgs) -> anyhow::Result<()> {
         .map(|route| route.kind)
         .unwrap_or(ServiceKind::Application);
     let channel = connect(&args.signing.gateway).await?;
-    let mut client = GatewayClient::new(channel.clone());
+    // Results come back with their documents: the gateway bounds their size.
+    let mut client = GatewayClient::new(channel.clone()).max_decoding_message_size(usize::MAX);
     let session = args
         .session
         .as_deref()

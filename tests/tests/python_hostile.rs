@@ -1,0 +1,59 @@
+//! Issue 13's table, rerun by a third-party client that knows nothing of the
+//! project's code (`tests/python/hostile_client.py`, grpcio only): bytes that
+//! are not the RPC's message answer INVALID_ARGUMENT with `MALFORMED_BODY`,
+//! a message over `limits.max_message_bytes` answers RESOURCE_EXHAUSTED with
+//! `TOO_LARGE` and the limit, each with an ErrorInfo, and the gateway keeps
+//! serving.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use shep_tests::*;
+
+fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("python/hostile_client.py")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undecodable_and_oversized_requests_get_stable_reasons_from_a_python_client() {
+    let python = tokio::task::spawn_blocking(python).await.unwrap();
+    const LIMIT: usize = 4 << 20;
+    let gw = TestGateway::builder()
+        .configure(|config| config.limits.max_message_bytes = LIMIT)
+        .start()
+        .await;
+    let mut command = python.command();
+    command
+        .arg(script())
+        .args(["--target", &gw.url(), "--big", &(6 << 20).to_string()]);
+    let output = tokio::task::spawn_blocking(move || command.output())
+        .await
+        .unwrap()
+        .expect("running python3");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "hostile_client.py failed ({}): {stdout}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let result: Value = serde_json::from_str(&stdout).expect("JSON");
+    println!("{result:#}");
+    for row in ["random_submit", "random_get_status"] {
+        assert_eq!(result[row]["code"], "INVALID_ARGUMENT", "{row}: {result}");
+        assert_eq!(
+            result[row]["error_info"]["reason"], "MALFORMED_BODY",
+            "{row}: {result}"
+        );
+        assert_eq!(result[row]["error_info"]["domain"], "shep.kz");
+    }
+    let big = &result["big_submit"];
+    assert_eq!(big["code"], "RESOURCE_EXHAUSTED", "{result}");
+    assert_eq!(big["error_info"]["reason"], "TOO_LARGE", "{result}");
+    assert_eq!(
+        big["error_info"]["metadata"]["limit"],
+        LIMIT.to_string(),
+        "{result}"
+    );
+    assert_eq!(result["still_serving"], true);
+}
