@@ -89,7 +89,12 @@ fn verification(c: &mut Criterion) {
                     let signer = verifier
                         .verify(Some(black_box(&signature)), black_box(bytes), now)
                         .unwrap();
-                    runtime.block_on(check.check(&signer.serial)).unwrap();
+                    runtime
+                        .block_on(check.check(&shep_nuc::status::CertificateId {
+                            issuer: signer.issuer.clone(),
+                            serial: signer.serial.clone(),
+                        }))
+                        .unwrap();
                 });
             });
         }

@@ -464,6 +464,24 @@ impl CertificateAuthority {
         self.register.status(serial)
     }
 
+    /// The distinguished name (DER) this CA issues under: a certificate
+    /// naming another issuer is not in its register, whatever its serial.
+    pub fn issuer_name(&self) -> Vec<u8> {
+        x509_parser::parse_x509_certificate(&self.issuing_der)
+            .map(|(_, certificate)| certificate.subject().as_raw().to_vec())
+            .unwrap_or_default()
+    }
+
+    /// The status of the certificate `serial` of `issuer` (a DN, DER):
+    /// UNKNOWN for another issuer's.
+    pub fn status_of(&self, issuer: &[u8], serial: &[u8]) -> CertificateStatus {
+        if issuer == self.issuer_name().as_slice() {
+            self.register.status(serial)
+        } else {
+            CertificateStatus::Unknown
+        }
+    }
+
     /// What the register holds about `serial`: the subject, if issued here.
     pub fn issued_subject(&self, serial: &[u8]) -> Option<String> {
         self.register.issued(serial).map(|record| record.subject)

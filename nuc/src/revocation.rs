@@ -10,15 +10,20 @@ use tokio::time::Instant;
 use tower::ServiceExt;
 
 use crate::ca::CertificateStatus;
-use crate::status::StatusAdapter;
+use crate::status::{CertificateId, StatusAdapter};
 use crate::verify::VerifyError;
 
-/// Per-certificate cache in front of the НУЦ status adapter.
+/// Answers kept at most; past it the expired go, and if that is not enough,
+/// all (each is asked again once): memory stays bounded under any signers.
+const MAX_ANSWERS: usize = 65_536;
+
+/// Per-certificate cache in front of the НУЦ status adapter, keyed by issuer
+/// and serial (serials are unique per issuer only).
 #[derive(Debug)]
 pub struct RevocationCheck {
     adapter: StatusAdapter,
     ttl: Duration,
-    answers: DashMap<Vec<u8>, (CertificateStatus, Instant)>,
+    answers: DashMap<CertificateId, (CertificateStatus, Instant)>,
 }
 
 impl RevocationCheck {
@@ -31,13 +36,13 @@ impl RevocationCheck {
         }
     }
 
-    /// Refuses a revoked certificate. A serial the НУЦ does not know passes:
-    /// the regulations ask for absence from the revocation list, and
+    /// Refuses a revoked certificate. A certificate the НУЦ does not know
+    /// passes: the regulations ask for absence from the revocation list, and
     /// certificates of other trusted CAs are not in this one's.
-    pub async fn check(&self, serial: &[u8]) -> Result<(), VerifyError> {
+    pub async fn check(&self, id: &CertificateId) -> Result<(), VerifyError> {
         let cached = self
             .answers
-            .get(serial)
+            .get(id)
             .filter(|entry| entry.1.elapsed() < self.ttl)
             .map(|entry| entry.0.clone());
         let status = match cached {
@@ -46,12 +51,18 @@ impl RevocationCheck {
                 let status = self
                     .adapter
                     .clone()
-                    .oneshot(serial.to_vec())
+                    .oneshot(id.clone())
                     .await
                     .map_err(VerifyError::StatusUnavailable)?;
                 if !self.ttl.is_zero() {
+                    if self.answers.len() >= MAX_ANSWERS {
+                        self.answers.retain(|_, (_, at)| at.elapsed() < self.ttl);
+                        if self.answers.len() >= MAX_ANSWERS {
+                            self.answers.clear();
+                        }
+                    }
                     self.answers
-                        .insert(serial.to_vec(), (status.clone(), Instant::now()));
+                        .insert(id.clone(), (status.clone(), Instant::now()));
                 }
                 status
             }
@@ -60,6 +71,13 @@ impl RevocationCheck {
             CertificateStatus::Revoked { at, reason } => Err(VerifyError::Revoked { at, reason }),
             CertificateStatus::Good | CertificateStatus::Unknown => Ok(()),
         }
+    }
+}
+
+impl RevocationCheck {
+    /// Answers cached now (for tests of the bound).
+    pub fn cached(&self) -> usize {
+        self.answers.len()
     }
 }
 

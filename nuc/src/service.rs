@@ -147,11 +147,28 @@ impl Nuc for NucGrpcAdapter {
         &self,
         request: Request<StatusRequest>,
     ) -> Result<Response<StatusResponse>, Status> {
-        let serial = match &request.get_ref().id {
-            Some(status_request::Id::CertificateDer(der)) => serial_from(Some(der), None)?,
-            Some(status_request::Id::Serial(text)) => serial_from(None, Some(text))?,
-            None => serial_from(None, None)?,
+        let request = request.get_ref();
+        let (serial, issuer) = match &request.id {
+            Some(status_request::Id::CertificateDer(der)) => (
+                serial_from(Some(der), None)?,
+                x509_parser::parse_x509_certificate(der)
+                    .map(|(_, certificate)| certificate.issuer().as_raw().to_vec())
+                    .unwrap_or_default(),
+            ),
+            Some(status_request::Id::Serial(text)) => {
+                (serial_from(None, Some(text))?, request.issuer_der.clone())
+            }
+            None => (serial_from(None, None)?, Vec::new()),
         };
+        // Serials are unique per issuer: another issuer's certificate is not
+        // in this register, whatever its serial.
+        if !issuer.is_empty() && issuer != self.ca.issuer_name() {
+            return Ok(Response::new(status_response(
+                &serial,
+                &CertificateStatus::Unknown,
+                String::new(),
+            )));
+        }
         Ok(Response::new(self.answer(&serial)))
     }
 
@@ -359,6 +376,7 @@ mod tests {
         let refused = nuc
             .get_status(Request::new(StatusRequest {
                 id: Some(status_request::Id::Serial("not hex".into())),
+                ..StatusRequest::default()
             }))
             .await
             .unwrap_err();
@@ -388,6 +406,7 @@ mod tests {
             .into_inner();
         let status = |serial: String| StatusRequest {
             id: Some(status_request::Id::Serial(serial)),
+            ..StatusRequest::default()
         };
         let answer = nuc
             .get_status(Request::new(status(issued.serial.clone())))
@@ -405,5 +424,26 @@ mod tests {
             .into_inner();
         assert_eq!(revoked.status(), pb::CertificateStatus::Revoked);
         assert_eq!(revoked.reason, "key-compromise");
+
+        // Serials are unique per issuer: the same serial of another issuer
+        // is not this register's (and not revoked).
+        let elsewhere = nuc
+            .get_status(Request::new(StatusRequest {
+                issuer_der: b"another issuer".to_vec(),
+                ..status(issued.serial.clone())
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(elsewhere.status(), pb::CertificateStatus::Unknown);
+        let here = nuc
+            .get_status(Request::new(StatusRequest {
+                issuer_der: nuc.ca.issuer_name(),
+                ..status(issued.serial.clone())
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(here.status(), pb::CertificateStatus::Revoked);
     }
 }

@@ -1,5 +1,6 @@
 //! How a relying party (the gateway) asks the НУЦ about a certificate: a
-//! tower [`Service`] from a serial number to its [`CertificateStatus`],
+//! tower [`Service`] from a certificate's issuer and serial number to its
+//! [`CertificateStatus`],
 //! in-process or over gRPC.
 
 use std::future::{Ready, ready};
@@ -32,8 +33,16 @@ pub enum StatusError {
     Remote(#[source] tonic::Status),
 }
 
-/// A type-erased status adapter: serial number in, status out.
-pub type StatusAdapter = BoxCloneSyncService<Vec<u8>, CertificateStatus, StatusError>;
+/// A certificate as a status query names it: serial numbers are unique per
+/// issuer only, so the issuer's distinguished name (DER) goes with it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CertificateId {
+    pub issuer: Vec<u8>,
+    pub serial: Vec<u8>,
+}
+
+/// A type-erased status adapter: a certificate's id in, status out.
+pub type StatusAdapter = BoxCloneSyncService<CertificateId, CertificateStatus, StatusError>;
 
 /// Answers from a CA in this process.
 #[derive(Debug, Clone)]
@@ -52,7 +61,7 @@ impl InProcessNuc {
     }
 }
 
-impl Service<Vec<u8>> for InProcessNuc {
+impl Service<CertificateId> for InProcessNuc {
     type Response = CertificateStatus;
     type Error = StatusError;
     type Future = Ready<Result<CertificateStatus, StatusError>>;
@@ -61,8 +70,8 @@ impl Service<Vec<u8>> for InProcessNuc {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, serial: Vec<u8>) -> Self::Future {
-        ready(Ok(self.ca.status(&serial)))
+    fn call(&mut self, id: CertificateId) -> Self::Future {
+        ready(Ok(self.ca.status_of(&id.issuer, &id.serial)))
     }
 }
 
@@ -91,7 +100,7 @@ impl RemoteNuc {
     }
 }
 
-impl Service<Vec<u8>> for RemoteNuc {
+impl Service<CertificateId> for RemoteNuc {
     type Response = CertificateStatus;
     type Error = StatusError;
     type Future = Pin<Box<dyn Future<Output = Result<CertificateStatus, StatusError>> + Send>>;
@@ -100,12 +109,13 @@ impl Service<Vec<u8>> for RemoteNuc {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, serial: Vec<u8>) -> Self::Future {
+    fn call(&mut self, id: CertificateId) -> Self::Future {
         let mut client = self.client.clone();
         Box::pin(async move {
             let response = client
                 .get_status(StatusRequest {
-                    id: Some(status_request::Id::Serial(format_serial(&serial))),
+                    id: Some(status_request::Id::Serial(format_serial(&id.serial))),
+                    issuer_der: id.issuer,
                 })
                 .await
                 .map_err(StatusError::Remote)?

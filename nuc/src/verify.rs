@@ -106,6 +106,9 @@ static CHAIN_ALGORITHMS: &[&dyn SignatureVerificationAlgorithm] = &[
     webpki::ring::RSA_PKCS1_2048_8192_SHA384,
 ];
 
+/// Certificates whose chain check is cached, at most.
+const MAX_VERIFIED: usize = 65_536;
+
 /// Who signed, as the certificate subject says.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SignerIdentity {
@@ -116,6 +119,8 @@ pub struct SignerIdentity {
     pub common_name: String,
     /// The certificate's serial number, for revocation checks.
     pub serial: Vec<u8>,
+    /// Its issuer's distinguished name (DER): serials are unique per issuer.
+    pub issuer: Vec<u8>,
 }
 
 #[derive(Debug)]
@@ -232,6 +237,14 @@ impl SignatureVerifier {
             )
             .map_err(chain_error)?;
         let verified = Arc::new(parse_subject(der)?);
+        if self.verified.len() >= MAX_VERIFIED {
+            // Bounded whatever the signers: the expired go first, then all.
+            self.verified
+                .retain(|_, cached| cached.verified_at.elapsed() < self.chain_ttl);
+            if self.verified.len() >= MAX_VERIFIED {
+                self.verified.clear();
+            }
+        }
         self.verified
             .insert(der.as_ref().to_vec(), verified.clone());
         Ok(verified.identity.clone())
@@ -288,6 +301,7 @@ fn parse_subject(der: &CertificateDer<'_>) -> Result<VerifiedCertificate, Verify
             bin,
             common_name,
             serial: certificate.raw_serial().to_vec(),
+            issuer: certificate.issuer().as_raw().to_vec(),
         }),
         not_before: validity.not_before.timestamp(),
         not_after: validity.not_after.timestamp(),

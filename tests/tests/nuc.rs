@@ -158,7 +158,10 @@ async fn revoke(gw: &TestGateway, serial: &str, reason: &str) -> StatusResponse 
 /// `Nuc.GetStatus` of `id`.
 async fn nuc_status(gw: &TestGateway, id: status_request::Id) -> StatusResponse {
     gw.nuc()
-        .get_status(StatusRequest { id: Some(id) })
+        .get_status(StatusRequest {
+            id: Some(id),
+            ..StatusRequest::default()
+        })
         .await
         .unwrap_or_else(|status| panic!("Nuc.GetStatus refused: {}", describe(&status)))
         .into_inner()
@@ -991,6 +994,7 @@ async fn the_nuc_answers_status_and_guards_issue_and_revoke() {
         gw.nuc()
             .get_status(StatusRequest {
                 id: Some(serial_id("not hex")),
+                ..StatusRequest::default()
             })
             .await,
         Code::InvalidArgument,

@@ -75,7 +75,12 @@ impl Checks {
             return Ok(Arc::new(SignerIdentity::default()));
         }
         let signer = self.verifier.verify(signature, signed, signed_at)?;
-        self.revocation.check(&signer.serial).await?;
+        self.revocation
+            .check(&shep_nuc::status::CertificateId {
+                issuer: signer.issuer.clone(),
+                serial: signer.serial.clone(),
+            })
+            .await?;
         Ok(signer)
     }
 

@@ -356,6 +356,7 @@ async fn show(path: &Path, gateway: Option<&str>) -> anyhow::Result<()> {
                 let status = NucClient::new(channel)
                     .get_status(StatusRequest {
                         id: Some(status_request::Id::CertificateDer(der)),
+                        ..StatusRequest::default()
                     })
                     .await
                     .map_err(describe)?

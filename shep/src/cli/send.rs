@@ -254,6 +254,7 @@ async fn check_result(
                             .map(|signature| signature.certificate_der.clone())
                             .unwrap_or_default(),
                     )),
+                    ..Default::default()
                 })
                 .await
                 .map(|response| response.into_inner().status().as_str_name().to_owned())
