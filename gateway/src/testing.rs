@@ -35,7 +35,106 @@ fn ca() -> Arc<CertificateAuthority> {
 }
 
 /// An engine as [`GatewayConfig`] `config` sets it up, signatures off.
-pub(crate) fn engine_with(mut config: GatewayConfig) -> Arc<Engine> {
+pub(crate) fn engine_with(config: GatewayConfig) -> Arc<Engine> {
+    Arc::new(bare_engine(config))
+}
+
+/// An engine with the default configuration over `storage`, signatures off.
+pub(crate) fn engine_on(storage: crate::storage::Storage) -> Arc<Engine> {
+    Arc::new(bare_engine(GatewayConfig::default()).with_storage(storage))
+}
+
+/// A journal whose writes fail while [`FailingJournal::fail`] says so, as a
+/// full or failing disk would: the storage seam's injected I/O error. Like
+/// the redb journal, a writer thread makes entries visible after their
+/// "commit", in order (the store appends under its locks).
+pub(crate) struct FailingJournal {
+    failing: Arc<std::sync::atomic::AtomicBool>,
+    hook: Arc<std::sync::OnceLock<crate::storage::OnCommit>>,
+    writer: std::sync::Mutex<std::sync::mpsc::Sender<Committing>>,
+}
+
+type Committing = (
+    crate::storage::Entry,
+    tokio::sync::oneshot::Sender<Result<(), crate::storage::StorageError>>,
+);
+
+impl Default for FailingJournal {
+    fn default() -> Self {
+        let failing = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let hook: Arc<std::sync::OnceLock<crate::storage::OnCommit>> = Arc::default();
+        let (writer, entries) = std::sync::mpsc::channel::<Committing>();
+        {
+            let failing = failing.clone();
+            let hook = hook.clone();
+            std::thread::spawn(move || {
+                for (entry, done) in entries {
+                    let outcome = if failing.load(std::sync::atomic::Ordering::SeqCst) {
+                        Err(crate::storage::StorageError::unavailable(
+                            "write the journal",
+                            "no space left on device (injected)",
+                        ))
+                    } else {
+                        if let Some(hook) = hook.get() {
+                            hook(&entry);
+                        }
+                        Ok(())
+                    };
+                    let _ = done.send(outcome);
+                }
+            });
+        }
+        Self {
+            failing,
+            hook,
+            writer: std::sync::Mutex::new(writer),
+        }
+    }
+}
+
+impl std::fmt::Debug for FailingJournal {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("FailingJournal")
+            .finish_non_exhaustive()
+    }
+}
+
+impl FailingJournal {
+    pub(crate) fn fail(&self, failing: bool) {
+        self.failing
+            .store(failing, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::storage::Journal for FailingJournal {
+    fn append(&self, entry: crate::storage::Entry) -> crate::storage::Ticket {
+        let (done, ticket) = tokio::sync::oneshot::channel();
+        let _ = self
+            .writer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .send((entry, done));
+        crate::storage::Ticket::from_writer(ticket)
+    }
+
+    fn on_commit(&self, hook: crate::storage::OnCommit) {
+        let _ = self.hook.set(hook);
+    }
+
+    fn is_durable(&self) -> bool {
+        true
+    }
+
+    fn backend(&self) -> &'static str {
+        "failing"
+    }
+
+    async fn close(&self) {}
+}
+
+fn bare_engine(mut config: GatewayConfig) -> Engine {
     config.checks.verify_signatures = false;
     let data = Arc::new(RegistryData::builtin());
     let mut registries = HashMap::new();
@@ -54,9 +153,7 @@ pub(crate) fn engine_with(mut config: GatewayConfig) -> Arc<Engine> {
     )
     .expect("the test CA's chain");
     let revocation = RevocationCheck::new(InProcessNuc::new(ca).boxed(), Duration::from_secs(60));
-    Arc::new(Engine::new(
-        &config, routes, verifier, revocation, registries,
-    ))
+    Engine::new(&config, routes, verifier, revocation, registries)
 }
 
 /// An engine with the default configuration, signatures off.

@@ -157,3 +157,34 @@ async fn over_the_limit_an_envelope_is_shed_at_once() {
         "the shed request is counted: {metrics}"
     );
 }
+
+#[tokio::test]
+async fn a_journal_that_cannot_write_refuses_with_storage_unavailable_and_recovers() {
+    let journal = std::sync::Arc::new(testing::FailingJournal::default());
+    let storage = crate::storage::memory::restored(journal.clone(), Vec::new()).expect("a storage");
+    let engine = testing::engine_on(storage);
+    let pipeline = stack(engine.clone(), unlimited());
+    let id = testing::message_id();
+    let send = |envelope| pipeline.clone().oneshot(request(Rpc::Submit, envelope));
+
+    journal.fail(true);
+    let refused = send(testing::application(&id)).await.unwrap_err();
+    assert_eq!(
+        refused.reason(),
+        shep_proto::envelope::v1::Reason::StorageUnavailable,
+        "{refused}"
+    );
+    assert!(
+        engine.store().application(&id).await.unwrap().is_none(),
+        "no receipt, and nothing kept of what was not written"
+    );
+    assert_eq!(queued(&engine).await, 0, "nothing queued");
+
+    // Space is back: the same message is accepted and queued.
+    journal.fail(false);
+    let Answer::Submit(receipt) = send(testing::application(&id)).await.unwrap() else {
+        panic!("a receipt");
+    };
+    assert_eq!(receipt.message_id, id);
+    assert_eq!(queued(&engine).await, 1);
+}

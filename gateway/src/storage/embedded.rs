@@ -237,26 +237,35 @@ fn write_loop(
     }
 }
 
+/// Writes `records` in one transaction, on disk when it returns. A failure
+/// (a full or failing disk) is `Unavailable`: nothing of the batch was
+/// stored, and the caller may send again once space returns.
 fn commit(database: &Database, records: &[Record]) -> Result<(), StorageError> {
+    fn cannot<E>(operation: &'static str) -> impl FnOnce(E) -> StorageError
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        move |error| StorageError::unavailable(operation, error)
+    }
     let mut transaction = database
         .begin_write()
-        .map_err(failed("begin a journal write"))?;
+        .map_err(cannot("begin a journal write"))?;
     transaction
         .set_durability(Durability::Immediate)
-        .map_err(failed("set the journal's durability"))?;
+        .map_err(cannot("set the journal's durability"))?;
     {
         let mut table = transaction
             .open_table(RECORDS)
-            .map_err(failed("open the journal table"))?;
+            .map_err(cannot("open the journal table"))?;
         for record in records {
             table
                 .insert(record.sequence, record.encode_to_vec().as_slice())
-                .map_err(failed("write a journal record"))?;
+                .map_err(cannot("write a journal record"))?;
         }
     }
     transaction
         .commit()
-        .map_err(failed("commit to the journal"))
+        .map_err(cannot("commit to the journal"))
 }
 
 /// Rewrites the content of record `sequence` without fixing the chain: what
