@@ -110,7 +110,7 @@ fn verify(signature: &Signature) -> Result<(), VerifyError> {
 
 /// A refusal's reason is one of the signature's own, never an internal one.
 fn assert_refusal(result: Result<(), VerifyError>) -> Result<(), TestCaseError> {
-    let error = result.err().expect("refused");
+    let error = result.expect_err("refused");
     prop_assert!(
         !matches!(
             error.reason(),

@@ -65,18 +65,17 @@ fn sex() -> impl Strategy<Value = Sex> {
 
 /// An issuable IIN.
 fn valid_iin() -> impl Strategy<Value = String> {
-    (birth_date(), sex(), 0u16..=9999)
-        .prop_filter_map("never issued", |(date, sex, serial)| {
-            make_iin(date, sex, serial)
-        })
+    (birth_date(), sex(), 0u16..=9999).prop_filter_map("never issued", |(date, sex, serial)| {
+        make_iin(date, sex, serial)
+    })
 }
 
 /// An issuable BIN.
 fn valid_bin() -> impl Strategy<Value = String> {
-    (0u8..=99, 1u8..=12, 4u8..=6, 0u8..=3, 0u32..=99_999).prop_filter_map(
-        "never issued",
-        |(year, month, entity, unit, serial)| make_bin(year, month, entity, unit, serial),
-    )
+    (0u8..=99, 1u8..=12, 4u8..=6, 0u8..=3, 0u32..=99_999)
+        .prop_filter_map("never issued", |(year, month, entity, unit, serial)| {
+            make_bin(year, month, entity, unit, serial)
+        })
 }
 
 /// Strings near the shape of an identifier as well as anything at all.

@@ -101,7 +101,7 @@ impl World {
 
 /// A refusal must carry a stable reason a client can act on.
 fn assert_refused(result: Result<(), GatewayError>) -> Result<(), TestCaseError> {
-    let error = result.err().expect("refused");
+    let error = result.expect_err("refused");
     let reason = error.reason();
     prop_assert!(
         !matches!(reason, Reason::Internal | Reason::Unspecified),
