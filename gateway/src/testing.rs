@@ -116,15 +116,3 @@ fn envelope(body: Body) -> SignedEnvelope {
 pub(crate) fn message_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
-
-/// A fuzz property's budget: `cases`, unless `PROPTEST_CASES` asks for a
-/// longer run (an explicit `cases` would override the variable, which
-/// proptest only reads into its default config).
-pub(crate) fn fuzz_budget(cases: u32) -> proptest::test_runner::Config {
-    let config = proptest::test_runner::Config::default();
-    if std::env::var_os("PROPTEST_CASES").is_some() {
-        config
-    } else {
-        proptest::test_runner::Config { cases, ..config }
-    }
-}

@@ -13,7 +13,6 @@ use serde_json::{Map, Number, Value};
 
 use super::unframe;
 use super::{ADMIN_SERVICE, DynamicMessage, MethodDescriptor, decode_json, descriptor_pool, frame};
-use crate::testing;
 
 /// The unary methods, and the names and enum values their requests use, so
 /// generated bodies get past unknown-field refusals into the values.
@@ -225,7 +224,7 @@ fn method_and_body() -> impl Strategy<Value = (MethodDescriptor, Vec<u8>)> {
 }
 
 proptest! {
-    #![proptest_config(testing::fuzz_budget(512))]
+    #![proptest_config(crate::fuzzing::budget(512))]
 
     #[test]
     fn any_body_is_transcoded_or_refused_as_malformed(

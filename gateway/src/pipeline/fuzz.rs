@@ -302,7 +302,7 @@ fn flip(bytes: &mut [u8], at: usize, mask: u8) {
 }
 
 proptest! {
-    #![proptest_config(testing::fuzz_budget(256))]
+    #![proptest_config(crate::fuzzing::budget(256))]
 
     #[test]
     fn decoding_any_body_gives_an_inbound_or_a_stable_refusal(bytes in body_bytes()) {

@@ -6,7 +6,6 @@
 use proptest::prelude::*;
 
 use super::{DEFAULT_ROUTES, RoutesError, RoutingTable};
-use crate::testing;
 
 const REGISTRIES: &[&str] = &["gbdfl", "gbdul", "enis"];
 
@@ -138,7 +137,7 @@ fn the_embedded_table_loads() {
 }
 
 proptest! {
-    #![proptest_config(testing::fuzz_budget(256))]
+    #![proptest_config(crate::fuzzing::budget(256))]
 
     #[test]
     fn any_text_loads_or_is_refused(text in any::<String>()) {
