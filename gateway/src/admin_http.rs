@@ -276,4 +276,6 @@ fn unframe(body: &[u8]) -> Result<&[u8], String> {
 }
 
 #[cfg(test)]
+mod fuzz;
+#[cfg(test)]
 mod tests;

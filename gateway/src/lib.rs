@@ -18,6 +18,8 @@ pub mod config;
 pub mod engine;
 pub mod envelope;
 pub mod error;
+#[cfg(test)]
+mod fuzzing;
 mod grpc;
 pub mod health;
 pub mod lifecycle;

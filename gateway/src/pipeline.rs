@@ -179,4 +179,6 @@ async fn service_faults(
 }
 
 #[cfg(test)]
+mod fuzz;
+#[cfg(test)]
 mod tests;

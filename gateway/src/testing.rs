@@ -1,6 +1,7 @@
 //! An engine for in-process unit tests: the default routing table, the
 //! built-in registries in-process, signature checks off (so tests build
-//! envelopes without keys), in-memory storage.
+//! envelopes without keys; [`signing_engine_with`] keeps them on), in-memory
+//! storage.
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
@@ -28,7 +29,7 @@ pub(crate) const ESIL_SERVICE: &str = "guardianship-certificate-esil";
 pub(crate) const ESIL_PROVIDER: &str = "arm-rshep-sko-esil-edu";
 
 /// One CA per test binary: generating keys is the slow part.
-fn ca() -> Arc<CertificateAuthority> {
+pub(crate) fn ca() -> Arc<CertificateAuthority> {
     static CA: OnceLock<Arc<CertificateAuthority>> = OnceLock::new();
     CA.get_or_init(|| Arc::new(CertificateAuthority::generate().expect("a test CA")))
         .clone()
@@ -136,6 +137,12 @@ impl crate::storage::Journal for FailingJournal {
 
 fn bare_engine(mut config: GatewayConfig) -> Engine {
     config.checks.verify_signatures = false;
+    signing_engine_with(config)
+}
+
+/// An engine as `config` sets it up, signatures checked (when the config
+/// says so) against [`ca`]'s chain and revocations.
+pub(crate) fn signing_engine_with(config: GatewayConfig) -> Arc<Engine> {
     let data = Arc::new(RegistryData::builtin());
     let mut registries = HashMap::new();
     for kind in RegistryKind::ALL {
@@ -179,7 +186,8 @@ pub(crate) fn lookup(message_id: &str) -> SignedEnvelope {
     })
 }
 
-fn portal_body() -> Body {
+/// A REQUEST from the portal about [`APPLICANT`], dated now; no service.
+pub(crate) fn portal_body() -> Body {
     Body {
         message_type: MessageType::Request as i32,
         message_date: Some(prost_types::Timestamp::from(SystemTime::now())),

@@ -294,8 +294,11 @@ fn syntax(source: &FixtureSource, path: &[Step], error: &serde_json::Error) -> F
     let suffix = format!(" at line {} column {}", error.line(), error.column());
     FixtureError::Invalid {
         file: source.name.clone(),
-        line: error.line(),
-        column: error.column(),
+        line: error.line().max(1),
+        // serde_json says column 0 for an error before a line's first
+        // character (an early end after a newline, an empty document); the
+        // error promises 1-based positions, as editors read them.
+        column: error.column().max(1),
         field: render(path),
         problem: message.strip_suffix(&suffix).unwrap_or(&message).to_owned(),
     }
