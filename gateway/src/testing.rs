@@ -135,14 +135,19 @@ impl crate::storage::Journal for FailingJournal {
     async fn close(&self) {}
 }
 
+/// An engine as `config` sets it up, signatures off.
 fn bare_engine(mut config: GatewayConfig) -> Engine {
     config.checks.verify_signatures = false;
-    signing_engine_with(config)
+    engine_as_configured(config)
 }
 
 /// An engine as `config` sets it up, signatures checked (when the config
 /// says so) against [`ca`]'s chain and revocations.
 pub(crate) fn signing_engine_with(config: GatewayConfig) -> Arc<Engine> {
+    Arc::new(engine_as_configured(config))
+}
+
+fn engine_as_configured(config: GatewayConfig) -> Engine {
     let data = Arc::new(RegistryData::builtin());
     let mut registries = HashMap::new();
     for kind in RegistryKind::ALL {

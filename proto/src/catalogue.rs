@@ -443,7 +443,7 @@ pub const fn entry(reason: Reason) -> CatalogueEntry {
             None,
             Retry::RetryAfterBackoff,
             &[Any],
-            "the storage backend (NATS JetStream, in a cluster) cannot be reached: nothing was stored and no receipt was given",
+            "the storage backend cannot store now (NATS JetStream unreachable in a cluster, the journal's disk full or failing): nothing was stored and no receipt was given",
         ),
         Reason::InjectedFault => CatalogueEntry {
             reason,
