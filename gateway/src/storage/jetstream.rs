@@ -70,6 +70,9 @@ pub use verify::{Verified, verify};
 /// How long a write waits for JetStream's acknowledgement, and a replica
 /// for the stream to reach a sequence, before it gives up.
 const PATIENCE: Duration = Duration::from_secs(10);
+/// How long a write waits for its sequence on this node before it asks the
+/// follower to follow again.
+const STALL: Duration = Duration::from_secs(2);
 
 /// Where the shared stream is and how it is kept.
 #[derive(Debug, Clone)]
@@ -187,6 +190,10 @@ pub(crate) struct Log {
     /// Which message, and why.
     failure: Arc<std::sync::Mutex<Option<String>>>,
     closed: Arc<AtomicBool>,
+    /// Asks the follower to drop its consumer and follow again from its
+    /// last sequence: a write waits for its sequence too long (a consumer
+    /// left stalled by a leader change).
+    refollow: Arc<tokio::sync::Notify>,
     /// The follower and the reconciler, stopped on close.
     tasks: Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
     /// This node, in the queue commands it publishes.
@@ -267,6 +274,7 @@ impl Log {
             broken: Arc::new(AtomicBool::new(false)),
             failure: Arc::default(),
             closed: Arc::new(AtomicBool::new(false)),
+            refollow: Arc::default(),
             tasks: Arc::default(),
             node: rand::random(),
         })
@@ -382,11 +390,23 @@ impl Log {
     pub(crate) async fn applied(&self, sequence: u64) -> Result<(), StorageError> {
         let mut applied = self.applied.subscribe();
         let broken = &self.broken;
-        let reached = tokio::time::timeout(
-            PATIENCE,
+        let mut reached = tokio::time::timeout(
+            STALL,
             applied.wait_for(|at| *at >= sequence || broken.load(Ordering::Acquire)),
         )
-        .await;
+        .await
+        .map(|outcome| outcome.map(|_| ()));
+        if reached.is_err() {
+            // Stored, yet not here after a while: the consumer may have
+            // stalled. Follow again, and wait the rest of the patience.
+            self.refollow.notify_one();
+            reached = tokio::time::timeout(
+                PATIENCE - STALL,
+                applied.wait_for(|at| *at >= sequence || broken.load(Ordering::Acquire)),
+            )
+            .await
+            .map(|outcome| outcome.map(|_| ()));
+        }
         match reached {
             _ if self.broken.load(Ordering::Acquire) => Err(StorageError::unavailable(
                 "follow the JetStream stream",
@@ -450,7 +470,14 @@ impl Log {
                         }
                     }
                 };
-                if !log.apply_all(current, &store, &queues).await {
+                let keep_going = tokio::select! {
+                    keep_going = log.apply_all(current, &store, &queues) => keep_going,
+                    () = log.refollow.notified() => {
+                        tracing::warn!("the stream's consumer stalled; following again");
+                        true
+                    }
+                };
+                if !keep_going {
                     return;
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
