@@ -255,13 +255,15 @@ impl Shared {
 
     /// Waits until this node applied the bucket's last revision.
     async fn caught_up(&self) -> Result<(), StorageError> {
-        let status = self
+        // Asked of the server: `kv::Store::status` answers the info cached
+        // when the bucket was opened, which misses every later write.
+        let info = self
             .kv
-            .status()
+            .stream
+            .get_info()
             .await
             .map_err(|error| StorageError::unavailable("read the toolkit's bucket", error))?;
-        let last = status.info.state.last_sequence;
-        self.applied(last).await
+        self.applied(info.state.last_sequence).await
     }
 
     async fn applied(&self, revision: u64) -> Result<(), StorageError> {
