@@ -28,6 +28,33 @@ pub struct Python {
 }
 
 impl Python {
+    /// Runs `tests/python/<script>` with `args` off the async runtime (a
+    /// gateway under test may run on it) and returns the JSON it printed;
+    /// panics with its output if it fails.
+    pub async fn run_json(&self, script: &str, args: &[&str]) -> serde_json::Value {
+        let mut command = self.command();
+        command
+            .arg(
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("python")
+                    .join(script),
+            )
+            .args(args);
+        let output = tokio::task::spawn_blocking(move || command.output())
+            .await
+            .expect("the Python task")
+            .expect("running python3");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{script} failed ({}): {stdout}{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_str(&stdout)
+            .unwrap_or_else(|error| panic!("{script} printed no JSON ({error}): {stdout}"))
+    }
+
     /// A command running the interpreter, seeing the pinned packages first.
     pub fn command(&self) -> Command {
         let mut command = Command::new(&self.program);

@@ -5,14 +5,7 @@
 //! `TOO_LARGE` and the limit, each with an ErrorInfo, and the gateway keeps
 //! serving.
 
-use std::path::{Path, PathBuf};
-
-use serde_json::Value;
 use shep_tests::*;
-
-fn script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("python/hostile_client.py")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn undecodable_and_oversized_requests_get_stable_reasons_from_a_python_client() {
@@ -22,22 +15,12 @@ async fn undecodable_and_oversized_requests_get_stable_reasons_from_a_python_cli
         .configure(|config| config.limits.max_message_bytes = LIMIT)
         .start()
         .await;
-    let mut command = python.command();
-    command
-        .arg(script())
-        .args(["--target", &gw.url(), "--big", &(6 << 20).to_string()]);
-    let output = tokio::task::spawn_blocking(move || command.output())
-        .await
-        .unwrap()
-        .expect("running python3");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "hostile_client.py failed ({}): {stdout}{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let result: Value = serde_json::from_str(&stdout).expect("JSON");
+    let result = python
+        .run_json(
+            "hostile_client.py",
+            &["--target", &gw.url(), "--big", &(6 << 20).to_string()],
+        )
+        .await;
     println!("{result:#}");
     for row in ["random_submit", "random_get_status"] {
         assert_eq!(result[row]["code"], "INVALID_ARGUMENT", "{row}: {result}");

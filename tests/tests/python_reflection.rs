@@ -8,43 +8,30 @@
 //! from [`python()`], which installs the pinned ones under the target
 //! directory on first use.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::Value;
 use shep_gateway::health::registry_name;
 use shep_tests::*;
 
-fn script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("python/reflect_and_call.py")
-}
-
 /// Runs the script against `gw` as the demo applicant and returns its JSON.
 async fn reflect_and_call(gw: &TestGateway) -> Value {
     let (key, cert) = gw.data_dir().identity("applicant");
-    let mut command = python().command();
-    command.arg(script()).args([
-        "--target",
-        &gw.url(),
-        "--key",
-        key.to_str().unwrap(),
-        "--cert",
-        cert.to_str().unwrap(),
-        "--iin",
-        APPLICANT_IIN,
-    ]);
-    // The gateway runs on this test's runtime: wait for Python off it.
-    let output = tokio::task::spawn_blocking(move || command.output())
+    python()
+        .run_json(
+            "reflect_and_call.py",
+            &[
+                "--target",
+                &gw.url(),
+                "--key",
+                key.to_str().unwrap(),
+                "--cert",
+                cert.to_str().unwrap(),
+                "--iin",
+                APPLICANT_IIN,
+            ],
+        )
         .await
-        .unwrap()
-        .expect("running python3");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "reflect_and_call.py failed ({}): {stdout}{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_str(&stdout).unwrap_or_else(|error| panic!("not JSON ({error}): {stdout}"))
 }
 
 fn names(list: &Value) -> Vec<&str> {

@@ -145,6 +145,30 @@ pub(crate) async fn connect(url: &str, name: &str) -> Result<async_nats::Client,
     Ok(client)
 }
 
+/// Background tasks (followers, watchers) that end when their owner closes.
+#[derive(Debug, Default)]
+pub(crate) struct Tasks(std::sync::Mutex<Vec<tokio::task::AbortHandle>>);
+
+impl Tasks {
+    pub(crate) fn keep(&self, task: tokio::task::AbortHandle) {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(task);
+    }
+
+    pub(crate) fn stop(&self) {
+        for task in self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .drain(..)
+        {
+            task.abort();
+        }
+    }
+}
+
 /// The subject token of an id: the id itself when it is a safe token, else
 /// `=` and its hex (no plain id contains `=`).
 pub(crate) fn token(id: &str) -> String {
@@ -195,7 +219,7 @@ pub(crate) struct Log {
     /// left stalled by a leader change).
     refollow: Arc<tokio::sync::Notify>,
     /// The follower and the reconciler, stopped on close.
-    tasks: Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+    tasks: Arc<Tasks>,
     /// This node, in the queue commands it publishes.
     node: u32,
 }
@@ -283,22 +307,12 @@ impl Log {
     /// Stops the background tasks (on close).
     fn stop(&self) {
         self.closed.store(true, Ordering::Release);
-        for task in self
-            .tasks
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .drain(..)
-        {
-            task.abort();
-        }
+        self.tasks.stop();
     }
 
     /// Keeps a background task, stopped on close.
     fn keep(&self, task: tokio::task::AbortHandle) {
-        self.tasks
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .push(task);
+        self.tasks.keep(task);
     }
 
     pub(crate) fn node(&self) -> u32 {

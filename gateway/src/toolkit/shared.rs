@@ -27,7 +27,7 @@
 //!
 //! The exchange journal is a stream, not a key (see [`journal`]).
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, kv, stream};
@@ -64,7 +64,7 @@ pub struct Shared {
     /// `None` when this node does not record exchanges.
     journal: Option<journal::Journal>,
     /// The watch, the journal's follower and its publisher, stopped on close.
-    tasks: Mutex<Vec<tokio::task::AbortHandle>>,
+    tasks: crate::storage::jetstream::Tasks,
 }
 
 /// Connects to NATS, opens the bucket (and the exchange stream when the
@@ -81,7 +81,7 @@ pub async fn open(
     let kv = bucket(&context, options).await?;
     let node = format!("{:08x}", rand::random::<u32>());
     toolkit.faults.set_node(&node);
-    let mut tasks = Vec::new();
+    let tasks = crate::storage::jetstream::Tasks::default();
     let journal = if toolkit.exchanges.recording() {
         let (journal, handles) = journal::Journal::open(
             &context,
@@ -91,7 +91,9 @@ pub async fn open(
             toolkit.clone(),
         )
         .await?;
-        tasks.extend(handles);
+        for handle in handles {
+            tasks.keep(handle);
+        }
         Some(journal)
     } else {
         None
@@ -101,7 +103,7 @@ pub async fn open(
         kv,
         applied: watch::channel(0).0,
         journal,
-        tasks: Mutex::new(tasks),
+        tasks,
     });
     shared.watch(toolkit.clone(), fixtures).await?;
     if let Some(journal) = &shared.journal {
@@ -225,14 +227,7 @@ impl Shared {
 
     /// Stops following the bucket and the journal.
     pub async fn close(&self) {
-        for task in self
-            .tasks
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .drain(..)
-        {
-            task.abort();
-        }
+        self.tasks.stop();
         let _ = self.client.flush().await;
     }
 
@@ -303,10 +298,7 @@ impl Shared {
             }
             tracing::warn!("the toolkit's bucket watch ended: changes are no longer applied here");
         });
-        self.tasks
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .push(task.abort_handle());
+        self.tasks.keep(task.abort_handle());
         self.caught_up().await
     }
 }
