@@ -505,14 +505,16 @@ async fn nats_unreachable_refuses_work_with_storage_unavailable_then_recovers() 
 
     nats.kill();
     let (id, envelope) = sealed(&applicant);
-    let refused = eventually(PATIENCE, async || {
-        match GatewayClient::new(channel.clone())
-            .submit(envelope.clone())
-            .await
-        {
-            Err(status) if reason(&status) == "STORAGE_UNAVAILABLE" => Ok(status),
-            other => Err(format!("{other:?}")),
-        }
+    // A Submit sent before the client notices the lost connection waits out
+    // its publish timeout (10 s) before it is refused.
+    let refused = eventually(Duration::from_secs(30), async || match GatewayClient::new(
+        channel.clone(),
+    )
+    .submit(envelope.clone())
+    .await
+    {
+        Err(status) if reason(&status) == "STORAGE_UNAVAILABLE" => Ok(status),
+        other => Err(format!("{other:?}")),
     })
     .await;
     refusal::<()>(
