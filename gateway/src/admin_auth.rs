@@ -9,7 +9,7 @@ use tonic::{Request, Status};
 use crate::error::{GatewayError, into_status};
 
 /// The SHA-256 digest of a certificate's DER encoding.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Fingerprint([u8; 32]);
 
 impl Fingerprint {

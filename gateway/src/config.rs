@@ -45,6 +45,7 @@ pub struct GatewayConfig {
     pub audit: AuditConfig,
     pub admin: AdminConfig,
     pub tls: TlsConfig,
+    pub auth: AuthConfig,
     pub nuc: NucConfig,
     pub journal: JournalConfig,
     pub cluster: ClusterConfig,
@@ -318,6 +319,32 @@ pub struct TlsConfig {
     pub client_ca: Option<PathBuf>,
 }
 
+/// Who may act as a participant system.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    pub participants: ParticipantAuth,
+}
+
+/// Whether participant systems must prove who they are.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ParticipantAuth {
+    /// By a client certificate (mTLS) or a system's password; the listener
+    /// speaks TLS (its certificate issued by the test НУЦ unless `tls.cert`).
+    #[default]
+    Required,
+    /// Anyone may act as any system: only when asked for explicitly.
+    Off,
+}
+
+impl GatewayConfig {
+    /// Whether the listener speaks TLS: configured, or for authentication.
+    pub fn listener_tls(&self) -> bool {
+        self.tls.cert.is_some() || self.auth.participants == ParticipantAuth::Required
+    }
+}
+
 impl Default for GatewayConfig {
     fn default() -> Self {
         Self {
@@ -332,6 +359,7 @@ impl Default for GatewayConfig {
             audit: AuditConfig::default(),
             admin: AdminConfig::default(),
             tls: TlsConfig::default(),
+            auth: AuthConfig::default(),
             nuc: NucConfig::default(),
             journal: JournalConfig::default(),
             cluster: ClusterConfig::default(),

@@ -51,6 +51,8 @@ pub struct Engine {
     pub(crate) calendar: Calendar,
     metrics: Metrics,
     toolkit: Arc<Toolkit>,
+    /// Where a system's reads of applicants' applications are recorded.
+    access_audit: Option<Arc<shep_registries::RegistryData>>,
 }
 
 impl Engine {
@@ -88,7 +90,37 @@ impl Engine {
             calendar: config.calendar.calendar().unwrap_or_default(),
             metrics: Metrics::default(),
             toolkit,
+            access_audit: None,
         }
+    }
+
+    /// Records systems' reads of applications in `data`'s access audit,
+    /// beside the registries' lookups (as registry `applications`).
+    pub fn with_access_audit(mut self, data: Arc<shep_registries::RegistryData>) -> Self {
+        self.access_audit = Some(data);
+        self
+    }
+
+    /// Records that `system` read the applications of `key` (an IIN, a BIN
+    /// or a message id) through `rpc`.
+    pub(crate) fn audit_read(&self, system: &str, key: &str, rpc: &str, message_id: &str) {
+        use shep_proto::registry::v1::{AccessOutcome, RequestContext};
+        let Some(data) = &self.access_audit else {
+            return;
+        };
+        let context = RequestContext {
+            requester_system: system.to_owned(),
+            purpose: rpc.to_owned(),
+            message_id: message_id.to_owned(),
+            ..RequestContext::default()
+        };
+        data.audit().record(shep_registries::audit::Access {
+            registry: "applications",
+            key,
+            related: Vec::new(),
+            outcome: AccessOutcome::Found,
+            context: Some(&context),
+        });
     }
 
     /// Keeps applications and queues in `storage` (by default in memory),

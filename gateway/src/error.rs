@@ -163,6 +163,16 @@ pub enum GatewayError {
     ProtocolViolation(String),
     #[error("missing or wrong admin credential")]
     Unauthenticated,
+    #[error("{0}")]
+    NotAuthenticated(String),
+    #[error("{authenticated} may not act as {acting_as}: {what}")]
+    AccessDenied {
+        /// Who the transport proved the caller is (`system pep`, `person 850315301235`).
+        authenticated: String,
+        /// Whom the call acts as or reads about.
+        acting_as: String,
+        what: &'static str,
+    },
     #[error("{what} is {size} bytes, more than the {limit}-byte limit")]
     TooLarge {
         what: &'static str,
@@ -219,6 +229,8 @@ impl GatewayError {
             Self::ProviderNotAllowed { .. } => Reason::ProviderNotAllowed,
             Self::ProtocolViolation(_) => Reason::ProtocolViolation,
             Self::Unauthenticated => Reason::Unauthenticated,
+            Self::NotAuthenticated(_) => Reason::NotAuthenticated,
+            Self::AccessDenied { .. } => Reason::AccessDenied,
             Self::TooLarge { .. } => Reason::TooLarge,
             Self::Storage(StorageError::Unavailable { .. }) => Reason::StorageUnavailable,
             Self::Internal(_) | Self::Storage(_) => Reason::Internal,
@@ -296,6 +308,14 @@ pub fn into_status(error: GatewayError) -> Status {
         GatewayError::TooLarge { size, limit, .. } => {
             metadata.insert("limit".to_owned(), limit.to_string());
             metadata.insert("size".to_owned(), size.to_string());
+        }
+        GatewayError::AccessDenied {
+            authenticated,
+            acting_as,
+            ..
+        } => {
+            metadata.insert("authenticated".to_owned(), authenticated.clone());
+            metadata.insert("acting_as".to_owned(), acting_as.clone());
         }
         GatewayError::PowerOfAttorneyInvalid { problem, .. } => {
             metadata.insert("field".to_owned(), "power_of_attorney".to_owned());

@@ -19,10 +19,39 @@ pub(crate) use gateway::GatewayGrpcAdapter;
 pub(crate) use provider::ProviderGrpcAdapter;
 
 use crate::error::into_status;
+use crate::participants::Credentials;
 use crate::pipeline::{Answer, EnvelopeRequest, EnvelopeService, Rpc};
 use crate::toolkit::CallContext;
 
 type EventStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+/// Authenticates every call of a participant service (Gateway, Provider)
+/// before any method runs, and hands the methods its [`Principal`].
+#[derive(Debug, Clone)]
+pub(crate) struct Authenticate {
+    engine: std::sync::Arc<crate::engine::Engine>,
+    credentials: Credentials,
+}
+
+impl Authenticate {
+    pub(crate) fn new(engine: std::sync::Arc<crate::engine::Engine>, required: bool) -> Self {
+        Self {
+            engine,
+            credentials: Credentials::new(required),
+        }
+    }
+}
+
+impl tonic::service::Interceptor for Authenticate {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        let principal = self
+            .credentials
+            .principal(&self.engine.routes(), &request)
+            .map_err(into_status)?;
+        request.extensions_mut().insert(principal);
+        Ok(request)
+    }
+}
 
 /// Sends an envelope-carrying request through the pipeline.
 async fn envelope(

@@ -24,6 +24,7 @@ mod grpc;
 pub mod health;
 pub mod lifecycle;
 pub mod metrics;
+pub mod participants;
 pub mod pipeline;
 mod provider;
 mod registry;

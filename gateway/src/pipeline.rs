@@ -156,7 +156,7 @@ impl Service<EnvelopeRequest> for Steps {
                     .await
                     .map(|response| Answer::Call(Box::new(response))),
                 Rpc::Submit => submit(&engine, envelope, &ctx).await.map(Answer::Submit),
-                Rpc::Report => report(&engine, envelope).await.map(Answer::Report),
+                Rpc::Report => report(&engine, envelope, &ctx).await.map(Answer::Report),
             }
         })
     }

@@ -128,8 +128,12 @@ pub struct SystemSpec {
     /// provider employees). Required for service centres and providers.
     #[serde(default)]
     pub operators: Vec<String>,
-    /// The BIN the operators' certificates must carry (`OU=BIN…`), if any.
+    /// The BIN the operators' certificates must carry (`OU=BIN…`), if any;
+    /// the system's transport certificate carries it too.
     pub bin: Option<String>,
+    /// ШЭП's senderId + password: lets the system authenticate with
+    /// `authorization: Basic` instead of its transport certificate.
+    pub password: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -323,6 +327,13 @@ impl RoutingTable {
     /// A system by id.
     pub fn system(&self, id: &str) -> Option<&SystemSpec> {
         self.systems.get(id)
+    }
+
+    /// Every system, sorted by id.
+    pub fn systems(&self) -> Vec<&SystemSpec> {
+        let mut all: Vec<_> = self.systems.values().collect();
+        all.sort_by(|a, b| a.id.cmp(&b.id));
+        all
     }
 
     /// Every route, sorted by service id.

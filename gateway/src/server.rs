@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use shep_adapters::{InProcess, RegistryAdapter, Remote};
-use shep_nuc::ca::{CertificateAuthority, IdentitySpec, certificates};
+use shep_nuc::ca::{CertificateAuthority, IdentitySpec, KeyAlgorithm, Purpose, certificates};
 use shep_nuc::revocation::RevocationCheck;
 use shep_nuc::service::{NucGrpcAdapter, http_routes};
 use shep_nuc::status::{InProcessNuc, RemoteNuc};
@@ -25,9 +25,9 @@ use tokio::task::{JoinHandle, JoinSet};
 use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
 use crate::admin_auth::AdminAuth;
-use crate::config::{GatewayConfig, JournalMode, TlsConfig};
+use crate::config::{GatewayConfig, JournalMode, ParticipantAuth};
 use crate::engine::Engine;
-use crate::grpc::{AdminGrpcAdapter, GatewayGrpcAdapter, ProviderGrpcAdapter};
+use crate::grpc::{AdminGrpcAdapter, Authenticate, GatewayGrpcAdapter, ProviderGrpcAdapter};
 use crate::health::{Health, NUC_ID};
 use crate::pipeline::Limits;
 use crate::registry::RegistriesHandle;
@@ -67,6 +67,29 @@ impl DataDir {
         )
     }
 
+    /// The key and certificate files of participant system `id`'s transport
+    /// certificate (TLS client authentication).
+    pub fn system_identity(&self, id: &str) -> (PathBuf, PathBuf) {
+        let dir = self.0.join("systems");
+        (
+            dir.join(format!("{id}.key.pem")),
+            dir.join(format!("{id}.cert.pem")),
+        )
+    }
+
+    /// The test НУЦ's root certificate: what clients trust the listener's
+    /// certificate by.
+    pub fn root_certificate(&self) -> PathBuf {
+        self.nuc().join("root.cert.pem")
+    }
+
+    /// The listener's own key and certificate, issued by the test НУЦ when
+    /// participants authenticate and `tls.cert` is not set.
+    pub fn listener_identity(&self) -> (PathBuf, PathBuf) {
+        let dir = self.0.join("tls");
+        (dir.join("gateway.key.pem"), dir.join("gateway.cert.pem"))
+    }
+
     /// The journal.
     pub fn journal(&self) -> PathBuf {
         self.0.join("journal.redb")
@@ -79,7 +102,9 @@ impl DataDir {
 }
 
 /// Creates the test НУЦ and one identity per participant when missing:
-/// `applicant`, `operator`, and `provider-<id>` for every provider system.
+/// `applicant` (and `applicant-auth`, their authentication certificate),
+/// `operator`, `provider-<id>` for every provider system, and a transport
+/// certificate per system of the routing table (`systems/<id>`).
 /// `public_url` goes into the certificates' CRL and status URLs.
 pub fn prepare_data_dir(
     dir: &DataDir,
@@ -118,10 +143,26 @@ pub fn prepare_data_dir(
             ),
         ));
     }
+    wanted.push(("applicant-auth".to_owned(), {
+        let mut spec = IdentitySpec::individual(DEMO_APPLICANT_IIN, "СЕРИКБАЕВ НУРЛАН");
+        spec.purpose = Purpose::Authentication;
+        spec.algorithm = KeyAlgorithm::EcdsaP256;
+        spec
+    }));
     for (name, spec) in wanted {
         let (key, _) = dir.identity(&name);
         if !key.exists() {
             ca.issue(&spec)?.write(&identities, &name)?;
+        }
+    }
+    let systems = dir.0.join("systems");
+    std::fs::create_dir_all(&systems)
+        .with_context(|| format!("creating `{}`", systems.display()))?;
+    for system in routes.systems() {
+        let (key, _) = dir.system_identity(&system.id);
+        if !key.exists() {
+            let spec = IdentitySpec::system(&system.id, system.bin.as_deref(), &system.name_ru);
+            ca.issue(&spec)?.write(&systems, &system.id)?;
         }
     }
     Ok(ca)
@@ -274,7 +315,7 @@ pub async fn start_on(
         .nuc
         .public_url
         .clone()
-        .unwrap_or_else(|| format!("{}://{addr}", scheme(config.tls.cert.is_some())));
+        .unwrap_or_else(|| format!("{}://{addr}", scheme(config.listener_tls())));
     let ca = Arc::new(prepare_data_dir(&data_dir, &routes, &public_url)?);
     let status_adapter = match &config.nuc.url {
         Some(url) => RemoteNuc::new(url)?.boxed(),
@@ -323,7 +364,9 @@ pub async fn start_on(
     };
     tracing::info!(backend = storage.backend(), "storage opened");
     let engine = Arc::new(
-        Engine::new(&config, routes, verifier, revocation, registries).with_storage(storage),
+        Engine::new(&config, routes, verifier, revocation, registries)
+            .with_storage(storage)
+            .with_access_audit(handle.data.clone()),
     );
 
     if let Some(url) = &config.cluster.nats {
@@ -369,20 +412,31 @@ pub async fn start_on(
         },
     );
     let admin_auth = AdminAuth::new(&token, config.admin_client_certificates());
+    let required = config.auth.participants == ParticipantAuth::Required;
+    if !required {
+        tracing::warn!(
+            %addr,
+            "participants are not authenticated (`auth.participants = \"off\"`): anyone who reaches this port can act as any system and read any applicant's applications"
+        );
+    }
+    let authenticate = Authenticate::new(engine.clone(), required);
     let max_message = config.limits.max_message_bytes;
     let grpc = tonic::service::Routes::new(health_service)
         .add_service(reflection_builder().build_v1()?)
         .add_service(reflection_builder().build_v1alpha()?)
-        .add_service(
+        // Every participant call authenticated before any method runs.
+        .add_service(tonic::service::interceptor::InterceptedService::new(
             GatewayServer::new(GatewayGrpcAdapter::new(engine.clone(), pipeline.clone()))
                 .max_decoding_message_size(max_message)
                 .max_encoding_message_size(max_message),
-        )
-        .add_service(
+            authenticate.clone(),
+        ))
+        .add_service(tonic::service::interceptor::InterceptedService::new(
             ProviderServer::new(ProviderGrpcAdapter::new(engine.clone(), pipeline))
                 .max_decoding_message_size(max_message)
                 .max_encoding_message_size(max_message),
-        )
+            authenticate,
+        ))
         // Every admin method behind the token or a listed client certificate.
         .add_service(tonic::service::interceptor::InterceptedService::new(
             AdminServer::new(AdminGrpcAdapter::new(
@@ -412,7 +466,7 @@ pub async fn start_on(
         .merge(metrics_route(engine.clone()))
         .merge(admin_http);
     let mut builder = tonic::transport::Server::builder();
-    if let Some(tls) = server_tls(&config.tls)? {
+    if let Some(tls) = server_tls(&config, &data_dir, &ca, addr, &anchors)? {
         builder = builder
             .tls_config(tls)
             .context("configuring TLS (`tls.cert`, `tls.key`, `tls.client_ca`)")?;
@@ -423,7 +477,7 @@ pub async fn start_on(
     // Tracked, so a `drop_connection` fault can cut a caller's connection;
     // coalesced, one write per turn of each connection rather than one per
     // answer (coalesce.rs).
-    let coalesce = if config.tls.cert.is_none() {
+    let coalesce = if !config.listener_tls() {
         crate::coalesce::Coalesce::new
     } else {
         crate::coalesce::Coalesce::direct
@@ -462,7 +516,7 @@ pub async fn start_on(
         data_dir,
         ca,
         health,
-        tls: config.tls.cert.is_some(),
+        tls: config.listener_tls(),
         shutdown: Some(shutdown_tx),
         server,
         sweeper,
@@ -495,23 +549,66 @@ fn scheme(tls: bool) -> &'static str {
     if tls { "https" } else { "http" }
 }
 
-/// The listener's TLS settings, when `tls.cert` is set.
-fn server_tls(tls: &TlsConfig) -> anyhow::Result<Option<ServerTlsConfig>> {
-    let (Some(cert), Some(key)) = (&tls.cert, &tls.key) else {
-        return Ok(None);
-    };
+/// The listener's TLS settings: `tls.cert` when set; else, when participants
+/// authenticate, a certificate the test НУЦ issues into the data directory.
+/// Client certificates chain to `tls.client_ca`, or to the trust anchors
+/// when participants authenticate.
+fn server_tls(
+    config: &GatewayConfig,
+    dir: &DataDir,
+    ca: &CertificateAuthority,
+    addr: SocketAddr,
+    anchors: &[Vec<u8>],
+) -> anyhow::Result<Option<ServerTlsConfig>> {
     let read = |path: &PathBuf| {
         std::fs::read(path).with_context(|| format!("reading `{}`", path.display()))
     };
-    let mut config = ServerTlsConfig::new().identity(Identity::from_pem(read(cert)?, read(key)?));
-    if let Some(client_ca) = &tls.client_ca {
-        // Asked for, not required: clients without a certificate still reach
-        // every service, and the admin API with the token.
-        config = config
-            .client_ca_root(Certificate::from_pem(read(client_ca)?))
+    let tls = &config.tls;
+    let required = config.auth.participants == ParticipantAuth::Required;
+    let (cert, key) = match (&tls.cert, &tls.key) {
+        (Some(cert), Some(key)) => (read(cert)?, read(key)?),
+        _ if required => {
+            let (key, cert) = dir.listener_identity();
+            if !key.exists() {
+                let mut hosts = vec![
+                    "localhost".to_owned(),
+                    "127.0.0.1".to_owned(),
+                    "::1".to_owned(),
+                ];
+                let ip = addr.ip().to_string();
+                if !addr.ip().is_unspecified() && !hosts.contains(&ip) {
+                    hosts.push(ip);
+                }
+                let parent = key.parent().expect("a file in the data directory");
+                std::fs::create_dir_all(parent)
+                    .with_context(|| format!("creating `{}`", parent.display()))?;
+                ca.issue_server(&hosts)?.write(parent, "gateway")?;
+            }
+            (read(&cert)?, read(&key)?)
+        }
+        _ => return Ok(None),
+    };
+    let mut server = ServerTlsConfig::new().identity(Identity::from_pem(cert, key));
+    let client_ca = match &tls.client_ca {
+        Some(path) => Some(read(path)?),
+        None if required => Some(
+            anchors
+                .iter()
+                .map(|der| shep_nuc::ca::pem_certificate(der))
+                .collect::<String>()
+                .into_bytes(),
+        ),
+        None => None,
+    };
+    if let Some(client_ca) = client_ca {
+        // Asked for, not required by the handshake: a system may use its
+        // password instead, and the admin API its token; the participant
+        // services refuse a call that proves nobody.
+        server = server
+            .client_ca_root(Certificate::from_pem(client_ca))
             .client_auth_optional(true);
     }
-    Ok(Some(config))
+    Ok(Some(server))
 }
 
 /// Binds `config.listen` and starts a gateway.

@@ -12,6 +12,7 @@ use tokio::sync::{broadcast, mpsc};
 use crate::engine::Engine;
 use crate::envelope::{SubjectId, parse_uuid};
 use crate::error::GatewayError;
+use crate::participants::Principal;
 use crate::storage::WatchTarget;
 
 /// A History page when the caller asks for none.
@@ -32,6 +33,67 @@ pub(crate) async fn application(
         .application(&id)
         .await?
         .ok_or(GatewayError::MessageNotFound(id))
+}
+
+/// Whether `principal` may read `application` (through `rpc`); a system's
+/// read is recorded in the access audit.
+pub(crate) fn authorize(
+    engine: &Engine,
+    principal: &Principal,
+    application: &Application,
+    rpc: &str,
+) -> Result<(), GatewayError> {
+    let subject = SubjectId::from_proto(application.subject.as_ref()).ok();
+    let reader = principal.read(
+        &engine.routes(),
+        subject.as_ref(),
+        Some(&application.provider_id),
+    )?;
+    if let Some(system) = reader {
+        let key = subject.map_or_else(|| application.message_id.clone(), |subject| plain(&subject));
+        engine.audit_read(&system, &key, rpc, &application.message_id);
+    }
+    Ok(())
+}
+
+/// The IIN or BIN itself, as the access audit is searched by.
+fn plain(subject: &SubjectId) -> String {
+    match subject {
+        SubjectId::Iin(id) | SubjectId::Bin(id) => id.clone(),
+    }
+}
+
+/// Whether `principal` may read every application of `subject` (History,
+/// Watch of an applicant); a system's read is recorded in the access audit.
+pub(crate) fn authorize_subject(
+    engine: &Engine,
+    principal: &Principal,
+    subject: &SubjectId,
+    rpc: &str,
+) -> Result<(), GatewayError> {
+    if let Some(system) = principal.read(&engine.routes(), Some(subject), None)? {
+        engine.audit_read(&system, &plain(subject), rpc, "");
+    }
+    Ok(())
+}
+
+/// Whether `principal` may watch `target`: an applicant as History asks, an
+/// application as GetStatus does (one not yet stored only by a consumer
+/// system, which may read any).
+pub(crate) async fn authorize_watch(
+    engine: &Engine,
+    principal: &Principal,
+    target: &WatchTarget,
+) -> Result<(), GatewayError> {
+    const RPC: &str = "Gateway.Watch";
+    match target {
+        WatchTarget::Subject(subject) => authorize_subject(engine, principal, subject, RPC),
+        WatchTarget::Message(id) => match engine.store().application(id).await? {
+            Some(application) => authorize(engine, principal, &application, RPC),
+            None if principal.reads_everything(&engine.routes()) => Ok(()),
+            None => Err(GatewayError::MessageNotFound(id.clone())),
+        },
+    }
 }
 
 /// Where a History page starts and how long it is.

@@ -154,6 +154,20 @@ impl IdentitySpec {
         }
     }
 
+    /// A participant system's transport certificate (TLS client
+    /// authentication): `CN=<system id>`, the operator's BIN (`OU=BIN…`) if
+    /// any, no IIN; ECDSA P-256, which every TLS stack speaks.
+    pub fn system(system_id: &str, bin: Option<&str>, organization: &str) -> Self {
+        Self {
+            iin: String::new(),
+            bin: bin.map(str::to_owned),
+            organization: Some(organization.to_owned()),
+            algorithm: KeyAlgorithm::EcdsaP256,
+            purpose: Purpose::Authentication,
+            ..Self::individual("", system_id)
+        }
+    }
+
     /// An employee's certificate (IIN plus the employer's BIN).
     pub fn employee(iin: &str, bin: &str, common_name: &str, organization: &str) -> Self {
         Self {
@@ -224,7 +238,8 @@ fn pkcs8_v1(der: &[u8]) -> Option<Vec<u8>> {
     .ok()
 }
 
-fn pem_certificate(der: &[u8]) -> String {
+/// One certificate as PEM.
+pub fn pem_certificate(der: &[u8]) -> String {
     pem::encode(&pem::Pem::new("CERTIFICATE", der.to_vec()))
 }
 
@@ -378,10 +393,13 @@ impl CertificateAuthority {
         let mut params = CertificateParams::default();
         let mut name = DistinguishedName::new();
         name.push(DnType::CommonName, spec.common_name.as_str());
-        name.push(
-            DnType::CustomDnType(SERIAL_NUMBER_OID.to_vec()),
-            format!("IIN{}", spec.iin),
-        );
+        // An information system's certificate names no person.
+        if !spec.iin.is_empty() {
+            name.push(
+                DnType::CustomDnType(SERIAL_NUMBER_OID.to_vec()),
+                format!("IIN{}", spec.iin),
+            );
+        }
         name.push(DnType::CountryName, "KZ");
         if let Some(organization) = &spec.organization {
             name.push(DnType::OrganizationName, organization.as_str());
@@ -432,9 +450,13 @@ impl CertificateAuthority {
             // As the certificate carries it: DER drops leading zero bytes.
             serial: serial_of(certificate.der())?,
             subject: format!(
-                "CN={}, SERIALNUMBER=IIN{}{}",
+                "CN={}{}{}",
                 spec.common_name,
-                spec.iin,
+                if spec.iin.is_empty() {
+                    String::new()
+                } else {
+                    format!(", SERIALNUMBER=IIN{}", spec.iin)
+                },
                 spec.bin
                     .as_ref()
                     .map(|bin| format!(", OU=BIN{bin}"))
@@ -442,6 +464,36 @@ impl CertificateAuthority {
             ),
             not_after: spec.not_after,
         })?;
+        Ok(IssuedIdentity {
+            key,
+            certificate_der: certificate.der().to_vec(),
+            chain_der: vec![self.issuing_der.clone()],
+        })
+    }
+
+    /// Issues a TLS server certificate for `hosts` (DNS names or IP
+    /// addresses; the first is the CN), ECDSA P-256, valid for a year.
+    pub fn issue_server(&self, hosts: &[String]) -> Result<IssuedIdentity, NucError> {
+        let key = KeyAlgorithm::EcdsaP256.generate()?;
+        let mut params = CertificateParams::new(hosts.to_vec())?;
+        let mut name = DistinguishedName::new();
+        name.push(
+            DnType::CommonName,
+            hosts.first().map(String::as_str).unwrap_or("localhost"),
+        );
+        name.push(DnType::CountryName, "KZ");
+        params.distinguished_name = name;
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let now = OffsetDateTime::now_utc();
+        params.not_before = now - Duration::hours(1);
+        params.not_after = now + Duration::days(365);
+        params.serial_number = Some(random_serial()?);
+        let certificate = params.signed_by(&key, &self.issuing)?;
         Ok(IssuedIdentity {
             key,
             certificate_der: certificate.der().to_vec(),

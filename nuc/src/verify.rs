@@ -268,6 +268,13 @@ fn chain_error(error: webpki::Error) -> VerifyError {
     }
 }
 
+/// Who a certificate names (`SERIALNUMBER=IIN…`, `OU=BIN…`, `CN`), read
+/// without any check of the chain: for a certificate the TLS handshake
+/// already verified.
+pub fn certificate_identity(der: &[u8]) -> Result<SignerIdentity, VerifyError> {
+    parse_subject(&CertificateDer::from(der)).map(|parsed| (*parsed.identity).clone())
+}
+
 fn parse_subject(der: &CertificateDer<'_>) -> Result<VerifiedCertificate, VerifyError> {
     let (_, certificate) = x509_parser::parse_x509_certificate(der.as_ref())
         .map_err(|error| VerifyError::UnreadableCertificate(error.into()))?;

@@ -445,6 +445,22 @@ pub const fn entry(reason: Reason) -> CatalogueEntry {
             &[Any],
             "the storage backend cannot store now (NATS JetStream unreachable in a cluster, the journal's disk full or failing): nothing was stored and no receipt was given",
         ),
+        Reason::NotAuthenticated => fixed(
+            reason,
+            C::Unauthenticated,
+            Some("SCE006"),
+            Retry::FixAndResend,
+            &[Checks, Delivery, Status],
+            "the call acts as a participant system or reads an applicant's applications without proving who it is: connect with the system's transport certificate (mTLS) or, where its `[[system]]` has a password, `authorization: Basic` with its id and password",
+        ),
+        Reason::AccessDenied => fixed(
+            reason,
+            C::PermissionDenied,
+            None,
+            Retry::DoNotRetry,
+            &[Checks, Delivery, Status],
+            "the authenticated system or person may not do this: send as another system, act on another provider's queue, or read applications it neither sent, serves nor applied for (`metadata`: `authenticated`, `acting_as`)",
+        ),
         Reason::InjectedFault => CatalogueEntry {
             reason,
             code: None,
@@ -467,7 +483,7 @@ pub const fn entry(reason: Reason) -> CatalogueEntry {
 
 /// The order of the table: grouped by where the reasons arise. Every reason
 /// of the contract but the zero value is here once (a test checks it).
-const ORDER: [Reason; 35] = [
+const ORDER: [Reason; 37] = [
     Reason::MalformedBody,
     Reason::InvalidField,
     Reason::InvalidMessageId,
@@ -495,6 +511,8 @@ const ORDER: [Reason; 35] = [
     Reason::InvalidStatusTransition,
     Reason::ProviderNotAllowed,
     Reason::ProtocolViolation,
+    Reason::NotAuthenticated,
+    Reason::AccessDenied,
     Reason::Unauthenticated,
     Reason::TooLarge,
     Reason::Internal,

@@ -47,14 +47,14 @@ enum Command {
     /// Shows one application's status (Gateway.GetStatus).
     Status {
         message_id: String,
-        #[arg(long, default_value = DEFAULT_GATEWAY)]
-        gateway: String,
+        #[command(flatten)]
+        reader: ReaderArgs,
     },
     /// Shows an applicant's «История получения услуг» (Gateway.History).
     History {
         iin: String,
-        #[arg(long, default_value = DEFAULT_GATEWAY)]
-        gateway: String,
+        #[command(flatten)]
+        reader: ReaderArgs,
     },
     /// Runs one registry alone as a gRPC server (shep.registry.v1.Registry,
     /// and RegistryAdmin for its audit and fixtures).
@@ -125,7 +125,7 @@ enum Command {
     },
 }
 
-const DEFAULT_GATEWAY: &str = "http://127.0.0.1:7700";
+const DEFAULT_GATEWAY: &str = "https://127.0.0.1:7700";
 
 /// How `shep errors` prints the catalogue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -179,6 +179,26 @@ struct SigningArgs {
     cert: Option<PathBuf>,
 }
 
+/// Who reads statuses: a consumer system, by its transport certificate.
+#[derive(Debug, clap::Args)]
+struct ReaderArgs {
+    #[arg(long, default_value = DEFAULT_GATEWAY)]
+    gateway: String,
+    /// The data directory of `shep serve`, for its НУЦ and the system's
+    /// transport certificate.
+    #[arg(long, default_value = ".shep")]
+    data_dir: PathBuf,
+    /// The consumer system to read as (its reads are in the access audit).
+    #[arg(long = "as", default_value = "pep")]
+    system: String,
+}
+
+impl ReaderArgs {
+    async fn connect(&self) -> anyhow::Result<GrpcChannel> {
+        connect_as(&self.gateway, &self.data_dir, Some(&self.system)).await
+    }
+}
+
 impl SigningArgs {
     fn signer(&self, identity: &str) -> anyhow::Result<Signer> {
         signer_from(
@@ -197,14 +217,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo => demo::run().await,
         Command::Provider(args) => provider::run(args).await,
         Command::Send(args) => send::run(args).await,
-        Command::Status {
-            message_id,
-            gateway,
-        } => send::status(message_id, &gateway).await,
+        Command::Status { message_id, reader } => send::status(message_id, &reader).await,
         Command::History {
             iin: subject,
-            gateway,
-        } => send::history(&subject, &gateway).await,
+            reader,
+        } => send::history(&subject, &reader).await,
         Command::Registry(args) => registry::run(args).await,
         Command::Population { command } => population::run(command),
         Command::Certs { command } => certs::run(command).await,
@@ -292,14 +309,53 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// Connects to a gRPC endpoint.
+/// Connects to a gRPC endpoint as nobody in particular (the admin API,
+/// the НУЦ): over TLS for `https://`, trusting the test НУЦ in `.shep`.
 async fn connect(url: &str) -> anyhow::Result<GrpcChannel> {
-    GrpcChannel::from_shared(url.to_owned())
+    connect_as(url, std::path::Path::new(".shep"), None).await
+}
+
+/// Connects to the gateway at `url`. Over `https://` it trusts the test НУЦ
+/// of `data_dir` (`nuc/root.cert.pem`) and, as participant `system`,
+/// presents that system's transport certificate (`systems/<id>.*.pem`,
+/// which `shep serve` issues at first start).
+async fn connect_as(
+    url: &str,
+    data_dir: &std::path::Path,
+    system: Option<&str>,
+) -> anyhow::Result<GrpcChannel> {
+    let mut endpoint = GrpcChannel::from_shared(url.to_owned())
         .with_context(|| format!("bad gateway url `{url}`"))?
-        .connect_timeout(Duration::from_secs(5))
-        .connect()
-        .await
-        .with_context(|| format!("connecting to `{url}` (is `shep serve` running?)"))
+        .connect_timeout(Duration::from_secs(5));
+    if url.starts_with("https://") {
+        let dir = shep_gateway::server::DataDir(data_dir.to_owned());
+        let read = |path: &std::path::Path| {
+            std::fs::read(path).with_context(|| {
+                format!(
+                    "reading `{}` (the data directory of `shep serve`: --data-dir)",
+                    path.display()
+                )
+            })
+        };
+        let mut tls = tonic::transport::ClientTlsConfig::new().ca_certificate(
+            tonic::transport::Certificate::from_pem(read(&dir.root_certificate())?),
+        );
+        if let Some(system) = system {
+            let (key, cert) = dir.system_identity(system);
+            tls = tls.identity(tonic::transport::Identity::from_pem(
+                read(&cert)?,
+                read(&key)?,
+            ));
+        }
+        endpoint = endpoint
+            .tls_config(tls)
+            .context("configuring TLS to the gateway")?;
+    }
+    endpoint.connect().await.with_context(|| {
+        format!(
+            "connecting to `{url}` (is `shep serve` running? one started with `--insecure` speaks plaintext: `--gateway http://…`)"
+        )
+    })
 }
 
 /// A gRPC error as a person reads it: code, message and reason.

@@ -124,7 +124,12 @@ impl Drop for TempDir {
 }
 
 /// Options of a test gateway; [`GatewayBuilder::start`] starts it.
-#[derive(Debug, Clone, Default)]
+///
+/// Participant authentication is off unless asked for
+/// ([`GatewayBuilder::authenticated`]): the harness's one channel then acts
+/// as every system, as most tests need; tests/tests/authentication.rs runs
+/// the default (authenticated) configuration.
+#[derive(Debug, Clone)]
 pub struct GatewayBuilder {
     config: GatewayConfig,
     routes_toml: Option<String>,
@@ -132,7 +137,29 @@ pub struct GatewayBuilder {
     client_tls: Option<ClientTlsConfig>,
 }
 
+impl Default for GatewayBuilder {
+    fn default() -> Self {
+        let mut config = GatewayConfig::default();
+        config.auth.participants = shep_gateway::config::ParticipantAuth::Off;
+        Self {
+            config,
+            routes_toml: None,
+            data_dir: None,
+            client_tls: None,
+        }
+    }
+}
+
 impl GatewayBuilder {
+    /// The gateway's default: participants authenticate (mTLS with the
+    /// systems' transport certificates, or passwords) on a TLS listener. The
+    /// harness's own channel then trusts the test НУЦ and presents no
+    /// certificate (it proves nobody): use [`TestGateway::channel_as`].
+    pub fn authenticated(mut self) -> Self {
+        self.config.auth.participants = shep_gateway::config::ParticipantAuth::Required;
+        self
+    }
+
     /// How long a delivery stays leased without an acknowledgement.
     pub fn lease_ms(mut self, lease_ms: u64) -> Self {
         self.config.delivery.lease_ms = lease_ms;
@@ -231,7 +258,13 @@ impl GatewayBuilder {
             .await
             .expect("binding a loopback port");
         let running = shep_gateway::server::start_on(listener, config).await?;
-        let channel = match self.client_tls {
+        let client_tls = match self.client_tls {
+            Some(tls) => Some(tls),
+            // The listener's certificate comes from the test НУЦ.
+            None if running.tls => Some(trusting(&running.data_dir)),
+            None => None,
+        };
+        let channel = match client_tls {
             Some(tls) => connect_tls(&running.url(), tls)
                 .await
                 .unwrap_or_else(|error| panic!("connecting over TLS: {error:?}")),
@@ -244,6 +277,21 @@ impl GatewayBuilder {
             dir,
         })
     }
+}
+
+/// TLS to a gateway whose listener certificate the test НУЦ in `dir` issued.
+pub fn trusting(dir: &DataDir) -> ClientTlsConfig {
+    let root = std::fs::read(dir.root_certificate()).expect("the test НУЦ's root certificate");
+    ClientTlsConfig::new().ca_certificate(tonic::transport::Certificate::from_pem(root))
+}
+
+/// [`trusting`], presenting the key and certificate (with its chain) in
+/// `key` and `cert`.
+pub fn presenting(dir: &DataDir, key: &Path, cert: &Path) -> ClientTlsConfig {
+    let read = |path: &Path| {
+        std::fs::read(path).unwrap_or_else(|error| panic!("reading `{}`: {error}", path.display()))
+    };
+    trusting(dir).identity(tonic::transport::Identity::from_pem(read(cert), read(key)))
 }
 
 /// Connects a new gRPC channel (its own HTTP/2 connection) to `url`.
@@ -306,6 +354,24 @@ impl TestGateway {
     /// The `http://127.0.0.1:<port>` URL.
     pub fn url(&self) -> String {
         self.running.url()
+    }
+
+    /// A new connection presenting participant system `id`'s transport
+    /// certificate (issued into the data directory at start).
+    pub async fn channel_as(&self, id: &str) -> GrpcChannel {
+        let (key, cert) = self.data_dir().system_identity(id);
+        connect_tls(&self.url(), presenting(self.data_dir(), &key, &cert))
+            .await
+            .unwrap_or_else(|error| panic!("connecting as `{id}`: {error:?}"))
+    }
+
+    /// A new connection presenting demo identity `name`'s certificate (e.g.
+    /// `applicant-auth`, the applicant's authentication certificate).
+    pub async fn channel_as_identity(&self, name: &str) -> GrpcChannel {
+        let (key, cert) = self.data_dir().identity(name);
+        connect_tls(&self.url(), presenting(self.data_dir(), &key, &cert))
+            .await
+            .unwrap_or_else(|error| panic!("connecting as `{name}`: {error:?}"))
     }
 
     /// The engine behind the server.
@@ -812,6 +878,9 @@ impl ShepServe {
             .arg(addr.to_string())
             .arg("--data-dir")
             .arg(data_dir)
+            // Plaintext, as `url` says: these tests are about other things
+            // (crashes, clusters, signals); authentication has its own.
+            .arg("--insecure")
             .args(args)
             .env_remove("SHEP_ADMIN_TOKEN")
             .env("SHEP_LOG", "warn")

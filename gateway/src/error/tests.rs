@@ -99,6 +99,12 @@ fn every_gateway_error() -> Vec<GatewayError> {
         },
         GatewayError::ProtocolViolation(text()),
         GatewayError::Unauthenticated,
+        GatewayError::NotAuthenticated(text()),
+        GatewayError::AccessDenied {
+            authenticated: text(),
+            acting_as: text(),
+            what: "send",
+        },
         GatewayError::TooLarge {
             what: "body",
             size: 2,

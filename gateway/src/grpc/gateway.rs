@@ -15,6 +15,7 @@ use tonic::{Request, Response, Status};
 use super::{EventStream, envelope, respond, unexpected};
 use crate::engine::Engine;
 use crate::error::into_status;
+use crate::participants::Principal;
 use crate::pipeline::{Answer, EnvelopeService, Rpc};
 use crate::status;
 
@@ -55,14 +56,28 @@ impl Gateway for GatewayGrpcAdapter {
         &self,
         request: Request<GetStatusRequest>,
     ) -> Result<Response<Application>, Status> {
-        respond(status::application(&self.engine, &request.get_ref().message_id).await)
+        let principal = Principal::of(&request);
+        let read = async {
+            let application =
+                status::application(&self.engine, &request.get_ref().message_id).await?;
+            status::authorize(&self.engine, &principal, &application, "Gateway.GetStatus")?;
+            Ok(application)
+        };
+        respond(read.await)
     }
 
     async fn history(
         &self,
         request: Request<HistoryRequest>,
     ) -> Result<Response<HistoryResponse>, Status> {
-        respond(status::history(&self.engine, request.get_ref()).await)
+        let principal = Principal::of(&request);
+        let read = async {
+            let subject =
+                crate::envelope::SubjectId::from_proto(request.get_ref().subject.as_ref())?;
+            status::authorize_subject(&self.engine, &principal, &subject, "Gateway.History")?;
+            status::history(&self.engine, request.get_ref()).await
+        };
+        respond(read.await)
     }
 
     type WatchStream = EventStream<StatusEvent>;
@@ -71,8 +86,12 @@ impl Gateway for GatewayGrpcAdapter {
         &self,
         request: Request<WatchRequest>,
     ) -> Result<Response<Self::WatchStream>, Status> {
+        let principal = Principal::of(&request);
         let request = request.into_inner();
         let target = status::watch_target(&request).map_err(into_status)?;
+        status::authorize_watch(&self.engine, &principal, &target)
+            .await
+            .map_err(into_status)?;
         let events = status::watch(self.engine.clone(), target, request.after_sequence);
         let events = ReceiverStream::new(events).map(|event| event.map_err(into_status));
         Ok(Response::new(Box::pin(events)))

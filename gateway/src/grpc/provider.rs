@@ -17,6 +17,7 @@ use tonic::{Request, Response, Status, Streaming};
 use super::{EventStream, envelope, unexpected};
 use crate::engine::Engine;
 use crate::error::into_status;
+use crate::participants::Principal;
 use crate::pipeline::{Answer, EnvelopeService, Rpc};
 use crate::provider::{self, subscription};
 use crate::storage::{Filter, timestamp};
@@ -66,10 +67,15 @@ impl Provider for ProviderGrpcAdapter {
         &self,
         request: Request<GetMessagesRequest>,
     ) -> Result<Response<GetMessagesResponse>, Status> {
-        let session = CallContext::from_request(&request)
-            .map_err(into_status)?
-            .session;
+        let ctx = CallContext::from_request(&request).map_err(into_status)?;
+        let session = ctx.session;
         let request = request.into_inner();
+        ctx.principal
+            .act_as(
+                &request.provider_id,
+                "a provider pulls from its own queue only",
+            )
+            .map_err(into_status)?;
         provider::check_provider(&self.engine, &request.provider_id).map_err(into_status)?;
         let amount = match request.amount {
             0 => DEFAULT_PULL,
@@ -94,7 +100,14 @@ impl Provider for ProviderGrpcAdapter {
     }
 
     async fn acknowledge(&self, request: Request<Ack>) -> Result<Response<AckResponse>, Status> {
+        let principal = Principal::of(&request);
         let ack = request.into_inner();
+        principal
+            .act_as(
+                &ack.provider_id,
+                "a provider acknowledges its own deliveries only",
+            )
+            .map_err(into_status)?;
         provider::check_provider(&self.engine, &ack.provider_id).map_err(into_status)?;
         provider::acknowledge(&self.engine, &ack.provider_id, &ack)
             .await

@@ -28,6 +28,10 @@ pub async fn call(
     let inbound = checks::decode(&envelope, engine.checks.skew_secs)?;
     checks::attachments(&inbound.body, engine.checks.max_attachment_bytes)?;
     checks::message_type(&inbound, &[MessageType::Request], "Gateway.Call")?;
+    ctx.principal.act_as(
+        &inbound.sender_id,
+        "a call comes from the system it names as sender",
+    )?;
     // 2. The route: the service exists, a lookup, open to this sender and channel.
     let routes = engine.routes();
     let route = checks::authorize(&routes, &inbound, ServiceKind::Lookup)?;

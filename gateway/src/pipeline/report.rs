@@ -9,11 +9,13 @@ use crate::engine::Engine;
 use crate::error::{GatewayError, with_causes};
 use crate::lifecycle::{default_notification, provider_may_report};
 use crate::storage::{Change, ReportKey};
+use crate::toolkit::CallContext;
 
 /// The steps of `Provider.Report`, in order.
 pub async fn report(
     engine: &Engine,
     envelope: SignedEnvelope,
+    ctx: &CallContext,
 ) -> Result<ReportReceipt, GatewayError> {
     // 1. The body: decoded, its fields and date valid; an UPDATE or RESPONSE
     //    carrying a report about an application, on the provider desk.
@@ -28,8 +30,13 @@ pub async fn report(
         report,
         application_id,
     } = checks::report_fields(&inbound)?;
-    // 2. The sender is a provider system of the routing table.
+    // 2. The sender is a provider system of the routing table, the one
+    //    the transport authenticated.
     let provider = inbound.sender_id.clone();
+    ctx.principal.act_as(
+        &provider,
+        "a report comes from the provider it names as sender",
+    )?;
     let routes = engine.routes();
     checks::check_provider(&routes, &provider)?;
     // 3. The signature, then who signed: one of the provider's operators.

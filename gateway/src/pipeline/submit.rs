@@ -41,6 +41,10 @@ pub async fn submit(
     let inbound = checks::decode(&envelope, engine.checks.skew_secs)?;
     checks::attachments(&inbound.body, engine.checks.max_attachment_bytes)?;
     checks::message_type(&inbound, &[MessageType::Request], "Gateway.Submit")?;
+    ctx.principal.act_as(
+        &inbound.sender_id,
+        "an application comes from the system it names as sender",
+    )?;
     // 2. The route: the service exists, an application service, open to
     //    this sender and channel.
     let routes = engine.routes();

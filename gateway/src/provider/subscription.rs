@@ -58,7 +58,11 @@ where
         }
     };
     let provider = hello.provider_id.clone();
-    if let Err(error) = super::check_provider(&engine, &provider) {
+    let allowed = ctx
+        .principal
+        .act_as(&provider, "a provider subscribes to its own queue only")
+        .and_then(|()| super::check_provider(&engine, &provider));
+    if let Err(error) = allowed {
         let _ = tx.send(Err(error)).await;
         return;
     }

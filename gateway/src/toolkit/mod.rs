@@ -18,6 +18,7 @@ use tonic::metadata::MetadataMap;
 
 use crate::config::ToolkitConfig;
 use crate::error::GatewayError;
+use crate::participants::Principal;
 
 pub use connections::Connections;
 pub use exchanges::Exchanges;
@@ -66,12 +67,15 @@ impl Toolkit {
 }
 
 /// What the gateway knows of a call beyond its message: the session, the
-/// caller's deadline and its connection.
+/// caller's deadline, its connection and who it proved it is.
 #[derive(Debug, Clone, Default)]
 pub struct CallContext {
     pub session: Option<Arc<str>>,
     pub deadline: Option<Instant>,
     pub peer: Option<SocketAddr>,
+    /// [`Principal::Anyone`] for a context made in-process (`default`);
+    /// from a request, what its authentication found.
+    pub principal: Principal,
 }
 
 impl CallContext {
@@ -79,6 +83,7 @@ impl CallContext {
     pub fn from_request<T>(request: &tonic::Request<T>) -> Result<Self, GatewayError> {
         let mut context = Self::from_metadata(request.metadata())?;
         context.peer = request.remote_addr();
+        context.principal = Principal::of(request);
         Ok(context)
     }
 
@@ -117,6 +122,8 @@ impl CallContext {
             session,
             deadline,
             peer: None,
+            // Proven by the request's authentication, not by metadata.
+            principal: Principal::Nobody,
         })
     }
 

@@ -7,7 +7,7 @@ use anyhow::Context as _;
 use shep_gateway::server::DataDir;
 use tonic::Request;
 
-use super::{DEFAULT_GATEWAY, connect, describe};
+use super::{DEFAULT_GATEWAY, connect_as, describe};
 
 /// Where the gateway is and how to authenticate as its operator.
 #[derive(Debug, clap::Args)]
@@ -65,7 +65,7 @@ pub(super) async fn dead_letters(
 ) -> anyhow::Result<()> {
     use shep_proto::admin::v1::admin_client::AdminClient;
     use shep_proto::admin::v1::{ListDeadLettersRequest, RequeueDeadLetterRequest};
-    let mut client = AdminClient::new(connect(&admin.gateway).await?);
+    let mut client = AdminClient::new(connect_as(&admin.gateway, &admin.data_dir, None).await?);
     if let Some(message_id) = requeue {
         let letter = client
             .requeue_dead_letter(admin.authorized(RequeueDeadLetterRequest { message_id })?)

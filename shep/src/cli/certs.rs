@@ -21,7 +21,7 @@ use x509_parser::prelude::FromDer;
 use shep_gateway::server::DataDir;
 
 use super::admin::AdminArgs;
-use super::{DEFAULT_GATEWAY, connect, describe};
+use super::{DEFAULT_GATEWAY, connect, connect_as, describe};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(super) enum AlgorithmArg {
@@ -168,7 +168,8 @@ pub(super) async fn run(command: CertsCommand) -> anyhow::Result<()> {
                 not_before,
                 not_after,
             };
-            let mut client = NucClient::new(connect(&admin.gateway).await?);
+            let mut client =
+                NucClient::new(connect_as(&admin.gateway, &admin.data_dir, None).await?);
             let issued = client
                 .issue(admin.authorized(request)?)
                 .await
@@ -199,7 +200,8 @@ pub(super) async fn run(command: CertsCommand) -> anyhow::Result<()> {
                 (None, Some(serial)) => revoke_request::Id::Serial(serial),
                 (None, None) => anyhow::bail!("give --cert FILE or --serial HEX"),
             };
-            let mut client = NucClient::new(connect(&admin.gateway).await?);
+            let mut client =
+                NucClient::new(connect_as(&admin.gateway, &admin.data_dir, None).await?);
             let status = client
                 .revoke(admin.authorized(RevokeRequest {
                     id: Some(id),

@@ -19,7 +19,7 @@ use shep_gateway::lifecycle::is_terminal;
 use shep_gateway::server::{DEMO_APPLICANT_IIN, DataDir};
 
 use super::print::{print_application, print_event, print_person};
-use super::{connect, describe};
+use super::{connect_as, describe};
 use crate::client::{Participant, ProviderRule, iin, run_provider};
 
 const SERVICE: &str = "guardianship-certificate-esil";
@@ -96,7 +96,7 @@ async fn narrate(data_dir: &std::path::Path) -> anyhow::Result<()> {
         ),
     );
     let (steps_tx, mut steps) = mpsc::unbounded_channel();
-    let provider_channel = connect(&gateway.url()).await?;
+    let provider_channel = connect_as(&gateway.url(), &dir.0, Some(PROVIDER)).await?;
     let provider_task = tokio::spawn(run_provider(
         provider_channel,
         provider,
@@ -105,7 +105,7 @@ async fn narrate(data_dir: &std::path::Path) -> anyhow::Result<()> {
         Some(steps_tx),
     ));
 
-    let mut client = GatewayClient::new(connect(&gateway.url()).await?);
+    let mut client = GatewayClient::new(connect_as(&gateway.url(), &dir.0, Some("pep")).await?);
     step(
         4,
         "ПЭП looks the applicant up in ГБД ФЛ (Gateway.Call, service GbdflInfoByIin_v1):",

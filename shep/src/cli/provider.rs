@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use shep_proto::envelope::v1::Channel;
 
-use super::{SigningArgs, connect};
+use super::{SigningArgs, connect_as};
 use crate::client::{Participant, ProviderRule, run_provider};
 
 #[derive(Debug, clap::Args)]
@@ -29,7 +29,12 @@ pub(super) async fn run(args: ProviderArgs) -> anyhow::Result<()> {
         "simulated provider `{}` ({:?}) on {}",
         args.id, args.rule, args.signing.gateway
     );
-    let channel = connect(&args.signing.gateway).await?;
+    let channel = connect_as(
+        &args.signing.gateway,
+        &args.signing.data_dir,
+        Some(&args.id),
+    )
+    .await?;
     run_provider(
         channel,
         participant,

@@ -19,7 +19,7 @@ use tokio_stream::StreamExt;
 use tonic::transport::Channel as GrpcChannel;
 
 use super::print::{print_application, print_attorney, print_entity, print_event, print_person};
-use super::{SigningArgs, connect, describe};
+use super::{ReaderArgs, SigningArgs, connect_as, describe};
 use crate::client::{Participant, iin};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -161,7 +161,12 @@ pub(super) async fn run(args: SendArgs) -> anyhow::Result<()> {
         .route(&service)
         .map(|route| route.kind)
         .unwrap_or(ServiceKind::Application);
-    let channel = connect(&args.signing.gateway).await?;
+    let channel = connect_as(
+        &args.signing.gateway,
+        &args.signing.data_dir,
+        Some(&args.sender),
+    )
+    .await?;
     // Results come back with their documents: the gateway bounds their size.
     let mut client = GatewayClient::new(channel.clone()).max_decoding_message_size(usize::MAX);
     let session = args
@@ -271,8 +276,8 @@ async fn check_result(
 }
 
 /// Runs `shep status`: one application's status (`Gateway.GetStatus`).
-pub(super) async fn status(message_id: String, gateway: &str) -> anyhow::Result<()> {
-    let mut client = GatewayClient::new(connect(gateway).await?);
+pub(super) async fn status(message_id: String, reader: &ReaderArgs) -> anyhow::Result<()> {
+    let mut client = GatewayClient::new(reader.connect().await?);
     let application = client
         .get_status(GetStatusRequest { message_id })
         .await
@@ -284,8 +289,8 @@ pub(super) async fn status(message_id: String, gateway: &str) -> anyhow::Result<
 
 /// Runs `shep history`: an applicant's «История получения услуг»
 /// (`Gateway.History`).
-pub(super) async fn history(subject: &str, gateway: &str) -> anyhow::Result<()> {
-    let mut client = GatewayClient::new(connect(gateway).await?);
+pub(super) async fn history(subject: &str, reader: &ReaderArgs) -> anyhow::Result<()> {
+    let mut client = GatewayClient::new(reader.connect().await?);
     let history = client
         .history(HistoryRequest {
             subject: Some(iin(subject)),

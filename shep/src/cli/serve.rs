@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::task::Poll;
 
-use shep_gateway::config::GatewayConfig;
+use shep_gateway::config::{GatewayConfig, ParticipantAuth};
 
 use super::population::PopulationArgs;
 
@@ -26,6 +26,11 @@ pub(super) struct ServeArgs {
     /// queues in NATS JetStream, shared with the other nodes there.
     #[arg(long, value_name = "URL")]
     nats: Option<String>,
+    /// Sets `auth.participants = "off"`: anyone who reaches the port may act
+    /// as any system and read any applicant's applications; the listener
+    /// speaks plaintext unless `tls.cert` is set. For load tests on loopback.
+    #[arg(long)]
+    insecure: bool,
     /// Overrides `population.*`; `--fixtures` adds to the configured files.
     #[command(flatten)]
     population: PopulationArgs,
@@ -49,6 +54,9 @@ pub(super) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(nats) = args.nats {
         config.cluster.nats = Some(nats);
     }
+    if args.insecure {
+        config.auth.participants = ParticipantAuth::Off;
+    }
     args.population.apply(&mut config.population)?;
     // Install the Ctrl-C handler (on the future's first poll) before the port
     // opens: a SIGINT while the gateway starts would otherwise end the process
@@ -60,6 +68,7 @@ pub(super) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         return result.map_err(anyhow::Error::from);
     }
     let nats = config.cluster.nats.clone();
+    let participants = config.auth.participants;
     let gateway = shep_gateway::server::start(config).await?;
     let data_dir = &gateway.data_dir;
     let routes = gateway.engine.routes();
@@ -72,6 +81,17 @@ pub(super) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     match &nats {
         Some(nats) => println!("  storage: NATS JetStream at {nats}, shared with every node there"),
         None => println!("  storage: {}", gateway.engine.storage_state().0),
+    }
+    match participants {
+        ParticipantAuth::Required => println!(
+            "  participants: authenticated by transport certificate (mTLS, {}) or a system's password; the listener's certificate chains to {}",
+            data_dir.0.join("systems").display(),
+            data_dir.root_certificate().display()
+        ),
+        ParticipantAuth::Off => println!(
+            "  participants: NOT AUTHENTICATED (--insecure / auth.participants = \"off\"): anyone who reaches {} can act as any system",
+            gateway.url()
+        ),
     }
     println!("  test НУЦ: {}", data_dir.nuc().display());
     println!(

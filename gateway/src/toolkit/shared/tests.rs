@@ -35,6 +35,8 @@ async fn node(nats: &NatsServer, prefix: &str, data_dir: &Path) -> RunningGatewa
     };
     config.admin.token = Some(TOKEN.to_owned());
     config.checks.verify_signatures = false;
+    // The admin API is what these tests use; plaintext keeps them short.
+    config.auth.participants = crate::config::ParticipantAuth::Off;
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     start_on(listener, config)
         .await
