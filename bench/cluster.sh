@@ -45,7 +45,8 @@ wait_port "127.0.0.1:$NATS_PORT"
 # Shared by every gateway: one test НУЦ and its identities.
 DATA="$RUN/data"
 # Load runs switch the exchange journal off: a test aid, not part of routing.
-base_config() { printf '[toolkit]\nexchanges = false\n'; }
+# Plaintext and unauthenticated, as in bench/peers.sh: the runs measure storage, not TLS.
+base_config() { printf '[auth]\nparticipants = "off"\n[toolkit]\nexchanges = false\n'; }
 
 # row <label> <nodes> <jetstream: 0|1>
 row() {

@@ -58,10 +58,13 @@ wait_port() { for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/${1%:*}/${1#*:}") 2>/
 "$SERVER" bench echo --listen "$ECHO" 2>"$RUN/echo.log" &
 ECHO_PID=$!
 # Load runs switch the exchange journal (docs/TESTING.md) off: it is a test aid, not a check.
-# Every check stays on.
+# Every check stays on. Participant authentication is off, so the port speaks plaintext HTTP/2
+# like nginx and the echo: the comparison measures routing and the envelope checks, not TLS.
 cat >"$RUN/gateway.toml" <<TOML
 listen = "$GATEWAY"
 data_dir = "$RUN/data"
+[auth]
+participants = "off"
 [toolkit]
 exchanges = false
 TOML
@@ -77,6 +80,8 @@ listen = "$REMOTE_GATEWAY"
 data_dir = "$RUN/data-remote"
 [registries.gbdfl]
 url = "http://$REGISTRY"
+[auth]
+participants = "off"
 [toolkit]
 exchanges = false
 TOML

@@ -1,8 +1,13 @@
-"""A hostile third-party client, as issue 13 tried the gateway: bytes that are
-not the RPC's message, and a message over the gateway's size limit. Prints, as
+"""A hostile third-party client, as issue 13 tried the gateway: a provider's
+stream and someone's history claimed without a credential, bytes that are not
+the RPC's message, and a message over the gateway's size limit. Prints, as
 JSON, what came back for each: the gRPC code, and the ErrorInfo reason and
 metadata decoded from `grpc-status-details-bin` (google.rpc.Status), then
 whether the gateway still answers a health check.
+
+Over TLS (`--ca`) it first calls without a client certificate, then presents
+`--cert`/`--key` (a system's transport certificate) for the malformed and
+oversized requests, which need a caller the gateway lets in.
 
 Only grpcio and protobuf: no shep code, no .proto file.
 """
@@ -76,17 +81,67 @@ def outcome(call, payload):
         return {"code": error.code().name, "error_info": error_info(error)}
 
 
+def message(*fields_):
+    """A protobuf message of length-delimited fields: (number, bytes)..."""
+    out = bytearray()
+    for number, content in fields_:
+        out.append(number << 3 | 2)
+        n = len(content)
+        while True:
+            byte = n & 0x7F
+            n >>= 7
+            out.append(byte | 0x80 if n else byte)
+            if not n:
+                break
+        out += content
+    return bytes(out)
+
+
+def streamed(call, payload):
+    """The first answer (or the error) of a bidirectional stream opened with `payload`."""
+    try:
+        for _ in call(iter([payload]), timeout=30):
+            return {"code": "OK"}
+        return {"code": "OK"}
+    except grpc.RpcError as error:
+        return {"code": error.code().name, "error_info": error_info(error)}
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--target", required=True)
     parser.add_argument("--big", type=int, default=6 << 20)
+    parser.add_argument("--ca")
+    parser.add_argument("--cert")
+    parser.add_argument("--key")
     args = parser.parse_args()
-    target = args.target.removeprefix("http://")
+    target = args.target.removeprefix("http://").removeprefix("https://")
     # The client's own limits out of the way: the server's are under test.
     options = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
-    channel = grpc.insecure_channel(target, options=options)
+    read = lambda path: open(path, "rb").read()
+    result = {}
+    if args.ca:
+        anonymous = grpc.secure_channel(
+            target, grpc.ssl_channel_credentials(root_certificates=read(args.ca)), options=options
+        )
+        hello = message((1, message((1, b"arm-rshep-sko-esil-edu"))))
+        result["subscribe_as_a_provider"] = streamed(
+            anonymous.stream_stream("/shep.provider.v1.Provider/Subscribe", None, None), hello
+        )
+        history = message((1, message((1, b"850315301235"))))
+        result["history_of_someone"] = outcome(
+            anonymous.unary_unary("/shep.gateway.v1.Gateway/History", None, None), history
+        )
+        credentials = grpc.ssl_channel_credentials(
+            root_certificates=read(args.ca),
+            private_key=read(args.key),
+            certificate_chain=read(args.cert),
+        )
+        channel = grpc.secure_channel(target, credentials, options=options)
+    else:
+        channel = grpc.insecure_channel(target, options=options)
     raw = lambda method: channel.unary_unary(method, request_serializer=None, response_deserializer=None)
-    result = {
+    result |= {
         "random_submit": outcome(raw("/shep.gateway.v1.Gateway/Submit"), os.urandom(512)),
         "random_get_status": outcome(raw("/shep.gateway.v1.Gateway/GetStatus"), b"\xff" * 64),
         # A SignedEnvelope whose `body` (field 1, bytes) is `--big` bytes long:
