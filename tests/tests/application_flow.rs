@@ -852,7 +852,7 @@ async fn a_watch_opened_while_statuses_change_misses_no_event() {
         let applied = applied.clone();
         tokio::spawn(async move {
             for report in reports {
-                shep_gateway::pipeline::report(&engine, report)
+                shep_gateway::pipeline::report(&engine, report, &Default::default())
                     .await
                     .expect("the report applies");
                 applied.fetch_add(1, Ordering::Relaxed);
