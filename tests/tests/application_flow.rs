@@ -230,6 +230,57 @@ async fn portal_application_reaches_its_provider_and_its_statuses_reach_the_appl
 }
 
 #[tokio::test]
+async fn a_report_that_overtakes_the_providers_ack_records_the_delivery_first() {
+    let gw = TestGateway::start().await;
+    let mut desk = gw.subscribe(ESIL_PROVIDER, 0).await;
+    let submitted = gw.submit_application().await;
+    let id = submitted.receipt.message_id.clone();
+    assert_eq!(desk.next_delivery().await.message_id, id);
+
+    // REGISTERED reaches the gateway before the ack: the overtaking an
+    // automated provider causes, here made certain.
+    let mut registered = status_report(ApplicationStatus::Registered);
+    registered.registration_number = "ESL-1".to_owned();
+    gw.report(ESIL_PROVIDER, &submitted.body, registered)
+        .await
+        .expect("the report applies");
+    desk.accept(&id).await;
+    // The late ack is handled (journalled) before the next report.
+    let acked = StreamEvent::Acknowledged {
+        message_id: id.clone(),
+    };
+    eventually(PATIENCE, async || {
+        let events = gw.stream_events(ESIL_PROVIDER).await;
+        if events.contains(&acked) {
+            Ok(())
+        } else {
+            Err(events)
+        }
+    })
+    .await;
+    gw.report(
+        ESIL_PROVIDER,
+        &submitted.body,
+        status_report(ApplicationStatus::InWork),
+    )
+    .await
+    .expect("IN_WORK applies");
+
+    let application = gw.status(&id).await;
+    assert_eq!(
+        statuses(&application.events),
+        [
+            ApplicationStatus::Accepted,
+            ApplicationStatus::Delivered,
+            ApplicationStatus::Registered,
+            ApplicationStatus::InWork,
+        ],
+        "DELIVERED once, before REGISTERED, and not again when the ack arrives"
+    );
+    assert_eq!(application.delivery_state(), MessageState::Delivered);
+}
+
+#[tokio::test]
 async fn a_refusal_with_a_reason_is_terminal() {
     let gw = TestGateway::start().await;
     let submitted = gw.submit_application().await;
@@ -300,9 +351,14 @@ async fn a_refusal_with_a_reason_is_terminal() {
         MessageState::Delivered,
         "a report implies delivery"
     );
+    // The report proved the delivery its ack had not yet settled.
     assert_eq!(
         statuses(&application.events),
-        [ApplicationStatus::Accepted, ApplicationStatus::Refused]
+        [
+            ApplicationStatus::Accepted,
+            ApplicationStatus::Delivered,
+            ApplicationStatus::Refused
+        ]
     );
     let last = application.events.last().unwrap();
     assert_eq!(last.reason, reason_text);
@@ -485,7 +541,11 @@ async fn a_repeated_report_returns_the_same_receipt_and_a_changed_one_is_a_dupli
     let application = gw.status(&submitted.receipt.message_id).await;
     assert_eq!(
         statuses(&application.events),
-        [ApplicationStatus::Accepted, ApplicationStatus::Registered]
+        [
+            ApplicationStatus::Accepted,
+            ApplicationStatus::Delivered,
+            ApplicationStatus::Registered
+        ]
     );
     assert_eq!(application.registration_number, "ESIL-1");
 }
@@ -765,13 +825,13 @@ async fn the_simulated_provider_of_the_client_library_completes_an_application()
         }
         assert!(seen.len() < 6, "{seen:?}");
     }
-    // The ack and the first report travel separately, so DELIVERED may be
-    // implied by the REGISTERED report rather than announced.
-    seen.retain(|status| *status != ApplicationStatus::Delivered);
+    // The ack and the first report travel separately; whichever arrives
+    // first, DELIVERED is announced once, before REGISTERED.
     assert_eq!(
         seen,
         [
             ApplicationStatus::Accepted,
+            ApplicationStatus::Delivered,
             ApplicationStatus::Registered,
             ApplicationStatus::InWork,
             ApplicationStatus::Completed,
@@ -844,7 +904,8 @@ async fn a_watch_opened_while_statuses_change_misses_no_event() {
             reports.push(employee.report(body, report).unwrap());
         }
     }
-    let total = (APPLICATIONS + reports.len()) as u64;
+    // The first report on each of the two also records its DELIVERED.
+    let total = (APPLICATIONS + ends.len() + reports.len()) as u64;
 
     let engine = gw.engine().clone();
     let applied = Arc::new(AtomicUsize::new(0));
@@ -875,20 +936,30 @@ async fn a_watch_opened_while_statuses_change_misses_no_event() {
         "no watcher opened while statuses changed"
     );
 
+    // Read concurrently: the watchers share one HTTP/2 connection, whose
+    // flow-control window the unread ones would otherwise fill, stalling
+    // the one being read.
+    let readers: Vec<_> = watchers
+        .into_iter()
+        .enumerate()
+        .map(|(number, mut watch)| {
+            tokio::spawn(async move {
+                for expected in 1..=total {
+                    let event = next_item(&mut watch).await;
+                    if event.sequence != expected {
+                        return Some(format!(
+                            "watcher {number}: expected sequence {expected}, got {}",
+                            event.sequence
+                        ));
+                    }
+                }
+                None
+            })
+        })
+        .collect();
     let mut gaps = Vec::new();
-    for (number, watch) in watchers.iter_mut().enumerate() {
-        let mut expected = 1;
-        while expected <= total {
-            let event = next_item(watch).await;
-            if event.sequence != expected {
-                gaps.push(format!(
-                    "watcher {number}: expected sequence {expected}, got {}",
-                    event.sequence
-                ));
-                break;
-            }
-            expected += 1;
-        }
+    for reader in readers {
+        gaps.extend(reader.await.unwrap());
     }
     assert!(gaps.is_empty(), "events were lost:\n{}", gaps.join("\n"));
 }
@@ -975,6 +1046,10 @@ async fn a_report_must_be_about_the_application_and_come_from_the_provider_desk(
     let application = gw.status(&submitted.receipt.message_id).await;
     assert_eq!(
         statuses(&application.events),
-        [ApplicationStatus::Accepted, ApplicationStatus::Registered]
+        [
+            ApplicationStatus::Accepted,
+            ApplicationStatus::Delivered,
+            ApplicationStatus::Registered
+        ]
     );
 }

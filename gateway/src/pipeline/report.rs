@@ -8,7 +8,7 @@ use crate::checks::{self, ReportFields};
 use crate::engine::Engine;
 use crate::error::{GatewayError, with_causes};
 use crate::lifecycle::{default_notification, provider_may_report};
-use crate::storage::{Change, ReportKey};
+use crate::storage::{Change, ReportKey, Settled};
 use crate::toolkit::CallContext;
 
 /// The steps of `Provider.Report`, in order.
@@ -69,7 +69,22 @@ pub async fn report(
             .await?;
         engine.checks.operator(&routes, &provider, &author)?;
     }
-    // 6. The application's side: this provider's, this service and
+    // 6. A report that overtakes the provider's own ack (an automated
+    //    provider acks and reports at once) first records the delivery it
+    //    proves, so the history reads ACCEPTED → DELIVERED → … whatever the
+    //    timing. `apply_settled` does nothing if the ack got there first.
+    let unsettled = store
+        .with(&application_id, |record| {
+            record.provider_id == provider
+                && record.status == ApplicationStatus::Accepted
+                && record.delivery_state == MessageState::OnDelivery
+        })
+        .await?
+        .unwrap_or(false);
+    if unsettled {
+        crate::provider::apply_settled(engine, &application_id, &Settled::Delivered, "").await;
+    }
+    // 7. The application's side: this provider's, this service and
     //    applicant, a status allowed after the current one. Durable before
     //    the receipt.
     let recorded = store.record(&application_id, |record| {
@@ -143,7 +158,7 @@ pub async fn report(
     });
     let (event, ticket) = recorded.await?;
     ticket.durable().await?;
-    // 7. A report settles any outstanding delivery of the same request.
+    // 8. A report settles any outstanding delivery of the same request.
     match engine
         .delivery()
         .queue(&provider)
