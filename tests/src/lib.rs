@@ -434,6 +434,11 @@ impl TestGateway {
         self.running.addr
     }
 
+    /// The signer of demo identity `name` (`applicant`, `operator`, `provider-<id>`).
+    pub fn signer_of(&self, name: &str) -> Signer {
+        self.signer(name)
+    }
+
     fn signer(&self, name: &str) -> Signer {
         let (key, cert) = self.data_dir().identity(name);
         Signer::from_files(&key, &cert)

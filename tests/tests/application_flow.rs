@@ -1053,3 +1053,80 @@ async fn a_report_must_be_about_the_application_and_come_from_the_provider_desk(
         ]
     );
 }
+
+#[tokio::test]
+async fn a_provider_desk_employee_applies_for_a_visitor_and_the_desk_system_receives_it() {
+    // BRIEF §2.C: the МИО employee signs the visitor's application in ИС МИО,
+    // which sends it through the gateway as itself, on the provider desk.
+    const DESK: &str = "is-mio-sko-tayynsha-social";
+    const SERVICE: &str = "targeted-social-assistance-tayynsha";
+    let gw = TestGateway::start().await;
+    let mut desk = gw.subscribe(DESK, 0).await;
+    let url = gw.url();
+    let data = gw.data_dir().0.to_str().unwrap().to_owned();
+    let desk_args = [
+        "send",
+        "--service",
+        SERVICE,
+        "--subject",
+        APPLICANT_IIN,
+        "--channel",
+        "provider-desk",
+        "--gateway",
+        &url,
+        "--data-dir",
+        &data,
+    ];
+
+    // Without the desk's system the CLI says what to name, before sending.
+    let unnamed = run_shep(&desk_args).await;
+    assert!(!unnamed.status.success());
+    assert!(unnamed.stderr.contains("--sender"), "{}", unnamed.stderr);
+
+    let sent = run_shep(&[&desk_args[..], &["--sender", DESK]].concat()).await;
+    assert!(
+        sent.ok().contains(&format!("routed to `{DESK}`")),
+        "{}",
+        sent.stdout
+    );
+    let delivery = desk.next_delivery().await;
+    let envelope = delivery.envelope.expect("the envelope");
+    let body = Body::decode(envelope.body.as_slice()).unwrap();
+    assert_eq!(body.channel(), Channel::ProviderDesk);
+    assert_eq!(body.sender.as_ref().unwrap().sender_id, DESK);
+    assert_eq!(body.subject, Some(iin(APPLICANT_IIN)), "the visitor");
+    desk.accept(&delivery.message_id).await;
+
+    // The same desk applying through the API, and the employee completing it.
+    let employee = gw.provider(DESK);
+    let request = employee.request(SERVICE, iin(APPLICANT_IIN));
+    let receipt = gw
+        .gateway()
+        .submit(employee.seal(&request).unwrap())
+        .await
+        .expect("the desk's application is accepted")
+        .into_inner();
+    assert_eq!(receipt.provider_id, DESK);
+    let mut registered = status_report(ApplicationStatus::Registered);
+    registered.registration_number = "TAY-1".to_owned();
+    gw.report(DESK, &request, registered)
+        .await
+        .expect("registered");
+    let application = gw.status(&receipt.message_id).await;
+    assert_eq!(application.channel(), Channel::ProviderDesk);
+    assert_eq!(application.status(), ApplicationStatus::Registered);
+
+    // A ЦОН operator's signature is not the desk's.
+    let operator = gw.signer_of("operator");
+    let foreign = shep::client::Participant::new(DESK, Channel::ProviderDesk, operator);
+    let refused = gw
+        .gateway()
+        .submit(
+            foreign
+                .seal(&foreign.request(SERVICE, iin(APPLICANT_IIN)))
+                .unwrap(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&refused), "IDENTITY_MISMATCH");
+}

@@ -68,9 +68,11 @@ pub(super) struct SendArgs {
     envelope: Option<PathBuf>,
     #[arg(long, value_enum, default_value = "portal")]
     channel: ChannelArg,
-    /// The sending system id.
-    #[arg(long, default_value = "pep")]
-    sender: String,
+    /// The sending system id (default: `pep` on the portal and system
+    /// channels, `is-con` at the service centre; on the provider desk, the
+    /// provider system whose employee applies for the visitor, required).
+    #[arg(long)]
+    sender: Option<String>,
     /// A JSON file with the form data.
     #[arg(long)]
     payload: Option<PathBuf>,
@@ -101,6 +103,14 @@ pub(super) async fn run(args: SendArgs) -> anyhow::Result<()> {
         None => DEFAULT_ROUTES.to_owned(),
     };
     let table = RoutingTable::from_toml(&table_text, "routes", REGISTRY_IDS)?;
+    let sender = match (&args.sender, args.channel) {
+        (Some(sender), _) => sender.clone(),
+        (None, ChannelArg::Portal | ChannelArg::System) => "pep".to_owned(),
+        (None, ChannelArg::ServiceCentre) => "is-con".to_owned(),
+        (None, ChannelArg::ProviderDesk) => anyhow::bail!(
+            "`--channel provider-desk` sends as the provider system whose employee applies for the visitor: name it with `--sender`, e.g. `--sender is-mio-sko-tayynsha-social`"
+        ),
+    };
     let (envelope, service) = match &args.envelope {
         Some(path) => {
             let bytes =
@@ -112,14 +122,16 @@ pub(super) async fn run(args: SendArgs) -> anyhow::Result<()> {
             (envelope, body.service_id)
         }
         None => {
+            // Who signs: the applicant on the portal, the desk's employee (an
+            // operator of the provider system) on the provider desk, a ЦОН
+            // operator otherwise.
             let identity = match args.channel {
-                ChannelArg::Portal => "applicant",
-                ChannelArg::ServiceCentre | ChannelArg::ProviderDesk | ChannelArg::System => {
-                    "operator"
-                }
+                ChannelArg::Portal => "applicant".to_owned(),
+                ChannelArg::ProviderDesk => format!("provider-{sender}"),
+                ChannelArg::ServiceCentre | ChannelArg::System => "operator".to_owned(),
             };
-            let signer = args.signing.signer(identity)?;
-            let participant = Participant::new(&args.sender, args.channel.to_proto(), signer);
+            let signer = args.signing.signer(&identity)?;
+            let participant = Participant::new(&sender, args.channel.to_proto(), signer);
             let service = args.service.clone().unwrap_or_default();
             let subject = match (&args.subject, &args.bin) {
                 (_, Some(bin)) => Subject {
@@ -161,12 +173,7 @@ pub(super) async fn run(args: SendArgs) -> anyhow::Result<()> {
         .route(&service)
         .map(|route| route.kind)
         .unwrap_or(ServiceKind::Application);
-    let channel = connect_as(
-        &args.signing.gateway,
-        &args.signing.data_dir,
-        Some(&args.sender),
-    )
-    .await?;
+    let channel = connect_as(&args.signing.gateway, &args.signing.data_dir, Some(&sender)).await?;
     // Results come back with their documents: the gateway bounds their size.
     let mut client = GatewayClient::new(channel.clone()).max_decoding_message_size(usize::MAX);
     let session = args
