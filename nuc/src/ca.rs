@@ -387,6 +387,11 @@ impl CertificateAuthority {
         &self.issuing_der
     }
 
+    /// The issuing CA's key, which signs certificates, CRLs and OCSP answers.
+    pub(crate) fn issuing_key(&self) -> &KeyPair {
+        self.issuing.key()
+    }
+
     /// Issues a key and certificate for `spec` and records it.
     pub fn issue(&self, spec: &IdentitySpec) -> Result<IssuedIdentity, NucError> {
         let key = spec.algorithm.generate()?;

@@ -14,6 +14,7 @@
 //! `shep_proto`, as the gateway does.
 
 pub mod ca;
+pub mod ocsp;
 pub mod revocation;
 pub mod service;
 pub mod status;

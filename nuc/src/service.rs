@@ -284,7 +284,9 @@ pub fn http_routes(ca: Arc<CertificateAuthority>) -> axum::Router {
     axum::Router::new()
         .route(CRL_PATH, get(crl))
         .route(CA_ISSUERS_PATH, get(issuing_certificate))
-        .route(STATUS_PATH, get(status))
+        // GET `?serial=<hex>`: one line of text, for people; POST an
+        // `application/ocsp-request`: RFC 6960, for OCSP clients.
+        .route(STATUS_PATH, get(status).post(ocsp))
         .with_state(ca)
 }
 
@@ -323,6 +325,17 @@ async fn status(
         CertificateStatus::Unknown => "unknown\n".to_owned(),
     };
     text.into_response()
+}
+
+async fn ocsp(
+    State(ca): State<Arc<CertificateAuthority>>,
+    request: axum::body::Bytes,
+) -> axum::response::Response {
+    (
+        [(header::CONTENT_TYPE, "application/ocsp-response")],
+        crate::ocsp::respond(&ca, &request),
+    )
+        .into_response()
 }
 
 #[cfg(test)]

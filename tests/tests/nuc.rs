@@ -1642,3 +1642,107 @@ async fn every_issued_certificate_is_known_by_the_serial_it_carries() {
             .starts_with("revoked "),
     );
 }
+
+/// `openssl` when installed; `None` (the test skips, saying so) unless
+/// `SHEP_REQUIRE_OPENSSL` is set, as CI does after installing it.
+fn openssl_binary() -> Option<&'static str> {
+    let found = std::process::Command::new("openssl")
+        .arg("version")
+        .output()
+        .is_ok_and(|output| output.status.success());
+    if found {
+        return Some("openssl");
+    }
+    assert!(
+        std::env::var_os("SHEP_REQUIRE_OPENSSL").is_none(),
+        "openssl is required (SHEP_REQUIRE_OPENSSL) but not installed"
+    );
+    eprintln!("skipped: `openssl` is not installed (Debian: apt-get install openssl)");
+    None
+}
+
+#[tokio::test]
+async fn openssl_ocsp_gets_good_then_revoked_for_a_cli_issued_certificate() {
+    let Some(openssl) = openssl_binary() else {
+        return;
+    };
+    let gw = TestGateway::start().await;
+    let url = gw.url();
+    let token = gw.admin_token().to_owned();
+    let out = TempDir::new("shep-ocsp");
+    let prefix = out.path().join("ivanov");
+    run_shep(&[
+        "certs",
+        "issue",
+        "--iin",
+        KARAGANDA_IIN,
+        "--name",
+        "ИВАНОВ СЕРГЕЙ",
+        "--out",
+        path_str(&prefix),
+        "--gateway",
+        &url,
+        "--token",
+        &token,
+    ])
+    .await
+    .ok();
+    let cert = out.path().join("ivanov.cert.pem");
+    let nuc = gw.data_dir().nuc();
+    // As a relying party asks: the URL the certificate carries, a nonce, and
+    // the answer's signature checked up to the НУЦ root. Off the runtime's
+    // thread, which serves the gateway.
+    let ask = async || {
+        let mut command = std::process::Command::new(openssl);
+        command
+            .args(["ocsp", "-timeout", "10", "-issuer"])
+            .arg(nuc.join("issuing.cert.pem"))
+            .arg("-CAfile")
+            .arg(nuc.join("root.cert.pem"))
+            .arg("-cert")
+            .arg(&cert)
+            .args(["-url", &format!("{url}/nuc/status")]);
+        let output = tokio::task::spawn_blocking(move || command.output())
+            .await
+            .unwrap()
+            .expect("running openssl ocsp");
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(output.status.success(), "{stdout}\n{stderr}");
+        assert!(stderr.contains("Response verify OK"), "{stdout}\n{stderr}");
+        stdout
+    };
+    let answer = ask().await;
+    assert!(answer.contains(": good"), "{answer}");
+
+    run_shep(&[
+        "certs",
+        "revoke",
+        "--cert",
+        path_str(&cert),
+        "--reason",
+        "key-compromise",
+        "--gateway",
+        &url,
+        "--token",
+        &token,
+    ])
+    .await
+    .ok();
+    let answer = ask().await;
+    assert!(answer.contains(": revoked"), "{answer}");
+    assert!(answer.contains("keyCompromise"), "{answer}");
+
+    // Bytes that are not a request get `malformedRequest` (status 1), not a
+    // hang or an HTTP error.
+    let malformed = http_request(
+        gw.addr(),
+        "POST",
+        "/nuc/status",
+        &[("content-type", "application/ocsp-request")],
+        b"not DER",
+    )
+    .await;
+    assert_eq!(malformed.status, 200);
+    assert_eq!(malformed.body, [0x30, 0x03, 0x0a, 0x01, 0x01]);
+}
