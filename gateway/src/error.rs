@@ -185,6 +185,15 @@ pub enum GatewayError {
     ToolkitNotFound(String),
     #[error("the gateway is at its limit of envelopes in progress; send again later")]
     Overloaded,
+    #[error(
+        "the queue of provider `{provider}` holds its limit of {limit} requests; send again later"
+    )]
+    QueueFull {
+        provider: String,
+        limit: usize,
+        /// How long the client should wait before it sends again.
+        retry_after: std::time::Duration,
+    },
 }
 
 impl GatewayError {
@@ -226,6 +235,7 @@ impl GatewayError {
             Self::DeadlineExceeded(_) => Reason::DeadlineExceeded,
             Self::ToolkitNotFound(_) => Reason::ToolkitNotFound,
             Self::Overloaded => Reason::Overloaded,
+            Self::QueueFull { .. } => Reason::QueueFull,
         }
     }
 
@@ -296,6 +306,15 @@ pub fn into_status(error: GatewayError) -> Status {
         GatewayError::TooLarge { size, limit, .. } => {
             metadata.insert("limit".to_owned(), limit.to_string());
             metadata.insert("size".to_owned(), size.to_string());
+        }
+        GatewayError::QueueFull {
+            provider,
+            limit,
+            retry_after,
+        } => {
+            metadata.insert("provider".to_owned(), provider.clone());
+            metadata.insert("limit".to_owned(), limit.to_string());
+            return catalogue::refusal_with_retry(reason, message, metadata, *retry_after);
         }
         GatewayError::PowerOfAttorneyInvalid { problem, .. } => {
             metadata.insert("field".to_owned(), "power_of_attorney".to_owned());

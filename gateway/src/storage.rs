@@ -38,7 +38,9 @@ pub use application::{
     timestamp,
 };
 pub use journal::{Accepted, Changed, Entry, Journal, OnCommit, Record, Ticket};
-pub use queue::{DeliveryQueues, Filter, Leased, Pending, ProviderQueue, Settled};
+pub use queue::{
+    DeliveryQueues, Filter, Leased, MAX_DEAD_LETTERS, Pending, ProviderQueue, Settled,
+};
 
 // Defined beside the gateway's error, which wraps it: the error module then
 // needs nothing of storage's own types.

@@ -445,6 +445,14 @@ pub const fn entry(reason: Reason) -> CatalogueEntry {
             &[Any],
             "the storage backend cannot store now (NATS JetStream unreachable in a cluster, the journal's disk full or failing): nothing was stored and no receipt was given",
         ),
+        Reason::QueueFull => fixed(
+            reason,
+            C::ResourceExhausted,
+            None,
+            Retry::RetryAfterBackoff,
+            &[Checks, Delivery],
+            "Submit: the provider's queue holds `delivery.max_queue_depth` requests not yet acknowledged; nothing was stored and no receipt given; send the same envelope again after `google.rpc.RetryInfo` (`metadata`: `provider`, `limit`, `retry_after_ms`)",
+        ),
         Reason::InjectedFault => CatalogueEntry {
             reason,
             code: None,
@@ -467,7 +475,7 @@ pub const fn entry(reason: Reason) -> CatalogueEntry {
 
 /// The order of the table: grouped by where the reasons arise. Every reason
 /// of the contract but the zero value is here once (a test checks it).
-const ORDER: [Reason; 35] = [
+const ORDER: [Reason; 36] = [
     Reason::MalformedBody,
     Reason::InvalidField,
     Reason::InvalidMessageId,
@@ -501,6 +509,7 @@ const ORDER: [Reason; 35] = [
     Reason::DeadlineExceeded,
     Reason::ToolkitNotFound,
     Reason::Overloaded,
+    Reason::QueueFull,
     Reason::StorageUnavailable,
     Reason::InjectedFault,
 ];
@@ -661,6 +670,29 @@ pub fn refusal(
     // through `error_status`; UNAVAILABLE is a fault's default.
     let code = entry.code.unwrap_or(GrpcCode::Unavailable);
     error_status(code, reason.as_str_name(), message, metadata)
+}
+
+/// A catalogued refusal that asks the client to wait `retry_after` before it
+/// sends again: [`refusal`] plus a `google.rpc.RetryInfo` detail and
+/// `metadata["retry_after_ms"]`.
+pub fn refusal_with_retry(
+    reason: Reason,
+    message: impl Into<String>,
+    mut metadata: HashMap<String, String>,
+    retry_after: std::time::Duration,
+) -> tonic::Status {
+    let entry = entry(reason);
+    if let Some(shep_code) = entry.shep_code {
+        metadata.insert("shep_code".to_owned(), shep_code.to_owned());
+    }
+    metadata.insert(
+        "retry_after_ms".to_owned(),
+        retry_after.as_millis().to_string(),
+    );
+    let code = entry.code.unwrap_or(GrpcCode::Unavailable);
+    let mut details = ErrorDetails::with_error_info(reason.as_str_name(), ERROR_DOMAIN, metadata);
+    details.set_retry_info(Some(retry_after));
+    tonic::Status::with_error_details(code.into(), message, details)
 }
 
 #[cfg(test)]
