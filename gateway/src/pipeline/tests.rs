@@ -302,3 +302,60 @@ async fn a_full_disk_under_the_journal_refuses_new_work_and_the_gateway_recovers
     reopened.close().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Past `delivery.max_queue_depth` requests not yet acknowledged, a Submit
+/// is refused with QUEUE_FULL and a retry hint, and nothing of it is kept:
+/// once the provider takes and acknowledges one, the same envelope is
+/// accepted.
+#[tokio::test]
+async fn a_full_provider_queue_refuses_a_submit_until_the_provider_takes_one() {
+    let mut config = crate::config::GatewayConfig::default();
+    config.delivery.max_queue_depth = 2;
+    let engine = testing::engine_with(config);
+    let pipeline = stack(engine.clone(), unlimited());
+    let send = |envelope| pipeline.clone().oneshot(request(Rpc::Submit, envelope));
+    for _ in 0..2 {
+        send(testing::application(&testing::message_id()))
+            .await
+            .expect("room in the queue");
+    }
+
+    let id = testing::message_id();
+    let envelope = testing::application(&id);
+    let refused = send(envelope.clone()).await.unwrap_err();
+    assert!(
+        matches!(&refused, GatewayError::QueueFull { provider, limit: 2, .. } if provider == ESIL_PROVIDER),
+        "{refused}"
+    );
+    let status = crate::error::into_status(refused);
+    assert_eq!(status.code(), tonic::Code::ResourceExhausted);
+    assert!(
+        tonic_types::StatusExt::get_details_retry_info(&status).is_some(),
+        "a retry hint"
+    );
+    assert!(
+        engine.store().application(&id).await.unwrap().is_none(),
+        "nothing stored of a refused application"
+    );
+
+    // A leased delivery still counts; an acknowledged one frees its place.
+    let queue = engine.delivery().queue(ESIL_PROVIDER);
+    let leased = queue
+        .take(None, 0, &crate::storage::Filter::default(), Duration::from_secs(30))
+        .await
+        .unwrap()
+        .expect("a delivery");
+    assert!(matches!(
+        send(envelope.clone()).await.unwrap_err(),
+        GatewayError::QueueFull { .. }
+    ));
+    queue
+        .acknowledge(&leased.pending.message_id, true, false, 5)
+        .await
+        .unwrap()
+        .expect("settled");
+    let Answer::Submit(receipt) = send(envelope).await.expect("room again") else {
+        panic!("a receipt");
+    };
+    assert_eq!(receipt.message_id, id);
+}
