@@ -11,8 +11,8 @@
 //! - [`Journal`]: the ordered, durable log an in-process store writes to.
 //!
 //! Backends: [`memory`] (nothing survives a restart; pure load tests),
-//! [`embedded`] (a redb journal, fsync'd before every receipt and replayed at
-//! start) and [`jetstream`] (a NATS JetStream stream shared by several gateway
+//! [`embedded`] (a redb journal, fsync'd before every receipt, read through
+//! on demand) and [`jetstream`] (a NATS JetStream stream shared by several gateway
 //! nodes, each with a replica). All pass the same conformance suite (`storage::conformance`, built for tests and
 //! with the `test-util` feature).
 //!

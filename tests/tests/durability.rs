@@ -551,7 +551,11 @@ async fn after_a_kill_no_acknowledged_delivery_comes_again_and_every_other_one_d
     );
     for (id, outcome) in statuses_of(&channel, acknowledged.iter().cloned()).await {
         let application = outcome.unwrap_or_else(|status| panic!("`{id}`: {}", describe(&status)));
-        assert_eq!(application.delivery_state(), MessageState::Delivered, "{id}");
+        assert_eq!(
+            application.delivery_state(),
+            MessageState::Delivered,
+            "{id}"
+        );
         assert_eq!(application.status(), ApplicationStatus::Delivered, "{id}");
     }
     drop(provider);

@@ -341,7 +341,12 @@ async fn a_full_provider_queue_refuses_a_submit_until_the_provider_takes_one() {
     // A leased delivery still counts; an acknowledged one frees its place.
     let queue = engine.delivery().queue(ESIL_PROVIDER);
     let leased = queue
-        .take(None, 0, &crate::storage::Filter::default(), Duration::from_secs(30))
+        .take(
+            None,
+            0,
+            &crate::storage::Filter::default(),
+            Duration::from_secs(30),
+        )
         .await
         .unwrap()
         .expect("a delivery");
