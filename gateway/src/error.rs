@@ -314,7 +314,7 @@ pub fn into_status(error: GatewayError) -> Status {
         } => {
             metadata.insert("provider".to_owned(), provider.clone());
             metadata.insert("limit".to_owned(), limit.to_string());
-            return catalogue::refusal_with_retry(reason, message, metadata, *retry_after);
+            return refusal_with_retry(reason, message, metadata, *retry_after);
         }
         GatewayError::PowerOfAttorneyInvalid { problem, .. } => {
             metadata.insert("field".to_owned(), "power_of_attorney".to_owned());
@@ -323,6 +323,33 @@ pub fn into_status(error: GatewayError) -> Status {
         _ => {}
     }
     catalogue::refusal(reason, message, metadata)
+}
+
+/// A catalogued refusal that asks the client to wait `retry_after` before it
+/// sends again: `catalogue::refusal` plus a `google.rpc.RetryInfo` detail and
+/// `metadata["retry_after_ms"]`.
+fn refusal_with_retry(
+    reason: Reason,
+    message: impl Into<String>,
+    mut metadata: HashMap<String, String>,
+    retry_after: std::time::Duration,
+) -> tonic::Status {
+    let entry = catalogue::entry(reason);
+    if let Some(shep_code) = entry.shep_code {
+        metadata.insert("shep_code".to_owned(), shep_code.to_owned());
+    }
+    metadata.insert(
+        "retry_after_ms".to_owned(),
+        retry_after.as_millis().to_string(),
+    );
+    let code = entry.code.unwrap_or(catalogue::GrpcCode::Unavailable);
+    let mut details = tonic_types::ErrorDetails::with_error_info(
+        reason.as_str_name(),
+        catalogue::ERROR_DOMAIN,
+        metadata,
+    );
+    details.set_retry_info(Some(retry_after));
+    <Status as tonic_types::StatusExt>::with_error_details(code.into(), message, details)
 }
 
 /// The НУЦ's refusals as the gateway's, so `?` works in the checks. The

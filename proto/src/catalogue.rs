@@ -672,28 +672,5 @@ pub fn refusal(
     error_status(code, reason.as_str_name(), message, metadata)
 }
 
-/// A catalogued refusal that asks the client to wait `retry_after` before it
-/// sends again: [`refusal`] plus a `google.rpc.RetryInfo` detail and
-/// `metadata["retry_after_ms"]`.
-pub fn refusal_with_retry(
-    reason: Reason,
-    message: impl Into<String>,
-    mut metadata: HashMap<String, String>,
-    retry_after: std::time::Duration,
-) -> tonic::Status {
-    let entry = entry(reason);
-    if let Some(shep_code) = entry.shep_code {
-        metadata.insert("shep_code".to_owned(), shep_code.to_owned());
-    }
-    metadata.insert(
-        "retry_after_ms".to_owned(),
-        retry_after.as_millis().to_string(),
-    );
-    let code = entry.code.unwrap_or(GrpcCode::Unavailable);
-    let mut details = ErrorDetails::with_error_info(reason.as_str_name(), ERROR_DOMAIN, metadata);
-    details.set_retry_info(Some(retry_after));
-    tonic::Status::with_error_details(code.into(), message, details)
-}
-
 #[cfg(test)]
 mod tests;
