@@ -114,24 +114,21 @@ pub fn open_with(path: &Path, options: &Options) -> Result<Storage, StorageError
 /// The requests on delivery or stopped, in the order accepted, with their
 /// provider and envelope.
 fn undelivered(transaction: &ReadTransaction) -> Result<Vec<(String, Queued, bool)>, StorageError> {
-    let mut found = Vec::new();
-    for (message_id, stopped) in tables::outstanding(transaction)? {
-        let Some(record) = tables::application(transaction, &message_id)? else {
-            // Accepted but never receipted: nobody was told, nothing to deliver.
-            continue;
-        };
-        let pending = Queued {
-            message_id,
-            service_id: record.service_id,
-            correlation_id: record.correlation_id,
-            envelope: record.envelope,
-            attempts: 0,
-            // Sessions live in memory only; after a restart anyone may take it.
-            session: None,
-        };
-        found.push((record.provider_id, pending, stopped));
-    }
-    Ok(found)
+    Ok(tables::outstanding(transaction)?
+        .into_iter()
+        .map(|(record, stopped)| {
+            let pending = Queued {
+                message_id: record.message_id,
+                service_id: record.service_id,
+                correlation_id: record.correlation_id,
+                envelope: record.envelope,
+                attempts: 0,
+                // Sessions live in memory only; after a restart anyone may take it.
+                session: None,
+            };
+            (record.provider_id, pending, stopped)
+        })
+        .collect())
 }
 
 /// What the writer commits.

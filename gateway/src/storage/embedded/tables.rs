@@ -4,11 +4,16 @@
 //! The journal table is the hash-chained log of every entry (the audit log
 //! `shep journal verify` checks). The other tables are indexes derived from
 //! it, written in the same transaction as the records they come from, so
-//! they are never behind the log: the applications by id (without their
-//! envelope, which stays in the log record of the acceptance), their events,
-//! the subjects' applications and events, the requests still to deliver and
-//! the provider reports' keys. The gateway reads through them on demand
-//! instead of replaying the log into memory.
+//! they are never behind the log: the applications with their events (but
+//! not their envelope, which stays in the log record of the acceptance), the
+//! subjects' applications and events, the requests still to deliver and the
+//! provider reports' keys. The gateway reads through them on demand instead
+//! of replaying the log into memory.
+//!
+//! Applications are keyed by where their acceptance is in the log, so the
+//! rows a commit touches (new applications, and the changes that follow them
+//! within moments) sit together at the end of the table; only the id index,
+//! written once per application, takes a random place.
 
 use prost::Message;
 use redb::{ReadTransaction, ReadableTable as _, Table, TableDefinition, WriteTransaction};
@@ -23,18 +28,19 @@ use crate::storage::{ApplicationRecord, Corruption, StorageError};
 
 /// Sequence -> [`Record`]: the hash-chained log.
 pub(super) const JOURNAL: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("journal");
-/// Message id -> [`Row`].
-const APPLICATIONS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("applications");
-/// (message id, event sequence) -> `StatusEvent`.
-const EVENTS: TableDefinition<'_, (&str, u64), &[u8]> = TableDefinition::new("events");
-/// (subject key, event sequence) -> message id: a subject's events in order.
-const SUBJECT_EVENTS: TableDefinition<'_, (&str, u64), &str> =
+/// Message id -> log sequence of its acceptance.
+const IDS: TableDefinition<'_, &str, u64> = TableDefinition::new("ids");
+/// Log sequence of the acceptance -> [`Row`].
+const APPLICATIONS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("applications");
+/// (subject key, event sequence) -> the application's acceptance: a
+/// subject's events in order.
+const SUBJECT_EVENTS: TableDefinition<'_, (&str, u64), u64> =
     TableDefinition::new("subject_events");
-/// (subject key, log sequence of the acceptance) -> message id: History.
-const SUBJECTS: TableDefinition<'_, (&str, u64), &str> = TableDefinition::new("subjects");
-/// Log sequence of the acceptance -> [`Outstanding`]: what is on delivery or
-/// stopped (a dead letter), in the order accepted.
-const OUTSTANDING: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("outstanding");
+/// (subject key, log sequence of the acceptance) -> (): History.
+const SUBJECTS: TableDefinition<'_, (&str, u64), ()> = TableDefinition::new("subjects");
+/// Log sequence of the acceptance -> whether delivery stopped: what is on
+/// delivery or a dead letter, in the order accepted.
+const OUTSTANDING: TableDefinition<'_, u64, bool> = TableDefinition::new("outstanding");
 /// (report sender, report message id) -> [`StoredReport`].
 const REPORTS: TableDefinition<'_, (&str, &str), &[u8]> = TableDefinition::new("reports");
 /// Counters: [`INDEXED`] and [`SEQUENCE`].
@@ -44,15 +50,13 @@ const INDEXED: &str = "indexed";
 /// The last status event sequence given out.
 const SEQUENCE: &str = "sequence";
 
-/// An application as stored: its acceptance without the envelope, where the
-/// envelope is, and its state after its last event.
+/// An application as stored: its acceptance without the envelope (which is
+/// in the log record the row is keyed by), its state after its last event
+/// and its events.
 #[derive(Clone, PartialEq, Message)]
 struct Row {
     #[prost(message, optional, tag = "1")]
     accepted: Option<Accepted>,
-    /// The log record of the acceptance, which holds the envelope.
-    #[prost(uint64, tag = "2")]
-    accepted_at_record: u64,
     #[prost(int32, tag = "3")]
     delivery_state: i32,
     #[prost(int32, tag = "4")]
@@ -61,18 +65,9 @@ struct Row {
     registration_number: String,
     #[prost(int64, tag = "6")]
     expected_at_secs: i64,
-    /// Events recorded; none means the acceptance was never receipted.
-    #[prost(uint32, tag = "7")]
-    events: u32,
-}
-
-/// A request on delivery, or stopped.
-#[derive(Clone, PartialEq, Message)]
-struct Outstanding {
-    #[prost(string, tag = "1")]
-    message_id: String,
-    #[prost(bool, tag = "2")]
-    stopped: bool,
+    /// In sequence order; none means the acceptance was never receipted.
+    #[prost(message, repeated, tag = "7")]
+    events: Vec<StatusEvent>,
 }
 
 /// A provider report applied: its body digest and the receipt it got.
@@ -118,11 +113,11 @@ fn subject_key(accepted: &Accepted) -> Option<String> {
 /// The tables open in one write transaction.
 pub(super) struct Tables<'t> {
     journal: Table<'t, u64, &'static [u8]>,
-    applications: Table<'t, &'static str, &'static [u8]>,
-    events: Table<'t, (&'static str, u64), &'static [u8]>,
-    subject_events: Table<'t, (&'static str, u64), &'static str>,
-    subjects: Table<'t, (&'static str, u64), &'static str>,
-    outstanding: Table<'t, u64, &'static [u8]>,
+    ids: Table<'t, &'static str, u64>,
+    applications: Table<'t, u64, &'static [u8]>,
+    subject_events: Table<'t, (&'static str, u64), u64>,
+    subjects: Table<'t, (&'static str, u64), ()>,
+    outstanding: Table<'t, u64, bool>,
     reports: Table<'t, (&'static str, &'static str), &'static [u8]>,
     meta: Table<'t, &'static str, u64>,
 }
@@ -132,8 +127,8 @@ impl<'t> Tables<'t> {
     pub(super) fn open(transaction: &'t WriteTransaction) -> Result<Self, redb::TableError> {
         Ok(Self {
             journal: transaction.open_table(JOURNAL)?,
+            ids: transaction.open_table(IDS)?,
             applications: transaction.open_table(APPLICATIONS)?,
-            events: transaction.open_table(EVENTS)?,
             subject_events: transaction.open_table(SUBJECT_EVENTS)?,
             subjects: transaction.open_table(SUBJECTS)?,
             outstanding: transaction.open_table(OUTSTANDING)?,
@@ -161,26 +156,31 @@ impl<'t> Tables<'t> {
         Ok(())
     }
 
-    fn row(&self, message_id: &str) -> Result<Option<Row>, redb::StorageError> {
+    /// The row of `message_id` and where it is.
+    fn row(&self, message_id: &str) -> Result<Option<(u64, Row)>, redb::StorageError> {
+        let Some(at) = self.ids.get(message_id)?.map(|at| at.value()) else {
+            return Ok(None);
+        };
         Ok(self
             .applications
-            .get(message_id)?
-            .and_then(|value| Row::decode(value.value()).ok()))
+            .get(at)?
+            .and_then(|value| Row::decode(value.value()).ok())
+            .map(|row| (at, row)))
     }
 
     fn accept(&mut self, accepted: &Accepted, at: u64) -> Result<(), redb::StorageError> {
-        if let Some(earlier) = self.row(&accepted.message_id)? {
-            if earlier.events > 0 {
+        if let Some((earlier_at, earlier)) = self.row(&accepted.message_id)? {
+            if !earlier.events.is_empty() {
                 // Accepted once: a later acceptance under the id changes nothing.
                 return Ok(());
             }
-            // Never receipted (an older gateway wrote the acceptance first),
+            // Never receipted (an older gateway logged the acceptance first),
             // then accepted afresh: the new one replaces it.
             if let Some(key) = earlier.accepted.as_ref().and_then(subject_key) {
-                self.subjects
-                    .remove((key.as_str(), earlier.accepted_at_record))?;
+                self.subjects.remove((key.as_str(), earlier_at))?;
             }
-            self.outstanding.remove(earlier.accepted_at_record)?;
+            self.outstanding.remove(earlier_at)?;
+            self.applications.remove(earlier_at)?;
         }
         let row = Row {
             accepted: Some(Accepted {
@@ -198,23 +198,17 @@ impl<'t> Tables<'t> {
                 session_id: accepted.session_id.clone(),
                 correlation_id: accepted.correlation_id.clone(),
             }),
-            accepted_at_record: at,
             delivery_state: MessageState::OnDelivery as i32,
             status: ApplicationStatus::Accepted as i32,
             ..Row::default()
         };
-        let id = accepted.message_id.as_str();
+        self.ids.insert(accepted.message_id.as_str(), at)?;
         self.applications
-            .insert(id, row.encode_to_vec().as_slice())?;
+            .insert(at, row.encode_to_vec().as_slice())?;
         if let Some(key) = subject_key(accepted) {
-            self.subjects.insert((key.as_str(), at), id)?;
+            self.subjects.insert((key.as_str(), at), ())?;
         }
-        let outstanding = Outstanding {
-            message_id: id.to_owned(),
-            stopped: false,
-        };
-        self.outstanding
-            .insert(at, outstanding.encode_to_vec().as_slice())?;
+        self.outstanding.insert(at, false)?;
         Ok(())
     }
 
@@ -223,7 +217,7 @@ impl<'t> Tables<'t> {
             return Ok(());
         };
         let id = event.message_id.as_str();
-        let Some(mut row) = self.row(id)? else {
+        let Some((at, mut row)) = self.row(id)? else {
             // The log is checked at open; a change of nothing has no index.
             tracing::warn!(message_id = id, "a change of an application never accepted");
             return Ok(());
@@ -233,24 +227,23 @@ impl<'t> Tables<'t> {
         row.registration_number
             .clone_from(&changed.registration_number);
         row.expected_at_secs = changed.expected_at_secs;
-        row.events += 1;
+        // Changes of one application may be logged out of sequence order.
+        let place = row
+            .events
+            .partition_point(|earlier| earlier.sequence < event.sequence);
+        row.events.insert(place, event.clone());
         self.applications
-            .insert(id, row.encode_to_vec().as_slice())?;
-        self.events
-            .insert((id, event.sequence), event.encode_to_vec().as_slice())?;
+            .insert(at, row.encode_to_vec().as_slice())?;
         if let Some(key) = row.accepted.as_ref().and_then(subject_key) {
             self.subject_events
-                .insert((key.as_str(), event.sequence), id)?;
+                .insert((key.as_str(), event.sequence), at)?;
         }
-        let at = row.accepted_at_record;
         match MessageState::try_from(changed.delivery_state) {
-            Ok(MessageState::OnDelivery) | Ok(MessageState::DeliveryStopped) => {
-                let outstanding = Outstanding {
-                    message_id: id.to_owned(),
-                    stopped: changed.delivery_state == MessageState::DeliveryStopped as i32,
-                };
-                self.outstanding
-                    .insert(at, outstanding.encode_to_vec().as_slice())?;
+            Ok(MessageState::OnDelivery) => {
+                self.outstanding.insert(at, false)?;
+            }
+            Ok(MessageState::DeliveryStopped) => {
+                self.outstanding.insert(at, true)?;
             }
             _ => {
                 self.outstanding.remove(at)?;
@@ -326,19 +319,37 @@ pub(super) fn record(transaction: &ReadTransaction, sequence: u64) -> Result<Rec
     Record::decode(value.value()).map_err(undecodable(sequence))
 }
 
-fn row(transaction: &ReadTransaction, message_id: &str) -> Result<Option<Row>, StorageError> {
+fn row_at(transaction: &ReadTransaction, at: u64) -> Result<Option<Row>, StorageError> {
     let applications = transaction
         .open_table(APPLICATIONS)
         .map_err(read_failed("open the applications table"))?;
     let Some(value) = applications
-        .get(message_id)
+        .get(at)
         .map_err(read_failed("read an application"))?
     else {
         return Ok(None);
     };
     Row::decode(value.value())
         .map(Some)
-        .map_err(|_| unrestorable(message_id, "an undecodable stored application"))
+        .map_err(undecodable(at))
+}
+
+/// The row of `message_id` and where it is.
+fn row(
+    transaction: &ReadTransaction,
+    message_id: &str,
+) -> Result<Option<(u64, Row)>, StorageError> {
+    let ids = transaction
+        .open_table(IDS)
+        .map_err(read_failed("open the ids table"))?;
+    let Some(at) = ids
+        .get(message_id)
+        .map_err(read_failed("read an application id"))?
+        .map(|at| at.value())
+    else {
+        return Ok(None);
+    };
+    Ok(row_at(transaction, at)?.map(|row| (at, row)))
 }
 
 /// Who sent the receipted application `message_id` and its body digest.
@@ -347,8 +358,8 @@ pub(super) fn identity(
     message_id: &str,
 ) -> Result<Option<(String, Vec<u8>)>, StorageError> {
     Ok(row(transaction, message_id)?
-        .filter(|row| row.events > 0)
-        .and_then(|row| row.accepted)
+        .filter(|(_, row)| !row.events.is_empty())
+        .and_then(|(_, row)| row.accepted)
         .map(|accepted| (accepted.sender_id, accepted.body_digest)))
 }
 
@@ -357,23 +368,22 @@ pub(super) fn receipted(
     transaction: &ReadTransaction,
     message_id: &str,
 ) -> Result<bool, StorageError> {
-    Ok(row(transaction, message_id)?.is_some_and(|row| row.events > 0))
+    Ok(row(transaction, message_id)?.is_some_and(|(_, row)| !row.events.is_empty()))
 }
 
-/// The receipted application `message_id` with its events and its envelope
-/// (from the log record of its acceptance).
-pub(super) fn application(
+/// The receipted application stored at `at`, with its events and its
+/// envelope (from the log record of its acceptance).
+fn application_at(
     transaction: &ReadTransaction,
-    message_id: &str,
-) -> Result<Option<ApplicationRecord>, StorageError> {
-    let Some(row) = row(transaction, message_id)?.filter(|row| row.events > 0) else {
-        return Ok(None);
-    };
-    let accepted = row
-        .accepted
-        .ok_or_else(|| unrestorable(message_id, "a stored application without its acceptance"))?;
+    at: u64,
+    row: Row,
+) -> Result<ApplicationRecord, StorageError> {
+    let accepted = row.accepted.ok_or(StorageError::Corrupt {
+        sequence: at,
+        problem: Corruption::Absent,
+    })?;
     let mut record = ApplicationRecord::from_journal(accepted)?;
-    record.envelope = std::sync::Arc::new(envelope(transaction, row.accepted_at_record)?);
+    record.envelope = std::sync::Arc::new(envelope(transaction, at)?);
     record.delivery_state =
         MessageState::try_from(row.delivery_state).unwrap_or(MessageState::OnDelivery);
     record.status = ApplicationStatus::try_from(row.status).unwrap_or(ApplicationStatus::Accepted);
@@ -381,11 +391,19 @@ pub(super) fn application(
     record.expected_at = (row.expected_at_secs != 0)
         .then(|| OffsetDateTime::from_unix_timestamp(row.expected_at_secs).ok())
         .flatten();
-    record.events = events_of(transaction, message_id, 0, u64::MAX)?
-        .into_iter()
-        .map(std::sync::Arc::new)
-        .collect();
-    Ok(Some(record))
+    record.events = row.events.into_iter().map(std::sync::Arc::new).collect();
+    Ok(record)
+}
+
+/// The receipted application `message_id` with its events and its envelope.
+pub(super) fn application(
+    transaction: &ReadTransaction,
+    message_id: &str,
+) -> Result<Option<ApplicationRecord>, StorageError> {
+    match row(transaction, message_id)? {
+        Some((at, row)) if !row.events.is_empty() => application_at(transaction, at, row).map(Some),
+        _ => Ok(None),
+    }
 }
 
 /// The envelope of the acceptance logged at `at`.
@@ -399,10 +417,6 @@ fn envelope(transaction: &ReadTransaction, at: u64) -> Result<SignedEnvelope, St
     }
 }
 
-fn decode_event(value: &[u8], sequence: u64) -> Result<StatusEvent, StorageError> {
-    StatusEvent::decode(value).map_err(undecodable(sequence))
-}
-
 /// The events of `message_id` with `after < sequence <= upto`, in order.
 pub(super) fn events_of(
     transaction: &ReadTransaction,
@@ -410,21 +424,12 @@ pub(super) fn events_of(
     after: u64,
     upto: u64,
 ) -> Result<Vec<StatusEvent>, StorageError> {
-    if after >= upto {
-        return Ok(Vec::new());
-    }
-    let events = transaction
-        .open_table(EVENTS)
-        .map_err(read_failed("open the events table"))?;
-    let mut found = Vec::new();
-    for item in events
-        .range((message_id, after + 1)..=(message_id, upto))
-        .map_err(read_failed("read events"))?
-    {
-        let (key, value) = item.map_err(read_failed("read an event"))?;
-        found.push(decode_event(value.value(), key.value().1)?);
-    }
-    Ok(found)
+    Ok(row(transaction, message_id)?
+        .map(|(_, row)| row.events)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|event| event.sequence > after && event.sequence <= upto)
+        .collect())
 }
 
 /// The events of the subject `key` with `after < sequence <= upto`, in order.
@@ -440,28 +445,33 @@ pub(super) fn events_of_subject(
     let index = transaction
         .open_table(SUBJECT_EVENTS)
         .map_err(read_failed("open the subject events table"))?;
-    let events = transaction
-        .open_table(EVENTS)
-        .map_err(read_failed("open the events table"))?;
     let mut found = Vec::new();
+    // Consecutive events of one application read its row once.
+    let mut current: Option<(u64, Row)> = None;
     for item in index
         .range((key, after + 1)..=(key, upto))
         .map_err(read_failed("read a subject's events"))?
     {
-        let (key, id) = item.map_err(read_failed("read a subject's event"))?;
-        let sequence = key.value().1;
-        if let Some(value) = events
-            .get((id.value(), sequence))
-            .map_err(read_failed("read an event"))?
+        let (key, at) = item.map_err(read_failed("read a subject's event"))?;
+        let (sequence, at) = (key.value().1, at.value());
+        if current
+            .as_ref()
+            .is_none_or(|(current_at, _)| *current_at != at)
         {
-            found.push(decode_event(value.value(), sequence)?);
+            current = row_at(transaction, at)?.map(|row| (at, row));
+        }
+        if let Some(event) = current
+            .as_ref()
+            .and_then(|(_, row)| row.events.iter().find(|event| event.sequence == sequence))
+        {
+            found.push(event.clone());
         }
     }
     Ok(found)
 }
 
-/// The subject `key`'s applications, newest first: `limit` ids after
-/// `offset`, and whether more remain.
+/// The subject `key`'s receipted applications, newest first: `limit` ids
+/// after `offset`, and whether more remain.
 pub(super) fn history(
     transaction: &ReadTransaction,
     key: &str,
@@ -479,12 +489,15 @@ pub(super) fn history(
         .rev()
         .skip(offset)
     {
-        let (_, id) = item.map_err(read_failed("read a history entry"))?;
+        let (entry, _) = item.map_err(read_failed("read a history entry"))?;
         if ids.len() == limit {
             more = true;
             break;
         }
-        ids.push(id.value().to_owned());
+        let at = entry.value().1;
+        if let Some(accepted) = row_at(transaction, at)?.and_then(|row| row.accepted) {
+            ids.push(accepted.message_id);
+        }
     }
     Ok((ids, more))
 }
@@ -514,11 +527,11 @@ pub(super) fn report(
     Ok(Some((digest, stored.receipt.unwrap_or_default())))
 }
 
-/// What is on delivery or stopped, in the order accepted: message id and
-/// whether delivery stopped.
+/// What is on delivery or stopped, in the order accepted: the application
+/// and whether delivery stopped.
 pub(super) fn outstanding(
     transaction: &ReadTransaction,
-) -> Result<Vec<(String, bool)>, StorageError> {
+) -> Result<Vec<(ApplicationRecord, bool)>, StorageError> {
     let outstanding = transaction
         .open_table(OUTSTANDING)
         .map_err(read_failed("open the outstanding table"))?;
@@ -527,9 +540,13 @@ pub(super) fn outstanding(
         .iter()
         .map_err(read_failed("read the outstanding requests"))?
     {
-        let (key, value) = item.map_err(read_failed("read an outstanding request"))?;
-        let request = Outstanding::decode(value.value()).map_err(undecodable(key.value()))?;
-        found.push((request.message_id, request.stopped));
+        let (at, stopped) = item.map_err(read_failed("read an outstanding request"))?;
+        let at = at.value();
+        // Accepted but never receipted: nobody was told, nothing to deliver.
+        let Some(row) = row_at(transaction, at)?.filter(|row| !row.events.is_empty()) else {
+            continue;
+        };
+        found.push((application_at(transaction, at, row)?, stopped.value()));
     }
     Ok(found)
 }
