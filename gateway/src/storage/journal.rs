@@ -228,8 +228,8 @@ impl Ticket {
 /// appenders hear of it.
 pub type OnCommit = Box<dyn Fn(&Entry) + Send + Sync>;
 
-/// The ordered, durable log an in-process store writes every change to, and
-/// replays at start.
+/// The ordered, durable log an in-process store writes every change to (the
+/// embedded backend also indexes it, and reads those indexes at start).
 #[async_trait::async_trait]
 pub trait Journal: fmt::Debug + Send + Sync {
     /// Queues `entry`; await the ticket for durability. Cheap and

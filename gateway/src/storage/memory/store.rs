@@ -134,9 +134,10 @@ impl MemoryStore {
             .is_some_and(|shared| !lock(&shared).events.is_empty())
     }
 
-    /// Applies one journal entry as a replay does: an acceptance adds the
-    /// application, a change sets its state and adds its event (returned
-    /// rather than published), remembering the report that caused it.
+    /// Applies one journal entry as a replica following a log does: an
+    /// acceptance adds the application, a change sets its state and adds its
+    /// event (returned rather than published), remembering the report that
+    /// caused it.
     fn apply_entry(&self, entry: Entry) -> Result<Option<Arc<StatusEvent>>, StorageError> {
         match entry {
             Entry::Accepted(accepted) => {
