@@ -183,3 +183,72 @@ async fn events_become_visible_once_committed() {
     );
     storage.close().await;
 }
+
+/// A journal written by a gateway from before the index tables (the log
+/// alone) is indexed at its first start: its application, events, History,
+/// queue and resume sequence come back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_without_indexes_is_indexed_at_its_first_start() {
+    use shep_proto::envelope::v1::ApplicationStatus;
+
+    let file = TempJournal::new("log-only");
+    let record = crate::storage::conformance::sample_application();
+    let change = crate::storage::Change {
+        status: ApplicationStatus::Accepted,
+        ..crate::storage::Change::default()
+    };
+    let first = Record::chained(1, Vec::new(), Entry::Accepted(record.to_journal()));
+    let second = Record::chained(
+        2,
+        first.hash.clone(),
+        Entry::Changed(crate::storage::memory::changed_entry(&record, 1, change)),
+    );
+    {
+        let database = Database::create(&file.0).unwrap();
+        let transaction = database.begin_write().unwrap();
+        {
+            let mut log = transaction.open_table(tables::JOURNAL).unwrap();
+            for written in [&first, &second] {
+                log.insert(written.sequence, written.encode_to_vec().as_slice())
+                    .unwrap();
+            }
+        }
+        transaction.commit().unwrap();
+    }
+
+    let storage = open(&file.0).expect("an older journal opens");
+    let view = storage
+        .store
+        .application(&record.message_id)
+        .await
+        .unwrap()
+        .expect("indexed");
+    assert_eq!(view.events.len(), 1);
+    let (page, more) = storage.store.history(&record.subject, 0, 10).await.unwrap();
+    assert_eq!((page.len(), more), (1, false));
+    assert_eq!(
+        storage
+            .delivery
+            .queue(&record.provider_id)
+            .depth()
+            .await
+            .unwrap(),
+        (1, 0, 0),
+        "still to deliver"
+    );
+    let (event, ticket) = storage
+        .store
+        .record(&record.message_id, |_| {
+            Ok::<_, StorageError>(crate::storage::Change::default())
+        })
+        .await
+        .unwrap();
+    ticket.durable().await.unwrap();
+    assert_eq!(event.sequence, 2, "the sequence resumes after the log's");
+    storage.close().await;
+    assert_eq!(
+        verify_file(&file.0).unwrap(),
+        3,
+        "the two logged, and the change"
+    );
+}
