@@ -354,6 +354,12 @@ impl Journal for RedbJournal {
         true
     }
 
+    /// Not while the writer reopens the file after a failed write (health
+    /// reports the storage down; the gateway says so in its log).
+    fn serving(&self) -> bool {
+        self.shared.database().is_some()
+    }
+
     async fn close(&self) {
         self.close_now();
     }
