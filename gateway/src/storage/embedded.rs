@@ -488,7 +488,11 @@ fn index_backlog(database: &Database, last: u64) -> Result<(), StorageError> {
 /// Checks the whole chain of the journal at `path` (the gateway must not
 /// have it open), one record at a time; returns the number of records.
 pub fn verify_file(path: &Path) -> Result<u64, StorageError> {
-    let database = Database::open(path).map_err(failed("open the journal"))?;
+    // A journal is read once, front to back: a cache would only grow.
+    let database = Database::builder()
+        .set_cache_size(Options::default().cache_bytes)
+        .open(path)
+        .map_err(failed("open the journal"))?;
     let transaction = database
         .begin_read()
         .map_err(failed("begin a journal read"))?;
