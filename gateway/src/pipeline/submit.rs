@@ -172,9 +172,9 @@ async fn room_in_queue(engine: &Engine, provider: &str) -> Result<(), GatewayErr
     Ok(())
 }
 
-/// Forgets an inserted application when the Submit is dropped (its caller
-/// went away) before the acceptance was queued for the journal, so nothing
-/// stays half accepted in memory and a re-send is accepted afresh.
+/// Abandons an inserted application when the Submit is dropped (its caller
+/// went away) before the acceptance was recorded, so nothing stays half
+/// accepted in memory and a re-send is accepted afresh.
 struct Unqueued {
     store: Arc<dyn ApplicationStore>,
     message_id: Option<String>,
@@ -188,18 +188,9 @@ impl Unqueued {
 
 impl Drop for Unqueued {
     fn drop(&mut self) {
-        let (Some(message_id), Ok(runtime)) = (
-            self.message_id.take(),
-            tokio::runtime::Handle::try_current(),
-        ) else {
-            return;
-        };
-        let store = self.store.clone();
-        runtime.spawn(async move {
-            if let Err(error) = store.forget(&message_id).await {
-                tracing::warn!(%message_id, error = %with_causes(&error), "forgetting an abandoned application failed");
-            }
-        });
+        if let Some(message_id) = self.message_id.take() {
+            self.store.abandon(&message_id);
+        }
     }
 }
 

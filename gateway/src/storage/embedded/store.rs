@@ -216,6 +216,13 @@ impl ApplicationStore for RedbStore {
         Ok(())
     }
 
+    fn abandon(&self, message_id: &str) {
+        let mut stripe = self.stripe(message_id);
+        if stripe.get(message_id).is_some_and(|held| !held.logged) {
+            stripe.remove(message_id);
+        }
+    }
+
     async fn accepted_visible(
         &self,
         message_id: &str,

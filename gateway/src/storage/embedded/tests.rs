@@ -252,3 +252,26 @@ async fn a_log_without_indexes_is_indexed_at_its_first_start() {
         "the two logged, and the change"
     );
 }
+
+/// An insert whose Submit went away before recording anything leaves
+/// nothing behind: not in memory, and a re-send is new.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abandoned_insert_leaves_nothing() {
+    let file = TempJournal::new("abandon");
+    let storage = open(&file.0).unwrap();
+    let record = crate::storage::conformance::sample_application();
+    let id = record.message_id.clone();
+    assert_eq!(
+        storage.store.insert(record.clone()).await.unwrap(),
+        crate::storage::Inserted::New
+    );
+    assert!(storage.store.application(&id).await.unwrap().is_some());
+    storage.store.abandon(&id);
+    assert!(storage.store.application(&id).await.unwrap().is_none());
+    assert_eq!(
+        storage.store.insert(record).await.unwrap(),
+        crate::storage::Inserted::New,
+        "a re-send is accepted afresh"
+    );
+    storage.close().await;
+}

@@ -442,6 +442,16 @@ impl ApplicationStore for MemoryStore {
         Ok(())
     }
 
+    fn abandon(&self, message_id: &str) {
+        // Nothing of it was recorded: as if it had never been inserted.
+        if self
+            .get(message_id)
+            .is_some_and(|shared| lock(&shared).events.is_empty())
+        {
+            self.forget_now(message_id);
+        }
+    }
+
     async fn accepted_visible(
         &self,
         message_id: &str,
