@@ -273,6 +273,11 @@ pub struct DeliveryConfig {
     pub max_attempts: u32,
     /// Default unacknowledged deliveries per connection (a Hello may lower or raise it, up to 1024).
     pub max_in_flight: u32,
+    /// Requests a provider's queue may hold, queued and leased, before a
+    /// Submit routed to it is refused with QUEUE_FULL (RESOURCE_EXHAUSTED,
+    /// retry later): what bounds the memory a provider that stopped taking
+    /// its deliveries can cost.
+    pub max_queue_depth: usize,
 }
 
 impl Default for DeliveryConfig {
@@ -281,6 +286,7 @@ impl Default for DeliveryConfig {
             lease_ms: 30_000,
             max_attempts: 5,
             max_in_flight: 16,
+            max_queue_depth: 10_000,
         }
     }
 }
@@ -406,6 +412,11 @@ impl GatewayConfig {
         if !(1..=1024).contains(&self.delivery.max_in_flight) {
             return Err(ConfigError::Invalid(
                 "`delivery.max_in_flight` must be 1-1024".to_owned(),
+            ));
+        }
+        if self.delivery.max_queue_depth == 0 {
+            return Err(ConfigError::Invalid(
+                "`delivery.max_queue_depth` must be > 0".to_owned(),
             ));
         }
         if self.health.probe_interval_ms == 0 {

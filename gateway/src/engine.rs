@@ -32,6 +32,9 @@ pub(crate) struct DeliverySettings {
     pub(crate) max_attempts: u32,
     /// The in-flight limit of a subscriber that asks for none.
     pub(crate) default_in_flight: u32,
+    /// Requests a provider's queue may hold (queued and leased) before
+    /// Submit refuses more.
+    pub(crate) max_queue_depth: usize,
 }
 
 /// The shared state of a running gateway.
@@ -82,6 +85,7 @@ impl Engine {
                 lease: Duration::from_millis(config.delivery.lease_ms),
                 max_attempts: config.delivery.max_attempts,
                 default_in_flight: config.delivery.max_in_flight,
+                max_queue_depth: config.delivery.max_queue_depth,
             },
             next_connection: AtomicU64::new(1),
             closing: tokio::sync::watch::channel(false).0,
@@ -202,6 +206,11 @@ impl Engine {
     /// The application store.
     pub fn store(&self) -> &dyn ApplicationStore {
         self.store.as_ref()
+    }
+
+    /// The application store, to keep beyond a borrow of the engine.
+    pub(crate) fn store_handle(&self) -> Arc<dyn ApplicationStore> {
+        self.store.clone()
     }
 
     /// The provider queues.

@@ -195,6 +195,15 @@ pub enum GatewayError {
     ToolkitNotFound(String),
     #[error("the gateway is at its limit of envelopes in progress; send again later")]
     Overloaded,
+    #[error(
+        "the queue of provider `{provider}` holds its limit of {limit} requests; send again later"
+    )]
+    QueueFull {
+        provider: String,
+        limit: usize,
+        /// How long the client should wait before it sends again.
+        retry_after: std::time::Duration,
+    },
 }
 
 impl GatewayError {
@@ -238,6 +247,7 @@ impl GatewayError {
             Self::DeadlineExceeded(_) => Reason::DeadlineExceeded,
             Self::ToolkitNotFound(_) => Reason::ToolkitNotFound,
             Self::Overloaded => Reason::Overloaded,
+            Self::QueueFull { .. } => Reason::QueueFull,
         }
     }
 
@@ -317,6 +327,15 @@ pub fn into_status(error: GatewayError) -> Status {
             metadata.insert("authenticated".to_owned(), authenticated.clone());
             metadata.insert("acting_as".to_owned(), acting_as.clone());
         }
+        GatewayError::QueueFull {
+            provider,
+            limit,
+            retry_after,
+        } => {
+            metadata.insert("provider".to_owned(), provider.clone());
+            metadata.insert("limit".to_owned(), limit.to_string());
+            return refusal_with_retry(reason, message, metadata, *retry_after);
+        }
         GatewayError::PowerOfAttorneyInvalid { problem, .. } => {
             metadata.insert("field".to_owned(), "power_of_attorney".to_owned());
             metadata.insert("problem".to_owned(), problem.as_str().to_owned());
@@ -324,6 +343,33 @@ pub fn into_status(error: GatewayError) -> Status {
         _ => {}
     }
     catalogue::refusal(reason, message, metadata)
+}
+
+/// A catalogued refusal that asks the client to wait `retry_after` before it
+/// sends again: `catalogue::refusal` plus a `google.rpc.RetryInfo` detail and
+/// `metadata["retry_after_ms"]`.
+fn refusal_with_retry(
+    reason: Reason,
+    message: impl Into<String>,
+    mut metadata: HashMap<String, String>,
+    retry_after: std::time::Duration,
+) -> tonic::Status {
+    let entry = catalogue::entry(reason);
+    if let Some(shep_code) = entry.shep_code {
+        metadata.insert("shep_code".to_owned(), shep_code.to_owned());
+    }
+    metadata.insert(
+        "retry_after_ms".to_owned(),
+        retry_after.as_millis().to_string(),
+    );
+    let code = entry.code.unwrap_or(catalogue::GrpcCode::Unavailable);
+    let mut details = tonic_types::ErrorDetails::with_error_info(
+        reason.as_str_name(),
+        catalogue::ERROR_DOMAIN,
+        metadata,
+    );
+    details.set_retry_info(Some(retry_after));
+    <Status as tonic_types::StatusExt>::with_error_details(code.into(), message, details)
 }
 
 /// The НУЦ's refusals as the gateway's, so `?` works in the checks. The

@@ -13,7 +13,7 @@ use crate::engine::Engine;
 use crate::envelope::parse_uuid;
 use crate::error::{GatewayError, with_causes};
 use crate::lifecycle::default_notification;
-use crate::storage::{Change, Filter, Leased, Pending, Settled, timestamp};
+use crate::storage::{Change, Filter, Leased, Pending, Settled, Ticket, timestamp};
 
 /// The most unacknowledged deliveries a connection may hold.
 const MAX_IN_FLIGHT: u32 = 1024;
@@ -67,12 +67,31 @@ pub(crate) async fn pull(
     Ok(messages)
 }
 
-/// Applies a provider's acknowledgement of a delivery.
+/// Applies a provider's acknowledgement of a delivery (`Acknowledge`) and
+/// answers once what it settled is durable: a delivery acknowledged is never
+/// delivered again, even after a crash.
 pub(crate) async fn acknowledge(
     engine: &Engine,
     provider: &str,
     ack: &Ack,
 ) -> Result<Settled, GatewayError> {
+    let (settled, ticket) = settle_ack(engine, provider, ack).await?;
+    if let Some(ticket) = ticket {
+        ticket.durable().await?;
+    }
+    Ok(settled)
+}
+
+/// Applies a provider's acknowledgement of a delivery; the ticket, when a
+/// status change was recorded, resolves once it is durable. An ack on the
+/// Subscribe stream has no answer to hold back, so the stream does not wait
+/// for it (the next group commit takes it; a crash before that delivers the
+/// request again: at least once).
+pub(crate) async fn settle_ack(
+    engine: &Engine,
+    provider: &str,
+    ack: &Ack,
+) -> Result<(Settled, Option<Ticket>), GatewayError> {
     let message_id = parse_uuid("message_id", &ack.message_id)?;
     let accepted = match ReceiveStatus::try_from(ack.receive_status) {
         Ok(ReceiveStatus::MessageAccepted) => true,
@@ -102,19 +121,20 @@ pub(crate) async fn acknowledge(
         .acknowledge(&message_id, accepted, resend, engine.settings.max_attempts)
         .await?
         .ok_or_else(|| GatewayError::MessageNotFound(message_id.clone()))?;
-    apply_settled(engine, &message_id, &settled, &ack.error_message).await;
-    Ok(settled)
+    let ticket = apply_settled(engine, &message_id, &settled, &ack.error_message).await;
+    Ok((settled, ticket))
 }
 
-/// Records what a settled delivery means for the application.
+/// Records what a settled delivery means for the application; the ticket
+/// resolves when the change is durable (`None`: nothing to record).
 pub(crate) async fn apply_settled(
     engine: &Engine,
     message_id: &str,
     settled: &Settled,
     reason: &str,
-) {
+) -> Option<Ticket> {
     let (state, reason) = match settled {
-        Settled::Requeued => return,
+        Settled::Requeued => return None,
         Settled::Delivered => (MessageState::Delivered, String::new()),
         Settled::NotDelivered => (
             MessageState::NotDelivered,
@@ -167,8 +187,12 @@ pub(crate) async fn apply_settled(
             ..Change::default()
         })
     });
-    if let Err(error) = outcome.await {
-        tracing::debug!(message_id, error = %with_causes(&error), "delivery settled without a status event");
+    match outcome.await {
+        Ok((_, ticket)) => Some(ticket),
+        Err(error) => {
+            tracing::debug!(message_id, error = %with_causes(&error), "delivery settled without a status event");
+            None
+        }
     }
 }
 
@@ -250,6 +274,8 @@ pub(crate) async fn expire_leases(engine: &Engine) {
         };
         for (message_id, settled) in expired {
             tracing::info!(%provider, %message_id, ?settled, "lease expired");
+            // Journaled with the next group commit; a crash before it
+            // delivers the request again.
             apply_settled(engine, &message_id, &settled, "").await;
         }
     }

@@ -11,8 +11,8 @@
 //! - [`Journal`]: the ordered, durable log an in-process store writes to.
 //!
 //! Backends: [`memory`] (nothing survives a restart; pure load tests),
-//! [`embedded`] (a redb journal, fsync'd before every receipt and replayed at
-//! start) and [`jetstream`] (a NATS JetStream stream shared by several gateway
+//! [`embedded`] (a redb journal, fsync'd before every receipt, read through
+//! on demand) and [`jetstream`] (a NATS JetStream stream shared by several gateway
 //! nodes, each with a replica). All pass the same conformance suite (`storage::conformance`, built for tests and
 //! with the `test-util` feature).
 //!
@@ -38,7 +38,9 @@ pub use application::{
     timestamp,
 };
 pub use journal::{Accepted, Changed, Entry, Journal, OnCommit, Record, Ticket};
-pub use queue::{DeliveryQueues, Filter, Leased, Pending, ProviderQueue, Settled};
+pub use queue::{
+    DeliveryQueues, Filter, Leased, MAX_DEAD_LETTERS, Pending, ProviderQueue, Settled,
+};
 
 // Defined beside the gateway's error, which wraps it: the error module then
 // needs nothing of storage's own types.

@@ -461,6 +461,14 @@ pub const fn entry(reason: Reason) -> CatalogueEntry {
             &[Checks, Delivery, Status],
             "the authenticated system or person may not do this: send as another system, act on another provider's queue, or read applications it neither sent, serves nor applied for (`metadata`: `authenticated`, `acting_as`)",
         ),
+        Reason::QueueFull => fixed(
+            reason,
+            C::ResourceExhausted,
+            None,
+            Retry::RetryAfterBackoff,
+            &[Checks, Delivery],
+            "Submit: the provider's queue holds `delivery.max_queue_depth` requests not yet acknowledged; nothing was stored and no receipt given; send the same envelope again after `google.rpc.RetryInfo` (`metadata`: `provider`, `limit`, `retry_after_ms`)",
+        ),
         Reason::InjectedFault => CatalogueEntry {
             reason,
             code: None,
@@ -483,7 +491,7 @@ pub const fn entry(reason: Reason) -> CatalogueEntry {
 
 /// The order of the table: grouped by where the reasons arise. Every reason
 /// of the contract but the zero value is here once (a test checks it).
-const ORDER: [Reason; 37] = [
+const ORDER: [Reason; 38] = [
     Reason::MalformedBody,
     Reason::InvalidField,
     Reason::InvalidMessageId,
@@ -519,6 +527,7 @@ const ORDER: [Reason; 37] = [
     Reason::DeadlineExceeded,
     Reason::ToolkitNotFound,
     Reason::Overloaded,
+    Reason::QueueFull,
     Reason::StorageUnavailable,
     Reason::InjectedFault,
 ];

@@ -24,8 +24,10 @@ use shep_proto::gateway::v1::{
     Application, GetStatusRequest, HistoryRequest, MessageState, Receipt, StatusEvent,
     WatchRequest, watch_request,
 };
+use shep_proto::provider::v1::provider_client::ProviderClient;
 use shep_proto::provider::v1::{
-    Delivery, ReceiveStatus, ReportReceipt, ResendMessage, SubscribeResponse, subscribe_response,
+    Ack, Delivery, GetMessagesRequest, ReceiveStatus, ReportReceipt, ResendMessage,
+    SubscribeResponse, subscribe_response,
 };
 use shep_tests::*;
 use time::{Date, OffsetDateTime, Weekday};
@@ -450,6 +452,116 @@ async fn a_gateway_killed_mid_load_delivers_every_receipted_application_after_re
         "expected {records} records: {stdout}"
     );
     println!("crash test took {:?}", started.elapsed());
+}
+
+// === 1b. Acknowledgements across a crash ===
+
+/// Applications in the acknowledgement crash test; every other one is
+/// acknowledged.
+const ACK_CRASH_LOAD: usize = 20;
+
+/// Pulls up to [`ACK_CRASH_LOAD`] deliveries of the Esil provider.
+async fn pull(provider: &mut ProviderClient<GrpcChannel>) -> Vec<Delivery> {
+    provider
+        .get_messages(GetMessagesRequest {
+            provider_id: ESIL_PROVIDER.to_owned(),
+            amount: ACK_CRASH_LOAD as u32,
+            ..GetMessagesRequest::default()
+        })
+        .await
+        .unwrap_or_else(|status| panic!("GetMessages refused: {}", describe(&status)))
+        .into_inner()
+        .messages
+}
+
+/// The delivery contract after a crash (`kill -9` of `shep serve`): a
+/// delivery whose `Acknowledge` was answered is never delivered again (the
+/// answer waits until the DELIVERED change is on disk), and every delivery
+/// not acknowledged is delivered again after the restart, as attempt 1 (at
+/// least once).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_kill_no_acknowledged_delivery_comes_again_and_every_other_one_does() {
+    let tmp = TempDir::new("shep-ack-crash");
+    let data = tmp.path().join("data");
+    let log = tmp.path().join("serve.log");
+    let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let mut server = ShepServe::start(addr, &data, &log).await;
+    let channel = connect(&server.url()).await;
+    let applicant = applicant_of(&data);
+    let mut submitted = BTreeSet::new();
+    for _ in 0..ACK_CRASH_LOAD {
+        let (body, envelope) = sealed_application(&applicant);
+        GatewayClient::new(channel.clone())
+            .submit(envelope)
+            .await
+            .unwrap_or_else(|status| panic!("Submit refused: {}", describe(&status)));
+        submitted.insert(body.message_id);
+    }
+    let mut provider = ProviderClient::new(channel.clone());
+    let pulled: Vec<String> = pull(&mut provider)
+        .await
+        .into_iter()
+        .map(|delivery| delivery.message_id)
+        .collect();
+    assert_eq!(
+        pulled.iter().cloned().collect::<BTreeSet<_>>(),
+        submitted,
+        "every application pulled"
+    );
+    let (mut acknowledged, mut unacknowledged) = (BTreeSet::new(), BTreeSet::new());
+    for (index, id) in pulled.into_iter().enumerate() {
+        if index % 2 == 0 {
+            acknowledged.insert(id);
+        } else {
+            unacknowledged.insert(id);
+        }
+    }
+    for id in &acknowledged {
+        provider
+            .acknowledge(Ack {
+                message_id: id.clone(),
+                receive_status: ReceiveStatus::MessageAccepted as i32,
+                provider_id: ESIL_PROVIDER.to_owned(),
+                ..Ack::default()
+            })
+            .await
+            .unwrap_or_else(|status| panic!("Acknowledge refused: {}", describe(&status)));
+    }
+    // The moment the last answer is in: nothing has time to reach the disk
+    // after it.
+    server.kill();
+    drop(provider);
+    drop(channel);
+
+    let server = ShepServe::start(addr, &data, &log).await;
+    let channel = connect(&server.url()).await;
+    let mut provider = ProviderClient::new(channel.clone());
+    let again = pull(&mut provider).await;
+    let again_ids: BTreeSet<String> = again
+        .iter()
+        .map(|delivery| delivery.message_id.clone())
+        .collect();
+    assert_eq!(
+        again_ids, unacknowledged,
+        "exactly the unacknowledged deliveries come again"
+    );
+    assert!(
+        again.iter().all(|delivery| delivery.attempt == 1),
+        "attempts start over after a restart"
+    );
+    for (id, outcome) in statuses_of(&channel, acknowledged.iter().cloned()).await {
+        let application = outcome.unwrap_or_else(|status| panic!("`{id}`: {}", describe(&status)));
+        assert_eq!(
+            application.delivery_state(),
+            MessageState::Delivered,
+            "{id}"
+        );
+        assert_eq!(application.status(), ApplicationStatus::Delivered, "{id}");
+    }
+    drop(provider);
+    drop(channel);
+    let exit = server.interrupt().await;
+    assert!(exit.success(), "`shep serve` stopped with {exit}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

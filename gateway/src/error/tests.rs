@@ -33,6 +33,11 @@ fn every_gateway_error() -> Vec<GatewayError> {
         },
         GatewayError::NotSigned,
         GatewayError::Overloaded,
+        GatewayError::QueueFull {
+            provider: text(),
+            limit: 10,
+            retry_after: std::time::Duration::from_secs(1),
+        },
         GatewayError::Storage(crate::storage::StorageError::unavailable(
             "reach NATS",
             "the connection to NATS is down",
@@ -234,6 +239,29 @@ fn status_carries_the_reason_and_shep_code() {
     assert_eq!(info.reason, "SIGNATURE_INVALID");
     assert_eq!(info.domain, ERROR_DOMAIN);
     assert_eq!(info.metadata.get("shep_code").unwrap(), "SCE016");
+}
+
+#[test]
+fn a_full_queue_says_which_provider_and_when_to_send_again() {
+    let status = into_status(GatewayError::QueueFull {
+        provider: "arm-rshep-sko-esil-edu".into(),
+        limit: 10_000,
+        retry_after: std::time::Duration::from_millis(1500),
+    });
+    assert_eq!(status.code(), Code::ResourceExhausted);
+    let info = status.get_details_error_info().unwrap();
+    assert_eq!(info.reason, "QUEUE_FULL");
+    assert_eq!(
+        info.metadata.get("provider").unwrap(),
+        "arm-rshep-sko-esil-edu"
+    );
+    assert_eq!(info.metadata.get("limit").unwrap(), "10000");
+    assert_eq!(info.metadata.get("retry_after_ms").unwrap(), "1500");
+    let retry = status.get_details_retry_info().unwrap();
+    assert_eq!(
+        retry.retry_delay,
+        Some(std::time::Duration::from_millis(1500))
+    );
 }
 
 #[test]

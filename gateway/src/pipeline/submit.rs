@@ -16,7 +16,7 @@ use crate::envelope::Inbound;
 use crate::error::{GatewayError, with_causes};
 use crate::lifecycle::default_notification;
 use crate::routes::ServiceKind;
-use crate::storage::{ApplicationRecord, Change, Inserted, Pending, timestamp};
+use crate::storage::{ApplicationRecord, ApplicationStore, Change, Inserted, Pending, timestamp};
 use crate::toolkit::CallContext;
 
 /// How long an identical re-send waits for its original to be durable.
@@ -69,7 +69,10 @@ pub async fn submit(
     engine.metrics().hop("submit", service, "registry", asked);
     // 7. The provider: named by the sender or the region's.
     let provider = checks::provider_for(&route, &inbound, kato.as_deref())?;
-    // 8. Accepted: durable before anyone hears of it, then queued.
+    // 8. Room in its queue; refused before anything is stored, so a re-send
+    //    is accepted afresh once there is room.
+    room_in_queue(engine, &provider).await?;
+    // 9. Accepted: durable before anyone hears of it, then queued.
     let envelope = Arc::new(envelope);
     let record = ApplicationRecord {
         message_id: inbound.message_id.clone(),
@@ -110,6 +113,10 @@ pub async fn submit(
             });
         }
     }
+    let unqueued = Unqueued {
+        store: engine.store_handle(),
+        message_id: Some(inbound.message_id.clone()),
+    };
     let (_, ticket) = store
         .record(&inbound.message_id, |_| {
             Ok::<_, GatewayError>(Change {
@@ -120,6 +127,7 @@ pub async fn submit(
             })
         })
         .await?;
+    unqueued.disarm();
     let committing = Instant::now();
     let committed = ticket.durable().await;
     engine
@@ -147,6 +155,47 @@ pub async fn submit(
     tracing::info!(message_id = %inbound.message_id, %service, %provider, "accepted");
     engine.metrics().hop("submit", service, "total", start);
     Ok(receipt)
+}
+
+/// How long a Submit refused for a full queue is asked to wait.
+const QUEUE_FULL_RETRY: Duration = Duration::from_secs(1);
+
+/// Refuses with QUEUE_FULL when `provider`'s queue holds its limit of
+/// requests not yet acknowledged. Concurrent Submits may each see the last
+/// free place: the queue overshoots by at most `limits.max_concurrent`.
+async fn room_in_queue(engine: &Engine, provider: &str) -> Result<(), GatewayError> {
+    let (queued, leased, _) = engine.delivery().queue(provider).depth().await?;
+    let limit = engine.settings.max_queue_depth;
+    if queued + leased >= limit {
+        return Err(GatewayError::QueueFull {
+            provider: provider.to_owned(),
+            limit,
+            retry_after: QUEUE_FULL_RETRY,
+        });
+    }
+    Ok(())
+}
+
+/// Abandons an inserted application when the Submit is dropped (its caller
+/// went away) before the acceptance was recorded, so nothing stays half
+/// accepted in memory and a re-send is accepted afresh.
+struct Unqueued {
+    store: Arc<dyn ApplicationStore>,
+    message_id: Option<String>,
+}
+
+impl Unqueued {
+    fn disarm(mut self) {
+        self.message_id = None;
+    }
+}
+
+impl Drop for Unqueued {
+    fn drop(&mut self) {
+        if let Some(message_id) = self.message_id.take() {
+            self.store.abandon(&message_id);
+        }
+    }
 }
 
 fn receipt(record: &ApplicationRecord) -> Receipt {

@@ -161,7 +161,11 @@ async fn over_the_limit_an_envelope_is_shed_at_once() {
 #[tokio::test]
 async fn a_journal_that_cannot_write_refuses_with_storage_unavailable_and_recovers() {
     let journal = std::sync::Arc::new(testing::FailingJournal::default());
-    let storage = crate::storage::memory::restored(journal.clone(), Vec::new()).expect("a storage");
+    let storage = crate::storage::Storage::new(
+        std::sync::Arc::new(crate::storage::memory::MemoryStore::new(journal.clone())),
+        std::sync::Arc::new(crate::storage::memory::MemoryQueues::default()),
+        journal.clone(),
+    );
     let engine = testing::engine_on(storage);
     let pipeline = stack(engine.clone(), unlimited());
     let id = testing::message_id();
@@ -187,4 +191,176 @@ async fn a_journal_that_cannot_write_refuses_with_storage_unavailable_and_recove
     };
     assert_eq!(receipt.message_id, id);
     assert_eq!(queued(&engine).await, 1);
+}
+
+/// Sends `envelope` until the answer is not STORAGE_UNAVAILABLE (the journal
+/// reopening), for at most ten seconds.
+async fn submit_once_storing(pipeline: &EnvelopeService, envelope: SignedEnvelope) -> Answer {
+    let mut last = None;
+    for _ in 0..100 {
+        match pipeline
+            .clone()
+            .oneshot(request(Rpc::Submit, envelope.clone()))
+            .await
+        {
+            Err(error)
+                if error.reason() == shep_proto::envelope::v1::Reason::StorageUnavailable =>
+            {
+                last = Some(error);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            answer => return answer.expect("accepted once the journal stores again"),
+        }
+    }
+    panic!("the journal never stored again: {last:?}");
+}
+
+/// A full disk under the redb journal (its writes and syncs fail with
+/// ENOSPC): a Submit is refused with STORAGE_UNAVAILABLE and leaves nothing
+/// behind, what was accepted before is kept, and once space returns the
+/// writer has reopened the file and the refused message is accepted afresh;
+/// after a restart both are there, each accepted once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_under_the_journal_refuses_new_work_and_the_gateway_recovers() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use crate::storage::embedded;
+
+    let dir = std::env::temp_dir().join(format!(
+        "shep-disk-full-{}-{}",
+        std::process::id(),
+        testing::message_id()
+    ));
+    let path = dir.join("journal.redb");
+    let full = Arc::new(AtomicBool::new(false));
+    let options = embedded::Options {
+        disk_full: Some(full.clone()),
+        ..embedded::Options::default()
+    };
+    let storage = embedded::open_with(&path, &options).expect("a journal");
+    let engine = testing::engine_on(storage.clone());
+    let pipeline = stack(engine.clone(), unlimited());
+
+    let before = testing::message_id();
+    let Answer::Submit(kept) = submit_once_storing(&pipeline, testing::application(&before)).await
+    else {
+        panic!("a receipt");
+    };
+    assert_eq!(kept.message_id, before);
+
+    full.store(true, Ordering::SeqCst);
+    let refused_id = testing::message_id();
+    let refused_envelope = testing::application(&refused_id);
+    let refused = pipeline
+        .clone()
+        .oneshot(request(Rpc::Submit, refused_envelope.clone()))
+        .await
+        .expect_err("a receipt for what the disk did not take");
+    assert_eq!(
+        refused.reason(),
+        shep_proto::envelope::v1::Reason::StorageUnavailable,
+        "{refused}"
+    );
+    assert_eq!(queued(&engine).await, 1, "only what was accepted before");
+
+    // Space is back: the writer reopens the file and the re-send is new.
+    full.store(false, Ordering::SeqCst);
+    let Answer::Submit(receipt) = submit_once_storing(&pipeline, refused_envelope).await else {
+        panic!("a receipt");
+    };
+    assert_eq!(receipt.message_id, refused_id);
+    assert_eq!(queued(&engine).await, 2);
+    storage.close().await;
+
+    let reopened = embedded::open(&path).expect("the journal after the outage");
+    for id in [&before, &refused_id] {
+        let application = reopened
+            .store
+            .application(id)
+            .await
+            .expect("a read")
+            .expect("kept across the outage and a restart");
+        let statuses: Vec<i32> = application
+            .events
+            .iter()
+            .map(|event| event.status)
+            .collect();
+        assert_eq!(
+            statuses,
+            [ApplicationStatus::Accepted as i32],
+            "accepted once"
+        );
+    }
+    let (queued_again, _, _) = reopened
+        .delivery
+        .queue(ESIL_PROVIDER)
+        .depth()
+        .await
+        .expect("the queue's depth");
+    assert_eq!(queued_again, 2, "both still to deliver");
+    reopened.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Past `delivery.max_queue_depth` requests not yet acknowledged, a Submit
+/// is refused with QUEUE_FULL and a retry hint, and nothing of it is kept:
+/// once the provider takes and acknowledges one, the same envelope is
+/// accepted.
+#[tokio::test]
+async fn a_full_provider_queue_refuses_a_submit_until_the_provider_takes_one() {
+    let mut config = crate::config::GatewayConfig::default();
+    config.delivery.max_queue_depth = 2;
+    let engine = testing::engine_with(config);
+    let pipeline = stack(engine.clone(), unlimited());
+    let send = |envelope| pipeline.clone().oneshot(request(Rpc::Submit, envelope));
+    for _ in 0..2 {
+        send(testing::application(&testing::message_id()))
+            .await
+            .expect("room in the queue");
+    }
+
+    let id = testing::message_id();
+    let envelope = testing::application(&id);
+    let refused = send(envelope.clone()).await.unwrap_err();
+    assert!(
+        matches!(&refused, GatewayError::QueueFull { provider, limit: 2, .. } if provider == ESIL_PROVIDER),
+        "{refused}"
+    );
+    let status = crate::error::into_status(refused);
+    assert_eq!(status.code(), tonic::Code::ResourceExhausted);
+    assert!(
+        tonic_types::StatusExt::get_details_retry_info(&status).is_some(),
+        "a retry hint"
+    );
+    assert!(
+        engine.store().application(&id).await.unwrap().is_none(),
+        "nothing stored of a refused application"
+    );
+
+    // A leased delivery still counts; an acknowledged one frees its place.
+    let queue = engine.delivery().queue(ESIL_PROVIDER);
+    let leased = queue
+        .take(
+            None,
+            0,
+            &crate::storage::Filter::default(),
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap()
+        .expect("a delivery");
+    assert!(matches!(
+        send(envelope.clone()).await.unwrap_err(),
+        GatewayError::QueueFull { .. }
+    ));
+    queue
+        .acknowledge(&leased.pending.message_id, true, false, 5)
+        .await
+        .unwrap()
+        .expect("settled");
+    let Answer::Submit(receipt) = send(envelope).await.expect("room again") else {
+        panic!("a receipt");
+    };
+    assert_eq!(receipt.message_id, id);
 }

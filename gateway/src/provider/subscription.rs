@@ -269,7 +269,9 @@ impl Connection<'_> {
     /// Applies an ack from the stream; a bad one is logged and journaled,
     /// and the stream goes on.
     async fn ack(&self, ack: &shep_proto::provider::v1::Ack) {
-        let acknowledged = super::acknowledge(self.engine, self.provider, ack).await;
+        let acknowledged = super::settle_ack(self.engine, self.provider, ack)
+            .await
+            .map(|(settled, _)| settled);
         self.engine.toolkit().exchanges.record(|| {
             let mut record = ExchangeRecord {
                 session: self.ctx.session_label(),

@@ -223,6 +223,13 @@ pub trait ApplicationStore: std::fmt::Debug + Send + Sync {
     /// that a re-send is accepted afresh.
     async fn forget(&self, message_id: &str) -> Result<(), StorageError>;
 
+    /// The Submit that inserted `message_id` went away (its caller cancelled)
+    /// before recording the application's first change. A backend that holds
+    /// such an insert only in memory drops it, so it neither stays there nor
+    /// blocks a re-send; by default nothing happens (JetStream's reconciler
+    /// finishes what was published).
+    fn abandon(&self, _message_id: &str) {}
+
     /// Waits until the application has a visible (durable) event, up to
     /// `patience`; `false` when it has none by then.
     async fn accepted_visible(

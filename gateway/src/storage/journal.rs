@@ -116,29 +116,56 @@ impl Record {
     }
 }
 
-/// Checks the chain of `records`, in order from the first; returns the last
-/// sequence and hash.
-pub(crate) fn verify_chain(records: &[Record]) -> Result<(u64, Vec<u8>), StorageError> {
-    let mut sequence = 0;
-    let mut hash = Vec::new();
-    for record in records {
+/// Checks a chain one record at a time, from the first, so a journal of any
+/// length is checked in constant memory.
+#[derive(Debug, Default)]
+pub(crate) struct ChainCheck {
+    sequence: u64,
+    hash: Vec<u8>,
+}
+
+impl ChainCheck {
+    /// A check that starts at `record` (not the first): its own hash is
+    /// checked, its link to the record before it is taken on trust.
+    pub(crate) fn starting_at(record: &Record) -> Result<Self, StorageError> {
+        if record.compute_hash() != record.hash {
+            return Err(StorageError::Corrupt {
+                sequence: record.sequence,
+                problem: Corruption::Edited,
+            });
+        }
+        Ok(Self {
+            sequence: record.sequence,
+            hash: record.hash.clone(),
+        })
+    }
+
+    /// Checks that `record` follows the records checked so far.
+    pub(crate) fn next(&mut self, record: &Record) -> Result<(), StorageError> {
         let broken = |problem| StorageError::Corrupt {
             sequence: record.sequence,
             problem,
         };
-        if record.sequence != sequence + 1 {
-            return Err(broken(Corruption::Gap { previous: sequence }));
+        if record.sequence != self.sequence + 1 {
+            return Err(broken(Corruption::Gap {
+                previous: self.sequence,
+            }));
         }
-        if record.prev_hash != hash {
+        if record.prev_hash != self.hash {
             return Err(broken(Corruption::Unlinked));
         }
         if record.compute_hash() != record.hash {
             return Err(broken(Corruption::Edited));
         }
-        sequence = record.sequence;
-        hash = record.hash.clone();
+        self.sequence = record.sequence;
+        self.hash.clone_from(&record.hash);
+        Ok(())
     }
-    Ok((sequence, hash))
+
+    /// The last sequence and hash checked.
+    pub(crate) fn last(self) -> (u64, Vec<u8>) {
+        (self.sequence, self.hash)
+    }
 }
 
 type Durable = Pin<Box<dyn Future<Output = Result<(), StorageError>> + Send>>;
@@ -201,8 +228,8 @@ impl Ticket {
 /// appenders hear of it.
 pub type OnCommit = Box<dyn Fn(&Entry) + Send + Sync>;
 
-/// The ordered, durable log an in-process store writes every change to, and
-/// replays at start.
+/// The ordered, durable log an in-process store writes every change to (the
+/// embedded backend also indexes it, and reads those indexes at start).
 #[async_trait::async_trait]
 pub trait Journal: fmt::Debug + Send + Sync {
     /// Queues `entry`; await the ticket for durability. Cheap and

@@ -1,13 +1,14 @@
 //! The in-process backend: applications and queues in memory, writing every
 //! change to a [`Journal`]. With [`NullJournal`] nothing survives a restart
-//! ([`open`], for pure load tests); the embedded backend gives it a redb
-//! journal and replays that at start.
+//! ([`open`], for pure load tests). The JetStream backend keeps its replica
+//! of the shared stream in this store and these queues (every application in
+//! memory, on every node); the embedded backend keeps its applications in
+//! redb and only its queues here.
 
 use std::sync::Arc;
 
+use super::Storage;
 use super::journal::{Entry, Journal, OnCommit, Ticket};
-use super::queue::{DeliveryQueues, Pending};
-use super::{Storage, StorageError};
 
 mod queues;
 mod store;
@@ -24,41 +25,6 @@ pub fn open() -> Storage {
         Arc::new(MemoryQueues::default()),
         journal,
     )
-}
-
-/// Storage that writes to `journal` and first restores what its `entries`
-/// describe: applications, statuses, report keys, and the requests still to
-/// deliver (or dead letters).
-pub(crate) fn restored(
-    journal: Arc<dyn Journal>,
-    entries: Vec<Entry>,
-) -> Result<Storage, StorageError> {
-    let store = MemoryStore::new(journal.clone());
-    let queues = MemoryQueues::default();
-    let waiting = store.restore(entries)?;
-    let restored = waiting.len();
-    for undelivered in waiting {
-        let pending = Pending {
-            message_id: undelivered.message_id,
-            service_id: undelivered.service_id,
-            correlation_id: undelivered.correlation_id,
-            envelope: undelivered.envelope,
-            attempts: 0,
-            // Sessions live in memory only; after a restart anyone may take it.
-            session: None,
-        };
-        let queue = queues.memory_queue(&undelivered.provider_id);
-        if undelivered.stopped {
-            queue.push_dead(pending);
-        } else {
-            queue.push_ready(pending);
-        }
-    }
-    if restored > 0 {
-        tracing::info!(restored, "requests to deliver restored from the journal");
-    }
-    let delivery: Arc<dyn DeliveryQueues> = Arc::new(queues);
-    Ok(Storage::new(Arc::new(store), delivery, journal))
 }
 
 /// A journal that keeps nothing: changes are visible at once and lost on

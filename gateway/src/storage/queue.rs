@@ -13,6 +13,10 @@ use tokio::time::Instant;
 
 use super::StorageError;
 
+/// The most dead letters a provider's queue keeps: memory stays bounded when
+/// a provider refuses everything for days.
+pub const MAX_DEAD_LETTERS: usize = 10_000;
+
 /// A queued request.
 #[derive(Debug, Clone)]
 pub struct Pending {

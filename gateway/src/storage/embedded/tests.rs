@@ -46,12 +46,29 @@ fn accepted(id: &str) -> Entry {
     })
 }
 
+/// The message id of every log record, in order.
+fn logged_ids(journal: &RedbJournal) -> Vec<String> {
+    journal
+        .read(|transaction| {
+            let last = tables::indexed(transaction)?;
+            (1..=last)
+                .map(|sequence| {
+                    Ok(match tables::record(transaction, sequence)?.entry {
+                        Some(Entry::Accepted(accepted)) => accepted.message_id,
+                        _ => String::new(),
+                    })
+                })
+                .collect()
+        })
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn entries_survive_a_reopen_in_order() {
     let file = TempJournal::new("reopen");
     {
-        let (journal, replayed) = RedbJournal::open(&file.0).unwrap();
-        assert!(replayed.is_empty());
+        let journal = RedbJournal::open(&file.0, &Options::default()).unwrap();
+        assert!(logged_ids(&journal).is_empty());
         let tickets: Vec<Ticket> = (0..100)
             .map(|index| journal.append(accepted(&index.to_string())))
             .collect();
@@ -60,16 +77,9 @@ async fn entries_survive_a_reopen_in_order() {
         }
         journal.close().await;
     }
-    let (journal, replayed) = RedbJournal::open(&file.0).unwrap();
-    let ids: Vec<String> = replayed
-        .iter()
-        .map(|entry| match entry {
-            Entry::Accepted(accepted) => accepted.message_id.clone(),
-            Entry::Changed(_) => String::new(),
-        })
-        .collect();
+    let journal = RedbJournal::open(&file.0, &Options::default()).unwrap();
     let expected: Vec<String> = (0..100).map(|index: i32| index.to_string()).collect();
-    assert_eq!(ids, expected);
+    assert_eq!(logged_ids(&journal), expected);
     journal.close().await;
     assert!(matches!(
         journal.append(accepted("late")).durable().await,
@@ -77,20 +87,22 @@ async fn entries_survive_a_reopen_in_order() {
     ));
 }
 
+/// Writes `count` records to a new journal at `file`.
+async fn journal_of(file: &TempJournal, count: usize) {
+    let journal = RedbJournal::open(&file.0, &Options::default()).unwrap();
+    let tickets: Vec<Ticket> = (0..count)
+        .map(|index| journal.append(accepted(&index.to_string())))
+        .collect();
+    for ticket in tickets {
+        ticket.durable().await.unwrap();
+    }
+    journal.close().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_edited_record_breaks_the_chain() {
     let file = TempJournal::new("tamper");
-    {
-        let (journal, _) = RedbJournal::open(&file.0).unwrap();
-        for index in 0..5 {
-            journal
-                .append(accepted(&index.to_string()))
-                .durable()
-                .await
-                .unwrap();
-        }
-        journal.close().await;
-    }
+    journal_of(&file, 5).await;
     assert_eq!(verify_file(&file.0).unwrap(), 5);
     tamper(&file.0, 3).unwrap();
     let error = verify_file(&file.0).unwrap_err();
@@ -109,6 +121,34 @@ async fn an_edited_record_breaks_the_chain() {
     assert!(
         matches!(refused, StorageError::Corrupt { sequence: 3, .. }),
         "{refused}"
+    );
+}
+
+/// A start checks the chain's last records only, so it takes the same time
+/// on any journal; an older edit is `verify_file`'s to find.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_checks_the_end_of_the_chain_and_verify_all_of_it() {
+    let file = TempJournal::new("tail");
+    let count = TAIL_CHECK as usize + 2;
+    journal_of(&file, count).await;
+    tamper(&file.0, count as u64).unwrap();
+    let refused = open(&file.0).expect_err("opened a journal with an edited last record");
+    assert!(
+        matches!(refused, StorageError::Corrupt { sequence, .. } if sequence == count as u64),
+        "{refused}"
+    );
+
+    let file = TempJournal::new("tail-old");
+    journal_of(&file, count).await;
+    tamper(&file.0, 2).unwrap();
+    open(&file.0)
+        .expect("an edit before the checked end does not stop a start")
+        .close()
+        .await;
+    let error = verify_file(&file.0).unwrap_err();
+    assert!(
+        matches!(error, StorageError::Corrupt { sequence: 2, .. }),
+        "{error}"
     );
 }
 
@@ -140,6 +180,98 @@ async fn events_become_visible_once_committed() {
             .accepted_visible(&message_id, std::time::Duration::ZERO)
             .await
             .unwrap()
+    );
+    storage.close().await;
+}
+
+/// A journal written by a gateway from before the index tables (the log
+/// alone) is indexed at its first start: its application, events, History,
+/// queue and resume sequence come back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_without_indexes_is_indexed_at_its_first_start() {
+    use shep_proto::envelope::v1::ApplicationStatus;
+
+    let file = TempJournal::new("log-only");
+    let record = crate::storage::conformance::sample_application();
+    let change = crate::storage::Change {
+        status: ApplicationStatus::Accepted,
+        ..crate::storage::Change::default()
+    };
+    let first = Record::chained(1, Vec::new(), Entry::Accepted(record.to_journal()));
+    let second = Record::chained(
+        2,
+        first.hash.clone(),
+        Entry::Changed(crate::storage::memory::changed_entry(&record, 1, change)),
+    );
+    {
+        let database = Database::create(&file.0).unwrap();
+        let transaction = database.begin_write().unwrap();
+        {
+            let mut log = transaction.open_table(tables::JOURNAL).unwrap();
+            for written in [&first, &second] {
+                log.insert(written.sequence, written.encode_to_vec().as_slice())
+                    .unwrap();
+            }
+        }
+        transaction.commit().unwrap();
+    }
+
+    let storage = open(&file.0).expect("an older journal opens");
+    let view = storage
+        .store
+        .application(&record.message_id)
+        .await
+        .unwrap()
+        .expect("indexed");
+    assert_eq!(view.events.len(), 1);
+    let (page, more) = storage.store.history(&record.subject, 0, 10).await.unwrap();
+    assert_eq!((page.len(), more), (1, false));
+    assert_eq!(
+        storage
+            .delivery
+            .queue(&record.provider_id)
+            .depth()
+            .await
+            .unwrap(),
+        (1, 0, 0),
+        "still to deliver"
+    );
+    let (event, ticket) = storage
+        .store
+        .record(&record.message_id, |_| {
+            Ok::<_, StorageError>(crate::storage::Change::default())
+        })
+        .await
+        .unwrap();
+    ticket.durable().await.unwrap();
+    assert_eq!(event.sequence, 2, "the sequence resumes after the log's");
+    storage.close().await;
+    assert_eq!(
+        verify_file(&file.0).unwrap(),
+        3,
+        "the two logged, and the change"
+    );
+}
+
+/// An insert whose Submit went away before recording anything leaves
+/// nothing behind: not in memory, and a re-send is new.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abandoned_insert_leaves_nothing() {
+    let file = TempJournal::new("abandon");
+    let storage = open(&file.0).unwrap();
+    let record = crate::storage::conformance::sample_application();
+    let id = record.message_id.clone();
+    assert_eq!(
+        storage.store.insert(record.clone()).await.unwrap(),
+        crate::storage::Inserted::New
+    );
+    assert!(storage.store.application(&id).await.unwrap().is_some());
+    storage.store.abandon(&id);
+    assert!(storage.store.application(&id).await.unwrap().is_none());
+    assert_eq!(
+        storage.store.insert(record).await.unwrap(),
+        crate::storage::Inserted::New,
+        "a re-send is accepted afresh"
     );
     storage.close().await;
 }

@@ -1,5 +1,7 @@
-//! Provider queues in memory. After a restart the embedded backend refills
-//! them from the journal (what was on delivery, and the dead letters).
+//! Provider queues in memory, every backend's (the queue holds what waits
+//! for delivery, bounded by `delivery.max_queue_depth` at Submit and
+//! [`MAX_DEAD_LETTERS`] for what stopped). After a restart the embedded
+//! backend refills them from its table of outstanding requests.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -11,7 +13,9 @@ use tokio::sync::futures::Notified;
 use tokio::time::Instant;
 
 use crate::storage::StorageError;
-use crate::storage::queue::{DeliveryQueues, Filter, Leased, Pending, ProviderQueue, Settled};
+use crate::storage::queue::{
+    DeliveryQueues, Filter, Leased, MAX_DEAD_LETTERS, Pending, ProviderQueue, Settled,
+};
 
 #[derive(Debug)]
 struct Lease {
@@ -26,7 +30,7 @@ struct QueueState {
     ready: VecDeque<Pending>,
     leased: HashMap<String, Lease>,
     in_flight: HashMap<u64, usize>,
-    dead: Vec<Pending>,
+    dead: VecDeque<Pending>,
 }
 
 impl QueueState {
@@ -38,10 +42,21 @@ impl QueueState {
         }
     }
 
+    /// Adds a dead letter; past [`MAX_DEAD_LETTERS`] the oldest leaves the
+    /// list (its application stays NOT_DELIVERED; only its requeue is lost).
+    fn bury(&mut self, pending: Pending) {
+        self.dead.push_back(pending);
+        if self.dead.len() > MAX_DEAD_LETTERS
+            && let Some(oldest) = self.dead.pop_front()
+        {
+            tracing::warn!(message_id = %oldest.message_id, limit = MAX_DEAD_LETTERS, "dead letters full: the oldest leaves the list");
+        }
+    }
+
     fn retry_or_stop(&mut self, pending: Pending, max_attempts: u32) -> Settled {
         if pending.attempts >= max_attempts {
             let attempts = pending.attempts;
-            self.dead.push(pending);
+            self.bury(pending);
             Settled::Stopped { attempts }
         } else {
             // To the front: it was next before it was leased.
@@ -73,7 +88,7 @@ impl MemoryQueue {
 
     /// Puts a request straight into the dead letters (restored after a restart).
     pub fn push_dead(&self, pending: Pending) {
-        self.lock().dead.push(pending);
+        self.lock().bury(pending);
     }
 
     /// Leases the next matching request until `until` (see
@@ -239,7 +254,9 @@ impl MemoryQueue {
         else {
             return false;
         };
-        let mut pending = state.dead.remove(index);
+        let Some(mut pending) = state.dead.remove(index) else {
+            return false;
+        };
         pending.attempts = 0;
         state.ready.push_front(pending);
         drop(state);
@@ -296,7 +313,7 @@ impl ProviderQueue for MemoryQueue {
     }
 
     async fn dead_letters(&self) -> Result<Vec<Pending>, StorageError> {
-        Ok(self.lock().dead.clone())
+        Ok(self.lock().dead.iter().cloned().collect())
     }
 
     async fn requeue(&self, message_id: &str) -> Result<bool, StorageError> {

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use dashmap::DashMap;
-use shep_proto::envelope::v1::{ApplicationStatus, SignedEnvelope};
+use shep_proto::envelope::v1::ApplicationStatus;
 use shep_proto::gateway::v1::{Application, MessageState, StatusEvent};
 use shep_proto::provider::v1::ReportReceipt;
 use time::OffsetDateTime;
@@ -78,18 +78,6 @@ impl Publisher {
     }
 }
 
-/// A queued request to deliver again after a restart.
-#[derive(Debug)]
-pub(crate) struct Undelivered {
-    pub(crate) message_id: String,
-    pub(crate) service_id: String,
-    pub(crate) provider_id: String,
-    pub(crate) correlation_id: String,
-    pub(crate) envelope: Arc<SignedEnvelope>,
-    /// Delivery had stopped: it goes back to the dead-letter list.
-    pub(crate) stopped: bool,
-}
-
 /// The application store, in memory.
 #[derive(Debug)]
 pub struct MemoryStore {
@@ -146,9 +134,10 @@ impl MemoryStore {
             .is_some_and(|shared| !lock(&shared).events.is_empty())
     }
 
-    /// Applies one journal entry as a replay does: an acceptance adds the
-    /// application, a change sets its state and adds its event (returned
-    /// rather than published), remembering the report that caused it.
+    /// Applies one journal entry as a replica following a log does: an
+    /// acceptance adds the application, a change sets its state and adds its
+    /// event (returned rather than published), remembering the report that
+    /// caused it.
     fn apply_entry(&self, entry: Entry) -> Result<Option<Arc<StatusEvent>>, StorageError> {
         match entry {
             Entry::Accepted(accepted) => {
@@ -266,56 +255,6 @@ impl MemoryStore {
     /// Forgets an application here only (a replica whose log dropped it).
     pub(crate) fn forget_local(&self, message_id: &str) {
         self.forget_now(message_id);
-    }
-
-    /// Rebuilds the store from the journal's entries, in journal order, and
-    /// returns what still waits for delivery (or sits in the dead letters),
-    /// in the order it was accepted.
-    pub(crate) fn restore(&self, entries: Vec<Entry>) -> Result<Vec<Undelivered>, StorageError> {
-        let mut last_sequence = 0;
-        for entry in entries {
-            if let Some(event) = self.apply_entry(entry)? {
-                last_sequence = last_sequence.max(event.sequence);
-                if let Some(shared) = self.get(&event.message_id) {
-                    lock(&shared).events.push(event);
-                }
-            }
-        }
-        *self
-            .sequence
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = last_sequence;
-        *self
-            .publisher
-            .watermark
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = last_sequence;
-        let mut waiting = Vec::new();
-        for entry in self.applications.iter() {
-            let mut record = lock(entry.value());
-            // Changes of one application may be journaled out of sequence order.
-            record.events.sort_by_key(|event| event.sequence);
-            let stopped = record.delivery_state == MessageState::DeliveryStopped;
-            if record.delivery_state == MessageState::OnDelivery || stopped {
-                waiting.push((
-                    record.accepted_at,
-                    Undelivered {
-                        message_id: record.message_id.clone(),
-                        service_id: record.service_id.clone(),
-                        provider_id: record.provider_id.clone(),
-                        correlation_id: record.correlation_id.clone(),
-                        envelope: record.envelope.clone(),
-                        stopped,
-                    },
-                ));
-            }
-        }
-        // Deliver again in the order they were accepted.
-        waiting.sort_by_key(|(accepted_at, _)| *accepted_at);
-        Ok(waiting
-            .into_iter()
-            .map(|(_, undelivered)| undelivered)
-            .collect())
     }
 
     fn insert_now(&self, record: ApplicationRecord) -> Inserted {
@@ -501,6 +440,16 @@ impl ApplicationStore for MemoryStore {
     async fn forget(&self, message_id: &str) -> Result<(), StorageError> {
         self.forget_now(message_id);
         Ok(())
+    }
+
+    fn abandon(&self, message_id: &str) {
+        // Nothing of it was recorded: as if it had never been inserted.
+        if self
+            .get(message_id)
+            .is_some_and(|shared| lock(&shared).events.is_empty())
+        {
+            self.forget_now(message_id);
+        }
     }
 
     async fn accepted_visible(
