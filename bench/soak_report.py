@@ -1,0 +1,256 @@
+#!/usr/bin/env python3
+"""The soak's samples, verdict and chart (bench/soak.sh); Python's standard library only.
+
+    soak_report.py OUT --minutes M --step S --rate R [--capacity C] [--after-kb K] --commit C --machine M
+    soak_report.py --progress OUT ELAPSED_S RSS_KB      (one line while the soak runs)
+
+Reads OUT/rss.csv (the gateway's VmRSS at the end of each interval) and OUT/intervals.jsonl
+(`shep bench run --interval-log`: one line per interval), writes OUT/soak.csv, OUT/soak.json and
+OUT/soak.svg, prints the verdict and exits 1 when it fails.
+"""
+
+import argparse
+import csv
+import json
+import os
+import statistics
+import sys
+import time
+
+WARMUP_STEPS = 5
+WINDOW_STEPS = 10
+RSS_GROWTH = 1.10
+P99_GROWTH = 1.20
+HELD = 0.95
+
+
+def intervals(path, step):
+    """Interval lines by their index (elapsed / step, rounded); a short tail after the last full
+    interval (the run draining) is left out."""
+    by_index = {}
+    if not os.path.exists(path):
+        return by_index
+    with open(path) as lines:
+        for line in lines:
+            line = line.strip()
+            if not line:
+                continue
+            interval = json.loads(line)
+            if interval["seconds"] < step / 2:
+                continue
+            by_index[round(interval["elapsed_s"] / step)] = interval
+    return by_index
+
+
+def progress(out, elapsed, rss_kb):
+    last = ""
+    path = os.path.join(out, "intervals.jsonl")
+    if os.path.exists(path):
+        with open(path) as lines:
+            rows = [line for line in lines if line.strip()]
+        if rows:
+            i = json.loads(rows[-1])
+            last = (f"  last interval: {i['ok'] / max(i['seconds'], 1e-9):.0f} ok/s, errors {i['errors']}, "
+                    f"p50 {i['p50_us'] / 1000:.2f} ms, p99 {i['p99_us'] / 1000:.2f} ms")
+    print(f"  {int(elapsed):>5} s  RSS {int(rss_kb) / 1024:7.1f} MiB{last}", flush=True)
+
+
+def nice(top):
+    """A round axis maximum at or above `top`, and its tick step."""
+    if top <= 0:
+        return 1.0, 0.25
+    magnitude = 10 ** len(str(int(top))) / 10 if top >= 1 else 0.1
+    while magnitude > top:
+        magnitude /= 10
+    for factor in (1, 2, 2.5, 5, 10):
+        if magnitude * factor * 4 >= top:
+            return magnitude * factor * 4, magnitude * factor
+    return magnitude * 40, magnitude * 10
+
+
+def esc(text):
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def panel(svg, top, title, unit, rows, series, windows, limits, minutes):
+    """One chart: `series` is [(label, key, colour, dashed)] drawn over `rows`."""
+    left, width, height = 70, 800, 210
+    values = [row[key] for _, key, _, _ in series for row in rows if row.get(key) is not None]
+    values += [value for _, value in limits]
+    y_max, y_step = nice(max(values or [1]) * 1.08)
+
+    def x(minute):
+        return left + width * minute / minutes
+
+    def y(value):
+        return top + height - height * value / y_max
+
+    svg.append(f'<text x="{left}" y="{top - 10}" font-weight="bold">{esc(title)}</text>')
+    for label, start, end, fill in windows:
+        svg.append(f'<rect x="{x(start):.1f}" y="{top}" width="{x(end) - x(start):.1f}" height="{height}" '
+                   f'fill="{fill}"/>')
+        svg.append(f'<text x="{(x(start) + x(end)) / 2:.1f}" y="{top + 14}" text-anchor="middle" '
+                   f'font-size="11" fill="#555">{esc(label)}</text>')
+    tick = 0.0
+    while tick <= y_max + 1e-9:
+        svg.append(f'<line x1="{left}" x2="{left + width}" y1="{y(tick):.1f}" y2="{y(tick):.1f}" stroke="#ddd"/>')
+        svg.append(f'<text x="{left - 6}" y="{y(tick) + 4:.1f}" text-anchor="end" font-size="11">{tick:g}</text>')
+        tick += y_step
+    x_step = max(1, round(minutes / 12))
+    minute = 0
+    while minute <= minutes:
+        svg.append(f'<text x="{x(minute):.1f}" y="{top + height + 15}" text-anchor="middle" font-size="11">'
+                   f'{minute:g}</text>')
+        minute += x_step
+    svg.append(f'<text x="{left + width / 2}" y="{top + height + 30}" text-anchor="middle" font-size="11">'
+               f'minutes</text>')
+    svg.append(f'<text x="16" y="{top + height / 2}" font-size="11" transform="rotate(-90 16 {top + height / 2})" '
+               f'text-anchor="middle">{esc(unit)}</text>')
+    svg.append(f'<rect x="{left}" y="{top}" width="{width}" height="{height}" fill="none" stroke="#888"/>')
+    for label, value in limits:
+        svg.append(f'<line x1="{left}" x2="{left + width}" y1="{y(value):.1f}" y2="{y(value):.1f}" '
+                   f'stroke="#c0392b" stroke-dasharray="6 4"/>')
+        svg.append(f'<text x="{left + width - 4}" y="{y(value) - 4:.1f}" text-anchor="end" font-size="11" '
+                   f'fill="#c0392b">{esc(label)}</text>')
+    legend_x = left + 8
+    for label, key, colour, dashed in series:
+        points = [(row["minute"], row[key]) for row in rows if row.get(key) is not None]
+        if not points:
+            continue
+        path = " ".join(f"{x(m):.1f},{y(v):.1f}" for m, v in points)
+        dash = ' stroke-dasharray="4 3"' if dashed else ""
+        svg.append(f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="2"{dash}/>')
+        svg.append(f'<line x1="{legend_x}" x2="{legend_x + 18}" y1="{top + height - 10}" y2="{top + height - 10}" '
+                   f'stroke="{colour}" stroke-width="2"{dash}/>')
+        svg.append(f'<text x="{legend_x + 22}" y="{top + height - 6}" font-size="11">{esc(label)}</text>')
+        legend_x += 30 + 7 * len(label)
+
+
+def main():
+    if len(sys.argv) == 5 and sys.argv[1] == "--progress":
+        progress(*sys.argv[2:])
+        return 0
+    parser = argparse.ArgumentParser()
+    parser.add_argument("out")
+    parser.add_argument("--minutes", type=int, required=True)
+    parser.add_argument("--step", type=int, required=True)
+    parser.add_argument("--rate", type=float, required=True)
+    parser.add_argument("--capacity", default="")
+    parser.add_argument("--after-kb", default="")
+    parser.add_argument("--commit", default="")
+    parser.add_argument("--machine", default="")
+    args = parser.parse_args()
+    out, step = args.out, args.step
+
+    with open(os.path.join(out, "rss.csv")) as rss_file:
+        rss = {int(row["elapsed_s"]) // step: int(row["rss_kb"]) for row in csv.DictReader(rss_file)}
+    submits = intervals(os.path.join(out, "intervals.jsonl"), step)
+    lookups = intervals(os.path.join(out, "lookups.jsonl"), step)
+    with open(os.path.join(out, "report.json")) as report_file:
+        report = json.load(report_file)
+
+    rows = []
+    for n in sorted(rss):
+        row = {"elapsed_s": n * step, "minute": n * step / 60, "rss_mib": rss[n] / 1024}
+        interval = submits.get(n)
+        if interval is not None:
+            row.update(ok=interval["ok"], errors=interval["errors"],
+                       throughput=interval["ok"] / interval["seconds"],
+                       p50_ms=interval["p50_us"] / 1000, p99_ms=interval["p99_us"] / 1000)
+        if n in lookups:
+            row["lookup_p99_ms"] = lookups[n]["p99_us"] / 1000
+        rows.append(row)
+    columns = ["elapsed_s", "minute", "rss_mib", "ok", "errors", "throughput", "p50_ms", "p99_ms", "lookup_p99_ms"]
+    with open(os.path.join(out, "soak.csv"), "w", newline="") as csv_file:
+        writer = csv.DictWriter(csv_file, columns, extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({key: (f"{value:.3f}" if isinstance(value, float) else value)
+                             for key, value in row.items()})
+
+    steps = args.minutes * 60 // step
+    first = range(WARMUP_STEPS + 1, WARMUP_STEPS + WINDOW_STEPS + 1)
+    last = range(steps - WINDOW_STEPS + 1, steps + 1)
+
+    def window(indices, key, summary):
+        values = [row[key] for row in rows if round(row["elapsed_s"] / step) in indices and key in row]
+        return (summary(values), len(values)) if values else (None, 0)
+
+    rss_first, rss_n1 = window(first, "rss_mib", statistics.mean)
+    rss_last, rss_n2 = window(last, "rss_mib", statistics.mean)
+    p99_first, p99_n1 = window(first, "p99_ms", statistics.median)
+    p99_last, p99_n2 = window(last, "p99_ms", statistics.median)
+    errors = sum(report["errors"].values())
+    held = report["throughput"] / args.rate
+    checks = []
+    if rss_first and rss_last and min(rss_n1, rss_n2) >= WINDOW_STEPS // 2:
+        ratio = rss_last / rss_first
+        checks.append(("memory flat", ratio <= RSS_GROWTH,
+                       f"mean RSS {rss_first:.1f} MiB -> {rss_last:.1f} MiB ({ratio:.2f}x, at most {RSS_GROWTH:.2f}x)"))
+    else:
+        checks.append(("memory flat", False, "too few RSS samples in the windows"))
+    if p99_first and p99_last and min(p99_n1, p99_n2) >= WINDOW_STEPS // 2:
+        ratio = p99_last / p99_first
+        checks.append(("p99 stable", ratio <= P99_GROWTH,
+                       f"median interval p99 {p99_first:.2f} ms -> {p99_last:.2f} ms ({ratio:.2f}x, at most {P99_GROWTH:.2f}x)"))
+    else:
+        checks.append(("p99 stable", False, "too few intervals in the windows"))
+    checks.append(("load held", errors == 0 and held >= HELD,
+                   f"{report['ok']} ok, {errors} failed ({report['errors'] or 'none'}), "
+                   f"{report['throughput']:.0f}/s of {args.rate:.0f}/s offered ({held:.1%})"))
+    passed = all(ok for _, ok, _ in checks)
+
+    minutes_of = lambda steps_: steps_ * step / 60  # noqa: E731
+    scaled = "" if args.minutes >= 30 else f" (scaled by {args.minutes}/30 for a {args.minutes}-minute run)"
+    print(f"soak: {args.minutes} min at {args.rate:.0f} submissions/s"
+          + (f" (half of {args.capacity}/s measured)" if args.capacity else "") + f", commit {args.commit}")
+    print(f"  windows: minutes {minutes_of(WARMUP_STEPS):g}-{minutes_of(WARMUP_STEPS + WINDOW_STEPS):g} and "
+          f"{minutes_of(steps - WINDOW_STEPS):g}-{minutes_of(steps):g}, a sample each {step} s{scaled}")
+    for name, ok, text in checks:
+        print(f"  {'PASS' if ok else 'FAIL'}  {name}: {text}")
+    if args.after_kb:
+        print(f"  RSS 5 s after the load: {int(args.after_kb) / 1024:.1f} MiB")
+    print(f"  samples: {os.path.join(out, 'soak.csv')}, chart: {os.path.join(out, 'soak.svg')}")
+    print(f"verdict: {'PASS' if passed else 'FAIL'}")
+
+    summary = {
+        "minutes": args.minutes, "step_s": step, "rate": args.rate, "capacity": args.capacity or None,
+        "commit": args.commit, "machine": args.machine, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "rss_first_mib": rss_first, "rss_last_mib": rss_last, "p99_first_ms": p99_first, "p99_last_ms": p99_last,
+        "rss_after_load_mib": int(args.after_kb) / 1024 if args.after_kb else None,
+        "report": report, "checks": [{"name": n, "pass": ok, "detail": t} for n, ok, t in checks],
+        "pass": passed,
+    }
+    with open(os.path.join(out, "soak.json"), "w") as json_file:
+        json.dump(summary, json_file, indent=2)
+
+    windows = [("warm-up", 0, minutes_of(WARMUP_STEPS), "#eeeeee"),
+               ("first window", minutes_of(WARMUP_STEPS), minutes_of(WARMUP_STEPS + WINDOW_STEPS), "#e3eefa"),
+               ("last window", minutes_of(steps - WINDOW_STEPS), minutes_of(steps), "#e3eefa")]
+    svg = ['<svg xmlns="http://www.w3.org/2000/svg" width="900" height="650" font-family="sans-serif" '
+           'font-size="13">', '<rect width="900" height="650" fill="white"/>']
+    title = f"shep-sim soak: {args.minutes} min at {args.rate:.0f} submissions/s, commit {args.commit}"
+    subtitle = (f"{summary['date']}; {args.machine}; open loop, Ed25519 envelopes signed during the run, "
+                "a provider acking; embedded redb journal")
+    svg.append(f'<text x="20" y="24" font-size="15" font-weight="bold">{esc(title)}</text>')
+    svg.append(f'<text x="20" y="42" font-size="11" fill="#555">{esc(subtitle)}</text>')
+    panel(svg, 80, "gateway resident memory (VmRSS)", "MiB", rows,
+          [("RSS", "rss_mib", "#1f77b4", False)], windows,
+          [(f"first window x{RSS_GROWTH:.2f}", rss_first * RSS_GROWTH)] if rss_first else [], args.minutes)
+    series = [("p99 submit", "p99_ms", "#d62728", False), ("p50 submit", "p50_ms", "#ff9896", False)]
+    if lookups:
+        series.append(("p99 lookup", "lookup_p99_ms", "#2ca02c", True))
+    panel(svg, 360, f"latency per {step}-s interval", "ms", rows, series, windows,
+          [(f"first window x{P99_GROWTH:.1f}", p99_first * P99_GROWTH)] if p99_first else [], args.minutes)
+    verdict = "; ".join(f"{name} {'PASS' if ok else 'FAIL'}: {text}" for name, ok, text in checks)
+    svg.append(f'<text x="20" y="625" font-size="11">{esc(verdict[:150])}</text>')
+    if len(verdict) > 150:
+        svg.append(f'<text x="20" y="641" font-size="11">{esc(verdict[150:300])}</text>')
+    svg.append("</svg>")
+    with open(os.path.join(out, "soak.svg"), "w") as svg_file:
+        svg_file.write("\n".join(svg) + "\n")
+    return 0 if passed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
