@@ -25,7 +25,9 @@
 #
 # LOOKUP_RATE=200 adds an open-loop lookup load at that rate beside the submissions (registry,
 # access audit, verification of a fixed pool); its p99 is drawn, not judged. PORT (7880) moves the
-# gateway; SOAK_DIR (target/soak) the output.
+# gateway; SOAK_DIR (target/soak) the output; SHEP=/path/to/shep runs that build instead of building.
+# MAX_RSS_MIB (half of this machine's memory) protects the machine: a gateway resident beyond it
+# ends the load at once, and the verdict fails with the minute it happened.
 set -euo pipefail
 cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.."
 
@@ -33,13 +35,16 @@ MINUTES="${1:-60}"
 RATE="${2:-}"
 CAPACITY_SECONDS="${CAPACITY_SECONDS:-20}"
 LOOKUP_RATE="${LOOKUP_RATE:-0}"
+MAX_RSS_MIB="${MAX_RSS_MIB:-$(awk '/MemTotal/ {print int($2 / 2048)}' /proc/meminfo)}"
 PORT="${PORT:-7880}"
 OUT="${SOAK_DIR:-$PWD/target/soak}"
 ADDR="127.0.0.1:$PORT"
 URL="http://$ADDR"
 
-cargo build -q --release --bin shep
-SHEP="${CARGO_TARGET_DIR:-$PWD/target}/release/shep"
+if [ -z "${SHEP:-}" ]; then
+  cargo build -q --release --bin shep
+  SHEP="${CARGO_TARGET_DIR:-$PWD/target}/release/shep"
+fi
 
 # Sample interval, warm-up and window in seconds: 60, 300 and 600 from 30 minutes up, scaled
 # down below (integer arithmetic, so every window holds the same number of samples).
@@ -54,8 +59,9 @@ trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true' EXIT
 
 wait_port() { for _ in $(seq 1 300); do (exec 3<>"/dev/tcp/${1%:*}/${1#*:}") 2>/dev/null && return 0; sleep 0.1; done; echo "nothing on $1" >&2; exit 1; }
 
-# Every setting the gateway runs with is in this one file, so a later requirement (e.g. participant
-# authentication) is one more line here. Load runs switch the exchange journal (a test aid) off, as
+# Every setting the gateway runs with is in this one file, so a later requirement is one more line
+# here (with participant authentication on by default: `[auth]` `participants = "off"`, since the
+# soak measures memory and latency over plaintext, as bench/peers.sh does). Load runs switch the exchange journal (a test aid) off, as
 # bench/peers.sh and bench/cluster.sh do; every check stays on.
 config() {
   cat <<TOML
@@ -108,16 +114,24 @@ fi
 echo "elapsed_s,rss_kb" >"$OUT/rss.csv"
 echo "0,$(rss_kb "$GATEWAY_PID")" >>"$OUT/rss.csv"
 STARTED=$(date +%s)
+CAPPED=
 for (( n = 1; n * STEP <= TOTAL; n++ )); do
   sleep $(( STARTED + n * STEP - $(date +%s) > 0 ? STARTED + n * STEP - $(date +%s) : 0 ))
   kill -0 "$GATEWAY_PID" 2>/dev/null || { echo "soak: the gateway died (see $OUT/soak.log)" >&2; exit 1; }
   rss="$(rss_kb "$GATEWAY_PID")"
   echo "$(( n * STEP )),$rss" >>"$OUT/rss.csv"
   python3 bench/soak_report.py --progress "$OUT" "$(( n * STEP ))" "$rss"
+  if [ "$(( rss / 1024 ))" -gt "$MAX_RSS_MIB" ]; then
+    CAPPED=$(( n * STEP ))
+    echo "soak: the gateway is resident beyond MAX_RSS_MIB=$MAX_RSS_MIB MiB after $CAPPED s: load stopped"
+    kill "$BENCH_PID" $LOOKUP_PID 2>/dev/null || true
+    break
+  fi
 done
 BENCH_STATUS=0
 wait "$BENCH_PID" || BENCH_STATUS=$?
 [ -z "$LOOKUP_PID" ] || wait "$LOOKUP_PID" || BENCH_STATUS=$?
+[ -z "$CAPPED" ] || BENCH_STATUS=0
 # Memory once the load is over (the provider has acknowledged everything by now).
 sleep 5
 AFTER_KB="$(rss_kb "$GATEWAY_PID")"
@@ -127,4 +141,5 @@ stop
 COMMIT="$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . 2>/dev/null || echo '+changes')"
 MACHINE="$(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo)"
 python3 bench/soak_report.py "$OUT" --minutes "$MINUTES" --step "$STEP" --rate "$RATE" \
-  --capacity "${CAPACITY:-}" --after-kb "$AFTER_KB" --commit "$COMMIT" --machine "$MACHINE"
+  --capacity "${CAPACITY:-}" --after-kb "$AFTER_KB" --commit "$COMMIT" --machine "$MACHINE" \
+  --capped-at "$CAPPED" --max-rss-mib "$MAX_RSS_MIB"

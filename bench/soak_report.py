@@ -72,8 +72,9 @@ def esc(text):
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def panel(svg, top, title, unit, rows, series, windows, limits, minutes):
-    """One chart: `series` is [(label, key, colour, dashed)] drawn over `rows`."""
+def panel(svg, top, title, unit, rows, series, windows, limits, marks, minutes):
+    """One chart: `series` is [(label, key, colour, dashed)] drawn over `rows`; `marks` are the
+    windows' summaries, [(start minute, end minute, value)]."""
     left, width, height = 70, 800, 210
     values = [row[key] for _, key, _, _ in series for row in rows if row.get(key) is not None]
     values += [value for _, value in limits]
@@ -112,6 +113,9 @@ def panel(svg, top, title, unit, rows, series, windows, limits, minutes):
                    f'stroke="#c0392b" stroke-dasharray="6 4"/>')
         svg.append(f'<text x="{left + width - 4}" y="{y(value) - 4:.1f}" text-anchor="end" font-size="11" '
                    f'fill="#c0392b">{esc(label)}</text>')
+    for start, end, value in marks:
+        svg.append(f'<line x1="{x(start):.1f}" x2="{x(end):.1f}" y1="{y(value):.1f}" y2="{y(value):.1f}" '
+                   f'stroke="#333" stroke-width="1.5"/>')
     legend_x = left + 8
     for label, key, colour, dashed in series:
         points = [(row["minute"], row[key]) for row in rows if row.get(key) is not None]
@@ -139,6 +143,8 @@ def main():
     parser.add_argument("--after-kb", default="")
     parser.add_argument("--commit", default="")
     parser.add_argument("--machine", default="")
+    parser.add_argument("--capped-at", default="", help="seconds: the load was stopped, RSS beyond the cap")
+    parser.add_argument("--max-rss-mib", default="")
     args = parser.parse_args()
     out, step = args.out, args.step
 
@@ -146,8 +152,17 @@ def main():
         rss = {int(row["elapsed_s"]) // step: int(row["rss_kb"]) for row in csv.DictReader(rss_file)}
     submits = intervals(os.path.join(out, "intervals.jsonl"), step)
     lookups = intervals(os.path.join(out, "lookups.jsonl"), step)
-    with open(os.path.join(out, "report.json")) as report_file:
-        report = json.load(report_file)
+    capped = int(args.capped_at) if args.capped_at else None
+    if capped is None:
+        with open(os.path.join(out, "report.json")) as report_file:
+            report = json.load(report_file)
+    else:
+        # The load was stopped before `shep bench` wrote its report: its intervals tell the same.
+        done = [i for i in submits.values()]
+        ok = sum(i["ok"] for i in done)
+        seconds = sum(i["seconds"] for i in done) or 1
+        report = {"ok": ok, "errors": {"interval errors": e} if (e := sum(i["errors"] for i in done)) else {},
+                  "throughput": ok / seconds}
 
     rows = []
     for n in sorted(rss):
@@ -168,7 +183,7 @@ def main():
             writer.writerow({key: (f"{value:.3f}" if isinstance(value, float) else value)
                              for key, value in row.items()})
 
-    steps = args.minutes * 60 // step
+    steps = (capped if capped is not None else args.minutes * 60) // step
     first = range(WARMUP_STEPS + 1, WARMUP_STEPS + WINDOW_STEPS + 1)
     last = range(steps - WINDOW_STEPS + 1, steps + 1)
 
@@ -198,14 +213,17 @@ def main():
     checks.append(("load held", errors == 0 and held >= HELD,
                    f"{report['ok']} ok, {errors} failed ({report['errors'] or 'none'}), "
                    f"{report['throughput']:.0f}/s of {args.rate:.0f}/s offered ({held:.1%})"))
+    if capped is not None:
+        checks.insert(0, ("memory bounded", False,
+                          f"resident beyond MAX_RSS_MIB={args.max_rss_mib} MiB after {capped / 60:.1f} min: load stopped"))
     passed = all(ok for _, ok, _ in checks)
 
     minutes_of = lambda steps_: steps_ * step / 60  # noqa: E731
     scaled = "" if args.minutes >= 30 else f" (scaled by {args.minutes}/30 for a {args.minutes}-minute run)"
     print(f"soak: {args.minutes} min at {args.rate:.0f} submissions/s"
           + (f" (half of {args.capacity}/s measured)" if args.capacity else "") + f", commit {args.commit}")
-    print(f"  windows: minutes {minutes_of(WARMUP_STEPS):g}-{minutes_of(WARMUP_STEPS + WINDOW_STEPS):g} and "
-          f"{minutes_of(steps - WINDOW_STEPS):g}-{minutes_of(steps):g}, a sample each {step} s{scaled}")
+    print(f"  windows: minutes {minutes_of(WARMUP_STEPS):.1f}-{minutes_of(WARMUP_STEPS + WINDOW_STEPS):.1f} and "
+          f"{minutes_of(steps - WINDOW_STEPS):.1f}-{minutes_of(steps):.1f}, a sample each {step} s{scaled}")
     for name, ok, text in checks:
         print(f"  {'PASS' if ok else 'FAIL'}  {name}: {text}")
     if args.after_kb:
@@ -227,25 +245,35 @@ def main():
     windows = [("warm-up", 0, minutes_of(WARMUP_STEPS), "#eeeeee"),
                ("first window", minutes_of(WARMUP_STEPS), minutes_of(WARMUP_STEPS + WINDOW_STEPS), "#e3eefa"),
                ("last window", minutes_of(steps - WINDOW_STEPS), minutes_of(steps), "#e3eefa")]
-    svg = ['<svg xmlns="http://www.w3.org/2000/svg" width="900" height="650" font-family="sans-serif" '
-           'font-size="13">', '<rect width="900" height="650" fill="white"/>']
+    height = 620 + 14 * len(checks)
+    svg = [f'<svg xmlns="http://www.w3.org/2000/svg" width="900" height="{height}" font-family="sans-serif" '
+           'font-size="13">', f'<rect width="900" height="{height}" fill="white"/>']
     title = f"shep-sim soak: {args.minutes} min at {args.rate:.0f} submissions/s, commit {args.commit}"
     subtitle = (f"{summary['date']}; {args.machine}; open loop, Ed25519 envelopes signed during the run, "
                 "a provider acking; embedded redb journal")
     svg.append(f'<text x="20" y="24" font-size="15" font-weight="bold">{esc(title)}</text>')
     svg.append(f'<text x="20" y="42" font-size="11" fill="#555">{esc(subtitle)}</text>')
-    panel(svg, 80, "gateway resident memory (VmRSS)", "MiB", rows,
+    first_span = (minutes_of(WARMUP_STEPS), minutes_of(WARMUP_STEPS + WINDOW_STEPS))
+    last_span = (minutes_of(steps - WINDOW_STEPS), minutes_of(steps))
+
+    def marks(first_value, last_value):
+        return [(*span, value) for span, value in ((first_span, first_value), (last_span, last_value))
+                if value is not None]
+
+    panel(svg, 80, "gateway resident memory (VmRSS; black: mean of each window)", "MiB", rows,
           [("RSS", "rss_mib", "#1f77b4", False)], windows,
-          [(f"first window x{RSS_GROWTH:.2f}", rss_first * RSS_GROWTH)] if rss_first else [], args.minutes)
+          [(f"first window x{RSS_GROWTH:.2f}", rss_first * RSS_GROWTH)] if rss_first else [],
+          marks(rss_first, rss_last), args.minutes)
     series = [("p99 submit", "p99_ms", "#d62728", False), ("p50 submit", "p50_ms", "#ff9896", False)]
     if lookups:
         series.append(("p99 lookup", "lookup_p99_ms", "#2ca02c", True))
-    panel(svg, 360, f"latency per {step}-s interval", "ms", rows, series, windows,
-          [(f"first window x{P99_GROWTH:.1f}", p99_first * P99_GROWTH)] if p99_first else [], args.minutes)
-    verdict = "; ".join(f"{name} {'PASS' if ok else 'FAIL'}: {text}" for name, ok, text in checks)
-    svg.append(f'<text x="20" y="625" font-size="11">{esc(verdict[:150])}</text>')
-    if len(verdict) > 150:
-        svg.append(f'<text x="20" y="641" font-size="11">{esc(verdict[150:300])}</text>')
+    panel(svg, 360, f"Submit latency per {step}-s interval (black: median p99 of each window)", "ms", rows,
+          series, windows, [(f"first window x{P99_GROWTH:.1f}", p99_first * P99_GROWTH)] if p99_first else [],
+          marks(p99_first, p99_last), args.minutes)
+    for line, (name, ok, text) in enumerate(checks):
+        svg.append(f'<text x="20" y="{612 + 14 * line}" font-size="11">{esc(f"{name}: {text}")} '
+                   f'<tspan font-weight="bold" fill="{"#1a7f37" if ok else "#c0392b"}">'
+                   f'{"PASS" if ok else "FAIL"}</tspan></text>')
     svg.append("</svg>")
     with open(os.path.join(out, "soak.svg"), "w") as svg_file:
         svg_file.write("\n".join(svg) + "\n")
