@@ -53,16 +53,20 @@ if [ "$MINUTES" -ge 30 ]; then SCALE_NOTE="windows of 10 min after a 5-min warm-
 else STEP=$(( MINUTES * 2 )); SCALE_NOTE="a ${MINUTES}-minute run: everything scaled by ${MINUTES}/30: windows of $(( STEP * 10 )) s after a warm-up of $(( STEP * 5 )) s, a sample each ${STEP} s"; fi
 [ "$STEP" -ge 2 ] || { echo "soak: at least 1 minute" >&2; exit 64; }
 
-rm -rf "$OUT"; mkdir -p "$OUT"
+# Only what an earlier soak left: SOAK_DIR may name a directory with other things in it.
+mkdir -p "$OUT"
+rm -rf "${OUT:?}/capacity" "${OUT:?}/soak"
+rm -f "$OUT"/{capacity,soak}.{toml,log} "$OUT"/{capacity.json,capacity.out,bench.out,report.json} \
+  "$OUT"/{intervals,lookups}.jsonl "$OUT"/{lookups.json,lookups.out,rss.csv,soak.csv,soak.json,soak.svg}
 GATEWAY_PID=
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true' EXIT
 
 wait_port() { for _ in $(seq 1 300); do (exec 3<>"/dev/tcp/${1%:*}/${1#*:}") 2>/dev/null && return 0; sleep 0.1; done; echo "nothing on $1" >&2; exit 1; }
 
 # Every setting the gateway runs with is in this one file, so a later requirement is one more line
-# here (with participant authentication on by default: `[auth]` `participants = "off"`, since the
-# soak measures memory and latency over plaintext, as bench/peers.sh does). Load runs switch the exchange journal (a test aid) off, as
-# bench/peers.sh and bench/cluster.sh do; every check stays on.
+# here (once participant authentication is on by default: `[auth]` `participants = "off"`, as in
+# bench/peers.sh: the soak measures memory and latency over plaintext). Load runs switch the
+# exchange journal (a test aid) off, as bench/peers.sh and bench/cluster.sh do; every check stays on.
 config() {
   cat <<TOML
 listen = "$ADDR"
@@ -79,7 +83,16 @@ start() {
   GATEWAY_PID=$!
   wait_port "$ADDR"
 }
-stop() { kill -INT "$GATEWAY_PID" 2>/dev/null || true; wait "$GATEWAY_PID" 2>/dev/null || true; }
+# A graceful stop, but not an endless one: a gateway holding gigabytes took a minute to stop.
+stop() {
+  kill -INT "$GATEWAY_PID" 2>/dev/null || true
+  for _ in $(seq 1 180); do kill -0 "$GATEWAY_PID" 2>/dev/null || break; sleep 1; done
+  if kill -0 "$GATEWAY_PID" 2>/dev/null; then
+    echo "soak: the gateway did not stop within 180 s of SIGINT: killed" >&2
+    kill -KILL "$GATEWAY_PID" 2>/dev/null || true
+  fi
+  wait "$GATEWAY_PID" 2>/dev/null || true
+}
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 
 if [ -z "$RATE" ]; then

@@ -12,6 +12,7 @@ OUT/soak.svg, prints the verdict and exits 1 when it fails.
 import argparse
 import csv
 import json
+import math
 import os
 import statistics
 import sys
@@ -56,35 +57,56 @@ def progress(out, elapsed, rss_kb):
 
 
 def nice(top):
-    """A round axis maximum at or above `top`, and its tick step."""
+    """A round axis maximum at or above `top`, and its tick step (at most six ticks)."""
     if top <= 0:
         return 1.0, 0.25
-    magnitude = 10 ** len(str(int(top))) / 10 if top >= 1 else 0.1
-    while magnitude > top:
-        magnitude /= 10
-    for factor in (1, 2, 2.5, 5, 10):
-        if magnitude * factor * 4 >= top:
-            return magnitude * factor * 4, magnitude * factor
-    return magnitude * 40, magnitude * 10
+    magnitude = 10 ** (math.floor(math.log10(top)) - 1)
+    for factor in (1, 2, 2.5, 5, 10, 20, 25, 50, 100):
+        step = magnitude * factor
+        if math.ceil(top / step) <= 6:
+            return math.ceil(top / step) * step, step
+    return top, top
+
+
+def log_ticks(low, high):
+    """1-2-5 ticks from below `low` to above `high`."""
+    ticks, decade = [], 10 ** math.floor(math.log10(low))
+    while not ticks or ticks[-1] < high:
+        for factor in (1, 2, 5):
+            if decade * factor * 5 > low or not ticks:
+                ticks.append(decade * factor)
+        decade *= 10
+    first = max(i for i, tick in enumerate(ticks) if tick <= low) if ticks[0] <= low else 0
+    return ticks[first:]
 
 
 def esc(text):
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def panel(svg, top, title, unit, rows, series, windows, limits, marks, minutes):
+def panel(svg, top, title, unit, rows, series, windows, limits, marks, minutes, log=False):
     """One chart: `series` is [(label, key, colour, dashed)] drawn over `rows`; `marks` are the
-    windows' summaries, [(start minute, end minute, value)]."""
+    windows' summaries, [(start minute, end minute, value)]. `log`: a logarithmic value axis, so
+    one slow interval does not flatten all the others."""
     left, width, height = 70, 800, 210
-    values = [row[key] for _, key, _, _ in series for row in rows if row.get(key) is not None]
+    values = [row[key] for _, key, _, _ in series for row in rows if row.get(key)]
     values += [value for _, value in limits]
-    y_max, y_step = nice(max(values or [1]) * 1.08)
+    if log:
+        ticks = log_ticks(min(values or [1]), max(values or [1]))
+        low, high = math.log10(ticks[0]), math.log10(ticks[-1])
+
+        def y(value):
+            value = max(value, ticks[0])
+            return top + height - height * (math.log10(value) - low) / (high - low)
+    else:
+        y_max, y_step = nice(max(values or [1]) * 1.08)
+        ticks = [y_step * i for i in range(round(y_max / y_step) + 1)]
+
+        def y(value):
+            return top + height - height * value / y_max
 
     def x(minute):
         return left + width * minute / minutes
-
-    def y(value):
-        return top + height - height * value / y_max
 
     svg.append(f'<text x="{left}" y="{top - 10}" font-weight="bold">{esc(title)}</text>')
     for label, start, end, fill in windows:
@@ -92,11 +114,9 @@ def panel(svg, top, title, unit, rows, series, windows, limits, marks, minutes):
                    f'fill="{fill}"/>')
         svg.append(f'<text x="{(x(start) + x(end)) / 2:.1f}" y="{top + 14}" text-anchor="middle" '
                    f'font-size="11" fill="#555">{esc(label)}</text>')
-    tick = 0.0
-    while tick <= y_max + 1e-9:
+    for tick in ticks:
         svg.append(f'<line x1="{left}" x2="{left + width}" y1="{y(tick):.1f}" y2="{y(tick):.1f}" stroke="#ddd"/>')
         svg.append(f'<text x="{left - 6}" y="{y(tick) + 4:.1f}" text-anchor="end" font-size="11">{tick:g}</text>')
-        tick += y_step
     x_step = max(1, round(minutes / 12))
     minute = 0
     while minute <= minutes:
@@ -116,17 +136,19 @@ def panel(svg, top, title, unit, rows, series, windows, limits, marks, minutes):
     for start, end, value in marks:
         svg.append(f'<line x1="{x(start):.1f}" x2="{x(end):.1f}" y1="{y(value):.1f}" y2="{y(value):.1f}" '
                    f'stroke="#333" stroke-width="1.5"/>')
-    legend_x = left + 8
+    legend_x = left
     for label, key, colour, dashed in series:
-        points = [(row["minute"], row[key]) for row in rows if row.get(key) is not None]
+        points = [(row["minute"], row[key]) for row in rows if row.get(key)]
         if not points:
             continue
         path = " ".join(f"{x(m):.1f},{y(v):.1f}" for m, v in points)
         dash = ' stroke-dasharray="4 3"' if dashed else ""
         svg.append(f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="2"{dash}/>')
-        svg.append(f'<line x1="{legend_x}" x2="{legend_x + 18}" y1="{top + height - 10}" y2="{top + height - 10}" '
+        # Below the axis, where no line can run under it.
+        legend_y = top + height + 30
+        svg.append(f'<line x1="{legend_x}" x2="{legend_x + 18}" y1="{legend_y - 4}" y2="{legend_y - 4}" '
                    f'stroke="{colour}" stroke-width="2"{dash}/>')
-        svg.append(f'<text x="{legend_x + 22}" y="{top + height - 6}" font-size="11">{esc(label)}</text>')
+        svg.append(f'<text x="{legend_x + 22}" y="{legend_y}" font-size="11">{esc(label)}</text>')
         legend_x += 30 + 7 * len(label)
 
 
@@ -245,14 +267,15 @@ def main():
     windows = [("warm-up", 0, minutes_of(WARMUP_STEPS), "#eeeeee"),
                ("first window", minutes_of(WARMUP_STEPS), minutes_of(WARMUP_STEPS + WINDOW_STEPS), "#e3eefa"),
                ("last window", minutes_of(steps - WINDOW_STEPS), minutes_of(steps), "#e3eefa")]
-    height = 620 + 14 * len(checks)
+    height = 630 + 14 * len(checks)
     svg = [f'<svg xmlns="http://www.w3.org/2000/svg" width="900" height="{height}" font-family="sans-serif" '
            'font-size="13">', f'<rect width="900" height="{height}" fill="white"/>']
     title = f"shep-sim soak: {args.minutes} min at {args.rate:.0f} submissions/s, commit {args.commit}"
-    subtitle = (f"{summary['date']}; {args.machine}; open loop, Ed25519 envelopes signed during the run, "
-                "a provider acking; embedded redb journal")
+    subtitle = (f"{summary['date']}; open loop, Ed25519 envelopes signed during the run, a provider acking; "
+                "embedded redb journal")
     svg.append(f'<text x="20" y="24" font-size="15" font-weight="bold">{esc(title)}</text>')
-    svg.append(f'<text x="20" y="42" font-size="11" fill="#555">{esc(subtitle)}</text>')
+    svg.append(f'<text x="20" y="40" font-size="11" fill="#555">{esc(subtitle)}</text>')
+    svg.append(f'<text x="20" y="54" font-size="11" fill="#555">{esc(args.machine)}</text>')
     first_span = (minutes_of(WARMUP_STEPS), minutes_of(WARMUP_STEPS + WINDOW_STEPS))
     last_span = (minutes_of(steps - WINDOW_STEPS), minutes_of(steps))
 
@@ -267,11 +290,11 @@ def main():
     series = [("p99 submit", "p99_ms", "#d62728", False), ("p50 submit", "p50_ms", "#ff9896", False)]
     if lookups:
         series.append(("p99 lookup", "lookup_p99_ms", "#2ca02c", True))
-    panel(svg, 360, f"Submit latency per {step}-s interval (black: median p99 of each window)", "ms", rows,
-          series, windows, [(f"first window x{P99_GROWTH:.1f}", p99_first * P99_GROWTH)] if p99_first else [],
-          marks(p99_first, p99_last), args.minutes)
+    panel(svg, 360, f"Submit latency per {step}-s interval, log scale (black: median p99 of each window)", "ms",
+          rows, series, windows, [(f"first window x{P99_GROWTH:.1f}", p99_first * P99_GROWTH)] if p99_first else [],
+          marks(p99_first, p99_last), args.minutes, log=True)
     for line, (name, ok, text) in enumerate(checks):
-        svg.append(f'<text x="20" y="{612 + 14 * line}" font-size="11">{esc(f"{name}: {text}")} '
+        svg.append(f'<text x="20" y="{620 + 14 * line}" font-size="11">{esc(f"{name}: {text}")} '
                    f'<tspan font-weight="bold" fill="{"#1a7f37" if ok else "#c0392b"}">'
                    f'{"PASS" if ok else "FAIL"}</tspan></text>')
     svg.append("</svg>")
