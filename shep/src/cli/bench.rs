@@ -45,8 +45,8 @@ pub(super) struct BenchRunArgs {
     /// goes.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
-    /// Lookups: the envelopes sent again and again in turn (the gateway
-    /// verifies each one every time), re-signed in the background.
+    /// Lookups: the envelopes sent again and again in turn (default 2 048;
+    /// the gateway verifies each one every time), re-signed in the background.
     /// Submissions: each is new and sent once, and the run ends after this
     /// many (default: when `--seconds` are up).
     #[arg(long)]
