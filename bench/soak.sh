@@ -82,6 +82,10 @@ start() {
   "$SHEP" serve --config "$OUT/$1.toml" >"$OUT/$1.log" 2>&1 &
   GATEWAY_PID=$!
   wait_port "$ADDR"
+  # The port opens before start-up is over: the line saying so comes once the demo identities the
+  # load signs with are on disk.
+  for _ in $(seq 1 300); do grep -q "listening on" "$OUT/$1.log" && return 0; sleep 0.1; done
+  echo "soak: the gateway on $ADDR did not finish starting (see $OUT/$1.log)" >&2; exit 1
 }
 # A graceful stop, but not an endless one: a gateway holding gigabytes took a minute to stop.
 stop() {
