@@ -18,7 +18,7 @@
 #
 # Verdict (exit status 1 when any fails):
 #   memory flat   mean RSS of the last window within 10% of the first window after the warm-up
-#   p99 stable    median of the interval p99s of the last window within 1.2x the first window's
+#   p99 stable    mean of the interval p99s of the last window within 1.2x the first window's
 #   load held     every request answered OK, at least 95% of the offered rate
 # A run of 30 minutes or more samples each minute, warms up for 5 and compares windows of 10
 # minutes; a shorter run scales all three by minutes/30 (a 15-minute run: 30 s, 2.5 and 5 min).

@@ -215,8 +215,8 @@ def main():
 
     rss_first, rss_n1 = window(first, "rss_mib", statistics.mean)
     rss_last, rss_n2 = window(last, "rss_mib", statistics.mean)
-    p99_first, p99_n1 = window(first, "p99_ms", statistics.median)
-    p99_last, p99_n2 = window(last, "p99_ms", statistics.median)
+    p99_first, p99_n1 = window(first, "p99_ms", statistics.mean)
+    p99_last, p99_n2 = window(last, "p99_ms", statistics.mean)
     errors = sum(report["errors"].values())
     held = report["throughput"] / args.rate
     checks = []
@@ -229,7 +229,7 @@ def main():
     if p99_first and p99_last and min(p99_n1, p99_n2) >= WINDOW_STEPS // 2:
         ratio = p99_last / p99_first
         checks.append(("p99 stable", ratio <= P99_GROWTH,
-                       f"median interval p99 {p99_first:.2f} ms -> {p99_last:.2f} ms ({ratio:.2f}x, at most {P99_GROWTH:.2f}x)"))
+                       f"mean interval p99 {p99_first:.2f} ms -> {p99_last:.2f} ms ({ratio:.2f}x, at most {P99_GROWTH:.2f}x)"))
     else:
         checks.append(("p99 stable", False, "too few intervals in the windows"))
     checks.append(("load held", errors == 0 and held >= HELD,
@@ -290,7 +290,7 @@ def main():
     series = [("p99 submit", "p99_ms", "#d62728", False), ("p50 submit", "p50_ms", "#ff9896", False)]
     if lookups:
         series.append(("p99 lookup", "lookup_p99_ms", "#2ca02c", True))
-    panel(svg, 360, f"Submit latency per {step}-s interval, log scale (black: median p99 of each window)", "ms",
+    panel(svg, 360, f"Submit latency per {step}-s interval, log scale (black: mean p99 of each window)", "ms",
           rows, series, windows, [(f"first window x{P99_GROWTH:.1f}", p99_first * P99_GROWTH)] if p99_first else [],
           marks(p99_first, p99_last), args.minutes, log=True)
     for line, (name, ok, text) in enumerate(checks):
