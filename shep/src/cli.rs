@@ -75,8 +75,8 @@ enum Command {
         #[command(subcommand)]
         command: certs::CertsCommand,
     },
-    /// Loads the gateway with pre-signed envelopes and reports latency
-    /// percentiles and throughput; or compares two JSON reports.
+    /// Loads the gateway with envelopes signed as it runs (any length) and
+    /// reports latency percentiles and throughput; or compares two JSON reports.
     Bench {
         #[command(subcommand)]
         command: bench::BenchCommand,

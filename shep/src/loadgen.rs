@@ -1,5 +1,6 @@
 //! `shep bench`: a load generator for the gateway's own calls, with
-//! pre-signed envelopes so the client is not the bottleneck.
+//! envelopes signed ahead of the senders (in the background, while it runs:
+//! [`source`]) so the client is not the bottleneck, for runs of any length.
 //!
 //! Closed loop: a fixed number of workers, each sending its next request when
 //! the previous answer arrives. Open loop: requests are due at a constant
@@ -14,11 +15,13 @@
 //! ([`Client::Tonic`]) is the generated client an application would use.
 
 mod echo;
+mod interval;
 mod lean;
+mod source;
 mod tonic_client;
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -26,9 +29,10 @@ use hdrhistogram::Histogram;
 use prost::Message;
 use serde::{Deserialize, Serialize};
 use shep_proto::envelope::v1::SignedEnvelope;
-use tokio::time::Instant;
 
 pub use echo::serve_echo;
+pub use interval::{Interval, Tick};
+pub use source::{SignedAhead, Signing};
 
 /// What one request does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
@@ -107,6 +111,10 @@ pub struct Report {
     /// a provider per node shares the deliveries: add them up).
     #[serde(default)]
     pub acknowledged: Option<u64>,
+    /// Envelopes one thread signed per second before the run (the pool of
+    /// lookups, or the submissions signed ahead).
+    #[serde(default)]
+    pub signed_per_second: Option<f64>,
 }
 
 impl Report {
@@ -160,6 +168,9 @@ impl Recorded {
 #[derive(Debug, Default)]
 struct Shared {
     recorded: Mutex<Recorded>,
+    /// The requests since the last interval was taken ([`interval`]); only
+    /// when intervals are asked for, as it costs a lock per request.
+    interval: Option<Mutex<Recorded>>,
     /// Running counts for the progress line, so it needs no lock.
     ok: AtomicU64,
     errors: AtomicU64,
@@ -171,24 +182,56 @@ pub struct Recorder {
     shared: Arc<Shared>,
 }
 
+fn lock(recorded: &Mutex<Recorded>) -> std::sync::MutexGuard<'_, Recorded> {
+    recorded
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Shared {
+    /// Counts a request, and records it in the current interval if there is one.
+    fn count(&self, outcome: Result<Duration, &str>) {
+        if let Some(interval) = &self.interval {
+            let mut interval = lock(interval);
+            match outcome {
+                Ok(latency) => interval.ok(latency),
+                Err(code) => interval.error(code),
+            }
+        }
+        let counter = if outcome.is_ok() {
+            &self.ok
+        } else {
+            &self.errors
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 impl Recorder {
+    /// A recorder that also keeps per-interval numbers when `intervals`.
+    pub fn new(intervals: bool) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                interval: intervals.then(Mutex::default),
+                ..Shared::default()
+            }),
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Recorded> {
-        self.shared
-            .recorded
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.shared.recorded)
     }
 
     /// Records a successful request that took `latency`.
     pub fn ok(&self, latency: Duration) {
         self.lock().ok(latency);
-        self.shared.ok.fetch_add(1, Ordering::Relaxed);
+        self.shared.count(Ok(latency));
     }
 
     /// Records a failed request.
     pub fn error(&self, code: &str) {
         self.lock().error(code);
-        self.shared.errors.fetch_add(1, Ordering::Relaxed);
+        self.shared.count(Err(code));
     }
 
     /// A worker's own tally: records without a lock, and merges into this
@@ -215,13 +258,7 @@ impl Recorder {
         let ok = latency.len();
         let errors: u64 = recorded.errors.values().sum();
         let seconds = elapsed.as_secs_f64().max(f64::EPSILON);
-        let quantile = |q: f64| {
-            if ok == 0 {
-                0
-            } else {
-                latency.value_at_quantile(q)
-            }
-        };
+        let quantile = |q| quantile(latency, q);
         Report {
             scenario: settings.scenario,
             mode: settings.mode,
@@ -242,7 +279,17 @@ impl Recorder {
             max_us: if ok == 0 { 0 } else { latency.max() },
             mean_us: if ok == 0 { 0.0 } else { latency.mean() },
             acknowledged: None,
+            signed_per_second: None,
         }
+    }
+}
+
+/// The latency at quantile `q`, 0 with no requests.
+fn quantile(latency: &Histogram<u64>, q: f64) -> u64 {
+    if latency.is_empty() {
+        0
+    } else {
+        latency.value_at_quantile(q)
     }
 }
 
@@ -260,11 +307,11 @@ impl Tally {
         match outcome {
             Ok(()) => {
                 self.recorded.ok(latency);
-                self.shared.ok.fetch_add(1, Ordering::Relaxed);
+                self.shared.count(Ok(latency));
             }
             Err(code) => {
                 self.recorded.error(&code);
-                self.shared.errors.fetch_add(1, Ordering::Relaxed);
+                self.shared.count(Err(&code));
             }
         }
     }
@@ -272,11 +319,7 @@ impl Tally {
 
 impl Drop for Tally {
     fn drop(&mut self) {
-        self.shared
-            .recorded
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .merge(&self.recorded);
+        lock(&self.shared.recorded).merge(&self.recorded);
     }
 }
 
@@ -296,36 +339,10 @@ pub struct Settings {
     pub rate: f64,
     pub duration: Duration,
     pub algorithm: String,
-}
-
-/// The requests of a run, handed out in order to any number of workers.
-/// A cycling pool starts over when it runs out: right for lookups, which the
-/// gateway verifies afresh every time (it keeps nothing per envelope), wrong
-/// for submissions, which must each be new.
-#[derive(Debug)]
-struct Pool<T> {
-    items: Vec<T>,
-    next: AtomicUsize,
-    cycle: bool,
-}
-
-impl<T: Clone> Pool<T> {
-    fn new(items: Vec<T>, cycle: bool) -> Self {
-        Self {
-            items,
-            next: AtomicUsize::new(0),
-            cycle,
-        }
-    }
-
-    fn take(&self) -> Option<T> {
-        let index = self.next.fetch_add(1, Ordering::Relaxed);
-        if self.cycle && !self.items.is_empty() {
-            Some(self.items[index % self.items.len()].clone())
-        } else {
-            self.items.get(index).cloned()
-        }
-    }
+    /// Per-interval numbers every this long ([`Tick::interval`]); without,
+    /// a tick of counts every second.
+    pub interval: Option<Duration>,
+    pub signing: Signing,
 }
 
 /// `envelope` as one uncompressed gRPC message frame: flag, length, message.
@@ -340,45 +357,44 @@ pub fn grpc_frame(envelope: &SignedEnvelope) -> Vec<u8> {
     frame
 }
 
-/// Runs the load with `envelopes` against the gateway (or echo) at `url` and
-/// returns the report. Lookups cycle through `envelopes`; submissions use
-/// each once and the run ends when they are used up. `progress` is called
-/// about once a second with the elapsed time and the counts so far.
+/// Runs the load against the gateway (or echo) at `url` with envelopes from
+/// `seal`, signed ahead of the senders while the run goes on ([`source`]),
+/// and returns the report. Lookups go round a pool of
+/// `settings.signing.pool`; submissions are each new and sent once.
+/// `progress` is called at each [`Tick`]: every `settings.interval`, else
+/// every second.
 pub async fn run(
     url: &str,
     settings: &Settings,
-    envelopes: Vec<SignedEnvelope>,
-    progress: impl Fn(Duration, u64, u64) + Send + Sync + 'static,
+    seal: impl Fn() -> anyhow::Result<SignedEnvelope> + Send + Sync + 'static,
+    progress: impl FnMut(Tick) + Send + 'static,
 ) -> anyhow::Result<Report> {
-    let recorder = Recorder::default();
-    let cycle = settings.scenario == Scenario::Lookup;
-    let ticker = {
-        let recorder = recorder.clone();
-        tokio::spawn(async move {
-            let start = Instant::now();
-            let mut interval = tokio::time::interval(Duration::from_secs(1));
-            interval.tick().await;
-            loop {
-                interval.tick().await;
-                let (ok, errors) = recorder.counts();
-                progress(start.elapsed(), ok, errors);
-            }
-        })
-    };
-    let elapsed = match settings.client {
+    let recorder = Recorder::new(settings.interval.is_some());
+    let (elapsed, signed, failure) = match settings.client {
         Client::Tonic => {
-            tonic_client::run(url, settings, Pool::new(envelopes, cycle), &recorder).await
+            let (envelopes, signed) = source::start(Arc::new(seal), settings)?;
+            let envelopes = Arc::new(envelopes);
+            let ticker = interval::Ticker::start(&recorder, settings.interval, progress);
+            let elapsed = tonic_client::run(url, settings, envelopes.clone(), &recorder).await;
+            ticker.stop().await;
+            (elapsed, signed, envelopes.failure())
         }
         Client::Lean => {
-            let frames = envelopes
-                .iter()
-                .map(|envelope| bytes::Bytes::from(grpc_frame(envelope)))
-                .collect();
-            lean::run(url, settings, Pool::new(frames, cycle), &recorder).await
+            let sign = move || seal().map(|envelope| bytes::Bytes::from(grpc_frame(&envelope)));
+            let (frames, signed) = source::start(Arc::new(sign), settings)?;
+            let frames = Arc::new(frames);
+            let ticker = interval::Ticker::start(&recorder, settings.interval, progress);
+            let elapsed = lean::run(url, settings, frames.clone(), &recorder).await;
+            ticker.stop().await;
+            (elapsed, signed, frames.failure())
         }
     };
-    ticker.abort();
-    Ok(recorder.report(settings, elapsed?))
+    if let Some(failure) = failure {
+        anyhow::bail!("{failure}");
+    }
+    let mut report = recorder.report(settings, elapsed?);
+    report.signed_per_second = Some(signed.rate);
+    Ok(report)
 }
 
 /// The report as a table for people.
@@ -474,7 +490,7 @@ pub fn compare(first: &Report, second: &Report) -> String {
 mod tests {
     use super::*;
 
-    fn settings() -> Settings {
+    pub(super) fn settings() -> Settings {
         Settings {
             scenario: Scenario::Lookup,
             mode: Mode::Closed,
@@ -485,6 +501,14 @@ mod tests {
             rate: 0.0,
             duration: Duration::from_secs(1),
             algorithm: "ed25519".to_owned(),
+            interval: None,
+            signing: Signing {
+                pool: 2,
+                resign: Duration::from_secs(60),
+                limit: None,
+                ahead: 2,
+                signers: 1,
+            },
         }
     }
 
@@ -526,18 +550,6 @@ mod tests {
         assert_eq!((report.ok, report.requests), (2, 3));
         assert_eq!(report.errors["Unavailable"], 1);
         assert!((299..=301).contains(&report.max_us), "{}", report.max_us);
-    }
-
-    #[test]
-    fn a_cycling_pool_goes_round_and_a_plain_one_runs_out() {
-        let cycling = Pool::new(vec![1, 2, 3], true);
-        let taken: Vec<_> = (0..7).map(|_| cycling.take().unwrap()).collect();
-        assert_eq!(taken, [1, 2, 3, 1, 2, 3, 1]);
-        let once = Pool::new(vec![1, 2], false);
-        assert_eq!(
-            (once.take(), once.take(), once.take()),
-            (Some(1), Some(2), None)
-        );
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! report whose numbers come from the requests it made, and `compare` reads
 //! two of them.
 
-use shep::loadgen::{Client, Mode, Report, Scenario};
+use shep::loadgen::{Client, Interval, Mode, Report, Scenario};
 use shep_tests::*;
 
 async fn bench(gw: &TestGateway, dir: &TempDir, name: &str, extra: &[&str]) -> Report {
@@ -27,11 +27,12 @@ async fn bench_at(
         url,
         "--data-dir",
         &data_dir,
-        "--seconds",
-        "1",
         "--json",
         &json_arg,
     ];
+    if !extra.contains(&"--seconds") {
+        args.extend_from_slice(&["--seconds", "1"]);
+    }
     args.extend_from_slice(extra);
     let run = run_shep(&args).await;
     let stdout = run.ok();
@@ -92,6 +93,96 @@ async fn an_open_loop_submit_run_offers_its_rate_and_every_application_is_accept
         report.ok,
         "every accepted application is in the applicant's history"
     );
+}
+
+/// A gateway that refuses an envelope dated more than 2 s from its clock:
+/// envelopes signed once before a run longer than that would be refused
+/// before its end.
+async fn strict_gateway() -> TestGateway {
+    TestGateway::builder()
+        .configure(|config| config.checks.message_date_skew_secs = 2)
+        .start()
+        .await
+}
+
+#[tokio::test]
+async fn submissions_signed_during_a_run_longer_than_the_skew_are_accepted_and_intervals_logged() {
+    let gw = strict_gateway().await;
+    let dir = TempDir::new("shep-bench");
+    let log = dir.path().join("intervals.jsonl");
+    let log_arg = log.display().to_string();
+    let report = bench(
+        &gw,
+        &dir,
+        "long-submit",
+        &[
+            "--scenario",
+            "submit",
+            "--seconds",
+            "4",
+            "--concurrency",
+            "4",
+            "--sign-ahead",
+            "16",
+            "--interval",
+            "1",
+            "--interval-log",
+            &log_arg,
+        ],
+    )
+    .await;
+    assert!(report.errors.is_empty(), "{report:?}");
+    assert!(
+        report.ok > 16,
+        "more than the 16 signed before the run: {report:?}"
+    );
+    assert!(report.signed_per_second.is_some_and(|rate| rate > 0.0));
+    let intervals: Vec<Interval> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert!(intervals.len() >= 4, "{intervals:?}");
+    assert_eq!(
+        intervals.iter().map(|i| i.ok).sum::<u64>(),
+        report.ok,
+        "every request in one interval: {intervals:?}"
+    );
+    assert!(intervals.iter().all(|i| i.errors == 0));
+    assert!(
+        intervals
+            .windows(2)
+            .all(|pair| pair[0].elapsed_s < pair[1].elapsed_s),
+        "{intervals:?}"
+    );
+    let late = &intervals[3];
+    assert!(
+        late.ok > 0 && late.p50_us > 0 && late.p50_us <= late.p99_us && late.p99_us <= late.max_us
+    );
+}
+
+#[tokio::test]
+async fn a_lookup_pool_is_signed_anew_before_the_gateway_finds_it_stale() {
+    let gw = strict_gateway().await;
+    let dir = TempDir::new("shep-bench");
+    let report = bench(
+        &gw,
+        &dir,
+        "long-lookup",
+        &[
+            "--seconds",
+            "4",
+            "--concurrency",
+            "2",
+            "--requests",
+            "8",
+            "--resign-secs",
+            "0.5",
+        ],
+    )
+    .await;
+    assert!(report.ok > 0, "{report:?}");
+    assert!(report.errors.is_empty(), "{report:?}");
 }
 
 #[tokio::test]

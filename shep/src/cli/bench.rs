@@ -41,16 +41,35 @@ pub(super) struct BenchRunArgs {
     /// Open loop: requests per second.
     #[arg(long, default_value_t = 1000.0)]
     rate: f64,
-    /// How long to run, in seconds (at most 240: envelopes are signed
-    /// up front and `message_date` must stay within the gateway's skew).
+    /// How long to run, in seconds: any length, envelopes are signed as it
+    /// goes.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
-    /// Envelopes to sign up front. Lookups (default 2 048) are sent again
-    /// and again in turn: the gateway verifies each one every time. Each
-    /// submission is sent once (default: enough for the rate, or 50 000 for
-    /// a closed loop), and the run ends when they are used up.
+    /// Lookups: the envelopes sent again and again in turn (default 2 048;
+    /// the gateway verifies each one every time), re-signed in the background.
+    /// Submissions: each is new and sent once, and the run ends after this
+    /// many (default: when `--seconds` are up).
     #[arg(long)]
     requests: Option<usize>,
+    /// Submissions: signed ahead of the senders by background threads, up
+    /// to this many waiting.
+    #[arg(long, default_value_t = 4096)]
+    sign_ahead: usize,
+    /// Submissions: threads signing them (one signs thousands a second with
+    /// Ed25519; RSA-2048 may need more).
+    #[arg(long, default_value_t = 1)]
+    signers: usize,
+    /// Lookups: each envelope of the pool is signed anew this often, well
+    /// within the gateway's `checks.message_date_skew_secs`.
+    #[arg(long, default_value_t = 60.0)]
+    resign_secs: f64,
+    /// Prints the numbers of each interval of this many seconds (ok,
+    /// errors, p50, p99) instead of a count each second.
+    #[arg(long)]
+    interval: Option<f64>,
+    /// Writes each interval as a JSON line here (needs `--interval`).
+    #[arg(long, requires = "interval")]
+    interval_log: Option<PathBuf>,
     /// Writes the report as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -163,12 +182,32 @@ pub(super) async fn run(command: BenchCommand) -> anyhow::Result<()> {
         rate,
         seconds,
         requests,
+        sign_ahead,
+        signers,
+        resign_secs,
+        interval,
+        interval_log,
         json,
         identity,
         signing,
     } = run;
-    anyhow::ensure!((1..=240).contains(&seconds), "`--seconds` must be 1-240");
+    // The load generator measures routing over plaintext HTTP/2, as its
+    // peers (nginx, h2load) do; it does not present transport certificates.
+    anyhow::ensure!(
+        !signing.gateway.starts_with("https://"),
+        "`shep bench` speaks plaintext HTTP/2: start the gateway with `shep serve --insecure` (or `[auth] participants = \"off\"`) and pass `--gateway http://…`"
+    );
+    anyhow::ensure!(seconds > 0, "`--seconds` must be > 0");
     anyhow::ensure!(rate > 0.0, "`--rate` must be > 0");
+    anyhow::ensure!(
+        sign_ahead > 0 && signers > 0 && requests != Some(0),
+        "`--sign-ahead`, `--signers` and `--requests` must be > 0"
+    );
+    anyhow::ensure!(resign_secs > 0.0, "`--resign-secs` must be > 0");
+    anyhow::ensure!(
+        interval.is_none_or(|every| every > 0.0),
+        "`--interval` must be > 0"
+    );
     anyhow::ensure!(
         concurrency > 0 && connections > 0 && threads > 0,
         "`--concurrency`, `--connections` and `--threads` must be > 0"
@@ -180,20 +219,19 @@ pub(super) async fn run(command: BenchCommand) -> anyhow::Result<()> {
             .unwrap_or_default()
     );
     let applicant = Participant::new("pep", Channel::Portal, signer);
-    let count = requests.unwrap_or(match (scenario, mode) {
-        // Sent in turn again and again; enough that no two in flight are alike.
-        (Scenario::Lookup, _) => 2048,
-        (Scenario::Submit, Mode::Open) => (rate * seconds as f64).ceil() as usize + 1,
-        (Scenario::Submit, Mode::Closed) => 50_000,
-    });
-    let (service, subject) = match scenario {
-        Scenario::Lookup => ("GbdflInfoByIin_v1", DEMO_APPLICANT_IIN),
-        Scenario::Submit => ("guardianship-certificate-esil", DEMO_APPLICANT_IIN),
+    let service = match scenario {
+        Scenario::Lookup => "GbdflInfoByIin_v1",
+        Scenario::Submit => "guardianship-certificate-esil",
     };
-    eprintln!("signing {count} envelopes ({algorithm}) ...");
-    let envelopes = (0..count)
-        .map(|_| applicant.seal(&applicant.request(service, iin(subject))))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    // Dated and signed when called, on the signing threads.
+    let seal = move || applicant.seal(&applicant.request(service, iin(DEMO_APPLICANT_IIN)));
+    let mut intervals = match &interval_log {
+        Some(path) => Some(
+            std::fs::File::create(path)
+                .with_context(|| format!("creating `{}`", path.display()))?,
+        ),
+        None => None,
+    };
     let acked = Arc::new(AtomicU64::new(0));
     let acker = if scenario == Scenario::Submit {
         let channel = connect(&signing.gateway).await?;
@@ -215,20 +253,36 @@ pub(super) async fn run(command: BenchCommand) -> anyhow::Result<()> {
         rate,
         duration: Duration::from_secs(seconds),
         algorithm,
-    };
-    let report = loadgen::run(
-        &signing.gateway,
-        &settings,
-        envelopes,
-        |elapsed, ok, errors| {
-            eprintln!(
-                "  {:>4.0} s  ok {ok}  errors {errors}",
-                elapsed.as_secs_f64()
-            );
+        interval: interval.map(Duration::from_secs_f64),
+        signing: loadgen::Signing {
+            // Enough that no two in flight are alike.
+            pool: requests.unwrap_or(2048),
+            resign: Duration::from_secs_f64(resign_secs),
+            limit: requests.map(|n| n as u64),
+            ahead: sign_ahead,
+            signers,
         },
-    )
+    };
+    eprintln!(
+        "signing {} ({}) ...",
+        match scenario {
+            Scenario::Lookup => format!(
+                "a pool of {} lookups, each again every {resign_secs} s",
+                settings.signing.pool
+            ),
+            Scenario::Submit =>
+                format!("submissions on {signers} thread(s), up to {sign_ahead} ahead"),
+        },
+        settings.algorithm
+    );
+    let report = loadgen::run(&signing.gateway, &settings, seal, move |tick| {
+        progress(&tick, intervals.as_mut());
+    })
     .await;
     let mut report = report?;
+    if let Some(rate) = report.signed_per_second {
+        eprintln!("  signed {rate:.0} envelopes/s on one thread before the run");
+    }
     if let Some(acker) = acker {
         // Deliveries trail receipts: count until nothing more arrives for a
         // second (or every receipted one is acknowledged here).
@@ -255,6 +309,35 @@ pub(super) async fn run(command: BenchCommand) -> anyhow::Result<()> {
         eprintln!("report written to `{}`", path.display());
     }
     Ok(())
+}
+
+/// Prints a tick, and writes its interval as a JSON line to `log`.
+fn progress(tick: &loadgen::Tick, log: Option<&mut std::fs::File>) {
+    use std::io::Write as _;
+    let elapsed = tick.elapsed.as_secs_f64();
+    let Some(interval) = &tick.interval else {
+        eprintln!("  {elapsed:>4.0} s  ok {}  errors {}", tick.ok, tick.errors);
+        return;
+    };
+    eprintln!(
+        "  {elapsed:>6.0} s  ok {:.0}/s  errors {}  p50 {:.3} ms  p99 {:.3} ms  max {:.3} ms",
+        interval.ok as f64 / interval.seconds.max(f64::EPSILON),
+        interval.errors,
+        interval.p50_us as f64 / 1000.0,
+        interval.p99_us as f64 / 1000.0,
+        interval.max_us as f64 / 1000.0,
+    );
+    if let Some(log) = log {
+        // Written whole and at once, so a reader (the soak) sees every line
+        // as soon as its interval ends.
+        let line = serde_json::to_string(interval).map(|json| json + "\n");
+        if let Err(error) = line
+            .map_err(std::io::Error::from)
+            .and_then(|line| log.write_all(line.as_bytes()))
+        {
+            eprintln!("  writing the interval log failed: {error}");
+        }
+    }
 }
 
 /// Acknowledges everything delivered to `provider`, so a submit load does

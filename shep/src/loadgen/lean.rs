@@ -20,7 +20,8 @@ use http::{HeaderMap, HeaderValue, Method, Request, StatusCode, Uri, header};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::{Mode, Pool, Recorder, Settings, Tally};
+use super::source::Source;
+use super::{Mode, Recorder, Settings, Tally};
 use shep_gateway::coalesce::Coalesce;
 
 /// Where the requests go.
@@ -35,7 +36,7 @@ struct Target {
 pub(super) async fn run(
     url: &str,
     settings: &Settings,
-    frames: Pool<Bytes>,
+    frames: Arc<Source<Bytes>>,
     recorder: &Recorder,
 ) -> anyhow::Result<Duration> {
     let base: Uri = url.parse().with_context(|| format!("bad url `{url}`"))?;
@@ -60,7 +61,6 @@ pub(super) async fn run(
     let target = Target { addr, uri };
     let settings = settings.clone();
     let recorder = recorder.clone();
-    let frames = Arc::new(frames);
     tokio::task::spawn_blocking(move || drive(&target, &settings, &frames, &recorder)).await?
 }
 
@@ -69,7 +69,7 @@ pub(super) async fn run(
 fn drive(
     target: &Target,
     settings: &Settings,
-    frames: &Arc<Pool<Bytes>>,
+    frames: &Arc<Source<Bytes>>,
     recorder: &Recorder,
 ) -> anyhow::Result<Duration> {
     let connections = settings.connections.max(1);
@@ -140,7 +140,7 @@ struct Shard {
     connections: usize,
     target: Target,
     settings: Settings,
-    frames: Arc<Pool<Bytes>>,
+    frames: Arc<Source<Bytes>>,
     recorder: Recorder,
 }
 
@@ -245,7 +245,9 @@ impl Shard {
                     }
                 }
                 () = tokio::time::sleep_until(due) => {
-                    let Some(frame) = self.frames.take() else { break };
+                    // An empty queue (signing behind the rate) delays the
+                    // request, and that delay counts: it was due.
+                    let Some(frame) = self.frames.take().await else { break };
                     let mut sender = senders[turn / self.threads % senders.len()].clone();
                     let uri = self.target.uri.clone();
                     in_flight.spawn(async move {
@@ -267,12 +269,15 @@ impl Shard {
 async fn closed_worker(
     mut sender: SendRequest<Bytes>,
     uri: Uri,
-    frames: Arc<Pool<Bytes>>,
+    frames: Arc<Source<Bytes>>,
     end: Instant,
     mut tally: Tally,
 ) {
     while Instant::now() < end {
-        let Some(frame) = frames.take() else { break };
+        // Waiting on the signer ends with the run, not after it.
+        let Ok(Some(frame)) = tokio::time::timeout_at(end, frames.take()).await else {
+            break;
+        };
         let sent = Instant::now();
         let outcome = call(&mut sender, &uri, frame).await;
         tally.record(outcome, sent.elapsed());

@@ -12,7 +12,8 @@ use shep_proto::gateway::v1::gateway_client::GatewayClient;
 use tokio::time::Instant;
 use tonic::transport::{Channel, Endpoint};
 
-use super::{Mode, Pool, Recorder, Scenario, Settings};
+use super::source::Source;
+use super::{Mode, Recorder, Scenario, Settings};
 
 async fn send(
     client: &mut GatewayClient<Channel>,
@@ -30,7 +31,7 @@ async fn send(
 pub(super) async fn run(
     url: &str,
     settings: &Settings,
-    envelopes: Pool<SignedEnvelope>,
+    envelopes: Arc<Source<SignedEnvelope>>,
     recorder: &Recorder,
 ) -> anyhow::Result<Duration> {
     let endpoint = Endpoint::from_shared(url.to_owned())
@@ -46,7 +47,6 @@ pub(super) async fn run(
                 .with_context(|| format!("connecting to `{url}`"))?,
         );
     }
-    let envelopes = Arc::new(envelopes);
     let start = Instant::now();
     let end = start + settings.duration;
     match settings.mode {
@@ -59,7 +59,9 @@ pub(super) async fn run(
                 let scenario = settings.scenario;
                 workers.push(tokio::spawn(async move {
                     while Instant::now() < end {
-                        let Some(envelope) = envelopes.take() else {
+                        let Ok(Some(envelope)) =
+                            tokio::time::timeout_at(end, envelopes.take()).await
+                        else {
                             break;
                         };
                         let sent = Instant::now();
@@ -75,12 +77,14 @@ pub(super) async fn run(
         Mode::Open => {
             let interval = Duration::from_secs_f64(1.0 / settings.rate.max(0.001));
             let limit = Arc::new(tokio::sync::Semaphore::new(settings.concurrency.max(1)));
-            let mut in_flight = Vec::new();
+            // Finished requests are reaped as the run goes: a long run keeps
+            // no handle per request.
+            let mut in_flight = tokio::task::JoinSet::new();
             let mut due = start;
             let mut sent = 0usize;
             while due < end {
                 tokio::time::sleep_until(due).await;
-                let Some(envelope) = envelopes.take() else {
+                let Some(envelope) = envelopes.take().await else {
                     break;
                 };
                 // Waiting for a slot counts against the request: it was due.
@@ -90,18 +94,17 @@ pub(super) async fn run(
                 let recorder = recorder.clone();
                 let scenario = settings.scenario;
                 let intended = due;
-                in_flight.push(tokio::spawn(async move {
+                while in_flight.try_join_next().is_some() {}
+                in_flight.spawn(async move {
                     match send(&mut client, scenario, envelope).await {
                         Ok(()) => recorder.ok(intended.elapsed()),
                         Err(code) => recorder.error(&code),
                     }
                     drop(permit);
-                }));
+                });
                 due += interval;
             }
-            for request in in_flight {
-                let _ = request.await;
-            }
+            while in_flight.join_next().await.is_some() {}
         }
     }
     Ok(start.elapsed())
