@@ -60,7 +60,7 @@ pub struct GatewayConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
     /// Envelopes (Call, Submit, Report) worked on at once; one more is
-    /// refused at once with `OVERLOADED` (UNAVAILABLE: retry after a pause) rather than queued.
+    /// refused at once with `OVERLOADED` (RESOURCE_EXHAUSTED with a retry hint) rather than queued.
     pub max_concurrent: usize,
     /// The largest gRPC message taken or sent, in bytes: a request over it
     /// is refused with `TOO_LARGE` (RESOURCE_EXHAUSTED, the limit in the

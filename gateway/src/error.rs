@@ -279,6 +279,9 @@ impl From<StorageError> for GatewayError {
     }
 }
 
+/// How long a caller refused with OVERLOADED waits before sending again.
+const OVERLOAD_RETRY: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// The error and its causes, outermost first, as one line for the log.
 pub(crate) fn with_causes(error: &dyn Error) -> String {
     let mut text = error.to_string();
@@ -326,6 +329,10 @@ pub fn into_status(error: GatewayError) -> Status {
         } => {
             metadata.insert("authenticated".to_owned(), authenticated.clone());
             metadata.insert("acting_as".to_owned(), acting_as.clone());
+        }
+        GatewayError::Overloaded => {
+            // The intake's limit: a short pause, as requests in flight finish fast.
+            return refusal_with_retry(reason, message, metadata, OVERLOAD_RETRY);
         }
         GatewayError::QueueFull {
             provider,

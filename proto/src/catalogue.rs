@@ -431,11 +431,11 @@ pub const fn entry(reason: Reason) -> CatalogueEntry {
         ),
         Reason::Overloaded => fixed(
             reason,
-            C::Unavailable,
+            C::ResourceExhausted,
             None,
             Retry::RetryAfterBackoff,
             &[Any],
-            "the gateway is working on as many envelopes as `limits.max_concurrent` allows and refused this one at once",
+            "the gateway is working on as many envelopes as `limits.max_concurrent` allows and refused this one at once; send it again after `google.rpc.RetryInfo` (`metadata.retry_after_ms`)",
         ),
         Reason::StorageUnavailable => fixed(
             reason,

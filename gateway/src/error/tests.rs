@@ -265,6 +265,21 @@ fn a_full_queue_says_which_provider_and_when_to_send_again() {
 }
 
 #[test]
+fn an_overloaded_gateway_says_when_to_send_again() {
+    let status = into_status(GatewayError::Overloaded);
+    assert_eq!(status.code(), Code::ResourceExhausted);
+    assert_eq!(
+        status.get_details_error_info().unwrap().reason,
+        "OVERLOADED"
+    );
+    let retry = status.get_details_retry_info().unwrap();
+    assert_eq!(
+        retry.retry_delay,
+        Some(std::time::Duration::from_millis(200))
+    );
+}
+
+#[test]
 fn a_power_of_attorney_refusal_says_what_is_wrong() {
     let status = into_status(GatewayError::PowerOfAttorneyInvalid {
         number: "850315301235-02".into(),
