@@ -45,14 +45,14 @@ fn retry_advice_follows_the_code() {
         };
         // Transient codes invite a retry; the rest never the same request.
         // RESOURCE_EXHAUSTED is transient when the resource is room in a
-        // queue, not when it is the size of the request.
+        // queue or the intake, not when it is the size of the request.
         let transient = matches!(
             code,
             GrpcCode::Unavailable
                 | GrpcCode::Internal
                 | GrpcCode::Aborted
                 | GrpcCode::DeadlineExceeded
-        ) || entry.reason == Reason::QueueFull;
+        ) || matches!(entry.reason, Reason::QueueFull | Reason::Overloaded);
         let retries = matches!(entry.retry, Retry::Retry | Retry::RetryAfterBackoff);
         assert_eq!(transient, retries, "`{}`", entry.name());
     }
