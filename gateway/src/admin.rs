@@ -603,3 +603,67 @@ pub(crate) async fn reset(
     tracing::info!(scope = %scope.describe(), ?response, "toolkit reset");
     Ok(response)
 }
+
+// === The clock ===
+
+fn reading(
+    reading: crate::toolkit::clock::Reading,
+    ctx: &CallContext,
+) -> shep_proto::admin::v1::ClockReading {
+    shep_proto::admin::v1::ClockReading {
+        now: Some(crate::storage::timestamp(reading.now)),
+        factor: reading.factor,
+        offset_seconds: reading.offset.as_seconds_f64(),
+        simulated: reading.simulated,
+        session: ctx.session_label(),
+        own: reading.own,
+    }
+}
+
+/// What the caller's session clock reads.
+pub(crate) fn get_clock(engine: &Engine, ctx: &CallContext) -> shep_proto::admin::v1::ClockReading {
+    reading(engine.toolkit().clock.reading(ctx.session()), ctx)
+}
+
+/// Changes the caller's session clock (the global one without a session).
+/// A jump of the global clock ends the leases it jumped past; the overdue
+/// events it causes follow from the deadline watcher.
+pub(crate) async fn set_clock(
+    engine: &Engine,
+    request: shep_proto::admin::v1::SetClockRequest,
+    ctx: &CallContext,
+) -> Result<shep_proto::admin::v1::ClockReading, GatewayError> {
+    use crate::toolkit::clock::ClockChange;
+    use shep_proto::admin::v1::set_clock_request::Change;
+    let change = match request.change {
+        Some(Change::Set(at)) => ClockChange::Set(
+            time::OffsetDateTime::from_unix_timestamp(at.seconds)
+                .map(|time| time + time::Duration::nanoseconds(i64::from(at.nanos)))
+                .map_err(|error| toml_invalid("set", error))?,
+        ),
+        Some(Change::AdvanceSeconds(seconds)) => {
+            ClockChange::Advance(std::time::Duration::from_secs(seconds))
+        }
+        Some(Change::AdvanceWorkingDays(days)) => ClockChange::AdvanceWorkingDays(days),
+        Some(Change::Factor(factor)) => ClockChange::Factor(factor),
+        Some(Change::Reset(true)) => ClockChange::Reset,
+        Some(Change::Reset(false)) | None => {
+            return Err(GatewayError::InvalidField {
+                field: "change",
+                problem: "name one of set, advance_seconds, advance_working_days, factor or reset"
+                    .to_owned(),
+            });
+        }
+    };
+    let (now, jumped) = engine
+        .toolkit()
+        .clock
+        .change(ctx.session(), change, &engine.calendar)
+        .map_err(|error| toml_invalid("change", error))?;
+    tracing::info!(session = ctx.session().unwrap_or("-"), now = %now.now, factor = now.factor, "clock changed");
+    if ctx.session().is_none() && !jumped.is_zero() {
+        let by = tokio::time::Instant::now() + jumped;
+        crate::provider::expire_leases_by(engine, by).await;
+    }
+    Ok(reading(now, ctx))
+}

@@ -125,6 +125,25 @@ pub fn parse_date(text: &str) -> Result<Date, String> {
     .map_err(|_| format!("`{text}` is not a date (YYYY-MM-DD)"))
 }
 
+impl Calendar {
+    /// `start` moved forwards by `days` working days, to the same local
+    /// (Astana) time of day; the day of `start` does not count.
+    pub fn add_working_days(&self, start: OffsetDateTime, days: u32) -> OffsetDateTime {
+        let local = start.to_offset(KZ_OFFSET);
+        let mut date = local.date();
+        let mut counted = 0;
+        while counted < days {
+            date = date.next_day().unwrap_or(date);
+            if self.is_working_day(date) {
+                counted += 1;
+            }
+        }
+        date.with_time(local.time())
+            .assume_offset(KZ_OFFSET)
+            .to_offset(start.offset())
+    }
+}
+
 impl Deadline {
     /// When a request accepted at `start` is due. Working days end at 18:00
     /// Astana time on the last working day counted; the day of acceptance does

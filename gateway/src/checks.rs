@@ -19,5 +19,5 @@ pub(crate) use attorney::concerns;
 pub(crate) use envelope::{attachments, decode, message_type};
 pub(crate) use identity::{check_identity, check_operator};
 pub(crate) use report::{ReportFields, report_fields, status_fields};
-pub(crate) use route::{authorize, check_provider, provider_for};
+pub(crate) use route::{authorize, check_provider, check_system, provider_for};
 pub(crate) use signature::Checks;

@@ -56,6 +56,8 @@ pub struct Engine {
     toolkit: Arc<Toolkit>,
     /// Where a system's reads of applicants' applications are recorded.
     access_audit: Option<Arc<shep_registries::RegistryData>>,
+    /// Open applications' due times, for overdue events.
+    deadlines: crate::deadlines::Deadlines,
 }
 
 impl Engine {
@@ -95,6 +97,7 @@ impl Engine {
             metrics: Metrics::default(),
             toolkit,
             access_audit: None,
+            deadlines: crate::deadlines::Deadlines::default(),
         }
     }
 
@@ -193,7 +196,17 @@ impl Engine {
             .collect()
     }
 
-    /// Faults, scenarios, the exchange journal and the live connections.
+    /// Open applications' due times.
+    pub fn deadlines(&self) -> &crate::deadlines::Deadlines {
+        &self.deadlines
+    }
+
+    /// Now on the clock of `test_session` ("": the global clock).
+    pub fn now_in(&self, test_session: &str) -> time::OffsetDateTime {
+        self.toolkit.clock.now(Some(test_session))
+    }
+
+    /// Faults, scenarios, the exchange journal, the live connections and the clock.
     pub fn toolkit(&self) -> &Arc<Toolkit> {
         &self.toolkit
     }
@@ -218,9 +231,13 @@ impl Engine {
         self.delivery.as_ref()
     }
 
-    /// How long a delivery stays leased.
+    /// How long a delivery stays leased, in real time: the configured
+    /// lease on the global clock, so a clock running at a factor shortens it.
     pub fn lease(&self) -> Duration {
-        self.settings.lease
+        self.toolkit
+            .clock
+            .real_duration(None, self.settings.lease)
+            .max(Duration::from_millis(1))
     }
 
     /// A new connection id for a provider stream.

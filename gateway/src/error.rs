@@ -152,8 +152,12 @@ pub enum GatewayError {
     DuplicateMessage { message_id: String, sender: String },
     #[error("message `{0}` not found")]
     MessageNotFound(String),
-    #[error("status `{to}` is not allowed after `{from}`")]
-    InvalidStatusTransition { from: String, to: String },
+    #[error("status `{to}` is not allowed after `{from}`: {rule}")]
+    InvalidStatusTransition {
+        from: String,
+        to: String,
+        rule: String,
+    },
     #[error("provider `{provider}` may not act on message `{message_id}`")]
     ProviderNotAllowed {
         provider: String,

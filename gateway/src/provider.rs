@@ -18,9 +18,62 @@ use crate::storage::{Change, Filter, Leased, Pending, Settled, Ticket, timestamp
 /// The most unacknowledged deliveries a connection may hold.
 const MAX_IN_FLIGHT: u32 = 1024;
 
-/// Checks that `provider` is a provider system in the routing table.
+/// Checks that `provider` has a queue: a provider system, or a consumer
+/// system that receives responses (`responses = true`).
 pub(crate) fn check_provider(engine: &Engine, provider: &str) -> Result<(), GatewayError> {
+    if receives_responses(engine, provider) {
+        return Ok(());
+    }
     crate::checks::check_provider(&engine.routes(), provider)
+}
+
+/// Whether `system` is a consumer whose queue holds its providers' reports.
+pub(crate) fn receives_responses(engine: &Engine, system: &str) -> bool {
+    engine
+        .routes()
+        .system(system)
+        .is_some_and(|spec| spec.responses && spec.role != crate::routes::Role::Provider)
+}
+
+/// Queues a provider's report for the consumer system that sent the
+/// application, when it receives responses: the envelope exactly as the
+/// provider signed it. A full queue drops it (the status event stays):
+/// a consumer that reads nothing must not block the providers' reports.
+pub(crate) async fn queue_response(
+    engine: &Engine,
+    consumer: &str,
+    report: std::sync::Arc<shep_proto::envelope::v1::SignedEnvelope>,
+    inbound: &crate::envelope::Inbound,
+    session: Option<std::sync::Arc<str>>,
+) {
+    if !receives_responses(engine, consumer) {
+        return;
+    }
+    let queue = engine.delivery().queue(consumer);
+    match queue.depth().await {
+        Ok((queued, leased, _)) if queued + leased >= engine.settings.max_queue_depth => {
+            tracing::warn!(%consumer, report = %inbound.message_id, "the consumer's response queue is full: the report is not queued for it");
+            return;
+        }
+        Err(error) => {
+            tracing::warn!(%consumer, error = %with_causes(&error), "reading the response queue's depth failed");
+            return;
+        }
+        Ok(_) => {}
+    }
+    let pushed = queue
+        .push(Pending {
+            message_id: inbound.message_id.clone(),
+            service_id: inbound.body.service_id.clone(),
+            correlation_id: inbound.body.correlation_id.clone(),
+            envelope: report,
+            attempts: 0,
+            session,
+        })
+        .await;
+    if let Err(error) = pushed {
+        tracing::warn!(%consumer, report = %inbound.message_id, error = %with_causes(&error), "queueing a response failed");
+    }
 }
 
 /// The in-flight limit for a Hello asking for `requested` (0: the default).
@@ -104,6 +157,16 @@ pub(crate) async fn settle_ack(
         }
     };
     let resend = ack.resend != ResendMessage::NotResend as i32;
+    if receives_responses(engine, provider) {
+        // A response on a consumer's own queue: nothing to record beyond it.
+        let settled = engine
+            .delivery()
+            .queue(provider)
+            .acknowledge(&message_id, accepted, resend, engine.settings.max_attempts)
+            .await?
+            .ok_or_else(|| GatewayError::MessageNotFound(message_id.clone()))?;
+        return Ok((settled, None));
+    }
     let owner = engine
         .store()
         .with(&message_id, |record| record.provider_id.clone())
@@ -154,10 +217,12 @@ pub(crate) async fn apply_settled(
             return Err(GatewayError::InvalidStatusTransition {
                 from: format!("{:?}", record.delivery_state),
                 to: format!("{state:?}"),
+                rule: "a delivery is settled once".to_owned(),
             });
         }
         record.delivery_state = state;
-        if state == MessageState::Delivered {
+        // Hop latency in real time: meaningless while a clock is simulated.
+        if state == MessageState::Delivered && !engine.toolkit().clock.is_simulated() {
             let waited = OffsetDateTime::now_utc() - record.accepted_at;
             engine.metrics().hop_seconds(
                 "submit",
@@ -172,6 +237,7 @@ pub(crate) async fn apply_settled(
                 return Err(GatewayError::InvalidStatusTransition {
                     from: format!("{:?}", record.status),
                     to: "Delivered".to_owned(),
+                    rule: "a report already proved the delivery".to_owned(),
                 });
             }
             ApplicationStatus::Delivered
@@ -184,6 +250,7 @@ pub(crate) async fn apply_settled(
             notification: default_notification(status, "", None, &reason),
             reason: reason.clone(),
             reported_by: "gateway".to_owned(),
+            occurred_at: Some(engine.now_in(&record.test_session)),
             ..Change::default()
         })
     });
@@ -255,7 +322,12 @@ pub(crate) async fn requeue_dead_letter(
 
 /// Requeues expired leases on every queue; stops those out of attempts.
 pub(crate) async fn expire_leases(engine: &Engine) {
-    let now = tokio::time::Instant::now();
+    expire_leases_by(engine, tokio::time::Instant::now()).await;
+}
+
+/// Ends the leases that run out by `now` (later than the real now when the
+/// simulated clock jumped forwards past them).
+pub(crate) async fn expire_leases_by(engine: &Engine, now: tokio::time::Instant) {
     // A failure leaves the leases for the next tick.
     let queues = match engine.delivery().queues().await {
         Ok(queues) => queues,

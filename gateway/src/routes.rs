@@ -134,6 +134,11 @@ pub struct SystemSpec {
     /// ШЭП's senderId + password: lets the system authenticate with
     /// `authorization: Basic` instead of its transport certificate.
     pub password: Option<String>,
+    /// A consumer system that receives its providers' reports as messages
+    /// on its own queue (ШЭП's getMessages on the consumer side): pulled or
+    /// streamed with the Provider service, acknowledged like deliveries.
+    #[serde(default)]
+    pub responses: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -151,6 +156,9 @@ struct ServiceSpec {
     deadline: Option<String>,
     #[serde(default)]
     checks: BTreeMap<ChannelName, Vec<String>>,
+    /// The regulations allow a result without registration first.
+    #[serde(default)]
+    immediate_result: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -187,6 +195,8 @@ pub struct Route {
     pub deadline: Option<Deadline>,
     /// Registries consulted before routing, per channel.
     pub checks: BTreeMap<ChannelName, Vec<String>>,
+    /// The regulations allow COMPLETED without REGISTERED first.
+    pub immediate_result: bool,
 }
 
 impl Route {
@@ -257,6 +267,7 @@ impl Route {
                     format!("{}: {}", channel.as_str(), registries.join(", "))
                 })
                 .collect(),
+            immediate_result: self.immediate_result,
         }
     }
 }
@@ -424,6 +435,11 @@ impl RoutingTable {
 fn validate_operators(system: &SystemSpec) -> Result<(), String> {
     use shep_registries::ident::{Strictness, parse_bin, parse_iin};
     let id = &system.id;
+    if system.responses && system.role == Role::Provider {
+        return Err(format!(
+            "system `{id}`: `responses` is for consumer systems; a provider's queue holds its deliveries"
+        ));
+    }
     if matches!(system.role, Role::ServiceCentre | Role::Provider) && system.operators.is_empty() {
         return Err(format!(
             "system `{id}`: `operators` must list the IINs that sign for a {}",
@@ -507,9 +523,9 @@ fn validate_service(
                 ));
             };
             known_registry(&registry, "registry")?;
-            if spec.providers.is_some() || spec.deadline.is_some() {
+            if spec.providers.is_some() || spec.deadline.is_some() || spec.immediate_result {
                 return Err(format!(
-                    "service `{service}`: a lookup has no `providers` or `deadline`"
+                    "service `{service}`: a lookup has no `providers`, `deadline` or `immediate_result`"
                 ));
             }
             (Target::Registry(registry), None)
@@ -572,6 +588,7 @@ fn validate_service(
         target,
         deadline,
         checks: spec.checks,
+        immediate_result: spec.immediate_result,
     })
 }
 

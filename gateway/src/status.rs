@@ -32,7 +32,21 @@ pub(crate) async fn application(
         .store()
         .application(&id)
         .await?
+        .map(|application| on_its_clock(engine, application))
         .ok_or(GatewayError::MessageNotFound(id))
+}
+
+/// `overdue` as the application's own clock says (the store reads the
+/// real clock).
+fn on_its_clock(engine: &Engine, mut application: Application) -> Application {
+    let clock = &engine.toolkit().clock;
+    if clock.is_simulated() {
+        let now = clock.now(Some(&application.test_session));
+        application.overdue = application.due_at.as_ref().is_some_and(|due| {
+            (due.seconds, due.nanos) < (now.unix_timestamp(), now.nanosecond() as i32)
+        });
+    }
+    application
 }
 
 /// Whether `principal` may read `application` (through `rpc`); a system's
@@ -145,7 +159,10 @@ pub(crate) async fn history(
         .history(&subject, page.offset, page.limit)
         .await?;
     Ok(HistoryResponse {
-        applications,
+        applications: applications
+            .into_iter()
+            .map(|application| on_its_clock(engine, application))
+            .collect(),
         next_page_token: page.next_token(more),
     })
 }

@@ -195,7 +195,7 @@ pub const fn entry(reason: Reason) -> CatalogueEntry {
         Reason::InvalidSubject => fixed(
             reason,
             C::InvalidArgument,
-            None,
+            Some("SCE001"),
             Retry::FixAndResend,
             &[Checks, Registries, Status],
             "the IIN or BIN fails its structure or check digit",
@@ -203,7 +203,7 @@ pub const fn entry(reason: Reason) -> CatalogueEntry {
         Reason::MessageDateSkew => fixed(
             reason,
             C::InvalidArgument,
-            None,
+            Some("SCE001"),
             Retry::FixAndResend,
             &[Checks],
             "`message_date` is further from the gateway clock than `checks.message_date_skew_secs`",
@@ -276,7 +276,7 @@ pub const fn entry(reason: Reason) -> CatalogueEntry {
         Reason::IdentityMismatch => fixed(
             reason,
             C::PermissionDenied,
-            Some("SCE016"),
+            Some("2015"),
             Retry::FixAndResend,
             &[Checks, Delivery],
             "the signer is not the applicant (portal) or not an operator of the sending system",
@@ -284,7 +284,7 @@ pub const fn entry(reason: Reason) -> CatalogueEntry {
         Reason::DuplicateMessage => fixed(
             reason,
             C::AlreadyExists,
-            None,
+            Some("SVC_ERRPROCESS"),
             Retry::FixAndResend,
             &[Checks],
             "the `message_id` is already used, with another body or by another sender (message ids are unique across the gateway): a new message needs a new id",
@@ -301,7 +301,7 @@ pub const fn entry(reason: Reason) -> CatalogueEntry {
         Reason::SenderNotAllowed => fixed(
             reason,
             C::PermissionDenied,
-            None,
+            Some("SE_PROCESSOR"),
             Retry::DoNotRetry,
             &[Routing],
             "the sending system is unknown or may not call this service",
@@ -309,7 +309,7 @@ pub const fn entry(reason: Reason) -> CatalogueEntry {
         Reason::ChannelNotAllowed => fixed(
             reason,
             C::PermissionDenied,
-            None,
+            Some("SE_PROCESSOR"),
             Retry::DoNotRetry,
             &[Routing],
             "the channel is not allowed for this service",
@@ -317,7 +317,7 @@ pub const fn entry(reason: Reason) -> CatalogueEntry {
         Reason::WrongServiceKind => fixed(
             reason,
             C::InvalidArgument,
-            None,
+            Some("SE_PROCESSOR"),
             Retry::FixAndResend,
             &[Routing],
             "a lookup sent to `Submit` or an application to `Call`: use the other RPC",
@@ -325,7 +325,7 @@ pub const fn entry(reason: Reason) -> CatalogueEntry {
         Reason::NoProviderForRegion => fixed(
             reason,
             C::FailedPrecondition,
-            None,
+            Some("2017"),
             Retry::DoNotRetry,
             &[Routing],
             "no provider of the service serves the applicant's region (КАТО from ГБД ФЛ or ГБД ЮЛ)",
@@ -334,7 +334,7 @@ pub const fn entry(reason: Reason) -> CatalogueEntry {
         Reason::NoData => fixed(
             reason,
             C::NotFound,
-            None,
+            Some("2018"),
             Retry::DoNotRetry,
             &[Registries],
             "the registry has no data about the subject or the power of attorney («нет данных»)",
@@ -342,7 +342,7 @@ pub const fn entry(reason: Reason) -> CatalogueEntry {
         Reason::RegistryUnavailable => fixed(
             reason,
             C::Unavailable,
-            None,
+            Some("3000"),
             Retry::RetryAfterBackoff,
             &[Registries, Nuc],
             "a registry (or the remote НУЦ) could not be reached or failed",
@@ -350,7 +350,7 @@ pub const fn entry(reason: Reason) -> CatalogueEntry {
         Reason::PowerOfAttorneyInvalid => fixed(
             reason,
             C::PermissionDenied,
-            None,
+            Some("SVC_ERRPROCESS"),
             Retry::DoNotRetry,
             &[Registries],
             "ЕНИС holds the power of attorney but it does not allow the request; `metadata.problem` says why",
@@ -359,7 +359,7 @@ pub const fn entry(reason: Reason) -> CatalogueEntry {
         Reason::MessageNotFound => fixed(
             reason,
             C::NotFound,
-            None,
+            Some("2019"),
             Retry::DoNotRetry,
             &[Status, Delivery, Nuc],
             "unknown message, application, or (НУЦ) certificate serial",
@@ -367,7 +367,7 @@ pub const fn entry(reason: Reason) -> CatalogueEntry {
         Reason::InvalidStatusTransition => fixed(
             reason,
             C::FailedPrecondition,
-            None,
+            Some("SVC_ERRPROCESS"),
             Retry::DoNotRetry,
             &[Delivery],
             "a report's status is not allowed after the application's current status",
@@ -375,7 +375,7 @@ pub const fn entry(reason: Reason) -> CatalogueEntry {
         Reason::ProviderNotAllowed => fixed(
             reason,
             C::PermissionDenied,
-            None,
+            Some("2017"),
             Retry::DoNotRetry,
             &[Delivery],
             "not a provider system of the routing table, or the application is not routed to it",
@@ -383,7 +383,7 @@ pub const fn entry(reason: Reason) -> CatalogueEntry {
         Reason::ProtocolViolation => fixed(
             reason,
             C::FailedPrecondition,
-            None,
+            Some("SCE001"),
             Retry::FixAndResend,
             &[Delivery],
             "the `Subscribe` stream did not start with a `Hello`, or sent something other than an `Ack` after it",
@@ -392,7 +392,7 @@ pub const fn entry(reason: Reason) -> CatalogueEntry {
         Reason::Unauthenticated => fixed(
             reason,
             C::Unauthenticated,
-            None,
+            Some("2011"),
             Retry::FixAndResend,
             &[Admin, Nuc, Registries],
             "missing or wrong admin bearer token (`Admin`, `Nuc.Issue`/`Revoke`, `RegistryAdmin`)",
@@ -400,7 +400,7 @@ pub const fn entry(reason: Reason) -> CatalogueEntry {
         Reason::TooLarge => fixed(
             reason,
             C::ResourceExhausted,
-            None,
+            Some("SCE001"),
             Retry::FixAndResend,
             &[Any],
             "a message over `limits.max_message_bytes` (64 MiB by default), an attachment over `limits.max_attachment_bytes` (32 MiB), or a JSON body over the Admin API's HTTP limit (HTTP 413); `metadata`: `limit` and `size` in bytes",
@@ -416,7 +416,7 @@ pub const fn entry(reason: Reason) -> CatalogueEntry {
         Reason::DeadlineExceeded => fixed(
             reason,
             C::DeadlineExceeded,
-            None,
+            Some("2020"),
             Retry::RetryAfterBackoff,
             &[Registries, Faults],
             "the caller's deadline (`grpc-timeout`) passed while the gateway waited (a registry, a delay or hang fault); the gateway answers just before it",
@@ -424,7 +424,7 @@ pub const fn entry(reason: Reason) -> CatalogueEntry {
         Reason::ToolkitNotFound => fixed(
             reason,
             C::NotFound,
-            None,
+            Some("SVC_ERRPROCESS"),
             Retry::FixAndResend,
             &[Admin],
             "the admin API has no fault, scenario or fixture document by that name (in the caller's session)",
@@ -432,7 +432,7 @@ pub const fn entry(reason: Reason) -> CatalogueEntry {
         Reason::Overloaded => fixed(
             reason,
             C::ResourceExhausted,
-            None,
+            Some("SCE909"),
             Retry::RetryAfterBackoff,
             &[Any],
             "the gateway is working on as many envelopes as `limits.max_concurrent` allows and refused this one at once; send it again after `google.rpc.RetryInfo` (`metadata.retry_after_ms`)",
@@ -440,7 +440,7 @@ pub const fn entry(reason: Reason) -> CatalogueEntry {
         Reason::StorageUnavailable => fixed(
             reason,
             C::Unavailable,
-            None,
+            Some("SCE909"),
             Retry::RetryAfterBackoff,
             &[Any],
             "the storage backend cannot store now (NATS JetStream unreachable in a cluster, the journal's disk full or failing): nothing was stored and no receipt was given",
@@ -456,7 +456,7 @@ pub const fn entry(reason: Reason) -> CatalogueEntry {
         Reason::AccessDenied => fixed(
             reason,
             C::PermissionDenied,
-            None,
+            Some("2012"),
             Retry::DoNotRetry,
             &[Checks, Delivery, Status],
             "the authenticated system or person may not do this: send as another system, act on another provider's queue, or read applications it neither sent, serves nor applied for (`metadata`: `authenticated`, `acting_as`)",
@@ -464,7 +464,7 @@ pub const fn entry(reason: Reason) -> CatalogueEntry {
         Reason::QueueFull => fixed(
             reason,
             C::ResourceExhausted,
-            None,
+            Some("2017"),
             Retry::RetryAfterBackoff,
             &[Checks, Delivery],
             "Submit: the provider's queue holds `delivery.max_queue_depth` requests not yet acknowledged; nothing was stored and no receipt given; send the same envelope again after `google.rpc.RetryInfo` (`metadata`: `provider`, `limit`, `retry_after_ms`)",

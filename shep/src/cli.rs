@@ -92,6 +92,17 @@ enum Command {
         #[command(flatten)]
         admin: admin::AdminArgs,
     },
+    /// Shows or moves the simulated clock that deadlines, overdue marks and
+    /// leases count in: globally, or for one test session.
+    Clock {
+        #[command(subcommand)]
+        command: admin::ClockCommand,
+        /// This test session's clock (`x-shep-session`) instead of the global one.
+        #[arg(long, global = true)]
+        session: Option<String>,
+        #[command(flatten)]
+        admin: admin::AdminArgs,
+    },
     /// Works with the journal (stop the gateway first: it holds the file).
     Journal {
         #[command(subcommand)]
@@ -231,6 +242,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             provider,
             admin,
         } => admin::dead_letters(requeue, provider, admin).await,
+        Command::Clock {
+            command,
+            session,
+            admin,
+        } => admin::clock(command, session, admin).await,
         Command::Journal {
             command:
                 JournalCommand::Verify {

@@ -113,7 +113,13 @@ impl Participant {
                 sender_id: self.sender_id.clone(),
             }),
             subject: application.subject.clone(),
-            channel: Channel::ProviderDesk as i32,
+            // The centre reports the issue of a paper result on its own
+            // channel; providers report from their desk.
+            channel: if self.channel == Channel::ServiceCentre {
+                Channel::ServiceCentre
+            } else {
+                Channel::ProviderDesk
+            } as i32,
             report: Some(report),
             ..Body::default()
         };

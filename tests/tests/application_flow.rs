@@ -301,6 +301,17 @@ async fn a_refusal_with_a_reason_is_terminal() {
         Some("report.reason")
     );
 
+    // A refusal follows registration (condition 3 is checked on a registered application).
+    gw.report(
+        ESIL_PROVIDER,
+        &submitted.body,
+        StatusReport {
+            registration_number: "ESIL-R-1".to_owned(),
+            ..status_report(ApplicationStatus::Registered)
+        },
+    )
+    .await
+    .expect("REGISTERED");
     let reason_text = "представлен неполный пакет документов";
     let refused = gw
         .report(
@@ -357,6 +368,7 @@ async fn a_refusal_with_a_reason_is_terminal() {
         [
             ApplicationStatus::Accepted,
             ApplicationStatus::Delivered,
+            ApplicationStatus::Registered,
             ApplicationStatus::Refused
         ]
     );

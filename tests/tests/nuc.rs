@@ -921,6 +921,16 @@ async fn a_result_document_signed_by_a_non_operator_is_an_identity_mismatch() {
     let application = gw.status(&submitted.receipt.message_id).await;
     assert_eq!(application.status(), ApplicationStatus::Accepted);
 
+    gw.report(
+        ESIL_PROVIDER,
+        &submitted.body,
+        StatusReport {
+            registration_number: "ESIL-N-1".to_owned(),
+            ..status_report(ApplicationStatus::Registered)
+        },
+    )
+    .await
+    .expect("REGISTERED before the result");
     complete_with_result_by(&gw, &submitted, gw.provider(ESIL_PROVIDER).signer)
         .await
         .unwrap_or_else(|status| panic!("the operator's result: {}", describe(&status)));

@@ -27,10 +27,18 @@ pub(crate) fn report_fields(inbound: &Inbound) -> Result<ReportFields, GatewayEr
             problem: "is required on Provider.Report".to_owned(),
         })?;
     let application_id = parse_uuid("correlation_id", &inbound.body.correlation_id)?;
-    if inbound.channel != ChannelName::ProviderDesk {
+    // The service centre reports the issue of a paper result on its own
+    // channel; everything else comes from the provider's desk.
+    let issue = matches!(
+        ApplicationStatus::try_from(report.status),
+        Ok(ApplicationStatus::Issued | ApplicationStatus::Uncollected)
+    );
+    let allowed = inbound.channel == ChannelName::ProviderDesk
+        || (issue && inbound.channel == ChannelName::ServiceCentre);
+    if !allowed {
         return Err(GatewayError::InvalidField {
             field: "channel",
-            problem: "a report must come on PROVIDER_DESK".to_owned(),
+            problem: "a report must come on PROVIDER_DESK (ISSUED and UNCOLLECTED also on SERVICE_CENTRE)".to_owned(),
         });
     }
     Ok(ReportFields {

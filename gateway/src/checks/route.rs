@@ -55,6 +55,17 @@ pub(crate) fn check_provider(routes: &RoutingTable, provider: &str) -> Result<()
     }
 }
 
+/// `system` is a system of the routing table (any role).
+pub(crate) fn check_system(routes: &RoutingTable, system: &str) -> Result<(), GatewayError> {
+    match routes.system(system) {
+        Some(_) => Ok(()),
+        None => Err(GatewayError::ProviderNotAllowed {
+            provider: system.to_owned(),
+            message_id: String::new(),
+        }),
+    }
+}
+
 /// The provider that takes the application: the one the sender named in
 /// `route_id`, or the route's provider for the applicant's region (`kato`).
 pub(crate) fn provider_for(

@@ -97,6 +97,7 @@ fn every_gateway_error() -> Vec<GatewayError> {
         GatewayError::InvalidStatusTransition {
             from: text(),
             to: text(),
+            rule: text(),
         },
         GatewayError::ProviderNotAllowed {
             provider: text(),

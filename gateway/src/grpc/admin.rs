@@ -261,4 +261,20 @@ impl Admin for AdminGrpcAdapter {
         let ctx = session(&request)?;
         respond(admin::reset(&self.engine, &self.registries.data, &ctx).await)
     }
+
+    async fn get_clock(
+        &self,
+        request: Request<shep_proto::admin::v1::GetClockRequest>,
+    ) -> Result<Response<shep_proto::admin::v1::ClockReading>, Status> {
+        let ctx = session(&request)?;
+        Ok(Response::new(admin::get_clock(&self.engine, &ctx)))
+    }
+
+    async fn set_clock(
+        &self,
+        request: Request<shep_proto::admin::v1::SetClockRequest>,
+    ) -> Result<Response<shep_proto::admin::v1::ClockReading>, Status> {
+        let ctx = session(&request)?;
+        respond(admin::set_clock(&self.engine, request.into_inner(), &ctx).await)
+    }
 }

@@ -7,7 +7,14 @@ use shep_proto::provider::v1::ReportReceipt;
 use crate::checks::{self, ReportFields};
 use crate::engine::Engine;
 use crate::error::{GatewayError, with_causes};
-use crate::lifecycle::{default_notification, provider_may_report};
+use crate::lifecycle::{Reporter, Rules, default_notification, local_time, refusal, reporter_of};
+
+/// Working days within which a provider returns documents with errors to
+/// the centre (000 Т2 д.8).
+pub(crate) const RETURN_WORKING_DAYS: u32 = 3;
+/// Working days within which the centre informs the applicant of a return
+/// (000 Т2 д.9).
+pub(crate) const INFORM_WORKING_DAYS: u32 = 1;
 use crate::storage::{Change, ReportKey, Settled};
 use crate::toolkit::CallContext;
 
@@ -30,15 +37,22 @@ pub async fn report(
         report,
         application_id,
     } = checks::report_fields(&inbound)?;
-    // 2. The sender is a provider system of the routing table, the one
-    //    the transport authenticated.
+    // 2. The sender is the one the transport authenticated: a provider
+    //    system of the routing table, or for the issue of a paper result the
+    //    system holding it (checked against the application in step 7).
     let provider = inbound.sender_id.clone();
     ctx.principal.act_as(
         &provider,
-        "a report comes from the provider it names as sender",
+        "a report comes from the system it names as sender",
     )?;
     let routes = engine.routes();
-    checks::check_provider(&routes, &provider)?;
+    let reported = ApplicationStatus::try_from(report.status).unwrap_or_default();
+    let reporter = reporter_of(reported);
+    if reporter == Some(Reporter::Issuer) {
+        checks::check_system(&routes, &provider)?;
+    } else {
+        checks::check_provider(&routes, &provider)?;
+    }
     // 3. The signature, then who signed: one of the provider's operators.
     let signer = engine.checks.signer(&envelope, &inbound).await?;
     engine.checks.identity(&routes, &inbound, &signer)?;
@@ -73,22 +87,35 @@ pub async fn report(
     //    provider acks and reports at once) first records the delivery it
     //    proves, so the history reads ACCEPTED → DELIVERED → … whatever the
     //    timing. `apply_settled` does nothing if the ack got there first.
-    let unsettled = store
-        .with(&application_id, |record| {
-            record.provider_id == provider
-                && record.status == ApplicationStatus::Accepted
-                && record.delivery_state == MessageState::OnDelivery
-        })
-        .await?
-        .unwrap_or(false);
+    let unsettled = reporter == Some(Reporter::Provider)
+        && store
+            .with(&application_id, |record| {
+                record.provider_id == provider
+                    && record.status == ApplicationStatus::Accepted
+                    && record.delivery_state == MessageState::OnDelivery
+            })
+            .await?
+            .unwrap_or(false);
     if unsettled {
         crate::provider::apply_settled(engine, &application_id, &Settled::Delivered, "").await;
     }
-    // 7. The application's side: this provider's, this service and
-    //    applicant, a status allowed after the current one. Durable before
-    //    the receipt.
+    // 7. The application's side: this provider's (or, for the issue of a
+    //    paper result, its holder's), this service and applicant, a status
+    //    the lifecycle allows after the current one. Durable before the
+    //    receipt.
+    let immediate_result = routes
+        .route(&inbound.body.service_id)
+        .is_some_and(|route| route.immediate_result);
+    let mut next_due = None;
+    let mut consumer = String::new();
+    let mut test_session = String::new();
     let recorded = store.record(&application_id, |record| {
-        if record.provider_id != provider {
+        let centre = record.channel == Channel::ServiceCentre as i32;
+        let reporter_id = match reporter {
+            Some(Reporter::Issuer) if centre => &record.sender_id,
+            _ => &record.provider_id,
+        };
+        if *reporter_id != provider {
             return Err(GatewayError::ProviderNotAllowed {
                 provider: provider.clone(),
                 message_id: application_id.clone(),
@@ -107,14 +134,32 @@ pub async fn report(
             });
         }
         let from = record.status;
-        let service_centre = record.channel == Channel::ServiceCentre as i32;
-        if !provider_may_report(from, status)
-            || (status == ApplicationStatus::ReturnedToCentre && !service_centre)
-        {
-            return Err(GatewayError::InvalidStatusTransition {
-                from: from.as_str_name().to_owned(),
-                to: status.as_str_name().to_owned(),
-            });
+        let now = engine.now_in(&record.test_session);
+        let rules = Rules {
+            channel: Channel::try_from(record.channel).unwrap_or_default(),
+            immediate_result,
+        };
+        let refused = |rule: String| GatewayError::InvalidStatusTransition {
+            from: from.as_str_name().to_owned(),
+            to: status.as_str_name().to_owned(),
+            rule,
+        };
+        if reporter.is_none() {
+            return Err(refused("the gateway sets this status itself".to_owned()));
+        }
+        if let Some(rule) = refusal(from, status, rules) {
+            return Err(refused(rule.to_owned()));
+        }
+        // Errors in documents from the centre go back within three working
+        // days of receipt (000 Т2 д.8).
+        if status == ApplicationStatus::ReturnedToCentre {
+            let limit = engine.calendar.add_working_days(record.accepted_at, RETURN_WORKING_DAYS);
+            if now > limit {
+                return Err(refused(format!(
+                    "documents go back to the centre within {RETURN_WORKING_DAYS} working days of receipt, by {} (000 Т2 д.8)",
+                    local_time(limit)
+                )));
+            }
         }
         if record.delivery_state == MessageState::OnDelivery {
             // Reporting on it proves it arrived.
@@ -127,10 +172,16 @@ pub async fn report(
                     .deadline
                     .map(|deadline| deadline.due(record.accepted_at, &engine.calendar))
             });
+        } else if status == ApplicationStatus::ReturnedToCentre {
+            // The centre informs the applicant within one working day (000 Т2 д.9).
+            record.expected_at = Some(engine.calendar.add_working_days(now, INFORM_WORKING_DAYS));
         } else if let Some(expected) = expected_at {
             record.expected_at = Some(expected);
         }
         record.status = status;
+        next_due = record.due().map(|due| (record.test_session.clone(), due));
+        consumer.clone_from(&record.sender_id);
+        test_session.clone_from(&record.test_session);
         let notification = if report.notification.is_empty() {
             default_notification(
                 status,
@@ -154,11 +205,29 @@ pub async fn report(
                 message_id: inbound.message_id.clone(),
                 digest,
             }),
+            occurred_at: Some(now),
+            overdue: false,
         })
     });
     let (event, ticket) = recorded.await?;
     ticket.durable().await?;
-    // 8. A report settles any outstanding delivery of the same request.
+    if let Some((session, due)) = next_due {
+        engine.deadlines().track(&session, due, &application_id);
+    }
+    // 8. The reply path: the consumer that sent the application gets the
+    //    provider's report as a message, when it receives responses.
+    if reporter == Some(Reporter::Provider) {
+        crate::provider::queue_response(
+            engine,
+            &consumer,
+            std::sync::Arc::new(envelope),
+            &inbound,
+            // The application's session: the consumer's subscribers of it get it.
+            (!test_session.is_empty()).then(|| std::sync::Arc::from(test_session.as_str())),
+        )
+        .await;
+    }
+    // 9. A report settles any outstanding delivery of the same request.
     match engine
         .delivery()
         .queue(&provider)

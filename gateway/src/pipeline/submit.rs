@@ -7,7 +7,6 @@ use std::time::Duration;
 use ring::digest::{SHA256, digest};
 use shep_proto::envelope::v1::{ApplicationStatus, MessageType, SignedEnvelope};
 use shep_proto::gateway::v1::{MessageState, Receipt};
-use time::OffsetDateTime;
 use tokio::time::Instant;
 
 use crate::checks;
@@ -74,6 +73,8 @@ pub async fn submit(
     room_in_queue(engine, &provider).await?;
     // 9. Accepted: durable before anyone hears of it, then queued.
     let envelope = Arc::new(envelope);
+    // On the session's clock: due times and overdue marks count from here.
+    let accepted_at = engine.now_in(ctx.session().unwrap_or_default());
     let record = ApplicationRecord {
         message_id: inbound.message_id.clone(),
         service_id: route.service_id.clone(),
@@ -81,7 +82,7 @@ pub async fn submit(
         channel: inbound.channel.to_proto() as i32,
         sender_id: inbound.sender_id.clone(),
         provider_id: provider.clone(),
-        accepted_at: OffsetDateTime::now_utc(),
+        accepted_at,
         delivery_state: MessageState::OnDelivery,
         status: ApplicationStatus::Accepted,
         registration_number: String::new(),
@@ -93,8 +94,13 @@ pub async fn submit(
         body_digest: digest,
         session_id: inbound.body.session_id.clone(),
         correlation_id: inbound.body.correlation_id.clone(),
+        due_at: route
+            .deadline
+            .map(|deadline| deadline.due(accepted_at, &engine.calendar)),
+        test_session: ctx.session_label(),
     };
     let receipt = receipt(&record);
+    let due_at = record.due_at;
     let store = engine.store();
     match store.insert(record).await? {
         Inserted::New => {}
@@ -123,6 +129,7 @@ pub async fn submit(
                 status: ApplicationStatus::Accepted,
                 notification: default_notification(ApplicationStatus::Accepted, "", None, ""),
                 reported_by: "gateway".to_owned(),
+                occurred_at: Some(accepted_at),
                 ..Change::default()
             })
         })
@@ -152,6 +159,11 @@ pub async fn submit(
             session: ctx.session.clone(),
         })
         .await?;
+    if let Some(due) = due_at {
+        engine
+            .deadlines()
+            .track(ctx.session().unwrap_or_default(), due, &inbound.message_id);
+    }
     tracing::info!(message_id = %inbound.message_id, %service, %provider, "accepted");
     engine.metrics().hop("submit", service, "total", start);
     Ok(receipt)

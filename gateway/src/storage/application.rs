@@ -14,7 +14,7 @@ use super::StorageError;
 use super::journal::{Accepted, Ticket};
 use crate::calendar::Deadline;
 use crate::envelope::SubjectId;
-use crate::lifecycle::is_terminal;
+use crate::lifecycle::is_open;
 
 /// Converts a time to a protobuf timestamp.
 pub fn timestamp(time: OffsetDateTime) -> prost_types::Timestamp {
@@ -47,6 +47,12 @@ pub struct ApplicationRecord {
     pub body_digest: [u8; 32],
     pub session_id: String,
     pub correlation_id: String,
+    /// The service deadline counted from acceptance (the due time until the
+    /// provider registers it with its own `expected_at`).
+    pub due_at: Option<OffsetDateTime>,
+    /// The test session (`x-shep-session`) it was submitted in, whose clock
+    /// it follows; empty for the global clock.
+    pub test_session: String,
 }
 
 impl ApplicationRecord {
@@ -69,6 +75,10 @@ impl ApplicationRecord {
             body_digest: self.body_digest.to_vec(),
             session_id: self.session_id.clone(),
             correlation_id: self.correlation_id.clone(),
+            test_session: self.test_session.clone(),
+            due_at_nanos: self
+                .due_at
+                .map_or(0, |due| due.unix_timestamp_nanos() as i64),
         }
     }
 
@@ -98,8 +108,14 @@ impl ApplicationRecord {
             .as_slice()
             .try_into()
             .map_err(|_| unrestorable("a body digest that is not 32 bytes", None))?;
+        let due_at = (accepted.due_at_nanos != 0)
+            .then(|| OffsetDateTime::from_unix_timestamp_nanos(i128::from(accepted.due_at_nanos)))
+            .transpose()
+            .map_err(|error| unrestorable("an invalid due time", Some(Arc::new(error))))?;
         Ok(Self {
             subject,
+            due_at,
+            test_session: accepted.test_session,
             channel: accepted.channel,
             accepted_at,
             delivery_state: MessageState::OnDelivery,
@@ -134,12 +150,23 @@ impl ApplicationRecord {
             status: self.status as i32,
             registration_number: self.registration_number.clone(),
             expected_at: self.expected_at.map(timestamp),
-            overdue: self
-                .expected_at
-                .is_some_and(|due| due < now && !is_terminal(self.status)),
+            overdue: self.due().is_some_and(|due| due < now),
             events: self.events.iter().map(|event| (**event).clone()).collect(),
             test: self.test,
+            due_at: self.due().map(timestamp),
+            test_session: self.test_session.clone(),
         }
+    }
+
+    /// When the current step is due, while one is open: the centre's day to
+    /// inform the applicant after a return (kept in `expected_at`), the
+    /// provider's `expected_at` once registered, before that the service
+    /// deadline counted from acceptance.
+    pub fn due(&self) -> Option<OffsetDateTime> {
+        if !is_open(self.status) {
+            return None;
+        }
+        self.expected_at.or(self.due_at)
     }
 }
 
@@ -155,6 +182,11 @@ pub struct Change {
     pub reported_by: String,
     /// The provider report that caused the change, for idempotent re-sends.
     pub report: Option<ReportKey>,
+    /// When it happened, on the application's clock; `None`: now, on the
+    /// real clock.
+    pub occurred_at: Option<OffsetDateTime>,
+    /// An overdue mark rather than a change of status.
+    pub overdue: bool,
 }
 
 /// A provider report, by who sent it and its id, with its body digest.

@@ -141,6 +141,8 @@ fn application(subject: &str, sender: &str, body: &[u8]) -> ApplicationRecord {
         body_digest: digest(body),
         session_id: String::new(),
         correlation_id: String::new(),
+        due_at: Some(OffsetDateTime::now_utc() + time::Duration::days(5)),
+        test_session: "conformance".to_owned(),
     }
 }
 

@@ -48,6 +48,11 @@ pub struct Accepted {
     pub session_id: String,
     #[prost(string, tag = "13")]
     pub correlation_id: String,
+    #[prost(string, tag = "14")]
+    pub test_session: String,
+    /// Unix time in nanoseconds; 0 for none.
+    #[prost(int64, tag = "15")]
+    pub due_at_nanos: i64,
 }
 
 /// A status change, with the application's state right after it.

@@ -2,6 +2,7 @@
 //! exchange journal, as the admin API exposes them and as the engine
 //! consults them on every call.
 
+pub mod clock;
 pub mod connections;
 pub mod exchanges;
 pub mod faults;
@@ -20,6 +21,7 @@ use crate::config::ToolkitConfig;
 use crate::error::GatewayError;
 use crate::participants::Principal;
 
+pub use clock::Clock;
 pub use connections::Connections;
 pub use exchanges::Exchanges;
 pub use faults::Faults;
@@ -39,6 +41,8 @@ pub struct Toolkit {
     pub scenarios: Scenarios,
     pub exchanges: Exchanges,
     pub connections: Connections,
+    /// The simulated clock, global and per session.
+    pub clock: Clock,
     /// Set in a cluster: the link through which faults, scenarios, session
     /// fixtures and exchanges are shared (see [`shared`]).
     shared: OnceLock<Arc<Shared>>,
@@ -52,6 +56,7 @@ impl Toolkit {
             scenarios: Scenarios::default(),
             exchanges: Exchanges::new(config.exchanges, config.exchanges_capacity),
             connections: Connections::default(),
+            clock: Clock::default(),
             shared: OnceLock::new(),
         }
     }

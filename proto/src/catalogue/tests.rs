@@ -173,3 +173,46 @@ fn the_json_form_has_every_entry() {
         .unwrap();
     assert!(injected["code"].is_null());
 }
+
+#[test]
+fn every_reason_names_its_closest_shep_code() {
+    // The codes integration teams meet (ANCHORS §1.5): SCE… of the sync
+    // contract, the async channel's numeric codes, the emulators' names.
+    let known: BTreeSet<&str> = [
+        "SCE001",
+        "SCE004",
+        "SCE006",
+        "SCE015",
+        "SCE016",
+        "SCE017",
+        "SCE909",
+        "2011",
+        "2012",
+        "2015",
+        "2017",
+        "2018",
+        "2019",
+        "2020",
+        "3000",
+        "SE_PROCESSOR",
+        "SVC_ERRPROCESS",
+    ]
+    .into_iter()
+    .collect();
+    for entry in catalogue() {
+        if entry.name() == INJECTED_FAULT {
+            continue;
+        }
+        let code = entry
+            .shep_code
+            .unwrap_or_else(|| panic!("`{}` has no ШЭП code", entry.name()));
+        assert!(
+            known.contains(code),
+            "`{}`: unknown code {code}",
+            entry.name()
+        );
+    }
+    // A valid signature by the wrong person is not an invalid signature.
+    assert_ne!(entry(Reason::IdentityMismatch).shep_code, Some("SCE016"));
+    assert_eq!(entry(Reason::SignatureInvalid).shep_code, Some("SCE016"));
+}

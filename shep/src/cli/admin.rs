@@ -95,3 +95,147 @@ pub(super) async fn dead_letters(
     }
     Ok(())
 }
+
+/// What `shep clock` does.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub(super) enum ClockCommand {
+    /// Shows the clock.
+    Show,
+    /// Jumps to a time: RFC 3339 (`2026-12-14T09:00:00+05:00`).
+    Set { at: String },
+    /// Moves forwards: `90s`, `15m`, `2h`, `3d` (calendar days) or `6wd`
+    /// (working days, to the same time of day).
+    Advance { by: String },
+    /// Runs at this many simulated seconds per real second.
+    Factor { factor: f64 },
+    /// Back to the real clock (a session: back to the global one).
+    Reset,
+}
+
+/// Parses `90s`, `15m`, `2h`, `3d` or `6wd` into the request's change.
+fn advance(by: &str) -> anyhow::Result<shep_proto::admin::v1::set_clock_request::Change> {
+    use shep_proto::admin::v1::set_clock_request::Change;
+    let split = by
+        .find(|ch: char| !ch.is_ascii_digit())
+        .ok_or_else(|| anyhow::anyhow!("`{by}` has no unit (s, m, h, d or wd)"))?;
+    let (amount, unit) = by.split_at(split);
+    let amount: u64 = amount
+        .parse()
+        .with_context(|| format!("`{by}` does not start with a whole number"))?;
+    let seconds = match unit {
+        "wd" => {
+            return Ok(Change::AdvanceWorkingDays(
+                u32::try_from(amount).context("too many working days")?,
+            ));
+        }
+        "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        other => anyhow::bail!("unknown unit `{other}` in `{by}` (s, m, h, d or wd)"),
+    };
+    Ok(Change::AdvanceSeconds(
+        amount.checked_mul(seconds).context("too far")?,
+    ))
+}
+
+/// Runs `shep clock`.
+pub(super) async fn clock(
+    command: ClockCommand,
+    session: Option<String>,
+    admin: AdminArgs,
+) -> anyhow::Result<()> {
+    use shep_proto::admin::v1::admin_client::AdminClient;
+    use shep_proto::admin::v1::set_clock_request::Change;
+    use shep_proto::admin::v1::{GetClockRequest, SetClockRequest};
+    let mut client = AdminClient::new(connect_as(&admin.gateway, &admin.data_dir, None).await?);
+    fn in_session<T>(
+        mut request: Request<T>,
+        session: Option<&String>,
+    ) -> anyhow::Result<Request<T>> {
+        if let Some(session) = session {
+            request.metadata_mut().insert(
+                shep_gateway::toolkit::SESSION_HEADER,
+                session
+                    .parse()
+                    .context("the session is not a valid header value")?,
+            );
+        }
+        Ok(request)
+    }
+    let change = match command {
+        ClockCommand::Show => None,
+        ClockCommand::Set { at } => {
+            let at =
+                time::OffsetDateTime::parse(&at, &time::format_description::well_known::Rfc3339)
+                    .with_context(|| format!("`{at}` is not an RFC 3339 time"))?;
+            Some(Change::Set(prost_types::Timestamp {
+                seconds: at.unix_timestamp(),
+                nanos: at.nanosecond() as i32,
+            }))
+        }
+        ClockCommand::Advance { by } => Some(advance(&by)?),
+        ClockCommand::Factor { factor } => Some(Change::Factor(factor)),
+        ClockCommand::Reset => Some(Change::Reset(true)),
+    };
+    let reading = match change {
+        None => {
+            client
+                .get_clock(in_session(
+                    admin.authorized(GetClockRequest {})?,
+                    session.as_ref(),
+                )?)
+                .await
+        }
+        Some(change) => {
+            client
+                .set_clock(in_session(
+                    admin.authorized(SetClockRequest {
+                        change: Some(change),
+                    })?,
+                    session.as_ref(),
+                )?)
+                .await
+        }
+    }
+    .map_err(describe)?
+    .into_inner();
+    let now = reading
+        .now
+        .and_then(|now| time::OffsetDateTime::from_unix_timestamp(now.seconds).ok())
+        .map(shep_gateway::lifecycle::local_time)
+        .unwrap_or_default();
+    let whose = match (reading.session.as_str(), reading.own) {
+        ("", _) => "global clock".to_owned(),
+        (session, true) => format!("clock of session `{session}`"),
+        (session, false) => format!("session `{session}` follows the global clock"),
+    };
+    println!(
+        "{whose}: {now} (Astana), factor {}, {} ({:+.0} s from real time)",
+        reading.factor,
+        if reading.simulated {
+            "simulated"
+        } else {
+            "real"
+        },
+        reading.offset_seconds
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shep_proto::admin::v1::set_clock_request::Change;
+
+    #[test]
+    fn advances_parse_with_their_units() {
+        assert_eq!(advance("90s").unwrap(), Change::AdvanceSeconds(90));
+        assert_eq!(advance("2h").unwrap(), Change::AdvanceSeconds(7_200));
+        assert_eq!(advance("3d").unwrap(), Change::AdvanceSeconds(259_200));
+        assert_eq!(advance("6wd").unwrap(), Change::AdvanceWorkingDays(6));
+        assert!(advance("6").is_err());
+        assert!(advance("6 weeks").is_err());
+        assert!(advance("wd").is_err());
+    }
+}

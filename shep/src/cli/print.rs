@@ -132,12 +132,13 @@ pub(super) fn print_person(person: &Person) {
 
 /// Prints one status event.
 pub(super) fn print_event(event: &StatusEvent) {
-    let mut line = format!(
-        "  [{}] {:<18} {}",
-        event.sequence,
-        event.status().as_str_name(),
-        event.notification
-    );
+    // An overdue mark keeps the status; say what it is.
+    let what = if event.overdue {
+        format!("OVERDUE ({})", event.status().as_str_name())
+    } else {
+        event.status().as_str_name().to_owned()
+    };
+    let mut line = format!("  [{}] {:<18} {}", event.sequence, what, event.notification);
     if let Some(result) = &event.result {
         line.push_str(&format!(
             " (result `{}`, {} bytes, signed)",

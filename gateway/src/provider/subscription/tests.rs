@@ -81,13 +81,22 @@ async fn a_stream_that_never_says_hello_is_ended_after_the_hello_timeout() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn only_a_provider_system_may_subscribe() {
+async fn only_a_provider_or_a_consumer_with_responses_may_subscribe() {
     let engine = testing::engine();
+    let (inbound, mut rx, _served) = open(&engine);
+    inbound.send(hello("no-such-system", 0)).unwrap();
+    match rx.recv().await {
+        Some(Err(GatewayError::ProviderNotAllowed { provider, .. })) => {
+            assert_eq!(provider, "no-such-system");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    // The portal receives its providers' reports on its own queue.
     let (inbound, mut rx, _served) = open(&engine);
     inbound.send(hello("pep", 0)).unwrap();
     match rx.recv().await {
-        Some(Err(GatewayError::ProviderNotAllowed { provider, .. })) => assert_eq!(provider, "pep"),
-        other => panic!("expected a refusal, got {other:?}"),
+        Some(Ok(_welcome)) => {}
+        other => panic!("expected a welcome, got {other:?}"),
     }
 }
 

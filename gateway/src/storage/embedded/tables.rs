@@ -197,6 +197,8 @@ impl<'t> Tables<'t> {
                 body_digest: accepted.body_digest.clone(),
                 session_id: accepted.session_id.clone(),
                 correlation_id: accepted.correlation_id.clone(),
+                test_session: accepted.test_session.clone(),
+                due_at_nanos: accepted.due_at_nanos,
             }),
             delivery_state: MessageState::OnDelivery as i32,
             status: ApplicationStatus::Accepted as i32,

@@ -421,13 +421,16 @@ fn event_of(record: &ApplicationRecord, sequence: u64, change: Change) -> Status
         service_id: record.service_id.clone(),
         subject: Some(record.subject.to_proto()),
         status: change.status as i32,
-        occurred_at: Some(timestamp(OffsetDateTime::now_utc())),
+        occurred_at: Some(timestamp(
+            change.occurred_at.unwrap_or_else(OffsetDateTime::now_utc),
+        )),
         notification: change.notification,
         registration_number: change.registration_number,
         expected_at: change.expected_at.map(timestamp),
         reason: change.reason,
         result: change.result,
         reported_by: change.reported_by,
+        overdue: change.overdue,
     }
 }
 
