@@ -92,6 +92,12 @@ enum Command {
         #[command(flatten)]
         admin: admin::AdminArgs,
     },
+    /// Adds, lists and removes the toolkit's faults (Admin AddFault,
+    /// ListFaults, DeleteFault), e.g. `shep faults add --provider ID --effect drop-ack --times 1`.
+    Faults {
+        #[command(subcommand)]
+        command: admin::FaultsCommand,
+    },
     /// Works with the journal (stop the gateway first: it holds the file).
     Journal {
         #[command(subcommand)]
@@ -231,6 +237,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             provider,
             admin,
         } => admin::dead_letters(requeue, provider, admin).await,
+        Command::Faults { command } => admin::faults(command).await,
         Command::Journal {
             command:
                 JournalCommand::Verify {

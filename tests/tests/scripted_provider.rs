@@ -618,3 +618,50 @@ async fn a_held_pull_answers_no_sooner_than_the_fault_s_delay() {
     assert_eq!(pulled.len(), 1);
     assert_eq!(pulled[0].message_id, pulled_id);
 }
+
+#[tokio::test]
+async fn shep_faults_adds_lists_and_refuses_delivery_faults() {
+    let gw = TestGateway::start().await;
+    let url = gw.url();
+    let token = gw.admin_token().to_owned();
+    let common = ["--gateway", url.as_str(), "--token", token.as_str()];
+    let add = |extra: &[&str]| {
+        let mut args = vec!["faults", "add"];
+        args.extend_from_slice(&common);
+        args.extend_from_slice(extra);
+        args.into_iter().map(str::to_owned).collect::<Vec<_>>()
+    };
+    let args = add(&[
+        "--provider",
+        ESIL_PROVIDER,
+        "--effect",
+        "drop-ack",
+        "--times",
+        "1",
+    ]);
+    let run = run_shep(&args.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    assert!(run.ok().contains("DropAck"), "{}", run.stdout);
+    let listed = gw
+        .admin()
+        .list_faults(gw.authorized(shep_proto::admin::v1::ListFaultsRequest {}))
+        .await
+        .unwrap()
+        .into_inner()
+        .faults;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].effect, Some(fault::Effect::DropAck(true)));
+    assert_eq!(listed[0].times, 1);
+
+    let args = add(&["--service", ESIL_SERVICE, "--effect", "duplicate-delivery"]);
+    let run = run_shep(&args.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    assert!(!run.status.success(), "{}", run.stdout);
+    assert!(run.stderr.contains("duplicate_delivery"), "{}", run.stderr);
+    let args = add(&["--provider", ESIL_PROVIDER, "--effect", "delay-delivery"]);
+    let run = run_shep(&args.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    assert!(run.stderr.contains("delay_delivery"), "{}", run.stderr);
+
+    let mut args = vec!["faults", "list"];
+    args.extend_from_slice(&common);
+    let run = run_shep(&args).await;
+    assert!(run.ok().contains("1 fault(s)"), "{}", run.stdout);
+}
