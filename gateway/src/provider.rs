@@ -2,6 +2,7 @@
 //! they settle, leases that expire, dead letters, the pull of
 //! `GetMessages`, and the Subscribe protocol ([`subscription`]).
 
+pub(crate) mod delivery_faults;
 pub(crate) mod subscription;
 
 use shep_proto::envelope::v1::ApplicationStatus;
@@ -102,7 +103,9 @@ pub(crate) fn delivery_message(leased: &Leased) -> DeliveryMessage {
     }
 }
 
-/// `GetMessages`: up to `amount` deliveries leased to no connection.
+/// `GetMessages`: up to `amount` deliveries leased to no connection, as the
+/// faults on deliveries make them (a duplicate is listed twice; the answer
+/// waits for the longest hold).
 pub(crate) async fn pull(
     engine: &Engine,
     provider: &str,
@@ -111,12 +114,29 @@ pub(crate) async fn pull(
 ) -> Result<Vec<DeliveryMessage>, GatewayError> {
     let queue = engine.delivery().queue(provider);
     let mut messages = Vec::new();
-    while messages.len() < amount {
+    let mut taken = 0;
+    let mut hold = None;
+    while taken < amount {
         match queue.take(None, 0, filter, engine.lease()).await? {
-            Some(leased) => messages.push(delivery_message(&leased)),
+            Some(leased) => {
+                taken += 1;
+                let mut message = delivery_message(&leased);
+                let planned = delivery_faults::plan(
+                    engine,
+                    provider,
+                    filter.session.as_deref(),
+                    &mut message,
+                );
+                hold = hold.max(planned.hold);
+                for _ in 1..planned.copies {
+                    messages.push(message.clone());
+                }
+                messages.push(message);
+            }
             None => break,
         }
     }
+    delivery_faults::held(hold, std::future::pending()).await;
     Ok(messages)
 }
 
@@ -177,6 +197,12 @@ pub(crate) async fn settle_ack(
             provider: provider.to_owned(),
             message_id,
         });
+    }
+    if let Some(fault_id) = engine.toolkit().faults.take_dropped_ack(&message_id) {
+        // As if it was lost on the way: the lease runs out and the request
+        // is delivered again.
+        tracing::info!(%message_id, provider, fault = %fault_id, "ack dropped by a fault");
+        return Ok((Settled::Requeued, None));
     }
     let settled = engine
         .delivery()

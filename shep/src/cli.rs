@@ -103,6 +103,12 @@ enum Command {
         #[command(flatten)]
         admin: admin::AdminArgs,
     },
+    /// Adds, lists and removes the toolkit's faults (Admin AddFault,
+    /// ListFaults, DeleteFault), e.g. `shep faults add --provider ID --effect drop-ack --times 1`.
+    Faults {
+        #[command(subcommand)]
+        command: admin::FaultsCommand,
+    },
     /// Works with the journal (stop the gateway first: it holds the file).
     Journal {
         #[command(subcommand)]
@@ -247,6 +253,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             session,
             admin,
         } => admin::clock(command, session, admin).await,
+        Command::Faults { command } => admin::faults(command).await,
         Command::Journal {
             command:
                 JournalCommand::Verify {

@@ -1,24 +1,22 @@
 //! A small client library for participants: build and sign envelopes, and run
-//! a simulated provider system. Used by the CLI, the demo and the tests.
+//! a simulated provider system (the built-in rules; [`crate::script`] plays
+//! any script). Used by the CLI, the demo and the tests.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use anyhow::Context as _;
-use prost::Message;
 use shep_nuc::ca::Signer;
 use shep_proto::envelope::v1::{
     ApplicationStatus, Attachment, Body, Channel, MessageType, Payload, Sender, SignedDocument,
     SignedEnvelope, StatusReport, Subject,
 };
-use shep_proto::provider::v1::provider_client::ProviderClient;
-use shep_proto::provider::v1::{
-    Ack, Hello, ReceiveStatus, ResendMessage, SubscribeRequest, subscribe_request,
-    subscribe_response,
-};
 use tokio::sync::mpsc;
-use tokio_stream::StreamExt;
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel as GrpcChannel;
+
+use crate::script::{
+    Ack as ScriptAck, DEFAULT_SERVICE, Delay, RunOptions, Script, ServiceScript, Span, Step,
+    StepStatus, run_script,
+};
 
 /// A sending system with the key it signs with.
 #[derive(Debug)]
@@ -169,6 +167,22 @@ impl TrustAnchors {
         Self::new(&roots, &intermediates)
     }
 
+    /// Verifies a delivered envelope's signature over its body now, as the
+    /// gateway did when it accepted it.
+    pub fn verify_envelope(
+        &self,
+        envelope: &SignedEnvelope,
+    ) -> Result<shep_nuc::verify::SignerIdentity, shep_gateway::error::GatewayError> {
+        self.verifier
+            .verify(
+                envelope.signature.as_ref(),
+                &envelope.body,
+                time::OffsetDateTime::now_utc(),
+            )
+            .map(|signer| (*signer).clone())
+            .map_err(shep_gateway::error::GatewayError::from)
+    }
+
     /// Verifies a signed document now: chain, validity, usage, signature.
     pub fn verify_document(
         &self,
@@ -185,7 +199,8 @@ impl TrustAnchors {
     }
 }
 
-/// How a simulated provider treats the requests it receives.
+/// How a simulated provider treats the requests it receives: shorthands for
+/// built-in scripts ([`ProviderRule::script`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ProviderRule {
     /// Acknowledge, register, take into work, complete with a signed result.
@@ -194,6 +209,51 @@ pub enum ProviderRule {
     Refuse,
     /// Acknowledge as not accepted, without resend.
     Reject,
+}
+
+impl ProviderRule {
+    /// The built-in script of this rule, waiting `step_delay` before each report.
+    pub fn script(self, step_delay: Duration) -> Script {
+        let delay = Some(Delay::Fixed(Span(step_delay)));
+        let step = |status| Step {
+            status,
+            delay,
+            registration_number: None,
+            term: None,
+            reason: None,
+            notification: None,
+            document: None,
+        };
+        let service = match self {
+            ProviderRule::Complete => ServiceScript {
+                steps: vec![
+                    step(StepStatus::Registered),
+                    step(StepStatus::InWork),
+                    step(StepStatus::Completed),
+                ],
+                ..ServiceScript::default()
+            },
+            ProviderRule::Refuse => ServiceScript {
+                steps: vec![
+                    step(StepStatus::Registered),
+                    Step {
+                        reason: Some("представлен неполный пакет документов".to_owned()),
+                        ..step(StepStatus::Refused)
+                    },
+                ],
+                ..ServiceScript::default()
+            },
+            ProviderRule::Reject => ServiceScript {
+                ack: vec![ScriptAck::Reject],
+                reject_reason: Some("the simulated provider rejects every request".to_owned()),
+                ..ServiceScript::default()
+            },
+        };
+        Script {
+            seed: 0,
+            services: [(DEFAULT_SERVICE.to_owned(), service)].into(),
+        }
+    }
 }
 
 /// What a simulated provider did, for narration.
@@ -205,7 +265,8 @@ pub struct ProviderStep {
 }
 
 /// Runs a simulated provider on one Subscribe connection until the stream
-/// ends. Each step is sent to `steps` (if given) and logged.
+/// ends, by one of the built-in rules. Each step is sent to `steps` (if
+/// given) and logged. [`run_script`] plays any script.
 pub async fn run_provider(
     channel: GrpcChannel,
     participant: Participant,
@@ -213,133 +274,14 @@ pub async fn run_provider(
     step_delay: Duration,
     steps: Option<mpsc::UnboundedSender<ProviderStep>>,
 ) -> anyhow::Result<()> {
-    // Deliveries carry scans inline: as large as the gateway's own limit
-    // (`limits.max_message_bytes`), not tonic's 4 MiB default.
-    let mut client = ProviderClient::new(channel).max_decoding_message_size(usize::MAX);
-    let (uplink, outbound) = mpsc::channel(64);
-    uplink
-        .send(SubscribeRequest {
-            kind: Some(subscribe_request::Kind::Hello(Hello {
-                provider_id: participant.sender_id.clone(),
-                max_in_flight: 8,
-                service_ids: Vec::new(),
-            })),
-        })
-        .await?;
-    let mut inbound = client
-        .subscribe(ReceiverStream::new(outbound))
-        .await
-        .context("subscribing to the request stream")?
-        .into_inner();
-    let say = |message_id: &str, service_id: &str, what: String| {
-        tracing::info!(provider = %participant.sender_id, %message_id, "{what}");
-        if let Some(steps) = &steps {
-            let _ = steps.send(ProviderStep {
-                message_id: message_id.to_owned(),
-                service_id: service_id.to_owned(),
-                what,
-            });
-        }
-    };
-    while let Some(message) = inbound.next().await {
-        let Some(kind) = message?.kind else { continue };
-        let delivery = match kind {
-            subscribe_response::Kind::Welcome(welcome) => {
-                say(
-                    "",
-                    "",
-                    format!("subscribed as connection {}", welcome.connection_id),
-                );
-                continue;
-            }
-            subscribe_response::Kind::Delivery(delivery) => delivery,
-        };
-        let envelope = delivery.envelope.clone().unwrap_or_default();
-        let body = Body::decode(envelope.body.as_slice()).context("delivered body")?;
-        let id = delivery.message_id.clone();
-        let service = delivery.service_id.clone();
-        say(
-            &id,
-            &service,
-            format!("received (attempt {})", delivery.attempt),
-        );
-        let accepted = rule != ProviderRule::Reject;
-        uplink
-            .send(SubscribeRequest {
-                kind: Some(subscribe_request::Kind::Ack(Ack {
-                    message_id: id.clone(),
-                    receive_status: if accepted {
-                        ReceiveStatus::MessageAccepted
-                    } else {
-                        ReceiveStatus::MessageNotAccepted
-                    } as i32,
-                    resend: if accepted {
-                        ResendMessage::Unspecified
-                    } else {
-                        ResendMessage::NotResend
-                    } as i32,
-                    error_message: if accepted {
-                        String::new()
-                    } else {
-                        "the simulated provider rejects every request".to_owned()
-                    },
-                    provider_id: participant.sender_id.clone(),
-                })),
-            })
-            .await?;
-        if !accepted {
-            say(&id, &service, "acknowledged: not accepted".to_owned());
-            continue;
-        }
-        say(&id, &service, "acknowledged: accepted".to_owned());
-        let registration_number = format!("{}-{}", &id[..8].to_uppercase(), delivery.attempt);
-        let mut reports = vec![StatusReport {
-            status: ApplicationStatus::Registered as i32,
-            registration_number,
-            ..StatusReport::default()
-        }];
-        match rule {
-            ProviderRule::Complete => {
-                reports.push(StatusReport {
-                    status: ApplicationStatus::InWork as i32,
-                    ..StatusReport::default()
-                });
-                let text = format!(
-                    "Справка по услуге «{service}» выдана по заявке {id}. Документ сформирован в системе электронного правительства."
-                );
-                reports.push(StatusReport {
-                    status: ApplicationStatus::Completed as i32,
-                    result: Some(participant.document(
-                        "spravka.txt",
-                        "text/plain; charset=utf-8",
-                        text.as_bytes(),
-                    )?),
-                    ..StatusReport::default()
-                });
-            }
-            ProviderRule::Refuse => reports.push(StatusReport {
-                status: ApplicationStatus::Refused as i32,
-                reason: "представлен неполный пакет документов".to_owned(),
-                ..StatusReport::default()
-            }),
-            ProviderRule::Reject => {}
-        }
-        let mut client = client.clone();
-        for report in reports {
-            tokio::time::sleep(step_delay).await;
-            let status = ApplicationStatus::try_from(report.status)
-                .unwrap_or_default()
-                .as_str_name();
-            let envelope = participant.report(&body, report)?;
-            match client.report(envelope).await {
-                Ok(_) => say(&id, &service, format!("reported {status}")),
-                Err(error) => say(
-                    &id,
-                    &service,
-                    format!("report {status} refused: {}", error.message()),
-                ),
-            }
-        }
-    }
-    Ok(())
+    run_script(
+        channel,
+        participant,
+        Arc::new(rule.script(step_delay)),
+        RunOptions {
+            steps,
+            ..RunOptions::default()
+        },
+    )
+    .await
 }

@@ -149,6 +149,50 @@ async fn provider_faults(
     Ok(faults)
 }
 
+/// A delivery on its way to a subscriber.
+struct Outgoing {
+    engine: Arc<Engine>,
+    provider: String,
+    connection: u64,
+    session: String,
+    position: u64,
+    copies: usize,
+    message: SubscribeResponse,
+}
+
+impl Outgoing {
+    /// Journals and sends it (`copies` times); `false` once the subscriber is gone.
+    async fn send(&self, tx: &Outbound) -> bool {
+        let Some(subscribe_response::Kind::Delivery(delivery)) = &self.message.kind else {
+            return true;
+        };
+        for _ in 0..self.copies {
+            self.engine.toolkit().exchanges.record(|| ExchangeRecord {
+                session: self.session.clone(),
+                rpc: RPC.to_owned(),
+                hop: "delivery",
+                service_id: delivery.service_id.clone(),
+                message_id: delivery.message_id.clone(),
+                response: Some(any("shep.provider.v1.SubscribeResponse", &self.message)),
+                stream_position: self.position,
+                subject: self.provider.clone(),
+                ..ExchangeRecord::default()
+            });
+            tracing::info!(
+                message_id = %delivery.message_id,
+                provider = %self.provider,
+                connection = self.connection,
+                attempt = delivery.attempt,
+                "delivered"
+            );
+            if tx.send(Ok(self.message.clone())).await.is_err() {
+                return false;
+            }
+        }
+        true
+    }
+}
+
 /// One welcomed stream.
 struct Connection<'a> {
     engine: &'a Arc<Engine>,
@@ -233,37 +277,43 @@ impl Connection<'_> {
         }
     }
 
-    /// Sends one delivery; `false` once the subscriber is gone.
+    /// Sends one delivery as the faults on deliveries make it; `false` once
+    /// the subscriber is gone. A held delivery is sent later by a task of
+    /// its own, so the stream goes on meanwhile.
     async fn deliver(&self, leased: &Leased, position: u64) -> bool {
-        let message = SubscribeResponse {
-            kind: Some(subscribe_response::Kind::Delivery(super::delivery_message(
-                leased,
-            ))),
-        };
-        self.engine.toolkit().exchanges.record(|| ExchangeRecord {
+        let mut delivery = super::delivery_message(leased);
+        let planned = super::delivery_faults::plan(
+            self.engine,
+            self.provider,
+            self.ctx.session(),
+            &mut delivery,
+        );
+        let outgoing = Outgoing {
+            engine: self.engine.clone(),
+            provider: self.provider.to_owned(),
+            connection: self.connection,
             session: leased
                 .pending
                 .session
                 .as_deref()
                 .unwrap_or_default()
                 .to_owned(),
-            rpc: RPC.to_owned(),
-            hop: "delivery",
-            service_id: leased.pending.service_id.clone(),
-            message_id: leased.pending.message_id.clone(),
-            response: Some(any("shep.provider.v1.SubscribeResponse", &message)),
-            stream_position: position,
-            subject: self.provider.to_owned(),
-            ..ExchangeRecord::default()
+            position,
+            copies: planned.copies,
+            message: SubscribeResponse {
+                kind: Some(subscribe_response::Kind::Delivery(delivery)),
+            },
+        };
+        if planned.hold.is_none() {
+            return outgoing.send(self.tx).await;
+        }
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            if super::delivery_faults::held(planned.hold, tx.closed()).await {
+                outgoing.send(&tx).await;
+            }
         });
-        tracing::info!(
-            message_id = %leased.pending.message_id,
-            provider = self.provider,
-            connection = self.connection,
-            attempt = leased.pending.attempts,
-            "delivered"
-        );
-        self.tx.send(Ok(message)).await.is_ok()
+        true
     }
 
     /// Applies an ack from the stream; a bad one is logged and journaled,

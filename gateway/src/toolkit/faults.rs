@@ -1,11 +1,12 @@
 //! Faults an integration team attaches to a registry, a service, a provider
-//! or one subject: delays, errors, hangs, cut streams, dropped connections and
-//! health flips, each limited by rate (seeded, so runs repeat), uses and a
-//! time window, and scoped to a session or global.
+//! or one subject: delays, errors, hangs, cut streams, dropped connections,
+//! health flips, and per delivery to a provider duplicates, corruption, holds
+//! and dropped acks; each limited by rate (seeded, so runs repeat), uses and
+//! a time window, and scoped to a session or global.
 //!
 //! The hot path pays one atomic load while no fault exists.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -28,6 +29,9 @@ pub enum Site<'a> {
     Service(&'a str),
     /// A Subscribe stream of provider `id` opens.
     Provider(&'a str),
+    /// The gateway is about to deliver a request to provider `id` (on a
+    /// Subscribe stream or in a GetMessages answer).
+    Delivery(&'a str),
 }
 
 /// What a fired fault does after its delay.
@@ -41,6 +45,27 @@ pub enum Effect {
     /// End the stream after this many messages.
     CutStreamAfter(u32),
     DropConnection,
+    /// (Delivery) send it twice.
+    DuplicateDelivery,
+    /// (Delivery) alter the envelope's signature so it no longer verifies.
+    CorruptDelivery,
+    /// (Delivery) hold it for the fault's delay; nothing more.
+    DelayDelivery,
+    /// (Delivery) ignore the provider's ack of it.
+    DropAck,
+}
+
+/// Whether `effect` acts on each delivery rather than on the call.
+fn per_delivery(effect: Option<&fault::Effect>) -> bool {
+    matches!(
+        effect,
+        Some(
+            fault::Effect::DuplicateDelivery(true)
+                | fault::Effect::CorruptDelivery(true)
+                | fault::Effect::DelayDelivery(true)
+                | fault::Effect::DropAck(true)
+        )
+    )
 }
 
 /// A fault that fired on a call.
@@ -102,7 +127,14 @@ impl FaultState {
             (fault_target::Target::Registry(id), Site::Registry { id: at, .. }) => id == at,
             (fault_target::Target::Subject(subject), Site::Registry { key, .. }) => subject == key,
             (fault_target::Target::Service(id), Site::Service(at)) => id == at,
-            (fault_target::Target::Provider(id), Site::Provider(at)) => id == at,
+            // A provider fault acts either when a stream opens or on each
+            // delivery, by its effect.
+            (fault_target::Target::Provider(id), Site::Provider(at)) => {
+                id == at && !per_delivery(self.spec.effect.as_ref())
+            }
+            (fault_target::Target::Provider(id), Site::Delivery(at)) => {
+                id == at && per_delivery(self.spec.effect.as_ref())
+            }
             _ => false,
         }
     }
@@ -182,6 +214,10 @@ impl FaultState {
             }
             Some(fault::Effect::CutStreamAfter(after)) => Effect::CutStreamAfter(*after),
             Some(fault::Effect::DropConnection(true)) => Effect::DropConnection,
+            Some(fault::Effect::DuplicateDelivery(true)) => Effect::DuplicateDelivery,
+            Some(fault::Effect::CorruptDelivery(true)) => Effect::CorruptDelivery,
+            Some(fault::Effect::DelayDelivery(true)) => Effect::DelayDelivery,
+            Some(fault::Effect::DropAck(true)) => Effect::DropAck,
             _ => Effect::Proceed,
         };
         Some(Fired {
@@ -228,6 +264,11 @@ pub struct Faults {
     node: std::sync::OnceLock<String>,
     /// Bumped on every change, so watchers (health) re-read.
     version: tokio::sync::watch::Sender<u64>,
+    /// Deliveries whose next ack a `drop_ack` fault swallows: message id ->
+    /// fault id. Set and cleared at each delivery, taken by the ack.
+    dropped_acks: Mutex<HashMap<String, String>>,
+    /// `dropped_acks.len()`, read without the lock on every delivery and ack.
+    armed: AtomicUsize,
 }
 
 impl Faults {
@@ -385,6 +426,37 @@ impl Faults {
     pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
         self.version.subscribe()
     }
+
+    /// Notes what a delivery of `message_id` does to its ack: swallowed by
+    /// `fault_id`, or (`None`) settled as usual, whatever an earlier
+    /// delivery of it said.
+    pub fn drop_next_ack(&self, message_id: &str, fault_id: Option<&str>) {
+        if fault_id.is_none() && self.armed.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        let mut dropped = self.dropped_acks.lock().unwrap_or_else(|p| p.into_inner());
+        match fault_id {
+            Some(fault_id) => {
+                dropped.insert(message_id.to_owned(), fault_id.to_owned());
+            }
+            None => {
+                dropped.remove(message_id);
+            }
+        }
+        self.armed.store(dropped.len(), Ordering::Release);
+    }
+
+    /// The `drop_ack` fault that swallows this ack of `message_id`, if any;
+    /// it swallows one ack only.
+    pub fn take_dropped_ack(&self, message_id: &str) -> Option<String> {
+        if self.armed.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        let mut dropped = self.dropped_acks.lock().unwrap_or_else(|p| p.into_inner());
+        let taken = dropped.remove(message_id);
+        self.armed.store(dropped.len(), Ordering::Release);
+        taken
+    }
 }
 
 fn validate(spec: &Fault, registries: &[&str]) -> Result<(), InvalidFault> {
@@ -454,15 +526,39 @@ fn validate(spec: &Fault, registries: &[&str]) -> Result<(), InvalidFault> {
                 "applies to provider targets (their Subscribe streams) only",
             ));
         }
+        (Some(effect), t)
+            if per_delivery(Some(effect)) && !matches!(t, fault_target::Target::Provider(_)) =>
+        {
+            return Err(invalid(
+                delivery_field(effect),
+                "applies to provider targets (their deliveries) only",
+            ));
+        }
+        (Some(fault::Effect::DelayDelivery(true)), _) if spec.delay.is_none() => {
+            return Err(invalid(
+                "delay_delivery",
+                "needs a `delay`: how long to hold the delivery",
+            ));
+        }
         (None, _) if spec.delay.is_none() => {
             return Err(invalid(
                 "effect",
-                "is required when there is no delay: error, hang, cut_stream_after, drop_connection, not_serving or pass",
+                "is required when there is no delay: error, hang, cut_stream_after, drop_connection, not_serving, pass, duplicate_delivery, corrupt_delivery, delay_delivery or drop_ack",
             ));
         }
         _ => {}
     }
     Ok(())
+}
+
+/// The field naming a per-delivery effect, for refusals.
+fn delivery_field(effect: &fault::Effect) -> &'static str {
+    match effect {
+        fault::Effect::DuplicateDelivery(_) => "duplicate_delivery",
+        fault::Effect::CorruptDelivery(_) => "corrupt_delivery",
+        fault::Effect::DelayDelivery(_) => "delay_delivery",
+        _ => "drop_ack",
+    }
 }
 
 #[cfg(test)]
@@ -578,6 +674,90 @@ mod tests {
             faults.add(code, None, "", REGISTRIES).unwrap_err().field,
             "error.code"
         );
+    }
+
+    #[test]
+    fn delivery_faults_fire_per_delivery_and_leave_the_stream_opening_alone() {
+        let faults = Faults::default();
+        let duplicate = Fault {
+            times: 1,
+            effect: Some(fault::Effect::DuplicateDelivery(true)),
+            ..error_fault(fault_target::Target::Provider("arm".into()))
+        };
+        faults.add(duplicate, None, "", REGISTRIES).unwrap();
+        assert!(faults.check(Site::Provider("arm"), None).is_none());
+        assert!(faults.check(Site::Delivery("other"), None).is_none());
+        let fired = faults.check(Site::Delivery("arm"), None).unwrap();
+        assert_eq!(fired.effect, Effect::DuplicateDelivery);
+        assert!(faults.check(Site::Delivery("arm"), None).is_none(), "spent");
+        // An open-time provider fault does not fire on deliveries.
+        faults
+            .add(
+                error_fault(fault_target::Target::Provider("arm".into())),
+                None,
+                "",
+                REGISTRIES,
+            )
+            .unwrap();
+        assert!(faults.check(Site::Delivery("arm"), None).is_none());
+        assert!(faults.check(Site::Provider("arm"), None).is_some());
+    }
+
+    #[test]
+    fn a_dropped_ack_is_swallowed_once_and_cleared_by_a_clean_delivery() {
+        let faults = Faults::default();
+        assert_eq!(faults.take_dropped_ack("m1"), None);
+        faults.drop_next_ack("m1", Some("f1"));
+        assert_eq!(faults.take_dropped_ack("m2"), None);
+        assert_eq!(faults.take_dropped_ack("m1").as_deref(), Some("f1"));
+        assert_eq!(faults.take_dropped_ack("m1"), None);
+        faults.drop_next_ack("m1", Some("f1"));
+        faults.drop_next_ack("m1", None);
+        assert_eq!(faults.take_dropped_ack("m1"), None);
+    }
+
+    #[test]
+    fn delivery_effects_need_a_provider_target_and_a_held_delivery_a_delay() {
+        let faults = Faults::default();
+        for (effect, field) in [
+            (fault::Effect::DuplicateDelivery(true), "duplicate_delivery"),
+            (fault::Effect::CorruptDelivery(true), "corrupt_delivery"),
+            (fault::Effect::DelayDelivery(true), "delay_delivery"),
+            (fault::Effect::DropAck(true), "drop_ack"),
+        ] {
+            let on_service = Fault {
+                effect: Some(effect),
+                ..error_fault(fault_target::Target::Service("s".into()))
+            };
+            assert_eq!(
+                faults
+                    .add(on_service, None, "", REGISTRIES)
+                    .unwrap_err()
+                    .field,
+                field
+            );
+        }
+        let unheld = Fault {
+            effect: Some(fault::Effect::DelayDelivery(true)),
+            ..error_fault(fault_target::Target::Provider("arm".into()))
+        };
+        assert_eq!(
+            faults.add(unheld, None, "", REGISTRIES).unwrap_err().field,
+            "delay_delivery"
+        );
+        let held = Fault {
+            effect: Some(fault::Effect::DelayDelivery(true)),
+            delay: Some(Delay {
+                distribution: Some(delay::Distribution::FixedMs(5)),
+            }),
+            ..error_fault(fault_target::Target::Provider("arm".into()))
+        };
+        let fired = {
+            faults.add(held, None, "", REGISTRIES).unwrap();
+            faults.check(Site::Delivery("arm"), None).unwrap()
+        };
+        assert_eq!(fired.effect, Effect::DelayDelivery);
+        assert_eq!(fired.delay, Some(Duration::from_millis(5)));
     }
 
     #[test]

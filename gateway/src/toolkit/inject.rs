@@ -29,7 +29,13 @@ pub async fn apply(
         }
     }
     match fired.effect {
-        Effect::Proceed | Effect::CutStreamAfter(_) => Ok(()),
+        // The stream and the deliveries carry these out themselves.
+        Effect::Proceed
+        | Effect::CutStreamAfter(_)
+        | Effect::DuplicateDelivery
+        | Effect::CorruptDelivery
+        | Effect::DelayDelivery
+        | Effect::DropAck => Ok(()),
         Effect::Error(injected) => Err(GatewayError::Injected(injected)),
         Effect::Hang(max) => match ctx.deadline {
             Some(deadline) => {

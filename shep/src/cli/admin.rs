@@ -1,4 +1,4 @@
-//! `shep dead-letters`, and the operator's flags shared with `shep certs`:
+//! `shep dead-letters`, `shep faults`, and the operator's flags shared with `shep certs`:
 //! the Admin API from the command line.
 
 use std::path::PathBuf;
@@ -238,4 +238,246 @@ mod tests {
         assert!(advance("6 weeks").is_err());
         assert!(advance("wd").is_err());
     }
+}
+/// `shep faults`: the toolkit's faults (TESTING.md#faults) from the command line.
+#[derive(Debug, clap::Subcommand)]
+pub(super) enum FaultsCommand {
+    /// Attaches a fault (replacing one with the same `--id`) and prints it.
+    Add(Box<FaultArgs>),
+    /// Lists the faults with how often each matched and fired.
+    List {
+        /// Only this test session's (`x-shep-session`); all without.
+        #[arg(long)]
+        session: Option<String>,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Removes one fault.
+    Delete {
+        id: String,
+        #[arg(long)]
+        session: Option<String>,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+}
+
+/// What a fault does (`Fault.effect`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(super) enum FaultEffect {
+    /// Answer with `--code` (default UNAVAILABLE) and `--message`.
+    Error,
+    /// Never answer in time (`--max-ms` without a caller deadline).
+    Hang,
+    /// (provider) end each Subscribe stream after `--after` deliveries.
+    CutStreamAfter,
+    /// Close the caller's connection.
+    DropConnection,
+    /// (registry) health reads NOT_SERVING.
+    NotServing,
+    /// Nothing; a step in a sequence.
+    Pass,
+    /// (provider) send each delivery twice.
+    DuplicateDelivery,
+    /// (provider) flip a bit of the delivered envelope's signature.
+    CorruptDelivery,
+    /// (provider) hold each delivery for `--delay-ms`.
+    DelayDelivery,
+    /// (provider) ignore the provider's ack of the delivery.
+    DropAck,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["registry", "service", "provider", "subject"])))]
+pub(super) struct FaultArgs {
+    /// Target: a registry (`gbdfl`, `gbdul`, `enis`).
+    #[arg(long)]
+    registry: Option<String>,
+    /// Target: a service of the routing table.
+    #[arg(long)]
+    service: Option<String>,
+    /// Target: a provider system.
+    #[arg(long)]
+    provider: Option<String>,
+    /// Target: one IIN or BIN in registry lookups.
+    #[arg(long)]
+    subject: Option<String>,
+    /// What it does; without it, only `--delay-ms`.
+    #[arg(long, value_enum)]
+    effect: Option<FaultEffect>,
+    /// A fixed delay before the effect, in milliseconds.
+    #[arg(long)]
+    delay_ms: Option<u32>,
+    /// `error`: the gRPC code's name.
+    #[arg(long, default_value = "UNAVAILABLE")]
+    code: String,
+    /// `error`: the message.
+    #[arg(long, default_value = "")]
+    message: String,
+    /// `hang`: give up after this long without a caller deadline.
+    #[arg(long, default_value_t = 0)]
+    max_ms: u32,
+    /// `cut-stream-after`: deliveries before the cut.
+    #[arg(long, default_value_t = 1)]
+    after: u32,
+    /// The share of matches it fires on (0 < rate <= 1).
+    #[arg(long, default_value_t = 0.0)]
+    rate: f64,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Fires at most this many times (0: no limit).
+    #[arg(long, default_value_t = 0)]
+    times: u32,
+    #[arg(long, default_value_t = 0)]
+    starts_after_ms: u32,
+    #[arg(long, default_value_t = 0)]
+    lasts_ms: u32,
+    /// Chosen by the gateway when absent.
+    #[arg(long, default_value = "")]
+    id: String,
+    #[arg(long, default_value = "")]
+    description: String,
+    /// Only for this test session (`x-shep-session`); global without.
+    #[arg(long)]
+    session: Option<String>,
+    #[command(flatten)]
+    admin: AdminArgs,
+}
+
+impl FaultArgs {
+    fn fault(&self) -> shep_proto::admin::v1::Fault {
+        use fault_target::Target;
+        use shep_proto::admin::v1::{
+            Delay, ErrorEffect, Fault, FaultTarget, HangEffect, delay, fault, fault_target,
+        };
+        let target = match (&self.registry, &self.service, &self.provider, &self.subject) {
+            (Some(id), ..) => Target::Registry(id.clone()),
+            (_, Some(id), ..) => Target::Service(id.clone()),
+            (_, _, Some(id), _) => Target::Provider(id.clone()),
+            (.., Some(id)) => Target::Subject(id.clone()),
+            // clap requires one of them.
+            _ => Target::Service(String::new()),
+        };
+        let effect = self.effect.map(|effect| match effect {
+            FaultEffect::Error => fault::Effect::Error(ErrorEffect {
+                code: self.code.clone(),
+                message: self.message.clone(),
+                ..ErrorEffect::default()
+            }),
+            FaultEffect::Hang => fault::Effect::Hang(HangEffect {
+                max_ms: self.max_ms,
+            }),
+            FaultEffect::CutStreamAfter => fault::Effect::CutStreamAfter(self.after),
+            FaultEffect::DropConnection => fault::Effect::DropConnection(true),
+            FaultEffect::NotServing => fault::Effect::NotServing(true),
+            FaultEffect::Pass => fault::Effect::Pass(true),
+            FaultEffect::DuplicateDelivery => fault::Effect::DuplicateDelivery(true),
+            FaultEffect::CorruptDelivery => fault::Effect::CorruptDelivery(true),
+            FaultEffect::DelayDelivery => fault::Effect::DelayDelivery(true),
+            FaultEffect::DropAck => fault::Effect::DropAck(true),
+        });
+        Fault {
+            id: self.id.clone(),
+            target: Some(FaultTarget {
+                target: Some(target),
+            }),
+            delay: self.delay_ms.map(|ms| Delay {
+                distribution: Some(delay::Distribution::FixedMs(ms)),
+            }),
+            effect,
+            rate: self.rate,
+            seed: self.seed,
+            times: self.times,
+            starts_after_ms: self.starts_after_ms,
+            lasts_ms: self.lasts_ms,
+            description: self.description.clone(),
+            ..Fault::default()
+        }
+    }
+}
+
+/// `request` in test session `session`, if any.
+fn in_session<T>(mut request: Request<T>, session: Option<&str>) -> anyhow::Result<Request<T>> {
+    if let Some(session) = session {
+        request.metadata_mut().insert(
+            shep_gateway::toolkit::SESSION_HEADER,
+            session
+                .parse()
+                .context("the session is not a valid header value")?,
+        );
+    }
+    Ok(request)
+}
+
+fn print_fault(fault: &shep_proto::admin::v1::Fault) {
+    let target = fault
+        .target
+        .as_ref()
+        .and_then(|target| target.target.as_ref())
+        .map(|target| format!("{target:?}"))
+        .unwrap_or_default();
+    let effect = fault
+        .effect
+        .as_ref()
+        .map(|effect| format!("{effect:?}"))
+        .unwrap_or_else(|| "delay only".to_owned());
+    let session = if fault.session.is_empty() {
+        "global".to_owned()
+    } else {
+        format!("session {}", fault.session)
+    };
+    println!(
+        "  {} {target} {effect} ({session}): matched {}, fired {}",
+        fault.id, fault.matched, fault.fired
+    );
+}
+
+/// Runs `shep faults`.
+pub(super) async fn faults(command: FaultsCommand) -> anyhow::Result<()> {
+    use shep_proto::admin::v1::admin_client::AdminClient;
+    use shep_proto::admin::v1::{DeleteFaultRequest, ListFaultsRequest};
+    let (admin, session) = match &command {
+        FaultsCommand::Add(args) => (&args.admin, args.session.clone()),
+        FaultsCommand::List { admin, session } | FaultsCommand::Delete { admin, session, .. } => {
+            (admin, session.clone())
+        }
+    };
+    let mut client = AdminClient::new(connect_as(&admin.gateway, &admin.data_dir, None).await?);
+    let listed = match &command {
+        FaultsCommand::Add(args) => {
+            let fault = client
+                .add_fault(in_session(
+                    admin.authorized(args.fault())?,
+                    session.as_deref(),
+                )?)
+                .await
+                .map_err(describe)?
+                .into_inner();
+            println!("added");
+            print_fault(&fault);
+            return Ok(());
+        }
+        FaultsCommand::List { .. } => {
+            client
+                .list_faults(in_session(
+                    admin.authorized(ListFaultsRequest {})?,
+                    session.as_deref(),
+                )?)
+                .await
+        }
+        FaultsCommand::Delete { id, .. } => {
+            client
+                .delete_fault(in_session(
+                    admin.authorized(DeleteFaultRequest { id: id.clone() })?,
+                    session.as_deref(),
+                )?)
+                .await
+        }
+    };
+    let faults = listed.map_err(describe)?.into_inner().faults;
+    println!("{} fault(s)", faults.len());
+    for fault in &faults {
+        print_fault(fault);
+    }
+    Ok(())
 }

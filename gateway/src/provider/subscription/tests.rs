@@ -1,6 +1,7 @@
 //! The Subscribe protocol in-process: the provider's side is a channel, the
 //! clock is paused.
 
+use shep_proto::admin::v1::{Fault, fault};
 use shep_proto::envelope::v1::ApplicationStatus;
 use shep_proto::provider::v1::{Ack, Hello, ReceiveStatus};
 use tokio::sync::mpsc::error::TryRecvError;
@@ -168,4 +169,119 @@ async fn anything_but_an_ack_after_the_hello_ends_the_stream() {
         other => panic!("expected a protocol violation, got {other:?}"),
     }
     served.await.unwrap();
+}
+
+fn delivery_fault(effect: shep_proto::admin::v1::fault::Effect, delay_ms: Option<u32>) -> Fault {
+    use shep_proto::admin::v1::{Delay, FaultTarget, delay, fault_target};
+    Fault {
+        target: Some(FaultTarget {
+            target: Some(fault_target::Target::Provider(ESIL_PROVIDER.to_owned())),
+        }),
+        effect: Some(effect),
+        delay: delay_ms.map(|ms| Delay {
+            distribution: Some(delay::Distribution::FixedMs(ms)),
+        }),
+        times: 1,
+        ..Fault::default()
+    }
+}
+
+async fn welcomed(engine: &Arc<Engine>) -> (Inbound, Received) {
+    let (inbound, mut rx, _served) = open(engine);
+    inbound.send(hello(ESIL_PROVIDER, 4)).unwrap();
+    rx.recv().await.expect("a welcome").unwrap();
+    (inbound, rx)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_duplicated_delivery_is_sent_twice_and_one_ack_settles_it() {
+    let engine = testing::engine();
+    engine
+        .toolkit()
+        .faults
+        .add(
+            delivery_fault(fault::Effect::DuplicateDelivery(true), None),
+            None,
+            "",
+            &[],
+        )
+        .unwrap();
+    let ids = submit(&engine, 1).await;
+    let (inbound, mut rx) = welcomed(&engine).await;
+    assert_eq!(delivered(rx.recv().await), ids[0]);
+    assert_eq!(delivered(rx.recv().await), ids[0]);
+    inbound.send(ack(&ids[0])).unwrap();
+    inbound.send(ack(&ids[0])).unwrap();
+    tokio::time::sleep(engine.lease() * 3).await;
+    crate::provider::expire_leases(&engine).await;
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert!(matches!(rx.try_recv(), Err(TryRecvError::Empty)));
+    let queue = engine.delivery().queue(ESIL_PROVIDER);
+    assert_eq!(queue.depth().await.unwrap(), (0, 0, 0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_held_delivery_waits_for_the_fault_s_delay_and_others_pass_it() {
+    let engine = testing::engine();
+    engine
+        .toolkit()
+        .faults
+        .add(
+            delivery_fault(fault::Effect::DelayDelivery(true), Some(5_000)),
+            None,
+            "",
+            &[],
+        )
+        .unwrap();
+    let ids = submit(&engine, 2).await;
+    let (_inbound, mut rx) = welcomed(&engine).await;
+    let started = tokio::time::Instant::now();
+    // The second is not held; the first arrives after the hold.
+    assert_eq!(delivered(rx.recv().await), ids[1]);
+    assert_eq!(delivered(rx.recv().await), ids[0]);
+    assert!(started.elapsed() >= Duration::from_secs(5));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dropped_ack_leaves_the_delivery_leased_until_it_expires() {
+    let engine = testing::engine();
+    engine
+        .toolkit()
+        .faults
+        .add(
+            delivery_fault(fault::Effect::DropAck(true), None),
+            None,
+            "",
+            &[],
+        )
+        .unwrap();
+    let ids = submit(&engine, 1).await;
+    let (inbound, mut rx) = welcomed(&engine).await;
+    assert_eq!(delivered(rx.recv().await), ids[0]);
+    inbound.send(ack(&ids[0])).unwrap();
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let queue = engine.delivery().queue(ESIL_PROVIDER);
+    assert_eq!(queue.depth().await.unwrap(), (0, 1, 0), "still leased");
+    tokio::time::sleep(engine.lease() + Duration::from_millis(1)).await;
+    crate::provider::expire_leases(&engine).await;
+    match tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .ok()
+        .flatten()
+    {
+        Some(Ok(SubscribeResponse {
+            kind: Some(subscribe_response::Kind::Delivery(delivery)),
+        })) => {
+            assert_eq!(delivery.message_id, ids[0]);
+            assert_eq!(delivery.attempt, 2);
+        }
+        other => panic!("expected the redelivery, got {other:?}"),
+    }
+    inbound.send(ack(&ids[0])).unwrap();
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(
+        queue.depth().await.unwrap(),
+        (0, 0, 0),
+        "the second ack settles it"
+    );
 }
