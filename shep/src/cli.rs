@@ -5,6 +5,7 @@ mod admin;
 mod bench;
 mod certs;
 mod demo;
+mod flow;
 mod population;
 mod print;
 mod provider;
@@ -102,6 +103,12 @@ enum Command {
         session: Option<String>,
         #[command(flatten)]
         admin: admin::AdminArgs,
+    },
+    /// Plays a flow of the seed regulations step by step on a simulated
+    /// clock (the gateway in-process), narrated with the regulations' times.
+    Flow {
+        #[command(subcommand)]
+        command: flow::FlowCommand,
     },
     /// Adds, lists and removes the toolkit's faults (Admin AddFault,
     /// ListFaults, DeleteFault), e.g. `shep faults add --provider ID --effect drop-ack --times 1`.
@@ -254,6 +261,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             admin,
         } => admin::clock(command, session, admin).await,
         Command::Faults { command } => admin::faults(command).await,
+        Command::Flow { command } => flow::run(command).await,
         Command::Journal {
             command:
                 JournalCommand::Verify {
