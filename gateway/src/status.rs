@@ -107,6 +107,16 @@ pub(crate) async fn authorize_watch(
             None if principal.reads_everything(&engine.routes()) => Ok(()),
             None => Err(GatewayError::MessageNotFound(id.clone())),
         },
+        // A consumer system follows what it sent itself, nobody else's.
+        WatchTarget::Sender(sender) => {
+            if engine.routes().system(sender).is_none() {
+                return Err(GatewayError::InvalidField {
+                    field: "sender_id",
+                    problem: format!("`{sender}` is not a system of the routing table"),
+                });
+            }
+            principal.act_as(sender, "a system watches the applications it sent itself")
+        }
     }
 }
 
@@ -176,9 +186,10 @@ pub(crate) fn watch_target(request: &WatchRequest) -> Result<WatchTarget, Gatewa
         Some(watch_request::Target::MessageId(id)) => {
             Ok(WatchTarget::Message(parse_uuid("message_id", id)?))
         }
+        Some(watch_request::Target::SenderId(sender)) => Ok(WatchTarget::Sender(sender.clone())),
         None => Err(GatewayError::InvalidField {
             field: "target",
-            problem: "must be a subject or a message_id".to_owned(),
+            problem: "must be a subject, a message_id or a sender_id".to_owned(),
         }),
     }
 }

@@ -35,7 +35,7 @@ mod queue;
 
 pub use application::{
     ApplicationRecord, ApplicationStore, Change, Inserted, Read, ReportKey, Update, WatchTarget,
-    timestamp,
+    sender_key, timestamp,
 };
 pub use journal::{Accepted, Changed, Entry, Journal, OnCommit, Record, Ticket};
 pub use queue::{

@@ -164,3 +164,49 @@ async fn only_providers_and_consumers_with_responses_have_a_queue() {
     assert!(error.to_string().contains("responses"), "{error}");
     assert!(table("system").is_ok());
 }
+
+#[tokio::test]
+async fn the_centre_watches_every_application_it_sent_and_no_one_else_does() {
+    let gw = TestGateway::builder().authenticated().start().await;
+    let as_centre = gw.channel_as("is-con").await;
+    let mut watch = shep_proto::gateway::v1::gateway_client::GatewayClient::new(as_centre.clone())
+        .watch(shep_proto::gateway::v1::WatchRequest {
+            target: Some(shep_proto::gateway::v1::watch_request::Target::SenderId(
+                "is-con".to_owned(),
+            )),
+            after_sequence: 0,
+        })
+        .await
+        .expect("the centre watches its own applications")
+        .into_inner();
+
+    // One from the portal, then one from the centre: the watch sees the centre's only.
+    let applicant = gw.applicant();
+    let portal_body = applicant.application(ESIL_SERVICE, iin(APPLICANT_IIN), "{}", Vec::new());
+    shep_proto::gateway::v1::gateway_client::GatewayClient::new(gw.channel_as("pep").await)
+        .submit(applicant.seal(&portal_body).unwrap())
+        .await
+        .unwrap();
+    let operator = gw.operator();
+    let body = operator.request(ESIL_SERVICE, iin(APPLICANT_IIN));
+    shep_proto::gateway::v1::gateway_client::GatewayClient::new(as_centre)
+        .submit(operator.seal(&body).unwrap())
+        .await
+        .unwrap();
+    let event = next_item(&mut watch).await;
+    assert_eq!(event.message_id, body.message_id);
+    assert_eq!(event.sender_id, "is-con");
+    assert_eq!(event.status(), ApplicationStatus::Accepted);
+
+    // The portal may not follow the centre's applications.
+    let refused =
+        shep_proto::gateway::v1::gateway_client::GatewayClient::new(gw.channel_as("pep").await)
+            .watch(shep_proto::gateway::v1::WatchRequest {
+                target: Some(shep_proto::gateway::v1::watch_request::Target::SenderId(
+                    "is-con".to_owned(),
+                )),
+                after_sequence: 0,
+            })
+            .await;
+    refusal(refused, Code::PermissionDenied, "ACCESS_DENIED");
+}

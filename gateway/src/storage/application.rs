@@ -202,6 +202,14 @@ pub struct ReportKey {
 pub enum WatchTarget {
     Subject(SubjectId),
     Message(String),
+    /// Every application a consumer system sent.
+    Sender(String),
+}
+
+/// The key a sender's applications are indexed under, beside subjects'
+/// (`iin:…`, `bin:…`), which it cannot collide with.
+pub fn sender_key(sender: &str) -> String {
+    format!("sender:{sender}")
 }
 
 impl WatchTarget {
@@ -209,6 +217,7 @@ impl WatchTarget {
     pub fn matches(&self, event: &StatusEvent) -> bool {
         match self {
             Self::Message(id) => &event.message_id == id,
+            Self::Sender(id) => &event.sender_id == id,
             Self::Subject(subject) => event.subject.as_ref() == Some(&subject.to_proto()),
         }
     }

@@ -34,7 +34,7 @@ pub async fn status_events_are_ordered_under_one_sequence(backend: &impl Backend
 
     let first = application(ALICE, "portal", b"first");
     let second = application(ALICE, "portal", b"second");
-    let other = application(BOB, "portal", b"other");
+    let other = application(BOB, "centre", b"other");
     let mut events = vec![
         accept(store, first.clone()).await,
         accept(store, second.clone()).await,
@@ -113,6 +113,33 @@ pub async fn status_events_are_ordered_under_one_sequence(backend: &impl Backend
     );
     let (none, _) = store.snapshot(&alice, upto).await.expect("a snapshot");
     assert!(none.is_empty(), "nothing after the last sequence");
+
+    // Per sending system.
+    let (centres, _) = store
+        .snapshot(&WatchTarget::Sender("centre".to_owned()), 0)
+        .await
+        .expect("a snapshot");
+    assert!(!centres.is_empty(), "the centre's application has events");
+    assert!(
+        centres
+            .iter()
+            .all(|event| event.message_id == other.message_id && event.sender_id == "centre"),
+        "a sender's events only: {centres:?}"
+    );
+    let (portals, _) = store
+        .snapshot(&WatchTarget::Sender("portal".to_owned()), 0)
+        .await
+        .expect("a snapshot");
+    assert!(
+        portals
+            .iter()
+            .all(|event| event.message_id != other.message_id),
+        "not another sender's"
+    );
+    assert_eq!(
+        portals.len() + centres.len(),
+        from_start.len() + centres.len()
+    );
 
     // Per application.
     let (theirs, _) = store

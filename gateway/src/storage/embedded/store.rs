@@ -340,6 +340,12 @@ impl ApplicationStore for RedbStore {
             WatchTarget::Subject(subject) => {
                 tables::events_of_subject(transaction, &subject.key(), after, upto)
             }
+            WatchTarget::Sender(sender) => tables::events_of_subject(
+                transaction,
+                &crate::storage::sender_key(sender),
+                after,
+                upto,
+            ),
         })?;
         Ok((events.into_iter().map(Arc::new).collect(), upto))
     }

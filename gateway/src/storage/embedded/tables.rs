@@ -240,6 +240,12 @@ impl<'t> Tables<'t> {
             self.subject_events
                 .insert((key.as_str(), event.sequence), at)?;
         }
+        // A sender's events share the index under a key no subject has.
+        if let Some(accepted) = row.accepted.as_ref().filter(|a| !a.sender_id.is_empty()) {
+            let key = crate::storage::sender_key(&accepted.sender_id);
+            self.subject_events
+                .insert((key.as_str(), event.sequence), at)?;
+        }
         match MessageState::try_from(changed.delivery_state) {
             Ok(MessageState::OnDelivery) => {
                 self.outstanding.insert(at, false)?;

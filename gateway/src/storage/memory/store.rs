@@ -23,7 +23,7 @@ use crate::envelope::SubjectId;
 use crate::storage::StorageError;
 use crate::storage::application::{
     ApplicationRecord, ApplicationStore, Change, Inserted, Read, ReportKey, Update, WatchTarget,
-    timestamp,
+    sender_key, timestamp,
 };
 use crate::storage::journal::{Changed, Entry, Journal, Ticket};
 
@@ -150,10 +150,7 @@ impl MemoryStore {
                     // Forgotten elsewhere and accepted afresh.
                     self.forget_now(&record.message_id);
                 }
-                self.by_subject
-                    .entry(record.subject.key())
-                    .or_default()
-                    .push(record.message_id.clone());
+                self.index(&record);
                 self.applications
                     .insert(record.message_id.clone(), Arc::new(Mutex::new(record)));
                 Ok(None)
@@ -273,25 +270,35 @@ impl MemoryStore {
                 }
             }
             Slot::Vacant(vacant) => {
-                let subject_key = record.subject.key();
-                let message_id = record.message_id.clone();
                 // Queued before its first event, which the caller awaits.
                 let _ = self.journal.append(Entry::Accepted(record.to_journal()));
+                self.index(&record);
                 vacant.insert(Arc::new(Mutex::new(record)));
-                self.by_subject
-                    .entry(subject_key)
-                    .or_default()
-                    .push(message_id);
                 Inserted::New
             }
         }
     }
 
+    /// Indexes `record` by its subject and by its sender (for a sender's Watch).
+    fn index(&self, record: &ApplicationRecord) {
+        for key in [record.subject.key(), sender_key(&record.sender_id)] {
+            self.by_subject
+                .entry(key)
+                .or_default()
+                .push(record.message_id.clone());
+        }
+    }
+
     fn forget_now(&self, message_id: &str) {
         if let Some((_, shared)) = self.applications.remove(message_id) {
-            let key = lock(&shared).subject.key();
-            if let Some(mut ids) = self.by_subject.get_mut(&key) {
-                ids.retain(|id| id != message_id);
+            let keys = {
+                let record = lock(&shared);
+                [record.subject.key(), sender_key(&record.sender_id)]
+            };
+            for key in keys {
+                if let Some(mut ids) = self.by_subject.get_mut(&key) {
+                    ids.retain(|id| id != message_id);
+                }
             }
         }
     }
@@ -337,6 +344,11 @@ impl MemoryStore {
             WatchTarget::Subject(subject) => self
                 .by_subject
                 .get(&subject.key())
+                .map(|ids| ids.clone())
+                .unwrap_or_default(),
+            WatchTarget::Sender(sender) => self
+                .by_subject
+                .get(&sender_key(sender))
                 .map(|ids| ids.clone())
                 .unwrap_or_default(),
         };
@@ -431,6 +443,7 @@ fn event_of(record: &ApplicationRecord, sequence: u64, change: Change) -> Status
         result: change.result,
         reported_by: change.reported_by,
         overdue: change.overdue,
+        sender_id: record.sender_id.clone(),
     }
 }
 
