@@ -1,20 +1,21 @@
 //! District geography over real sockets: the seed services routed by the
 //! district prefix the regulations name (an applicant of another district of
 //! the region is refused), and each provider system signing with its own
-//! employee and BIN, whom ГБД ФЛ and ГБД ЮЛ know.
+//! employee and BIN, whom ГБД ФЛ and ГБД ЮЛ know (and a data directory of
+//! an older release getting those identities).
 
 use std::collections::HashSet;
 
 use shep_gateway::config::REGISTRY_IDS;
 use shep_gateway::routes::{DEFAULT_ROUTES, Role, RoutingTable};
-use shep_gateway::server::demo_employee;
-use shep_nuc::ca::IdentitySpec;
+use shep_gateway::server::{DataDir, demo_employee, prepare_data_dir};
+use shep_nuc::ca::{CertificateAuthority, IdentitySpec, certificates};
 use shep_nuc::verify::certificate_identity;
 use shep_proto::envelope::v1::{Channel, Subject, subject};
 use shep_proto::registry::v1::lookup_response::Record;
 use shep_tests::{
-    APPLICANT_IIN, ESIL_PROVIDER, ESIL_SERVICE, LOOKUP_SERVICE, Participant,
-    TAYYNSHA_APPLICANT_IIN, TestGateway, iin, reason, refusal,
+    APPLICANT_IIN, ESIL_PROVIDER, ESIL_PROVIDER_BIN, ESIL_SERVICE, LOOKUP_SERVICE, Participant,
+    TAYYNSHA_APPLICANT_IIN, TempDir, TestGateway, iin, reason, refusal,
 };
 use tonic::Code;
 
@@ -178,4 +179,36 @@ async fn each_provider_signs_with_its_own_employee_and_bin_and_only_for_itself()
         (providers.len(), providers.len()),
         "distinct employees and BINs: {seen:?}"
     );
+}
+
+#[test]
+fn a_data_directory_from_before_gets_each_provider_its_own_identity() {
+    let dir = TempDir::new("shep-geography");
+    let data = DataDir(dir.path().to_owned());
+    let routes = default_routes();
+    let url = "http://127.0.0.1:1";
+    prepare_data_dir(&data, &routes, url).expect("a fresh data directory");
+    let read = |name: &str| std::fs::read(data.identity(name).1).unwrap();
+    let applicant = read("applicant");
+    // As an older release left it: the shared employee and Есиль's BIN.
+    let name = format!("provider-{TAYYNSHA_PROVIDER}");
+    CertificateAuthority::load(&data.nuc())
+        .unwrap()
+        .issue(&IdentitySpec::employee(
+            "731203356787",
+            ESIL_PROVIDER_BIN,
+            "БЕКМУХАНОВ АРМАН",
+            TAYYNSHA_PROVIDER,
+        ))
+        .unwrap()
+        .write(&data.identities(), &name)
+        .unwrap();
+
+    prepare_data_dir(&data, &routes, url).expect("the same directory again");
+    let der = certificates(&data.identity(&name).1).unwrap().remove(0);
+    let identity = certificate_identity(&der).unwrap();
+    let employee = demo_employee(&routes, TAYYNSHA_PROVIDER).unwrap();
+    assert_eq!(identity.iin, Some(employee.iin));
+    assert_eq!(identity.bin, employee.bin);
+    assert_eq!(read("applicant"), applicant, "the others are kept");
 }
