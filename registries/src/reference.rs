@@ -5,7 +5,7 @@
 //! regional centres follow the КАТО pattern (`<region>1010000`, or
 //! `<region>1000000` for the three cities of republican significance). The
 //! regions the seed regulations name go down to districts and cities of
-//! regional significance ([`districts`] says which codes are real); the
+//! regional significance (`reference/districts.rs` says which codes are real); the
 //! others stay at their centre. The codes of nationalities, legal forms and
 //! statuses are the simulator's own: the real reference books are not public.
 
@@ -377,7 +377,7 @@ impl Seat {
 }
 
 /// A district, or a city of regional significance (named after its seat):
-/// its КАТО code (`AABB00000`, see [`districts`]), names, seat, and weight in
+/// its КАТО code (`AABB00000`, see `reference/districts.rs`), names, seat, and weight in
 /// its region's population (thousands of residents, roughly).
 #[derive(Debug, Clone, Copy)]
 pub struct District {
