@@ -614,12 +614,12 @@ mod tests {
         id = "arm-a"
         name_ru = "АРМ A"
         role = "provider"
-        operators = ["731203356787"]
+        operators = ["800417400129"]
         [[system]]
         id = "arm-b"
         name_ru = "АРМ B"
         role = "provider"
-        operators = ["731203356787"]
+        operators = ["770905300455"]
     "#;
 
     #[test]
@@ -644,6 +644,95 @@ mod tests {
             ["gbdfl", "enis"],
             "the ЦОН flow checks ГБД ФЛ and ЕНИС"
         );
+    }
+
+    #[test]
+    fn default_table_routes_the_district_services_by_district() {
+        let table = RoutingTable::from_toml(DEFAULT_ROUTES, "embedded", REGISTRIES).unwrap();
+        let provider = |service: &str, kato: &str| {
+            table
+                .route(service)
+                .unwrap()
+                .provider_for(Some(kato))
+                .map(str::to_owned)
+        };
+        // Явленка (Есильский район) and the district's own code.
+        for kato in ["594230100", "594200000"] {
+            assert_eq!(
+                provider("guardianship-certificate-esil", kato).as_deref(),
+                Some("arm-rshep-sko-esil-edu")
+            );
+        }
+        // Other places of СКО: Тайынша, Петропавловск, Булаево.
+        for kato in ["596020100", "591010000", "593620100"] {
+            assert_eq!(
+                provider("guardianship-certificate-esil", kato),
+                None,
+                "{kato}"
+            );
+        }
+        assert_eq!(
+            provider("targeted-social-assistance-tayynsha", "596020100").as_deref(),
+            Some("is-mio-sko-tayynsha-social")
+        );
+        assert_eq!(
+            provider("targeted-social-assistance-tayynsha", "594230100"),
+            None
+        );
+        // The region-wide providers take every district of their region.
+        for kato in ["471010000", "471810000", "475030100"] {
+            assert_eq!(
+                provider("archive-certificate-mangystau", kato).as_deref(),
+                Some("is-mio-mangystau-archives")
+            );
+            assert_eq!(
+                provider("foster-care-payment-mangystau", kato).as_deref(),
+                Some("arm-rshep-mangystau-mio")
+            );
+        }
+        for kato in ["351010000", "352410000", "354030100"] {
+            assert_eq!(
+                provider("guardianship-certificate-karaganda", kato).as_deref(),
+                Some("arm-rshep-karaganda-edu")
+            );
+        }
+    }
+
+    #[test]
+    fn default_providers_have_their_own_employee_and_bin_known_to_the_registries() {
+        use shep_registries::RegistryData;
+        use shep_registries::reference::district_of;
+
+        let table = RoutingTable::from_toml(DEFAULT_ROUTES, "embedded", REGISTRIES).unwrap();
+        let data = RegistryData::builtin();
+        let providers: Vec<&SystemSpec> = table
+            .systems()
+            .into_iter()
+            .filter(|system| system.role == Role::Provider)
+            .collect();
+        let mut iins = HashSet::new();
+        let mut bins = HashSet::new();
+        for system in &providers {
+            let id = &system.id;
+            let bin = system.bin.as_deref().expect("a provider has a BIN");
+            assert!(iins.insert(system.operators[0].as_str()), "{id}");
+            assert!(bins.insert(bin), "{id}");
+            let entity = data
+                .legal_entity(bin)
+                .unwrap_or_else(|| panic!("{id}: `{bin}`"));
+            assert_eq!(entity.head_iin, system.operators[0], "{id}");
+            let employee = data.person(&system.operators[0]).unwrap();
+            assert!(employee.death_date.is_empty(), "{id}");
+            // The organisation sits in the place it serves: routing its own
+            // address reaches it.
+            let kato = entity.address.unwrap().kato;
+            assert!(district_of(&kato).is_some(), "{id}: {kato}");
+            let serves_itself = table.routes().iter().any(|route| {
+                route.has_provider(id) && route.provider_for(Some(&kato)) == Some(id.as_str())
+            });
+            assert!(serves_itself, "{id}: {kato}");
+        }
+        assert_eq!(providers.len(), 5);
     }
 
     #[test]
@@ -689,13 +778,13 @@ mod tests {
 
     #[test]
     fn providers_need_valid_operators() {
-        let missing = SYSTEMS.replace("operators = [\"731203356787\"]", "");
+        let missing = SYSTEMS.replace("operators = [\"800417400129\"]", "");
         let error = table(&missing).unwrap_err().to_string();
         assert!(error.contains("system `arm-a`: `operators`"), "{error}");
-        let bad = SYSTEMS.replace("731203356787", "731203356788");
+        let bad = SYSTEMS.replace("800417400129", "800417400128");
         let error = table(&bad).unwrap_err().to_string();
         assert!(
-            error.contains("`operators` entry `731203356788`"),
+            error.contains("`operators` entry `800417400128`"),
             "{error}"
         );
     }

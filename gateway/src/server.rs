@@ -35,14 +35,64 @@ use crate::storage;
 
 mod tls;
 
-/// The demo applicant's IIN (a built-in ГБД ФЛ person in СКО, region 59).
+/// The demo applicant's IIN: a built-in ГБД ФЛ person of Есильский район
+/// СКО (КАТО 5942…), whom the demo service guardianship-certificate-esil
+/// serves.
 pub const DEMO_APPLICANT_IIN: &str = "850315301235";
 /// The demo service-centre operator's IIN.
 pub const DEMO_OPERATOR_IIN: &str = "920704404563";
-/// The demo provider employee's IIN.
-pub const DEMO_EMPLOYEE_IIN: &str = "731203356787";
-/// The BIN on the demo provider employees' certificates.
-pub const DEMO_PROVIDER_BIN: &str = "151240012341";
+
+/// Holders' names (`CN`) of the demo employees' certificates, by IIN: the
+/// built-in ГБД ФЛ persons the default routing table names as operators.
+const DEMO_EMPLOYEE_NAMES: &[(&str, &str)] = &[
+    ("800417400129", "КАСЕНОВА ГУЛЬНАРА"),
+    ("770905300455", "МУСИН ЕРЛАН"),
+    ("861122400784", "УТЕБАЕВА ЖАНАР"),
+    ("731203356787", "БЕКМУХАНОВ АРМАН"),
+    ("690214300322", "ДОСМАГАМБЕТОВ АСХАТ"),
+];
+
+/// The employee a provider system's demo identity (`provider-<id>`) is
+/// issued for: the system's first operator, with its BIN.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DemoEmployee {
+    /// The employee's IIN (`SERIALNUMBER=IIN…`).
+    pub iin: String,
+    /// The provider organisation's BIN (`OU=BIN…`), when the system has one.
+    pub bin: Option<String>,
+    /// The holder's name (`CN`).
+    pub name: String,
+}
+
+impl DemoEmployee {
+    /// The certificate of the employee of provider system `provider`.
+    pub fn identity_spec(&self, provider: &str) -> IdentitySpec {
+        IdentitySpec {
+            bin: self.bin.clone(),
+            organization: Some(provider.to_owned()),
+            ..IdentitySpec::individual(&self.iin, &self.name)
+        }
+    }
+}
+
+/// The demo employee of system `provider` in `routes`: its first operator
+/// and its BIN; `None` for a system with no operators.
+pub fn demo_employee(routes: &RoutingTable, provider: &str) -> Option<DemoEmployee> {
+    let system = routes.system(provider)?;
+    let iin = system.operators.first()?;
+    let name = DEMO_EMPLOYEE_NAMES
+        .iter()
+        .find(|(known, _)| known == iin)
+        .map_or_else(
+            || format!("СОТРУДНИК {provider}"),
+            |(_, name)| (*name).to_owned(),
+        );
+    Some(DemoEmployee {
+        iin: iin.clone(),
+        bin: system.bin.clone(),
+        name,
+    })
+}
 
 /// Where things live in the data directory.
 #[derive(Debug, Clone)]
@@ -134,15 +184,14 @@ pub fn prepare_data_dir(
         ),
     ];
     for provider in provider_ids(routes) {
-        wanted.push((
-            format!("provider-{provider}"),
-            IdentitySpec::employee(
-                DEMO_EMPLOYEE_IIN,
-                DEMO_PROVIDER_BIN,
-                "БЕКМУХАНОВ АРМАН",
-                &provider,
-            ),
-        ));
+        // Each provider's own employee and BIN, so that one provider's
+        // identity cannot sign for another.
+        if let Some(employee) = demo_employee(routes, &provider) {
+            wanted.push((
+                format!("provider-{provider}"),
+                employee.identity_spec(&provider),
+            ));
+        }
     }
     wanted.push(("applicant-auth".to_owned(), {
         let mut spec = IdentitySpec::individual(DEMO_APPLICANT_IIN, "СЕРИКБАЕВ НУРЛАН");
@@ -151,8 +200,7 @@ pub fn prepare_data_dir(
         spec
     }));
     for (name, spec) in wanted {
-        let (key, _) = dir.identity(&name);
-        if !key.exists() {
+        if needs_issuing(dir, &name, &spec) {
             ca.issue(&spec)?.write(&identities, &name)?;
         }
     }
@@ -167,6 +215,27 @@ pub fn prepare_data_dir(
         }
     }
     Ok(ca)
+}
+
+/// Whether demo identity `name` is missing, or was issued for another IIN or
+/// BIN than `spec` (a data directory made when every provider shared one
+/// employee): then it is issued again.
+fn needs_issuing(dir: &DataDir, name: &str, spec: &IdentitySpec) -> bool {
+    let (key, cert) = dir.identity(name);
+    if !key.exists() {
+        return true;
+    }
+    let Some(der) = certificates(&cert)
+        .ok()
+        .and_then(|all| all.into_iter().next())
+    else {
+        return true;
+    };
+    match shep_nuc::verify::certificate_identity(&der) {
+        Ok(found) => found.iin.as_deref() != Some(spec.iin.as_str()) || found.bin != spec.bin,
+        // Not a signing certificate (an authentication one): kept as it is.
+        Err(_) => false,
+    }
 }
 
 /// Reads or creates the admin token: config, `SHEP_ADMIN_TOKEN`, or a random

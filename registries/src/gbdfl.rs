@@ -52,7 +52,8 @@ mod tests {
     use crate::ident::{Sex, Strictness, parse_iin};
 
     /// The eight persons as the first release built them in code: the
-    /// built-in fixtures must keep answering exactly this.
+    /// built-in fixtures must keep answering exactly this, but for the
+    /// districts now filled in and the demo applicant's move.
     mod before {
         use shep_proto::registry::v1::{Address, DictionaryValue, IdentityDocument, Person};
 
@@ -74,14 +75,16 @@ mod tests {
         /// this); regions are chosen so that the default routing table's region rules
         /// have someone to route.
         pub(super) const PERSONS: &[Row] = &[
+            // Moved from Петропавловск to Есильский район, the district the
+            // demo service (guardianship-certificate-esil) serves.
             (
                 "850315301235",
                 "Серикбаев",
                 "Нурлан",
                 "Маратович",
-                "591010000",
-                "Петропавловск",
-                "ул. Конституции Казахстана, 12",
+                "594230100",
+                "с. Явленка",
+                "ул. Ленина, 31",
             ),
             (
                 "920704404563",
@@ -161,6 +164,25 @@ mod tests {
             ("75", "г. Алматы", "Алматы қ."),
         ];
 
+        /// Districts (or cities of regional significance) of the built-in
+        /// persons' КАТО codes: (КАТО, district code, name ru, name kk). The
+        /// first release left the district empty.
+        const DISTRICTS: &[(&str, &str, &str, &str)] = &[
+            ("594230100", "594200000", "Есильский район", "Есіл ауданы"),
+            ("591010000", "591000000", "г. Петропавловск", "Петропавл қ."),
+            ("351010000", "351000000", "г. Караганда", "Қарағанды қ."),
+            ("471010000", "471000000", "г. Актау", "Ақтау қ."),
+            ("711000000", "711000000", "г. Астана", "Астана қ."),
+            ("751000000", "751000000", "г. Алматы", "Алматы қ."),
+        ];
+
+        fn district_of(kato: &str) -> Option<DictionaryValue> {
+            DISTRICTS
+                .iter()
+                .find(|(known, ..)| *known == kato)
+                .map(|(_, code, ru, kk)| dict(code, ru, kk))
+        }
+
         fn dict(code: &str, name_ru: &str, name_kk: &str) -> DictionaryValue {
             DictionaryValue {
                 code: code.to_owned(),
@@ -189,7 +211,7 @@ mod tests {
                 kato: kato.to_owned(),
                 country: Some(kazakhstan.clone()),
                 region: Some(region_of(kato)),
-                district: None,
+                district: district_of(kato),
                 city: city.to_owned(),
                 street: street.to_owned(),
                 building: String::new(),

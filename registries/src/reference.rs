@@ -4,10 +4,14 @@
 //! Region prefixes are the real first two digits of КАТО codes; the codes of
 //! regional centres follow the КАТО pattern (`<region>1010000`, or
 //! `<region>1000000` for the three cities of republican significance). The
-//! codes of nationalities, legal forms and statuses are the simulator's own:
-//! the real reference books are not public.
+//! regions the seed regulations name go down to districts and cities of
+//! regional significance (`reference/districts.rs` says which codes are real); the
+//! others stay at their centre. The codes of nationalities, legal forms and
+//! statuses are the simulator's own: the real reference books are not public.
 
 use shep_proto::registry::v1::DictionaryValue;
+
+mod districts;
 
 /// A dictionary entry: code, Russian name, Kazakh name.
 pub type Entry = (&'static str, &'static str, &'static str);
@@ -247,7 +251,9 @@ pub const ACTIVITIES: &[Entry] = &[
 ];
 
 /// A region: КАТО prefix, names (ru, kk), its centre (КАТО, name ru, name kk),
-/// and its weight in the population (thousands of residents, roughly).
+/// its weight in the population (thousands of residents, roughly), and its
+/// districts and cities of regional significance (empty for a region kept at
+/// centre level).
 #[derive(Debug, Clone, Copy)]
 pub struct Region {
     pub prefix: &'static str,
@@ -257,6 +263,7 @@ pub struct Region {
     pub centre_ru: &'static str,
     pub centre_kk: &'static str,
     pub weight: u32,
+    pub districts: &'static [District],
 }
 
 const fn region(
@@ -274,6 +281,204 @@ const fn region(
         centre_ru: centre.1,
         centre_kk: centre.2,
         weight,
+        districts: &[],
+    }
+}
+
+impl Region {
+    /// The same region, gone down to `districts`.
+    const fn with_districts(self, districts: &'static [District]) -> Self {
+        Self { districts, ..self }
+    }
+
+    /// The regional centre as a district of its own: the whole region, for a
+    /// region kept at centre level.
+    pub fn centre(&self) -> District {
+        District {
+            kato: self.centre_kato,
+            names: None,
+            seat: Seat {
+                kato: self.centre_kato,
+                kind: SeatKind::Town,
+                name_ru: self.centre_ru,
+                name_kk: self.centre_kk,
+            },
+            weight: self.weight,
+        }
+    }
+}
+
+/// What a district's seat is: it decides the abbreviation before its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeatKind {
+    /// A city or town: «г.», «қ.» (қала).
+    Town,
+    /// A village: «с.», «а.» (ауыл).
+    Village,
+    /// A settlement (посёлок): «п.», «к.» (кент).
+    Settlement,
+}
+
+/// A settlement that is the seat of a district (or a city of regional
+/// significance itself): its 9-digit КАТО code, kind and bare names (ru, kk).
+#[derive(Debug, Clone, Copy)]
+pub struct Seat {
+    pub kato: &'static str,
+    pub kind: SeatKind,
+    pub name_ru: &'static str,
+    pub name_kk: &'static str,
+}
+
+impl Seat {
+    /// Kazakh word for the kind, in its possessive form («Явленка ауылы»).
+    fn word_kk(&self) -> &'static str {
+        match self.kind {
+            SeatKind::Town => "қаласы",
+            SeatKind::Village => "ауылы",
+            SeatKind::Settlement => "кенті",
+        }
+    }
+
+    /// The name as an address writes it: «с. Явленка», «г. Тайынша».
+    pub fn locality_ru(&self) -> String {
+        let abbreviation = match self.kind {
+            SeatKind::Town => "г.",
+            SeatKind::Village => "с.",
+            SeatKind::Settlement => "п.",
+        };
+        format!("{abbreviation} {}", self.name_ru)
+    }
+
+    /// The Kazakh name with its abbreviation: «Явленка а.», «Тайынша қ.».
+    pub fn locality_kk(&self) -> String {
+        let abbreviation = match self.kind {
+            SeatKind::Town => "қ.",
+            SeatKind::Village => "а.",
+            SeatKind::Settlement => "к.",
+        };
+        format!("{} {abbreviation}", self.name_kk)
+    }
+
+    /// Kazakh genitive: «Явленка ауылының».
+    pub fn of_kk(&self) -> String {
+        format!("{} {}ның", self.name_kk, self.word_kk())
+    }
+
+    /// Kazakh locative adjective: «Явленка ауылындағы», «Ботақара кентіндегі».
+    pub fn in_kk(&self) -> String {
+        let word = self.word_kk();
+        let ending = if self.kind == SeatKind::Settlement {
+            "ндегі"
+        } else {
+            "ндағы"
+        };
+        format!("{} {word}{ending}", self.name_kk)
+    }
+}
+
+/// A district, or a city of regional significance (named after its seat):
+/// its КАТО code (`AABB00000`, see `reference/districts.rs`), names, seat, and weight in
+/// its region's population (thousands of residents, roughly).
+#[derive(Debug, Clone, Copy)]
+pub struct District {
+    pub kato: &'static str,
+    /// Name ru, name kk and the Russian genitive of a district; `None` for a
+    /// city, whose names are its seat's.
+    names: Option<(&'static str, &'static str, &'static str)>,
+    pub seat: Seat,
+    pub weight: u32,
+}
+
+/// A city of regional significance: the district `kato` whose seat `seat_kato`
+/// is the city, with its names (ru, kk).
+const fn city(
+    kato: &'static str,
+    seat_kato: &'static str,
+    names: (&'static str, &'static str),
+    weight: u32,
+) -> District {
+    District {
+        kato,
+        names: None,
+        seat: Seat {
+            kato: seat_kato,
+            kind: SeatKind::Town,
+            name_ru: names.0,
+            name_kk: names.1,
+        },
+        weight,
+    }
+}
+
+/// A district: (КАТО, name ru, name kk), its Russian genitive, its seat
+/// (КАТО, kind, name ru, name kk), and its weight.
+const fn district(
+    names: (&'static str, &'static str, &'static str),
+    genitive_ru: &'static str,
+    seat: (&'static str, SeatKind, &'static str, &'static str),
+    weight: u32,
+) -> District {
+    District {
+        kato: names.0,
+        names: Some((names.1, names.2, genitive_ru)),
+        seat: Seat {
+            kato: seat.0,
+            kind: seat.1,
+            name_ru: seat.2,
+            name_kk: seat.3,
+        },
+        weight,
+    }
+}
+
+impl District {
+    /// Whether it is a city of regional significance.
+    pub fn is_city(&self) -> bool {
+        self.names.is_none()
+    }
+
+    /// The КАТО prefix every settlement of the district starts with: the
+    /// region's two digits and the district's two.
+    pub fn prefix(&self) -> &'static str {
+        &self.kato[..4]
+    }
+
+    /// «Есильский район», «г. Петропавловск».
+    pub fn name_ru(&self) -> String {
+        match self.names {
+            Some((name_ru, ..)) => name_ru.to_owned(),
+            None => self.seat.locality_ru(),
+        }
+    }
+
+    /// «Есіл ауданы», «Петропавл қ.».
+    pub fn name_kk(&self) -> String {
+        match self.names {
+            Some((_, name_kk, _)) => name_kk.to_owned(),
+            None => self.seat.locality_kk(),
+        }
+    }
+
+    /// Russian genitive, as in an institution's name: «Отдел образования
+    /// Есильского района», «… г. Петропавловск».
+    pub fn of_ru(&self) -> String {
+        match self.names {
+            Some((.., genitive_ru)) => genitive_ru.to_owned(),
+            None => self.seat.locality_ru(),
+        }
+    }
+
+    /// Kazakh genitive: «Есіл ауданының», «Петропавл қаласының».
+    pub fn of_kk(&self) -> String {
+        match self.names {
+            Some((_, name_kk, _)) => format!("{name_kk}ның"),
+            None => self.seat.of_kk(),
+        }
+    }
+
+    /// The dictionary value an address's `district` carries.
+    pub fn value(&self) -> DictionaryValue {
+        dict(self.kato, &self.name_ru(), &self.name_kk())
     }
 }
 
@@ -326,7 +531,8 @@ pub const REGIONS: &[Region] = &[
         "Қарағанды облысы",
         ("351010000", "Караганда", "Қарағанды"),
         1_130,
-    ),
+    )
+    .with_districts(districts::KARAGANDA),
     region(
         "39",
         "Костанайская область",
@@ -347,7 +553,8 @@ pub const REGIONS: &[Region] = &[
         "Маңғыстау облысы",
         ("471010000", "Актау", "Ақтау"),
         770,
-    ),
+    )
+    .with_districts(districts::MANGYSTAU),
     region(
         "55",
         "Павлодарская область",
@@ -361,7 +568,8 @@ pub const REGIONS: &[Region] = &[
         "Солтүстік Қазақстан облысы",
         ("591010000", "Петропавловск", "Петропавл"),
         530,
-    ),
+    )
+    .with_districts(districts::NORTH_KAZAKHSTAN),
     region(
         "63",
         "Восточно-Казахстанская область",
@@ -397,6 +605,21 @@ pub fn region_of(kato: &str) -> Option<&'static Region> {
     REGIONS
         .iter()
         .find(|region| kato.starts_with(region.prefix))
+}
+
+/// The district or city of regional significance `kato` is in: by its first
+/// four digits in a region gone down to districts, or the centre of a region
+/// kept at centre level when `kato` is the centre's code.
+pub fn district_of(kato: &str) -> Option<(&'static Region, District)> {
+    let region = region_of(kato)?;
+    if region.districts.is_empty() {
+        return (kato == region.centre_kato).then(|| (region, region.centre()));
+    }
+    region
+        .districts
+        .iter()
+        .find(|district| kato.starts_with(district.prefix()))
+        .map(|district| (region, *district))
 }
 
 /// The region's dictionary value.
@@ -531,6 +754,67 @@ mod tests {
             assert_eq!(region_of(region.centre_kato).unwrap().prefix, region.prefix);
         }
         assert!(region_of("991000000").is_none());
+    }
+
+    #[test]
+    fn districts_nest_in_their_regions_and_seats_in_their_districts() {
+        let mut num_districts = 0;
+        for region in REGIONS {
+            let mut prefixes = Vec::new();
+            for district in region.districts {
+                num_districts += 1;
+                assert_eq!(district.kato.len(), 9, "{}", district.kato);
+                assert!(
+                    district.kato.starts_with(region.prefix),
+                    "{}",
+                    district.kato
+                );
+                assert!(district.kato.ends_with("00000"), "{}", district.kato);
+                assert_eq!(district.seat.kato.len(), 9);
+                assert!(district.seat.kato.starts_with(district.prefix()));
+                assert!(district.weight > 0);
+                prefixes.push(district.prefix());
+                for kato in [district.kato, district.seat.kato] {
+                    let (found_region, found) = district_of(kato).unwrap();
+                    assert_eq!(found_region.prefix, region.prefix);
+                    assert_eq!(found.kato, district.kato);
+                }
+            }
+            let num_prefixes = prefixes.len();
+            prefixes.sort_unstable();
+            prefixes.dedup();
+            assert_eq!(prefixes.len(), num_prefixes, "{}", region.name_ru);
+            // The centre is one of the districts' seats, or the only place.
+            let (_, centre) = district_of(region.centre_kato).unwrap();
+            assert_eq!(centre.seat.kato, region.centre_kato);
+            assert_eq!(centre.seat.name_ru, region.centre_ru);
+        }
+        assert!(num_districts >= 30, "{num_districts}");
+        // A settlement of a region kept at centre level has no district here.
+        assert!(district_of("751010000").is_none());
+    }
+
+    #[test]
+    fn districts_and_seats_are_named_in_both_languages() {
+        let (_, esil) = district_of("594230100").unwrap();
+        assert_eq!(
+            esil.value(),
+            dict("594200000", "Есильский район", "Есіл ауданы")
+        );
+        assert_eq!(esil.seat.locality_ru(), "с. Явленка");
+        assert_eq!(esil.of_ru(), "Есильского района");
+        assert_eq!(esil.of_kk(), "Есіл ауданының");
+        let (_, tayynsha) = district_of("596020100").unwrap();
+        assert_eq!(tayynsha.seat.locality_ru(), "г. Тайынша");
+        assert_eq!(tayynsha.prefix(), "5960");
+        let (_, aktau) = district_of("471010000").unwrap();
+        assert!(aktau.is_city());
+        assert_eq!(aktau.value(), dict("471000000", "г. Актау", "Ақтау қ."));
+        assert_eq!(aktau.of_kk(), "Ақтау қаласының");
+        assert_eq!(aktau.seat.in_kk(), "Ақтау қаласындағы");
+        // A region kept at centre level: the centre, as before districts.
+        let (_, astana) = district_of("711000000").unwrap();
+        assert_eq!(astana.value(), dict("711000000", "г. Астана", "Астана қ."));
     }
 
     #[test]

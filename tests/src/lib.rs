@@ -65,7 +65,7 @@ role = "portal"
 id = "arm-rshep-sko-esil-edu"
 name_ru = "АРМ РШЭП"
 role = "provider"
-operators = ["731203356787"]
+operators = ["800417400129"]
 bin = "151240012341"
 
 [[service]]
@@ -78,12 +78,22 @@ providers = { default = "arm-rshep-sko-esil-edu" }
 deadline = "3 working-days"
 "#;
 
-/// The demo applicant's IIN: Серикбаев Нурлан, registered in СКО (КАТО 59…).
+/// The demo applicant's IIN: Серикбаев Нурлан, registered in Есильский район
+/// СКО (КАТО 5942…).
 pub const APPLICANT_IIN: &str = shep_gateway::server::DEMO_APPLICANT_IIN;
-/// The guardianship certificate of the Esil district (СКО), routed by region 59.
+/// The guardianship certificate of the Esil district (СКО), routed by the
+/// district's prefix 5942.
 pub const ESIL_SERVICE: &str = "guardianship-certificate-esil";
-/// The provider system that serves [`ESIL_SERVICE`] for region 59.
+/// The provider system that serves [`ESIL_SERVICE`] for Есильский район.
 pub const ESIL_PROVIDER: &str = "arm-rshep-sko-esil-edu";
+/// The employee of [`ESIL_PROVIDER`] in the default routing table (its first
+/// operator): Касенова Гульнара, whom its demo identity is issued for.
+pub const ESIL_EMPLOYEE_IIN: &str = "800417400129";
+/// The BIN of [`ESIL_PROVIDER`]: ГУ «Отдел образования Есильского района».
+pub const ESIL_PROVIDER_BIN: &str = "151240012341";
+/// Омарова Сауле, registered in Тайынша (КАТО 5960…): an applicant the
+/// Тайынша social programmes department serves.
+pub const TAYYNSHA_APPLICANT_IIN: &str = "900621400516";
 /// The ГБД ФЛ lookup service.
 pub const LOOKUP_SERVICE: &str = "GbdflInfoByIin_v1";
 /// How long a test waits for something that should happen promptly. Generous,

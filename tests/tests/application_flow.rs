@@ -1069,7 +1069,8 @@ async fn a_report_must_be_about_the_application_and_come_from_the_provider_desk(
 #[tokio::test]
 async fn a_provider_desk_employee_applies_for_a_visitor_and_the_desk_system_receives_it() {
     // BRIEF §2.C: the МИО employee signs the visitor's application in ИС МИО,
-    // which sends it through the gateway as itself, on the provider desk.
+    // which sends it through the gateway as itself, on the provider desk. The
+    // visitor lives in Тайынша: the department serves its own district.
     const DESK: &str = "is-mio-sko-tayynsha-social";
     const SERVICE: &str = "targeted-social-assistance-tayynsha";
     let gw = TestGateway::start().await;
@@ -1081,7 +1082,7 @@ async fn a_provider_desk_employee_applies_for_a_visitor_and_the_desk_system_rece
         "--service",
         SERVICE,
         "--subject",
-        APPLICANT_IIN,
+        TAYYNSHA_APPLICANT_IIN,
         "--channel",
         "provider-desk",
         "--gateway",
@@ -1106,12 +1107,16 @@ async fn a_provider_desk_employee_applies_for_a_visitor_and_the_desk_system_rece
     let body = Body::decode(envelope.body.as_slice()).unwrap();
     assert_eq!(body.channel(), Channel::ProviderDesk);
     assert_eq!(body.sender.as_ref().unwrap().sender_id, DESK);
-    assert_eq!(body.subject, Some(iin(APPLICANT_IIN)), "the visitor");
+    assert_eq!(
+        body.subject,
+        Some(iin(TAYYNSHA_APPLICANT_IIN)),
+        "the visitor"
+    );
     desk.accept(&delivery.message_id).await;
 
     // The same desk applying through the API, and the employee completing it.
     let employee = gw.provider(DESK);
-    let request = employee.request(SERVICE, iin(APPLICANT_IIN));
+    let request = employee.request(SERVICE, iin(TAYYNSHA_APPLICANT_IIN));
     let receipt = gw
         .gateway()
         .submit(employee.seal(&request).unwrap())
@@ -1135,7 +1140,7 @@ async fn a_provider_desk_employee_applies_for_a_visitor_and_the_desk_system_rece
         .gateway()
         .submit(
             foreign
-                .seal(&foreign.request(SERVICE, iin(APPLICANT_IIN)))
+                .seal(&foreign.request(SERVICE, iin(TAYYNSHA_APPLICANT_IIN)))
                 .unwrap(),
         )
         .await

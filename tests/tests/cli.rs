@@ -111,7 +111,7 @@ role = "portal"
 id = "arm-a"
 name_ru = "АРМ"
 role = "provider"
-operators = ["731203356787"]
+operators = ["800417400129"]
 bin = "151240012341"
 
 [[service]]

@@ -16,7 +16,7 @@ use prost::Message;
 use shep::client::TrustAnchors;
 use shep_gateway::calendar::KZ_OFFSET;
 use shep_gateway::config::{GatewayConfig, JournalMode};
-use shep_gateway::server::{DEMO_EMPLOYEE_IIN, DataDir};
+use shep_gateway::server::DataDir;
 use shep_proto::admin::v1::{DeadLetter, ListDeadLettersRequest, RequeueDeadLetterRequest};
 use shep_proto::envelope::v1::{ApplicationStatus, Body, SignedEnvelope, StatusReport};
 use shep_proto::gateway::v1::gateway_client::GatewayClient;
@@ -791,7 +791,7 @@ async fn statuses_history_results_watch_cursors_and_report_receipts_survive_a_re
         .expect("the НУЦ")
         .verify_document(result.expect("a result"))
         .expect("the result still verifies");
-    assert_eq!(signer.iin.as_deref(), Some(DEMO_EMPLOYEE_IIN));
+    assert_eq!(signer.iin.as_deref(), Some(ESIL_EMPLOYEE_IIN));
     assert_eq!(gw.status(&pending_id).await, pending_before);
     assert_eq!(history(&gw).await, history_before, "the history as it was");
 

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use prost::Message;
 use shep::client::TrustAnchors;
 use shep_gateway::error::GatewayError;
-use shep_gateway::server::{DEMO_EMPLOYEE_IIN, DEMO_OPERATOR_IIN, DEMO_PROVIDER_BIN};
+use shep_gateway::server::DEMO_OPERATOR_IIN;
 use shep_nuc::ca::{
     CertificateAuthority, IdentitySpec, Signer, certificates, format_serial, serial_of,
 };
@@ -58,7 +58,7 @@ fn applicant_spec() -> IdentitySpec {
 
 /// A certificate spec for an employee of the demo providers with `iin`.
 fn provider_employee(iin: &str) -> IdentitySpec {
-    IdentitySpec::employee(iin, DEMO_PROVIDER_BIN, "СОТРУДНИК", ESIL_PROVIDER)
+    IdentitySpec::employee(iin, ESIL_PROVIDER_BIN, "СОТРУДНИК", ESIL_PROVIDER)
 }
 
 /// The demo applicant's application body for the Esil service, signed by `who`.
@@ -787,7 +787,7 @@ async fn a_service_centre_signer_must_be_an_operator_of_is_con_with_its_bin() {
     // The operator's IIN as an employee of another organisation.
     let moonlighting = centre(&IdentitySpec::employee(
         DEMO_OPERATOR_IIN,
-        DEMO_PROVIDER_BIN,
+        ESIL_PROVIDER_BIN,
         "АХМЕТОВА АЙГЕРИМ",
         "ГУ «Отдел образования»",
     ));
@@ -797,7 +797,7 @@ async fn a_service_centre_signer_must_be_an_operator_of_is_con_with_its_bin() {
         "IDENTITY_MISMATCH",
     );
     assert!(
-        status.message().contains(DEMO_PROVIDER_BIN),
+        status.message().contains(ESIL_PROVIDER_BIN),
         "{}",
         status.message()
     );
@@ -838,9 +838,9 @@ async fn a_provider_report_must_be_signed_by_an_operator_of_the_provider() {
     // The operator's IIN without the provider's BIN.
     refusal(
         report_as(gw.issue(&IdentitySpec::employee(
-            DEMO_EMPLOYEE_IIN,
+            ESIL_EMPLOYEE_IIN,
             IS_CON_BIN,
-            "БЕКМУХАНОВ АРМАН",
+            "КАСЕНОВА ГУЛЬНАРА",
             "НАО «Правительство для граждан»",
         )))
         .await,
@@ -848,7 +848,7 @@ async fn a_provider_report_must_be_signed_by_an_operator_of_the_provider() {
         "IDENTITY_MISMATCH",
     );
     // The operator's revoked certificate.
-    let revoked = gw.issue_registered(&provider_employee(DEMO_EMPLOYEE_IIN));
+    let revoked = gw.issue_registered(&provider_employee(ESIL_EMPLOYEE_IIN));
     gw.running
         .ca
         .revoke(
@@ -940,7 +940,7 @@ async fn a_result_document_signed_by_a_non_operator_is_an_identity_mismatch() {
 async fn a_result_document_signed_with_a_revoked_certificate_is_refused() {
     let gw = TestGateway::builder().revocation_cache_ms(0).start().await;
     let submitted = gw.submit_application().await;
-    let revoked = gw.issue_registered(&provider_employee(DEMO_EMPLOYEE_IIN));
+    let revoked = gw.issue_registered(&provider_employee(ESIL_EMPLOYEE_IIN));
     let serial = format_serial(&serial_of(revoked.certificate_der()).unwrap());
     revoke(&gw, &serial, "key-compromise").await;
     refusal(
@@ -961,9 +961,9 @@ async fn the_nuc_answers_status_and_guards_issue_and_revoke() {
         &gw,
         "employee",
         IssueRequest {
-            bin: DEMO_PROVIDER_BIN.to_owned(),
+            bin: ESIL_PROVIDER_BIN.to_owned(),
             organization: "ГУ «Отдел образования»".to_owned(),
-            ..issue_request(DEMO_EMPLOYEE_IIN)
+            ..issue_request(ESIL_EMPLOYEE_IIN)
         },
     )
     .await;
@@ -978,8 +978,8 @@ async fn the_nuc_answers_status_and_guards_issue_and_revoke() {
     );
     assert!(good.produced_at.is_some());
     assert!(
-        good.subject.contains(&format!("IIN{DEMO_EMPLOYEE_IIN}"))
-            && good.subject.contains(&format!("BIN{DEMO_PROVIDER_BIN}")),
+        good.subject.contains(&format!("IIN{ESIL_EMPLOYEE_IIN}"))
+            && good.subject.contains(&format!("BIN{ESIL_PROVIDER_BIN}")),
         "{}",
         good.subject
     );
@@ -1279,11 +1279,11 @@ async fn cli_issued_certificates_follow_the_national_conventions() {
         "employee",
         &[
             "--iin",
-            DEMO_EMPLOYEE_IIN,
+            ESIL_EMPLOYEE_IIN,
             "--bin",
-            DEMO_PROVIDER_BIN,
+            ESIL_PROVIDER_BIN,
             "--name",
-            "БЕКМУХАНОВ АРМАН",
+            "КАСЕНОВА ГУЛЬНАРА",
             "--org",
             "ГУ «Отдел образования Есильского района»",
         ],
@@ -1317,8 +1317,8 @@ async fn cli_issued_certificates_follow_the_national_conventions() {
     let (_, issuing) = X509Certificate::from_der(&chain[1]).unwrap();
 
     let found = conventions(&chain[0]);
-    assert_eq!(found.serial_number, [format!("IIN{DEMO_EMPLOYEE_IIN}")]);
-    assert_eq!(found.units, [format!("BIN{DEMO_PROVIDER_BIN}")]);
+    assert_eq!(found.serial_number, [format!("IIN{ESIL_EMPLOYEE_IIN}")]);
+    assert_eq!(found.units, [format!("BIN{ESIL_PROVIDER_BIN}")]);
     assert_eq!(found.issuer, issuing.subject().to_string());
     assert!(
         found.policies.iter().any(|oid| oid == POLICY_EMPLOYEE)
@@ -1341,7 +1341,7 @@ async fn cli_issued_certificates_follow_the_national_conventions() {
     let (_, certificate) = X509Certificate::from_der(&chain[0]).unwrap();
     assert_eq!(
         attributes(certificate.subject(), &OID_X509_COMMON_NAME),
-        ["БЕКМУХАНОВ АРМАН"]
+        ["КАСЕНОВА ГУЛЬНАРА"]
     );
     assert!(
         certificate
@@ -1402,8 +1402,8 @@ async fn cli_issued_certificates_follow_the_national_conventions() {
         &format!("{url}/nuc/status"),
         "E-mail Protection",
         "Non Repudiation",
-        &format!("IIN{DEMO_EMPLOYEE_IIN}"),
-        &format!("BIN{DEMO_PROVIDER_BIN}"),
+        &format!("IIN{ESIL_EMPLOYEE_IIN}"),
+        &format!("BIN{ESIL_PROVIDER_BIN}"),
     ] {
         assert!(text.contains(expected), "`{expected}` missing:\n{text}");
     }
@@ -1495,9 +1495,9 @@ async fn the_client_library_verifies_a_result_document() {
     let signer = anchors
         .verify_document(&result)
         .unwrap_or_else(|error| panic!("the result does not verify: {error}"));
-    assert_eq!(signer.iin.as_deref(), Some(DEMO_EMPLOYEE_IIN));
-    assert_eq!(signer.bin.as_deref(), Some(DEMO_PROVIDER_BIN));
-    assert_eq!(signer.common_name, "БЕКМУХАНОВ АРМАН");
+    assert_eq!(signer.iin.as_deref(), Some(ESIL_EMPLOYEE_IIN));
+    assert_eq!(signer.bin.as_deref(), Some(ESIL_PROVIDER_BIN));
+    assert_eq!(signer.common_name, "КАСЕНОВА ГУЛЬНАРА");
 
     let mut tampered = result.clone();
     tampered.content = "Справка по опеке НЕ выдана.".as_bytes().to_vec();

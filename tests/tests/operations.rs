@@ -34,7 +34,7 @@ role = "portal"
 id = "arm-rshep-sko-esil-edu"
 name_ru = "АРМ РШЭП, отдел образования Есильского района"
 role = "provider"
-operators = ["731203356787"]
+operators = ["800417400129"]
 bin = "151240012341"
 
 [[service]]
@@ -212,7 +212,7 @@ async fn the_admin_api_lists_the_eleven_default_routes_and_gets_one() {
         [Channel::Portal as i32, Channel::ServiceCentre as i32]
     );
     assert_eq!(
-        route.providers_by_region.get("59").map(String::as_str),
+        route.providers_by_region.get("5942").map(String::as_str),
         Some(ESIL_PROVIDER)
     );
     assert_eq!(route.default_provider, "");

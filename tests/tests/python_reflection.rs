@@ -81,7 +81,7 @@ async fn a_python_client_finds_the_services_by_reflection_and_makes_a_signed_loo
     assert_eq!(person["patronymic"], "Маратович");
     assert_eq!(person["birth_date"], "1985-03-15");
     assert_eq!(person["gender"]["code"], "1");
-    assert_eq!(person["reg_address"]["kato"], "591010000");
+    assert_eq!(person["reg_address"]["kato"], "594230100");
 }
 
 #[tokio::test]

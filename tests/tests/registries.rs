@@ -81,7 +81,7 @@ async fn call(
 async fn the_service_centre_checks_the_power_of_attorney_in_enis() {
     let gateway = TestGateway::start().await;
 
-    // Found and valid: routed by the applicant's region (59).
+    // Found and valid: routed by the applicant's district (Есильский район, 5942).
     let receipt = apply(
         &gateway,
         ESIL_SERVICE,
@@ -180,7 +180,8 @@ async fn an_applicant_unknown_to_gbdfl_ends_the_service_centre_flow() {
         .unwrap()
         .kato;
     let result = apply(&gateway, ESIL_SERVICE, iin(synthetic), None).await;
-    if kato.starts_with("59") {
+    // Only Есильский район's residents (5942…) have the Esil department.
+    if kato.starts_with("5942") {
         assert_eq!(result.unwrap().provider_id, "arm-rshep-sko-esil-edu");
     } else {
         refusal(result, Code::FailedPrecondition, "NO_PROVIDER_FOR_REGION");
@@ -367,7 +368,7 @@ async fn fixtures_reload_through_the_admin_api_and_a_bad_file_keeps_the_old_data
     std::fs::write(
         &file,
         r#"{ "persons": [ { "iin": "061211600012", "surname": "Командная",
-              "reg_address": { "kato": "591010000" } } ] }"#,
+              "reg_address": { "kato": "594230100" } } ] }"#,
     )
     .unwrap();
     let path = file.clone();
@@ -384,7 +385,7 @@ async fn fixtures_reload_through_the_admin_api_and_a_bad_file_keeps_the_old_data
             .surname
     };
     assert_eq!(surname(), "Командная");
-    // The fixture moved her to region 59: the ЦОН flow routes her there.
+    // The fixture moved her to Есильский район: the ЦОН flow routes her there.
     let receipt = apply(&gateway, ESIL_SERVICE, iin("061211600012"), None)
         .await
         .expect("routed by the fixture's address");
@@ -614,7 +615,7 @@ async fn the_population_can_be_looked_at_from_the_command_line() {
     let run = run_shep(&["population", "show", APPLICANT_IIN]).await;
     let out = run.ok();
     assert!(out.contains("Серикбаев Нурлан Маратович"), "{out}");
-    assert!(out.contains("591010000"), "{out}");
+    assert!(out.contains("594230100"), "{out}");
     let run = run_shep(&["population", "show", "850315301235-02"]).await;
     assert!(run.ok().contains("REVOKED 2025-10-01"));
     let run = run_shep(&["population", "show", "100440123456"]).await;

@@ -10,7 +10,7 @@ role = "portal"
 id = "arm-a"
 name_ru = "АРМ А"
 role = "provider"
-operators = ["731203356787"]
+operators = ["800417400129"]
 bin = "151240012341"
 password = "s3cret"
 
@@ -18,7 +18,7 @@ password = "s3cret"
 id = "arm-b"
 name_ru = "АРМ Б"
 role = "provider"
-operators = ["731203356787"]
+operators = ["770905300455"]
 "#;
 
 fn routes() -> RoutingTable {
@@ -53,7 +53,7 @@ fn a_certificate_names_a_system_with_its_bin_or_a_person() {
         Ok(Principal::Person("850315301235".to_owned()))
     );
     // An employee's certificate is neither a system nor a private person.
-    let employee = identity("БЕКМУХАНОВ", Some("731203356787"), Some("151240012341"));
+    let employee = identity("КАСЕНОВА", Some("800417400129"), Some("151240012341"));
     assert!(from_certificate(&routes, &employee).is_err());
 }
 

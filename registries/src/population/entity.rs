@@ -1,20 +1,20 @@
 //! A synthetic legal entity: legal form from the BIN's entity and unit types,
 //! registration in the year and month the BIN encodes, names in Russian and
-//! Kazakh, an address in a real region, and a head and founders who are
+//! Kazakh, an address in a real region and district, and a head and founders who are
 //! persons of the population.
 
 use shep_proto::registry::v1::{Address, Founder, LegalEntity, founder};
 use time::{Date, Duration, Month};
 
-use super::person::{address_in, draw_region};
+use super::person::{address_in, draw_district, draw_region};
 use super::{AS_OF, Directory, Population, add_years, full_name};
 use crate::hash::{Draw, Purpose};
 use crate::ident::{BinInfo, make_bin};
 use crate::reference::{
-    self, ACTIVITIES, BRANCH, COOPERATIVE, FARM, FOREIGN_COMPANIES, JOINT_ENTREPRENEURSHIP, JSC,
-    LIQUIDATED, LIQUIDATING, LLP, LegalForm, NAME_STEMS, NAME_SUFFIXES, NON_COMMERCIAL_JSC,
-    PUBLIC_ASSOCIATION, REGISTERED, REPRESENTATIVE_OFFICE, Region, STATE_INSTITUTION,
-    STATE_SPHERES, value,
+    self, ACTIVITIES, BRANCH, COOPERATIVE, District, FARM, FOREIGN_COMPANIES,
+    JOINT_ENTREPRENEURSHIP, JSC, LIQUIDATED, LIQUIDATING, LLP, LegalForm, NAME_STEMS,
+    NAME_SUFFIXES, NON_COMMERCIAL_JSC, PUBLIC_ASSOCIATION, REGISTERED, REPRESENTATIVE_OFFICE,
+    STATE_INSTITUTION, STATE_SPHERES, value,
 };
 
 /// What an entity's name is made of.
@@ -22,7 +22,7 @@ use crate::reference::{
 enum Naming {
     /// A brand, e.g. «Нур Логистик».
     Brand(String),
-    /// A state institution: an area of remit in the region's centre.
+    /// A state institution: an area of remit in its district or city.
     State {
         sphere_ru: &'static str,
         sphere_kk: &'static str,
@@ -41,7 +41,7 @@ pub struct EntityCore {
     bin: String,
     registration_date: Option<Date>,
     form: LegalForm,
-    region: &'static Region,
+    district: District,
     address: Address,
     status: reference::Entry,
     liquidation_date: Option<Date>,
@@ -86,7 +86,8 @@ pub(super) fn core(seed: u64, bin: &str, info: &BinInfo) -> EntityCore {
         ]),
     };
     let region = draw_region(&mut draw);
-    let address = address_in(region, &mut draw, true);
+    let district = draw_district(region, &mut draw);
+    let address = address_in(region, &district, &mut draw, true);
     let status = *draw.weighted(&[(920, REGISTERED), (50, LIQUIDATED), (30, LIQUIDATING)]);
     let liquidation_date = (status.0 == LIQUIDATED.0)
         .then(|| {
@@ -129,7 +130,7 @@ pub(super) fn core(seed: u64, bin: &str, info: &BinInfo) -> EntityCore {
         bin: bin.to_owned(),
         registration_date,
         form,
-        region,
+        district,
         address,
         status,
         liquidation_date,
@@ -155,7 +156,7 @@ impl EntityCore {
     /// forms named after their head.
     fn names(&self, head_surname: &str) -> (String, String, String, String) {
         let form = &self.form;
-        let (city_ru, city_kk) = (self.region.centre_ru, self.region.centre_kk);
+        let district = &self.district;
         match &self.naming {
             Naming::Brand(brand) => (
                 format!("{} «{brand}»", form.entry.1),
@@ -167,8 +168,8 @@ impl EntityCore {
                 sphere_ru,
                 sphere_kk,
             } => {
-                let ru = format!("«Отдел {sphere_ru} г. {city_ru}»");
-                let kk = format!("«{city_kk} қаласының {sphere_kk} бөлімі»");
+                let ru = format!("«Отдел {sphere_ru} {}»", district.of_ru());
+                let kk = format!("«{} {sphere_kk} бөлімі»", district.of_kk());
                 (
                     format!("{} {ru}", form.entry.1),
                     format!("{kk} {}", form.full_kk),
@@ -177,8 +178,12 @@ impl EntityCore {
                 )
             }
             Naming::Unit(brand) => {
-                let ru = format!("{} ТОО «{brand}» в г. {city_ru}", form.entry.1);
-                let kk = format!("«{brand}» ЖШС {city_kk} қаласындағы {}", form.full_kk);
+                let ru = format!(
+                    "{} ТОО «{brand}» в {}",
+                    form.entry.1,
+                    district.seat.locality_ru()
+                );
+                let kk = format!("«{brand}» ЖШС {} {}", district.seat.in_kk(), form.full_kk);
                 (ru.clone(), kk.clone(), ru, kk)
             }
             Naming::Foreign(company) => {

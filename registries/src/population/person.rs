@@ -1,5 +1,5 @@
 //! A synthetic person: names by nationality, birth date and sex from the IIN,
-//! addresses in real regions, documents and life status consistent with the
+//! addresses in real regions and districts (by population share), documents and life status consistent with the
 //! age as of [`AS_OF`].
 
 use shep_proto::registry::v1::{Address, IdentityDocument, Person};
@@ -13,8 +13,8 @@ use crate::ident::{IinInfo, Sex};
 use crate::names::{GROUPS, Group, patronymic_for, surname_for};
 use crate::reference::{
     self, BIRTH_CERTIFICATE, COUNTRIES, DECEASED, DOCUMENT_EXPIRED, DOCUMENT_INVALID,
-    DOCUMENT_LOST, DOCUMENT_VALID, FEMALE, ID_CARD, KAZAKHSTAN, MALE, MJ, MVD, NATIONALITIES,
-    PASSPORT, REGIONS, Region, STREETS, value,
+    DOCUMENT_LOST, DOCUMENT_VALID, District, FEMALE, ID_CARD, KAZAKHSTAN, MALE, MJ, MVD,
+    NATIONALITIES, PASSPORT, REGIONS, Region, STREETS, value,
 };
 
 /// When Kazakhstan's own identity documents start: none is dated earlier.
@@ -33,9 +33,36 @@ pub(crate) fn draw_region(draw: &mut Draw) -> &'static Region {
     &REGIONS[0]
 }
 
-/// An address in the centre of `region`; `with_home` adds a building and,
-/// mostly, a flat.
-pub(crate) fn address_in(region: &Region, draw: &mut Draw, with_home: bool) -> Address {
+/// A district of `region` drawn by its share of the region's population; the
+/// centre of a region kept at centre level (drawing nothing, so those
+/// regions' persons stay as they were before districts).
+pub(crate) fn draw_district(region: &Region, draw: &mut Draw) -> District {
+    if region.districts.is_empty() {
+        return region.centre();
+    }
+    let total: u64 = region
+        .districts
+        .iter()
+        .map(|district| u64::from(district.weight))
+        .sum();
+    let mut point = draw.below(total);
+    for district in region.districts {
+        if point < u64::from(district.weight) {
+            return *district;
+        }
+        point -= u64::from(district.weight);
+    }
+    region.districts[0]
+}
+
+/// An address at the seat of `district` in `region`; `with_home` adds a
+/// building and, mostly, a flat.
+pub(crate) fn address_in(
+    region: &Region,
+    district: &District,
+    draw: &mut Draw,
+    with_home: bool,
+) -> Address {
     let (street, building, flat) = if with_home {
         let flat = if draw.chance(650) {
             draw.range(1, 250).to_string()
@@ -51,15 +78,11 @@ pub(crate) fn address_in(region: &Region, draw: &mut Draw, with_home: bool) -> A
         (String::new(), String::new(), String::new())
     };
     Address {
-        kato: region.centre_kato.to_owned(),
+        kato: district.seat.kato.to_owned(),
         country: Some(value(&KAZAKHSTAN)),
         region: Some(reference::region_value(region)),
-        district: Some(reference::dict(
-            region.centre_kato,
-            &format!("г. {}", region.centre_ru),
-            &format!("{} қ.", region.centre_kk),
-        )),
-        city: region.centre_ru.to_owned(),
+        district: Some(district.value()),
+        city: district.seat.locality_ru(),
         street,
         building,
         flat,
@@ -219,13 +242,15 @@ pub(super) fn synthesize(seed: u64, iin: &str, info: &IinInfo) -> Person {
         value(draw.pick(&COUNTRIES[1..]))
     };
     let home = draw_region(&mut draw);
-    let reg_address = address_in(home, &mut draw, true);
-    let birth_region = if draw.chance(750) {
-        home
+    let home_district = draw_district(home, &mut draw);
+    let reg_address = address_in(home, &home_district, &mut draw, true);
+    let (birth_region, birth_district) = if draw.chance(750) {
+        (home, home_district)
     } else {
-        draw_region(&mut draw)
+        let region = draw_region(&mut draw);
+        (region, draw_district(region, &mut draw))
     };
-    let birth_place = address_in(birth_region, &mut draw, false);
+    let birth_place = address_in(birth_region, &birth_district, &mut draw, false);
 
     let birth = info.birth_date;
     let age = years_between(birth, AS_OF);

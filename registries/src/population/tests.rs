@@ -285,3 +285,70 @@ fn rejects_bad_settings() {
     );
     assert!(Population::new(1, Some(MAX_SIZE + 1), 0.0).is_err());
 }
+
+#[test]
+fn persons_of_a_region_spread_over_its_districts_by_population_share() {
+    // North Kazakhstan (59) holds about 3 % of the population: scanning IINs
+    // until 2 000 of its residents turn up gives shares to compare with the
+    // districts' weights.
+    let population = Population::new(13, None, 0.0).unwrap();
+    let north = crate::reference::REGIONS
+        .iter()
+        .find(|region| region.prefix == "59")
+        .unwrap();
+    let mut counts = std::collections::HashMap::<String, u32>::new();
+    let mut num_residents = 0u32;
+    let mut index = 0;
+    while num_residents < 2_000 {
+        index += 1;
+        assert!(index < 200_000, "too few residents of 59: {num_residents}");
+        let Some(iin) = population.iin_at(index * 7) else {
+            continue;
+        };
+        let address = population.person(&iin).unwrap().reg_address.unwrap();
+        if !address.kato.starts_with("59") {
+            continue;
+        }
+        num_residents += 1;
+        let district = address.district.unwrap();
+        // The address follows the district: its seat's code and name.
+        let (_, known) = crate::reference::district_of(&address.kato).unwrap();
+        assert_eq!(district.code, known.kato, "{iin}");
+        assert_eq!(address.kato, known.seat.kato, "{iin}");
+        assert_eq!(address.city, known.seat.locality_ru(), "{iin}");
+        *counts.entry(district.code).or_default() += 1;
+    }
+    let total_weight: u32 = north.districts.iter().map(|district| district.weight).sum();
+    let residents = f64::from(num_residents);
+    for district in north.districts {
+        let expected = f64::from(district.weight) / f64::from(total_weight);
+        let found = f64::from(counts.get(district.kato).copied().unwrap_or(0)) / residents;
+        // 3.5 standard deviations of a share of `residents` draws.
+        let tolerance = 3.5 * (expected * (1.0 - expected) / residents).sqrt();
+        assert!(
+            (found - expected).abs() <= tolerance,
+            "{}: {found:.3} against {expected:.3} ± {tolerance:.3}",
+            district.name_ru()
+        );
+    }
+    assert_eq!(counts.len(), north.districts.len(), "{counts:?}");
+}
+
+#[test]
+fn a_region_kept_at_centre_level_places_everyone_in_its_centre() {
+    let population = Population::new(13, None, 0.0).unwrap();
+    let mut num_found = 0;
+    for index in 0..20_000 {
+        let Some(iin) = population.iin_at(index * 7) else {
+            continue;
+        };
+        let address = population.person(&iin).unwrap().reg_address.unwrap();
+        if address.kato.starts_with("75") {
+            num_found += 1;
+            assert_eq!(address.kato, "751000000");
+            assert_eq!(address.district.unwrap().code, "751000000");
+            assert_eq!(address.city, "г. Алматы");
+        }
+    }
+    assert!(num_found > 100, "{num_found}");
+}
