@@ -25,6 +25,7 @@ mod grpc;
 pub mod health;
 pub mod lifecycle;
 pub mod metrics;
+mod overdue;
 pub mod participants;
 pub mod pipeline;
 mod provider;

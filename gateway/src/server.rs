@@ -472,7 +472,7 @@ pub async fn start_on(
 
     probes.spawn(follow_not_serving_faults(engine.clone(), health.clone()));
     probes.spawn(follow_storage(engine.clone(), health.clone()));
-    probes.spawn(crate::deadlines::run(engine.clone()));
+    probes.spawn(crate::overdue::run(engine.clone()));
 
     let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
     // Call, Submit and Report share one pipeline, its layers and its limit.

@@ -85,6 +85,29 @@ async fn the_desk_and_portal_flows_of_001_are_answered_within_seven_working_days
 }
 
 #[tokio::test]
+async fn the_mangystau_flow_of_002_is_answered_without_registration() {
+    let out = run_flow("002-portal", "COMPLETED").await;
+    assert!(
+        !out.contains("REGISTERED"),
+        "002 has no registration step:\n{out}"
+    );
+}
+
+#[tokio::test]
+async fn the_karaganda_flow_of_003_is_served_within_its_five_minutes() {
+    run_flow("003-portal", "COMPLETED").await;
+}
+
+#[tokio::test]
+async fn the_archive_flows_of_004_run_through_the_portal_the_centre_and_the_desk() {
+    run_flow("004-portal", "COMPLETED").await;
+    let centre = run_flow("004-centre", "ISSUED").await;
+    assert!(centre.contains("ГБД ФЛ: "), "{centre}");
+    let desk = run_flow("004-desk", "ISSUED").await;
+    assert!(desk.contains("ГБД ФЛ: "), "{desk}");
+}
+
+#[tokio::test]
 async fn the_shipped_flows_are_listed_and_an_unknown_one_is_refused() {
     let list = run_shep(&["flow", "list"]).await.ok().to_owned();
     for flow in [
@@ -93,6 +116,11 @@ async fn the_shipped_flows_are_listed_and_an_unknown_one_is_refused() {
         "000-centre-return",
         "001-desk",
         "001-portal",
+        "002-portal",
+        "003-portal",
+        "004-portal",
+        "004-centre",
+        "004-desk",
     ] {
         assert!(list.contains(flow), "{list}");
     }

@@ -112,7 +112,11 @@ fn a_refusal_carries_the_catalogued_code_reason_and_shep_code() {
     let status = refusal(Reason::NoData, "nothing", HashMap::new());
     assert_eq!(status.code(), tonic::Code::NotFound);
     let info = status.get_details_error_info().expect("ErrorInfo");
-    assert!(info.metadata.is_empty(), "NO_DATA has no ШЭП code");
+    assert_eq!(
+        info.metadata.get("shep_code").map(String::as_str),
+        Some("2018"),
+        "NO_DATA is an empty answer"
+    );
 }
 
 #[test]

@@ -43,6 +43,11 @@ const SHIPPED: &[(&str, &str)] = &[
     ),
     ("001-desk", include_str!("../../flows/001-desk.toml")),
     ("001-portal", include_str!("../../flows/001-portal.toml")),
+    ("002-portal", include_str!("../../flows/002-portal.toml")),
+    ("003-portal", include_str!("../../flows/003-portal.toml")),
+    ("004-portal", include_str!("../../flows/004-portal.toml")),
+    ("004-centre", include_str!("../../flows/004-centre.toml")),
+    ("004-desk", include_str!("../../flows/004-desk.toml")),
 ];
 
 /// Where every flow starts: a Monday morning in Astana, with no public
@@ -252,6 +257,8 @@ struct Cast {
     provider: Option<String>,
     message_id: Option<String>,
     body: Option<shep_proto::envelope::v1::Body>,
+    /// When the result was due as accepted (the service deadline).
+    due_at: Option<OffsetDateTime>,
     registered: u32,
 }
 
@@ -371,6 +378,7 @@ async fn play(flow: &Flow, data_dir: &Path) -> anyhow::Result<()> {
         provider: None,
         message_id: None,
         body: None,
+        due_at: None,
         registered: 0,
     };
     // The same start every run, so timelines compare.
@@ -435,7 +443,10 @@ async fn act(
     match step.action {
         Action::None => Ok(String::new()),
         Action::Lookup => {
-            let who = cast.participant(step.actor_kind.unwrap_or(Acting::Operator), None)?;
+            let who = cast.participant(
+                step.actor_kind.unwrap_or(Acting::Operator),
+                service_provider.as_deref(),
+            )?;
             let service = step.lookup.clone().unwrap_or_default();
             let mut client = GatewayClient::new(cast.channel(&who.sender_id).await?);
             let response = client
@@ -484,6 +495,10 @@ async fn act(
             cast.provider = Some(receipt.provider_id.clone());
             cast.message_id = Some(receipt.message_id);
             cast.body = Some(body);
+            cast.due_at = status(cast)
+                .await?
+                .due_at
+                .and_then(|due| OffsetDateTime::from_unix_timestamp(due.seconds).ok());
             Ok(outcome)
         }
         Action::Receive => receive(cast).await,
@@ -656,11 +671,9 @@ async fn conclude(cast: &mut Cast) -> anyhow::Result<()> {
             .and_then(|at| OffsetDateTime::from_unix_timestamp(at.seconds).ok())
     };
     println!("\n  История заявки {}:", application.message_id);
-    let mut due = None;
+    // The provider's own date once registered, else the service deadline.
+    let mut due = cast.due_at;
     for event in &application.events {
-        if event.status() == ApplicationStatus::Accepted {
-            due = None;
-        }
         let at = time_of(&event.occurred_at)
             .map(local_time)
             .unwrap_or_default();
