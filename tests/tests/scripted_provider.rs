@@ -665,3 +665,86 @@ async fn shep_faults_adds_lists_and_refuses_delivery_faults() {
     let run = run_shep(&args).await;
     assert!(run.ok().contains("1 fault(s)"), "{}", run.stdout);
 }
+
+#[tokio::test]
+async fn shep_serve_simulates_a_provider_in_process_from_its_script() {
+    let dir = TempDir::new("shep-serve-simulate");
+    let data = dir.path().join("data");
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let script = workspace_root().join("shep/scripts/term-extended.toml");
+    let simulate = format!("{ESIL_PROVIDER}={}", script.display());
+    let server = ShepServe::start_with(
+        addr,
+        &data,
+        &dir.path().join("serve.log"),
+        &[],
+        &["--simulate", &simulate, "--simulate-factor", "20000"],
+    )
+    .await;
+
+    // No provider process: the gateway's own simulated provider answers.
+    let applicant = applicant_of(&data);
+    let body = applicant.application(ESIL_SERVICE, iin(APPLICANT_IIN), "{}", Vec::new());
+    let channel = connect(&server.url()).await;
+    let mut gateway = shep_proto::gateway::v1::gateway_client::GatewayClient::new(channel);
+    let receipt = gateway
+        .submit(applicant.seal(&body).unwrap())
+        .await
+        .unwrap_or_else(|status| panic!("submit refused: {}", describe(&status)))
+        .into_inner();
+    let application = eventually(PATIENCE, async || {
+        let application = gateway
+            .get_status(shep_proto::gateway::v1::GetStatusRequest {
+                message_id: receipt.message_id.clone(),
+            })
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(|status| describe(&status))?;
+        match application.events.last().map(|event| event.status()) {
+            Some(ApplicationStatus::Completed) => Ok(application),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    assert_eq!(
+        statuses(&application),
+        [
+            ApplicationStatus::Accepted,
+            ApplicationStatus::Delivered,
+            ApplicationStatus::Registered,
+            ApplicationStatus::InWork,
+            ApplicationStatus::TermExtended,
+            ApplicationStatus::InWork,
+            ApplicationStatus::Completed,
+        ]
+    );
+    assert!(
+        server.log().contains("simulated provider"),
+        "{}",
+        server.log()
+    );
+}
+
+#[tokio::test]
+async fn shep_serve_refuses_a_bad_simulation_before_it_listens() {
+    let dir = TempDir::new("shep-serve-simulate-bad");
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[services.default]\n[[services.default.steps]]\nstatus = \"DONE\"\n",
+    )
+    .unwrap();
+    let run = run_shep(&[
+        "serve",
+        "--insecure",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        dir.path().join("data").to_str().unwrap(),
+        "--simulate",
+        &format!("{ESIL_PROVIDER}={}", bad.display()),
+    ])
+    .await;
+    assert!(!run.status.success());
+    assert!(run.stderr.contains("DONE"), "{}", run.stderr);
+}

@@ -34,6 +34,25 @@ pub(super) struct ServeArgs {
     /// Overrides `population.*`; `--fixtures` adds to the configured files.
     #[command(flatten)]
     population: PopulationArgs,
+    /// Plays a provider system in-process with a script (docs/SCRIPTS.md):
+    /// `PROVIDER=SCRIPT.toml`, repeatable. Its deliveries are answered as the
+    /// script says, signed with the provider's demo identity, over the same
+    /// sockets as any provider; no second terminal needed.
+    #[arg(long, value_name = "PROVIDER=SCRIPT")]
+    simulate: Vec<String>,
+    /// Divides every simulated provider's scripted delay (`shep clock factor`
+    /// runs the gateway's deadlines at the same pace).
+    #[arg(long, default_value_t = 1.0)]
+    simulate_factor: f64,
+}
+
+/// `PROVIDER=SCRIPT` of `--simulate`, with the script loaded and checked.
+fn simulated(spec: &str) -> anyhow::Result<(String, std::sync::Arc<crate::script::Script>)> {
+    let (provider, path) = spec
+        .split_once('=')
+        .ok_or_else(|| anyhow::anyhow!("`--simulate {spec}`: expected PROVIDER=SCRIPT.toml"))?;
+    let script = crate::script::Script::load(std::path::Path::new(path))?;
+    Ok((provider.to_owned(), std::sync::Arc::new(script)))
 }
 
 /// Runs `shep serve`.
@@ -58,6 +77,12 @@ pub(super) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         config.auth.participants = ParticipantAuth::Off;
     }
     args.population.apply(&mut config.population)?;
+    // Scripts are checked before the port opens: a bad one stops here.
+    let simulations = args
+        .simulate
+        .iter()
+        .map(|spec| simulated(spec))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     // Install the Ctrl-C handler (on the future's first poll) before the port
     // opens: a SIGINT while the gateway starts would otherwise end the process
     // without the graceful stop, and a client that saw it serving may send one.
@@ -119,6 +144,30 @@ pub(super) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         population.absent_share() * 100.0,
         fixtures.sources.join(", ")
     );
+    for (provider, script) in simulations {
+        if routes.system(&provider).is_none() {
+            anyhow::bail!("`--simulate {provider}=…`: no system `{provider}` in the routing table");
+        }
+        let channel = super::connect_as(&gateway.url(), &data_dir.0, Some(&provider)).await?;
+        let (key, cert) = data_dir.identity(&format!("provider-{provider}"));
+        let participant = crate::client::Participant::new(
+            &provider,
+            shep_proto::envelope::v1::Channel::ProviderDesk,
+            shep_nuc::ca::Signer::from_files(&key, &cert)?,
+        );
+        let options = crate::script::RunOptions {
+            time_factor: args.simulate_factor,
+            ..crate::script::RunOptions::default()
+        };
+        println!("  simulated provider `{provider}`: plays its script in-process");
+        tokio::spawn(async move {
+            if let Err(error) =
+                crate::script::run_script(channel, participant, script, options).await
+            {
+                tracing::warn!(%provider, error = format!("{error:#}"), "the simulated provider stopped");
+            }
+        });
+    }
     println!("  try: shep provider --id arm-rshep-sko-esil-edu   (in another terminal)");
     println!(
         "       shep send --service guardianship-certificate-esil --subject 850315301235 --watch"
