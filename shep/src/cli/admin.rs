@@ -12,13 +12,14 @@ use super::{DEFAULT_GATEWAY, connect_as, describe};
 /// Where the gateway is and how to authenticate as its operator.
 #[derive(Debug, clap::Args)]
 pub(super) struct AdminArgs {
-    #[arg(long, default_value = DEFAULT_GATEWAY)]
+    // Global: `shep clock advance 6wd --gateway URL` reads as well as before the subcommand.
+    #[arg(long, global = true, default_value = DEFAULT_GATEWAY)]
     pub(super) gateway: String,
     /// The admin token (default: `SHEP_ADMIN_TOKEN`, else `<data_dir>/admin-token`).
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub(super) token: Option<String>,
     /// The data directory of `shep serve`.
-    #[arg(long, default_value = ".shep")]
+    #[arg(long, global = true, default_value = ".shep")]
     pub(super) data_dir: PathBuf,
 }
 
