@@ -6,6 +6,7 @@
 //! docs/SCRIPTS.md.
 
 mod delay;
+mod rules;
 mod run;
 
 use std::collections::BTreeMap;
@@ -18,6 +19,7 @@ use shep_proto::envelope::v1::ApplicationStatus;
 use time::OffsetDateTime;
 
 pub use delay::{Delay, MeanSd, Span};
+pub use rules::{ProviderRule, run_provider};
 pub use run::{RunOptions, run_script};
 
 /// The service key that applies to any service not named.

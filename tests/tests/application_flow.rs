@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use prost::Message;
-use shep::client::{ProviderRule, run_provider};
+use shep::script::{ProviderRule, run_provider};
 use shep_gateway::calendar::{Deadline, DeadlineUnit, KZ_OFFSET};
 use shep_proto::envelope::v1::{ApplicationStatus, Body, Channel, StatusReport};
 use shep_proto::gateway::v1::{GetStatusRequest, HistoryRequest, MessageState};

@@ -549,7 +549,7 @@ async fn a_checking_scripted_provider_refuses_a_corrupted_delivery_and_completes
     let anchors = TrustAnchors::from_nuc_dir(&gw.data_dir().nuc()).unwrap();
     let (provider, mut steps) = play(
         &gw,
-        Arc::new(shep::client::ProviderRule::Complete.script(Duration::ZERO)),
+        Arc::new(shep::script::ProviderRule::Complete.script(Duration::ZERO)),
         1.0,
         Some(anchors),
     );

@@ -20,7 +20,8 @@ use shep_gateway::server::{DEMO_APPLICANT_IIN, DataDir};
 
 use super::print::{print_application, print_event, print_person};
 use super::{connect_as, describe};
-use crate::client::{Participant, ProviderRule, iin, run_provider};
+use crate::client::{Participant, iin};
+use crate::script::{ProviderRule, run_provider};
 
 const SERVICE: &str = "guardianship-certificate-esil";
 const PROVIDER: &str = "arm-rshep-sko-esil-edu";

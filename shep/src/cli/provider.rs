@@ -10,7 +10,8 @@ use shep_proto::envelope::v1::Channel;
 use tokio::sync::mpsc;
 
 use super::{SigningArgs, connect_as};
-use crate::client::{Participant, ProviderRule, ProviderStep, TrustAnchors};
+use crate::client::{Participant, ProviderStep, TrustAnchors};
+use crate::script::ProviderRule;
 use crate::script::{RunOptions, Script, run_script};
 
 #[derive(Debug, clap::Args)]

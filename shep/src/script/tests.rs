@@ -351,7 +351,7 @@ fn terms_are_working_days_dates_or_times() {
 
 #[test]
 fn the_rules_are_built_in_scripts_the_lifecycle_allows() {
-    use crate::client::ProviderRule;
+    use crate::script::ProviderRule;
     for rule in [
         ProviderRule::Complete,
         ProviderRule::Refuse,
