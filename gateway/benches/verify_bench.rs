@@ -32,7 +32,7 @@ use shep_nuc::verify::SignatureVerifier;
 use shep_nuc::verify::batch::{BatchItem, verify_ed25519};
 use shep_proto::envelope::v1::Signature;
 use shep_proto::envelope::v1::{Body, Channel, MessageType, Payload, Sender, Subject, subject};
-use shep_registries::gbdfl::PersonRegistry;
+use shep_registries::{RegistryData, RegistryKind};
 use time::OffsetDateTime;
 use webpki::EndEntityCert;
 
@@ -121,12 +121,14 @@ fn engine(ca: &Arc<CertificateAuthority>, verify_signatures: bool) -> Engine {
 }
 
 fn engine_with(ca: &Arc<CertificateAuthority>, config: GatewayConfig) -> Engine {
+    // Every registry in-process: the default routes name all three.
+    let data = Arc::new(RegistryData::builtin());
     let mut registries = HashMap::new();
-    registries.insert(
-        shep_registries::RegistryKind::Persons,
-        InProcess::new("gbdfl", Arc::new(PersonRegistry::builtin())).boxed(),
-    );
-    let routes = RoutingTable::from_toml(DEFAULT_ROUTES, "embedded", &["gbdfl"]).unwrap();
+    for kind in RegistryKind::ALL {
+        let adapter = InProcess::new(kind.id(), Arc::new(kind.registry(data.clone()))).boxed();
+        registries.insert(kind, adapter);
+    }
+    let routes = RoutingTable::from_toml(DEFAULT_ROUTES, "embedded", &RegistryKind::IDS).unwrap();
     let verifier = SignatureVerifier::new(
         &[ca.root_der().to_vec()],
         &[ca.issuing_der().to_vec()],
@@ -247,6 +249,65 @@ fn ed25519_batch(c: &mut Criterion) {
     group.finish();
 }
 
+/// Where a screened batch's time goes, per signature of a batch of 64: the
+/// batch equation alone (ed25519-dalek, nothing screened), the screening of
+/// one signature (`s` and `R` canonical, `R` torsion-free), and one single
+/// verification with the cached key (ring).
+fn ed25519_parts(c: &mut Criterion) {
+    let ca = Arc::new(CertificateAuthority::generate().unwrap());
+    let verifier = SignatureVerifier::new(
+        &[ca.root_der().to_vec()],
+        &[ca.issuing_der().to_vec()],
+        Duration::from_secs(300),
+    )
+    .unwrap();
+    let now = OffsetDateTime::now_utc();
+    let signed = signed_bodies(&ca, 64);
+    let prepared: Vec<_> = signed
+        .iter()
+        .map(|(_, signature)| verifier.prepare(Some(signature), now).unwrap())
+        .collect();
+    let keys: Vec<_> = prepared
+        .iter()
+        .map(|prepared| {
+            let spki_key: [u8; 32] = prepared
+                .batchable_ed25519()
+                .unwrap()
+                .ed25519_bytes()
+                .unwrap();
+            ed25519_dalek::VerifyingKey::from_bytes(&spki_key).unwrap()
+        })
+        .collect();
+    let messages: Vec<&[u8]> = signed.iter().map(|(bytes, _)| bytes.as_slice()).collect();
+    let signatures: Vec<_> = signed
+        .iter()
+        .map(|(_, signature)| ed25519_dalek::Signature::from_slice(&signature.value).unwrap())
+        .collect();
+    let mut group = c.benchmark_group("ed25519_parts");
+    group.throughput(Throughput::Elements(64));
+    group.bench_function("dalek-batch-unscreened/64", |b| {
+        b.iter(|| ed25519_dalek::verify_batch(&messages, &signatures, &keys).unwrap());
+    });
+    group.bench_function("screening/64", |b| {
+        b.iter(|| {
+            for (_, signature) in &signed {
+                assert!(shep_nuc::verify::batch::is_batchable_signature(black_box(
+                    &signature.value
+                )));
+            }
+        });
+    });
+    group.bench_function("ring-cached-key/64", |b| {
+        b.iter(|| {
+            for (prepared, (bytes, signature)) in prepared.iter().zip(&signed) {
+                let key = prepared.batchable_ed25519().unwrap();
+                key.verify_ed25519(bytes, &signature.value).unwrap();
+            }
+        });
+    });
+    group.finish();
+}
+
 fn ed25519_engine_concurrent(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -298,6 +359,7 @@ criterion_group!(
     verification,
     gateway_call,
     ed25519_batch,
+    ed25519_parts,
     ed25519_engine_concurrent
 );
 criterion_main!(benches);

@@ -77,11 +77,34 @@ pub(crate) fn batchable_signature(signature: &[u8]) -> Option<Signature> {
         return None;
     }
     let r: [u8; 32] = r.try_into().ok()?;
-    let point = CompressedEdwardsY(r).decompress()?;
-    if point.compress().to_bytes() != r || !point.is_torsion_free() {
+    if !is_canonical_encoding(&r) {
+        return None;
+    }
+    if !CompressedEdwardsY(r).decompress()?.is_torsion_free() {
         return None;
     }
     Some(Signature::from_bytes(bytes))
+}
+
+/// Whether a signature may enter a batch (for benchmarks and tests).
+pub fn is_batchable_signature(signature: &[u8]) -> bool {
+    batchable_signature(signature).is_some()
+}
+
+/// Whether `encoding` is the only encoding of the point it decodes to (when
+/// it decodes): `y < p`, and no sign bit on `x = 0`, which only `y = ±1`
+/// has. Equal to `compress(decompress(encoding)) == encoding` without the
+/// field inversion `compress` costs.
+pub(crate) fn is_canonical_encoding(encoding: &[u8; 32]) -> bool {
+    let sign = encoding[31] & 0x80 != 0;
+    let mut y = *encoding;
+    y[31] &= 0x7f;
+    // p = 2^255 - 19: little-endian 0xed, 0xff × 30, 0x7f.
+    let at_least_p = y[0] >= 0xed && y[1..31].iter().all(|&byte| byte == 0xff) && y[31] == 0x7f;
+    let one = y[0] == 1 && y[1..].iter().all(|&byte| byte == 0);
+    // p - 1: 0xec, 0xff × 30, 0x7f.
+    let minus_one = y[0] == 0xec && y[1..31].iter().all(|&byte| byte == 0xff) && y[31] == 0x7f;
+    !at_least_p && !(sign && (one || minus_one))
 }
 
 #[cfg(test)]

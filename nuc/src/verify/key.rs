@@ -82,6 +82,11 @@ impl SignerKey {
         self.batchable.as_ref()
     }
 
+    /// The Ed25519 key's 32 bytes, when it may go into a batch.
+    pub fn ed25519_bytes(&self) -> Option<[u8; 32]> {
+        self.batchable.map(|key| key.to_bytes())
+    }
+
     /// Whether this key may go into an Ed25519 batch.
     pub fn is_batchable(&self) -> bool {
         self.batchable.is_some()

@@ -3,7 +3,7 @@
 //! nonces, in batches of several sizes.
 
 use curve25519_dalek::constants::{ED25519_BASEPOINT_POINT, EIGHT_TORSION};
-use curve25519_dalek::edwards::EdwardsPoint;
+use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
 use curve25519_dalek::scalar::Scalar;
 
 use super::*;
@@ -154,6 +154,15 @@ fn case(bytes: &mut Bytes, kind: usize) -> (SignerKey, Vec<u8>, Vec<u8>) {
             let key = identity.compress().to_bytes();
             (ed25519_key(key), message, [&r[..], &[0; 32]].concat())
         }
+        // `R` the identity with the sign bit set (x = 0 has no sign: a
+        // second encoding), key the identity (canonical, torsion-free).
+        10 => {
+            let mut r = [0; 32];
+            r[0] = 1;
+            r[31] = 0x80;
+            let key = identity.compress().to_bytes();
+            (ed25519_key(key), message, [&r[..], &[0; 32]].concat())
+        }
         // The key encoded non-canonically (the identity as y = p + 1).
         _ => {
             let mut key = [0xff; 32];
@@ -165,7 +174,7 @@ fn case(bytes: &mut Bytes, kind: usize) -> (SignerKey, Vec<u8>, Vec<u8>) {
     }
 }
 
-const KINDS: usize = 11;
+const KINDS: usize = 12;
 
 fn single(key: &SignerKey, message: &[u8], signature: &[u8]) -> Result<(), VerifyError> {
     key.verify(webpki::ring::ED25519, message, signature)
@@ -242,6 +251,12 @@ fn batch_results_equal_single_verification() {
 fn screened_inputs_stay_out_of_batches() {
     let mut bytes = Bytes(17);
     for kind in 5..KINDS {
+        if kind == 10 {
+            // Its key, the identity, is batchable; its signature is not.
+            let (_, _, signature) = case(&mut bytes, kind);
+            assert!(batchable_signature(&signature).is_none());
+            continue;
+        }
         let (key, _, signature) = case(&mut bytes, kind);
         let batchable = key.is_batchable() && batchable_signature(&signature).is_some();
         assert!(!batchable, "kind {kind} would enter a batch");
@@ -276,4 +291,38 @@ fn an_unscreened_batch_would_accept_a_torsioned_nonce() {
         }
     }
     assert!(accepted > 0);
+}
+
+#[test]
+fn the_canonical_check_equals_a_compression_round_trip() {
+    let mut bytes = Bytes(7);
+    let mut encodings: Vec<[u8; 32]> = (0..2000).map(|_| bytes.fill::<32>()).collect();
+    // Near p, near 0, ±1 with and without the sign bit, the torsion points.
+    for low in [0u8, 1, 2, 0xec, 0xed, 0xee, 0xf0, 0xff] {
+        for (fill, sign) in [(0xffu8, 0x7fu8), (0xff, 0xff), (0, 0), (0, 0x80)] {
+            let mut encoding = [fill; 32];
+            encoding[0] = low;
+            encoding[31] = sign;
+            encodings.push(encoding);
+        }
+    }
+    for point in EIGHT_TORSION {
+        let encoding = point.compress().to_bytes();
+        encodings.push(encoding);
+        let mut signed = encoding;
+        signed[31] ^= 0x80;
+        encodings.push(signed);
+    }
+    let mut decoded = 0;
+    for encoding in encodings {
+        if let Some(point) = CompressedEdwardsY(encoding).decompress() {
+            decoded += 1;
+            assert_eq!(
+                is_canonical_encoding(&encoding),
+                point.compress().to_bytes() == encoding,
+                "{encoding:02x?}"
+            );
+        }
+    }
+    assert!(decoded > 500);
 }
