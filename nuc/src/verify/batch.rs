@@ -33,6 +33,10 @@ pub struct BatchItem<'a> {
 /// one's result in order: the same result as [`SignerKey::verify`] with
 /// [`webpki::ring::ED25519`] gives it alone.
 pub fn verify_ed25519(items: &[BatchItem<'_>]) -> Vec<Result<(), VerifyError>> {
+    // A batch of one costs more than a single verification: not screened.
+    if items.len() < 2 {
+        return items.iter().map(single).collect();
+    }
     let mut results: Vec<Option<Result<(), VerifyError>>> =
         (0..items.len()).map(|_| None).collect();
     let mut members = Vec::with_capacity(items.len());
@@ -50,7 +54,7 @@ pub fn verify_ed25519(items: &[BatchItem<'_>]) -> Vec<Result<(), VerifyError>> {
             _ => results[index] = Some(single(item)),
         }
     }
-    // A batch of one costs more than a single verification.
+    // Likewise when screening left one member.
     if members.len() >= 2 && ed25519_dalek::verify_batch(&messages, &signatures, &keys).is_ok() {
         for index in members {
             results[index] = Some(Ok(()));
