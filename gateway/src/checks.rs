@@ -8,6 +8,7 @@
 
 mod applicant;
 mod attorney;
+mod batch;
 mod envelope;
 mod identity;
 mod report;
@@ -16,6 +17,7 @@ mod signature;
 
 pub(crate) use applicant::check_applicant;
 pub(crate) use attorney::concerns;
+pub(crate) use batch::BatchSettings;
 pub(crate) use envelope::{attachments, decode, message_type};
 pub(crate) use identity::{check_identity, check_operator};
 pub(crate) use report::{ReportFields, report_fields, status_fields};

@@ -249,6 +249,14 @@ pub struct ChecksConfig {
     /// Signature, revocation and identity checks. Turn off only to measure the
     /// gateway without them in a load test.
     pub verify_signatures: bool,
+    /// Ed25519 signatures of envelopes checked at the same time verified as
+    /// one batch; results equal single verification, nothing is skipped.
+    pub batch_ed25519: bool,
+    /// The most signatures in one batch (2-1024).
+    pub batch_max: usize,
+    /// How long the first signature of a batch waits for others, in
+    /// microseconds (at most 10000).
+    pub batch_wait_us: u64,
 }
 
 impl Default for ChecksConfig {
@@ -258,6 +266,9 @@ impl Default for ChecksConfig {
             chain_cache_secs: 300,
             revocation_cache_ms: 60_000,
             verify_signatures: true,
+            batch_ed25519: false,
+            batch_max: 64,
+            batch_wait_us: 0,
         }
     }
 }
@@ -462,6 +473,16 @@ impl GatewayConfig {
             RegistryKind::parse(id)
                 .map_err(|error| ConfigError::Invalid(format!("`registries.{id}`: {error}")))?;
         }
+        if !(2..=1024).contains(&self.checks.batch_max) {
+            return Err(ConfigError::Invalid(
+                "`checks.batch_max` must be 2-1024".to_owned(),
+            ));
+        }
+        if self.checks.batch_wait_us > 10_000 {
+            return Err(ConfigError::Invalid(
+                "`checks.batch_wait_us` must be at most 10000".to_owned(),
+            ));
+        }
         if self.limits.max_concurrent == 0 {
             return Err(ConfigError::Invalid(
                 "`limits.max_concurrent` must be > 0".to_owned(),
@@ -590,5 +611,11 @@ mod tests {
         let config: GatewayConfig = toml::from_str("[health]\nprobe_interval_ms = 0").unwrap();
         let error = config.validate().unwrap_err().to_string();
         assert!(error.contains("`health.probe_interval_ms`"), "{error}");
+        let config: GatewayConfig = toml::from_str("[checks]\nbatch_max = 1").unwrap();
+        let error = config.validate().unwrap_err().to_string();
+        assert!(error.contains("`checks.batch_max`"), "{error}");
+        let config: GatewayConfig = toml::from_str("[checks]\nbatch_wait_us = 20000").unwrap();
+        let error = config.validate().unwrap_err().to_string();
+        assert!(error.contains("`checks.batch_wait_us`"), "{error}");
     }
 }

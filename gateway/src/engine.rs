@@ -73,13 +73,23 @@ impl Engine {
         let storage = storage::memory::open();
         Self {
             routes: RwLock::new(Arc::new(routes)),
-            checks: Checks::new(
-                verifier,
-                revocation,
-                config.checks.verify_signatures,
-                config.checks.message_date_skew_secs,
-            )
-            .with_max_attachment(config.limits.max_attachment_bytes),
+            checks: {
+                let checks = Checks::new(
+                    verifier,
+                    revocation,
+                    config.checks.verify_signatures,
+                    config.checks.message_date_skew_secs,
+                )
+                .with_max_attachment(config.limits.max_attachment_bytes);
+                if config.checks.batch_ed25519 {
+                    checks.with_batches(crate::checks::BatchSettings {
+                        max: config.checks.batch_max,
+                        wait: Duration::from_micros(config.checks.batch_wait_us),
+                    })
+                } else {
+                    checks
+                }
+            },
             registries: Registries::new(registries, &toolkit),
             store: storage.store.clone(),
             delivery: storage.delivery.clone(),

@@ -5,7 +5,14 @@
 //! Chain results are cached per certificate (never per envelope): every
 //! envelope's signature is verified, but a certificate's path is built once per
 //! `chain_ttl`. Revocation ([`crate::revocation`]) sits beside the chain check
-//! with its own per-certificate cache.
+//! with its own per-certificate cache. The signer's public key is read once
+//! per certificate too, beside its chain ([`SignerKey`]), and Ed25519
+//! signatures arriving together may be checked as one batch ([`batch`]).
+
+pub mod batch;
+mod key;
+
+pub use key::SignerKey;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -126,6 +133,9 @@ pub struct SignerIdentity {
 #[derive(Debug)]
 struct VerifiedCertificate {
     identity: Arc<SignerIdentity>,
+    /// The certificate's key; `None` when its SPKI is not the strict DER
+    /// [`SignerKey`] reads (webpki's path then, unchanged).
+    key: Option<Arc<SignerKey>>,
     not_before: i64,
     not_after: i64,
     verified_at: Instant,
@@ -176,6 +186,18 @@ impl SignatureVerifier {
         signed: &[u8],
         signed_at: OffsetDateTime,
     ) -> Result<Arc<SignerIdentity>, VerifyError> {
+        self.prepare(signature, signed_at)?.verify(signed)
+    }
+
+    /// Every check but the signature over the body: the envelope is signed
+    /// with a known algorithm, and the certificate chains and is valid at
+    /// `signed_at`. A certificate seen before (the same DER) is neither
+    /// parsed nor its key decoded again while its chain is cached.
+    pub fn prepare<'a>(
+        &self,
+        signature: Option<&'a Signature>,
+        signed_at: OffsetDateTime,
+    ) -> Result<Prepared<'a>, VerifyError> {
         let signature = signature.ok_or(VerifyError::NotSigned)?;
         if signature.certificate_der.is_empty() && signature.value.is_empty() {
             return Err(VerifyError::NotSigned);
@@ -189,35 +211,41 @@ impl SignatureVerifier {
         if signature.value.is_empty() {
             return Err(VerifyError::EmptySignature);
         }
-        let der = CertificateDer::from(signature.certificate_der.as_slice());
-        let certificate = EndEntityCert::try_from(&der).map_err(VerifyError::BadCertificate)?;
-        let identity =
-            self.verified_identity(&der, &certificate, &signature.chain_der, signed_at)?;
-        certificate
-            .verify_signature(algorithm, signed, &signature.value)
-            .map_err(|error| match error {
-                webpki::Error::UnsupportedSignatureAlgorithmForPublicKeyContext(_) => {
-                    VerifyError::AlgorithmMismatch
-                }
-                _ => VerifyError::SignatureInvalid,
-            })?;
-        Ok(identity)
+        let verified = match self.cached(&signature.certificate_der, signed_at) {
+            Some(cached) => cached,
+            None => {
+                let der = CertificateDer::from(signature.certificate_der.as_slice());
+                let certificate =
+                    EndEntityCert::try_from(&der).map_err(VerifyError::BadCertificate)?;
+                self.verify_chain(&der, &certificate, &signature.chain_der, signed_at)?
+            }
+        };
+        Ok(Prepared {
+            signature,
+            algorithm,
+            identity: verified.identity.clone(),
+            key: verified.key.clone(),
+        })
     }
 
-    fn verified_identity(
+    /// The cached chain check of `der`, when still fresh and `signed_at` is
+    /// within the certificate's validity.
+    fn cached(&self, der: &[u8], signed_at: OffsetDateTime) -> Option<Arc<VerifiedCertificate>> {
+        let at = signed_at.unix_timestamp();
+        let cached = self.verified.get(der).map(|entry| entry.clone())?;
+        (cached.verified_at.elapsed() < self.chain_ttl
+            && (cached.not_before..=cached.not_after).contains(&at))
+        .then_some(cached)
+    }
+
+    fn verify_chain(
         &self,
         der: &CertificateDer<'_>,
         certificate: &EndEntityCert<'_>,
         chain_der: &[Vec<u8>],
         signed_at: OffsetDateTime,
-    ) -> Result<Arc<SignerIdentity>, VerifyError> {
+    ) -> Result<Arc<VerifiedCertificate>, VerifyError> {
         let at = signed_at.unix_timestamp();
-        if let Some(cached) = self.verified.get(der.as_ref()).map(|entry| entry.clone())
-            && cached.verified_at.elapsed() < self.chain_ttl
-            && (cached.not_before..=cached.not_after).contains(&at)
-        {
-            return Ok(cached.identity.clone());
-        }
         let mut intermediates = self.intermediates.clone();
         intermediates.extend(
             chain_der
@@ -236,7 +264,10 @@ impl SignatureVerifier {
                 None,
             )
             .map_err(chain_error)?;
-        let verified = Arc::new(parse_subject(der)?);
+        let mut verified = parse_subject(der)?;
+        verified.key =
+            SignerKey::from_spki(certificate.subject_public_key_info().as_ref()).map(Arc::new);
+        let verified = Arc::new(verified);
         if self.verified.len() >= MAX_VERIFIED {
             // Bounded whatever the signers: the expired go first, then all.
             self.verified
@@ -247,7 +278,62 @@ impl SignatureVerifier {
         }
         self.verified
             .insert(der.as_ref().to_vec(), verified.clone());
-        Ok(verified.identity.clone())
+        Ok(verified)
+    }
+}
+
+/// A signature whose certificate checks out, its signature over the body
+/// still to check ([`Prepared::verify`], or in an Ed25519 batch).
+#[derive(Debug)]
+pub struct Prepared<'a> {
+    signature: &'a Signature,
+    algorithm: &'static dyn SignatureVerificationAlgorithm,
+    identity: Arc<SignerIdentity>,
+    key: Option<Arc<SignerKey>>,
+}
+
+impl Prepared<'_> {
+    /// Checks the signature over `signed` and returns the signer.
+    pub fn verify(self, signed: &[u8]) -> Result<Arc<SignerIdentity>, VerifyError> {
+        match &self.key {
+            Some(key) => key.verify(self.algorithm, signed, &self.signature.value)?,
+            None => {
+                let der = CertificateDer::from(self.signature.certificate_der.as_slice());
+                EndEntityCert::try_from(&der)
+                    .map_err(VerifyError::BadCertificate)?
+                    .verify_signature(self.algorithm, signed, &self.signature.value)
+                    .map_err(signature_error)?;
+            }
+        }
+        Ok(self.identity)
+    }
+
+    /// The signer's key when the signature is Ed25519 and the key may go
+    /// into a batch ([`batch::verify_ed25519`]).
+    pub fn batchable_ed25519(&self) -> Option<&Arc<SignerKey>> {
+        let is_ed25519 = self.signature.algorithm == SignatureAlgorithm::Ed25519 as i32;
+        self.key
+            .as_ref()
+            .filter(|key| is_ed25519 && key.is_batchable())
+    }
+
+    /// The signature value.
+    pub fn value(&self) -> &[u8] {
+        &self.signature.value
+    }
+
+    /// The signer, for a caller that checked the signature itself (in a batch).
+    pub fn into_identity(self) -> Arc<SignerIdentity> {
+        self.identity
+    }
+}
+
+fn signature_error(error: webpki::Error) -> VerifyError {
+    match error {
+        webpki::Error::UnsupportedSignatureAlgorithmForPublicKeyContext(_) => {
+            VerifyError::AlgorithmMismatch
+        }
+        _ => VerifyError::SignatureInvalid,
     }
 }
 
@@ -313,6 +399,7 @@ fn parse_subject(der: &CertificateDer<'_>) -> Result<VerifiedCertificate, Verify
         not_before: validity.not_before.timestamp(),
         not_after: validity.not_after.timestamp(),
         verified_at: Instant::now(),
+        key: None,
     })
 }
 
@@ -441,6 +528,130 @@ mod tests {
         assert!(matches!(
             verifier.verify(Some(&signature), b"body", now() + TimeDuration::days(400)),
             Err(VerifyError::Expired)
+        ));
+    }
+
+    /// Today's path, for comparison: webpki parses the certificate and
+    /// checks the signature.
+    fn webpki_verify(signature: &Signature, signed: &[u8]) -> Result<(), VerifyError> {
+        let algorithm = match SignatureAlgorithm::try_from(signature.algorithm) {
+            Ok(SignatureAlgorithm::Ed25519) => webpki::ring::ED25519,
+            Ok(SignatureAlgorithm::EcdsaP256Sha256) => webpki::ring::ECDSA_P256_SHA256,
+            _ => webpki::ring::RSA_PKCS1_2048_8192_SHA256,
+        };
+        let der = CertificateDer::from(signature.certificate_der.as_slice());
+        EndEntityCert::try_from(&der)
+            .unwrap()
+            .verify_signature(algorithm, signed, &signature.value)
+            .map_err(signature_error)
+    }
+
+    #[tokio::test]
+    async fn the_cached_key_gives_webpkis_results() {
+        let ca = CertificateAuthority::generate().unwrap();
+        let verifier = verifier(&ca);
+        let algorithms = [
+            KeyAlgorithm::Ed25519,
+            KeyAlgorithm::EcdsaP256,
+            KeyAlgorithm::Rsa2048,
+        ];
+        for algorithm in algorithms {
+            let mut spec = IdentitySpec::individual("850315301235", "СЕРИКБАЕВ");
+            spec.algorithm = algorithm;
+            let signer = ca.issue(&spec).unwrap().signer().unwrap();
+            let good = signer.sign(b"body").unwrap();
+            let mut flipped = good.clone();
+            flipped.value[3] ^= 0x10;
+            let mut short = good.clone();
+            short.value.pop();
+            let mut long = good.clone();
+            long.value.push(0);
+            let mut inputs = vec![good.clone(), flipped, short, long];
+            // Every algorithm field against this certificate's key.
+            for claimed in [
+                SignatureAlgorithm::Ed25519,
+                SignatureAlgorithm::EcdsaP256Sha256,
+                SignatureAlgorithm::RsaPkcs1Sha256,
+            ] {
+                let mut other = good.clone();
+                other.algorithm = claimed as i32;
+                inputs.push(other);
+            }
+            for signature in &inputs {
+                for body in [&b"body"[..], b"other"] {
+                    // Twice: the first fills the cache, the second uses it.
+                    for _ in 0..2 {
+                        let ours = verifier.verify(Some(signature), body, now()).map(|_| ());
+                        let theirs = webpki_verify(signature, body);
+                        assert_eq!(
+                            format!("{ours:?}"),
+                            format!("{theirs:?}"),
+                            "{algorithm:?}, {:?}",
+                            signature.algorithm
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn the_key_is_decoded_once_per_certificate() {
+        let ca = CertificateAuthority::generate().unwrap();
+        let verifier = verifier(&ca);
+        let signer = ca
+            .issue(&IdentitySpec::individual("850315301235", "СЕРИКБАЕВ"))
+            .unwrap()
+            .signer()
+            .unwrap();
+        let signature = signer.sign(b"body").unwrap();
+        let key_of = |signature: &Signature| {
+            verifier
+                .verified
+                .get(signature.certificate_der.as_slice())
+                .and_then(|entry| entry.key.clone())
+                .unwrap()
+        };
+        verifier.verify(Some(&signature), b"body", now()).unwrap();
+        let first = key_of(&signature);
+        assert!(first.is_batchable());
+        let again = signer.sign(b"another body").unwrap();
+        verifier
+            .verify(Some(&again), b"another body", now())
+            .unwrap();
+        assert!(Arc::ptr_eq(&first, &key_of(&again)));
+    }
+
+    #[tokio::test]
+    async fn a_reissued_certificate_is_a_different_key() {
+        let ca = CertificateAuthority::generate().unwrap();
+        let verifier = verifier(&ca);
+        let spec = IdentitySpec::individual("850315301235", "СЕРИКБАЕВ");
+        let old = ca.issue(&spec).unwrap().signer().unwrap();
+        let new = ca.issue(&spec).unwrap().signer().unwrap();
+        let old_signature = old.sign(b"body").unwrap();
+        verifier
+            .verify(Some(&old_signature), b"body", now())
+            .unwrap();
+        // Same subject, new key: the new certificate's own key is used.
+        let new_signature = new.sign(b"body").unwrap();
+        verifier
+            .verify(Some(&new_signature), b"body", now())
+            .unwrap();
+        assert_eq!(verifier.verified.len(), 2);
+        // The new key's signature presented with the old certificate (and the
+        // reverse) does not verify: nothing is looked up by subject or content.
+        let mut crossed = new_signature.clone();
+        crossed.certificate_der = old_signature.certificate_der.clone();
+        assert!(matches!(
+            verifier.verify(Some(&crossed), b"body", now()),
+            Err(VerifyError::SignatureInvalid)
+        ));
+        let mut crossed = old_signature;
+        crossed.certificate_der = new_signature.certificate_der;
+        assert!(matches!(
+            verifier.verify(Some(&crossed), b"body", now()),
+            Err(VerifyError::SignatureInvalid)
         ));
     }
 }

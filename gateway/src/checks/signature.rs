@@ -6,6 +6,7 @@ use std::sync::Arc;
 use shep_proto::envelope::v1::{Signature, SignedEnvelope};
 use time::OffsetDateTime;
 
+use super::batch::{BatchSettings, Ed25519Batcher};
 use crate::envelope::Inbound;
 use crate::error::GatewayError;
 use crate::routes::RoutingTable;
@@ -21,6 +22,8 @@ pub(crate) struct Checks {
     /// Off only for load tests that measure the gateway without signature
     /// checks (`checks.verify_signatures = false`); the identity rules go too.
     verify_signatures: bool,
+    /// Ed25519 signatures verified in batches (`checks.batch_ed25519`).
+    batcher: Option<Ed25519Batcher>,
     /// How far `message_date` may be from the gateway's clock.
     pub(crate) skew_secs: u64,
     /// The largest attachment taken (`limits.max_attachment_bytes`).
@@ -38,9 +41,16 @@ impl Checks {
             verifier,
             revocation,
             verify_signatures,
+            batcher: None,
             skew_secs,
             max_attachment_bytes: usize::MAX,
         }
+    }
+
+    /// Verifies Ed25519 signatures in batches gathered as `settings` says.
+    pub(crate) fn with_batches(mut self, settings: BatchSettings) -> Self {
+        self.batcher = Some(Ed25519Batcher::new(settings));
+        self
     }
 
     /// Refuses attachments over `bytes` with `TOO_LARGE`.
@@ -74,7 +84,15 @@ impl Checks {
         if !self.verify_signatures {
             return Ok(Arc::new(SignerIdentity::default()));
         }
-        let signer = self.verifier.verify(signature, signed, signed_at)?;
+        let prepared = self.verifier.prepare(signature, signed_at)?;
+        let signer = match (&self.batcher, prepared.batchable_ed25519()) {
+            (Some(batcher), Some(key)) => {
+                let key = key.clone();
+                batcher.verify(&key, signed, prepared.value()).await?;
+                prepared.into_identity()
+            }
+            _ => prepared.verify(signed)?,
+        };
         self.revocation
             .check(&shep_nuc::status::CertificateId {
                 issuer: signer.issuer.clone(),
