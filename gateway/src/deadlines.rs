@@ -85,14 +85,4 @@ impl Deadlines {
     pub(crate) async fn woken(&self) {
         self.wake.notified().await;
     }
-
-    /// How many due times are tracked.
-    pub fn len(&self) -> usize {
-        self.tracked.load(Ordering::Relaxed)
-    }
-
-    /// Whether none is.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
