@@ -121,12 +121,11 @@ pub(crate) async fn pull(
             Some(leased) => {
                 taken += 1;
                 let mut message = delivery_message(&leased);
-                let planned = delivery_faults::plan(
-                    engine,
-                    provider,
-                    filter.session.as_deref(),
-                    &mut message,
-                );
+                let session = filter
+                    .session
+                    .as_deref()
+                    .or(leased.pending.session.as_deref());
+                let planned = delivery_faults::plan(engine, provider, session, &mut message);
                 hold = hold.max(planned.hold);
                 for _ in 1..planned.copies {
                     messages.push(message.clone());

@@ -4,6 +4,7 @@
 mod admin;
 mod bench;
 mod certs;
+mod conformance;
 mod demo;
 mod flow;
 mod population;
@@ -109,6 +110,12 @@ enum Command {
     Flow {
         #[command(subcommand)]
         command: flow::FlowCommand,
+    },
+    /// Grades a participant system against the ШЭП contract and the
+    /// regulations: `shep conformance provider --id ID` (docs/CONFORMANCE.md).
+    Conformance {
+        #[command(subcommand)]
+        command: conformance::ConformanceCommand,
     },
     /// Adds, lists and removes the toolkit's faults (Admin AddFault,
     /// ListFaults, DeleteFault), e.g. `shep faults add --provider ID --effect drop-ack --times 1`.
@@ -261,6 +268,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             admin,
         } => admin::clock(command, session, admin).await,
         Command::Faults { command } => admin::faults(command).await,
+        Command::Conformance { command } => conformance::run(command).await,
         Command::Flow { command } => flow::run(command).await,
         Command::Journal {
             command:
@@ -390,7 +398,7 @@ async fn connect_as(
 }
 
 /// A gRPC error as a person reads it: code, message and reason.
-fn describe(status: tonic::Status) -> anyhow::Error {
+pub(crate) fn describe(status: tonic::Status) -> anyhow::Error {
     let reason = status
         .get_details_error_info()
         .map(|info| info.reason)

@@ -20,7 +20,7 @@ use time::OffsetDateTime;
 
 pub use delay::{Delay, MeanSd, Span};
 pub use rules::{ProviderRule, run_provider};
-pub use run::{RunOptions, run_script};
+pub use run::{Misbehaviour, RunOptions, run_script};
 
 /// The service key that applies to any service not named.
 pub const DEFAULT_SERVICE: &str = "default";

@@ -282,12 +282,11 @@ impl Connection<'_> {
     /// its own, so the stream goes on meanwhile.
     async fn deliver(&self, leased: &Leased, position: u64) -> bool {
         let mut delivery = super::delivery_message(leased);
-        let planned = super::delivery_faults::plan(
-            self.engine,
-            self.provider,
-            self.ctx.session(),
-            &mut delivery,
-        );
+        // The faults of the session the application was submitted in, unless
+        // the subscriber named its own.
+        let session = self.ctx.session().or(leased.pending.session.as_deref());
+        let planned =
+            super::delivery_faults::plan(self.engine, self.provider, session, &mut delivery);
         let outgoing = Outgoing {
             engine: self.engine.clone(),
             provider: self.provider.to_owned(),

@@ -24,7 +24,7 @@ pub(super) struct AdminArgs {
 }
 
 impl AdminArgs {
-    fn token(&self) -> anyhow::Result<String> {
+    pub(super) fn token(&self) -> anyhow::Result<String> {
         if let Some(token) = &self.token {
             return Ok(token.clone());
         }

@@ -40,6 +40,10 @@ pub(super) struct ProviderArgs {
     /// `--data-dir`; one that fails is not accepted (resend asked).
     #[arg(long)]
     verify: bool,
+    /// Breaks the contract on purpose, to see the conformance kit fail a
+    /// provider (docs/CONFORMANCE.md).
+    #[arg(long, value_enum, hide = true)]
+    misbehave: Option<crate::script::Misbehaviour>,
     /// Only load and validate the script, then exit.
     #[arg(long, requires = "script")]
     check: bool,
@@ -104,6 +108,7 @@ pub(super) async fn run(args: ProviderArgs) -> anyhow::Result<()> {
             time_factor: args.time_factor,
             verify,
             steps: Some(steps_tx),
+            misbehave: args.misbehave,
             ..RunOptions::default()
         },
     )

@@ -40,6 +40,19 @@ pub struct RunOptions {
     pub max_in_flight: u32,
     /// Receives each narrated step.
     pub steps: Option<mpsc::UnboundedSender<ProviderStep>>,
+    /// A deliberate breach of the contract, to show the conformance kit
+    /// failing a provider (docs/CONFORMANCE.md).
+    pub misbehave: Option<Misbehaviour>,
+}
+
+/// The deliberate breaches `shep provider --misbehave` plays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Misbehaviour {
+    /// Never reports REGISTERED: work and results without registration.
+    SkipRegistration,
+    /// Takes every delivery as new: a duplicate or a redelivery is worked
+    /// (and reported) again.
+    ForgetDeliveries,
 }
 
 impl Default for RunOptions {
@@ -49,6 +62,7 @@ impl Default for RunOptions {
             verify: None,
             max_in_flight: 8,
             steps: None,
+            misbehave: None,
         }
     }
 }
@@ -179,7 +193,10 @@ pub async fn run_script(
         let id = delivery.message_id.clone();
         let service = delivery.service_id.clone();
         let say = |what: String| narrator.say(&id, &service, what);
-        let before = seen.get(&id).copied().unwrap_or_default();
+        let before = match options.misbehave {
+            Some(Misbehaviour::ForgetDeliveries) => Seen::default(),
+            _ => seen.get(&id).copied().unwrap_or_default(),
+        };
         if before.attempt == delivery.attempt {
             say(format!(
                 "duplicate delivery (attempt {}): ignored",
@@ -256,6 +273,7 @@ pub async fn run_script(
         );
         taken += 1;
         let mut steps = plan.steps.clone();
+        let skip_registration = options.misbehave == Some(Misbehaviour::SkipRegistration);
         if !plan.branches.is_empty() {
             let total: f64 = plan.branches.iter().map(|branch| branch.weight).sum();
             let mut roll = rng.gen_range(0.0..total);
@@ -276,6 +294,9 @@ pub async fn run_script(
                 say(format!("branch `{name}`"));
                 steps.extend(branch.steps.iter().cloned());
             }
+        }
+        if skip_registration {
+            steps.retain(|step| step.status != StepStatus::Registered);
         }
         tokio::spawn(player.clone().play(body, delivery.attempt, steps, rng));
     }
