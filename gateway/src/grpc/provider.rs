@@ -67,9 +67,10 @@ impl Provider for ProviderGrpcAdapter {
         &self,
         request: Request<GetMessagesRequest>,
     ) -> Result<Response<GetMessagesResponse>, Status> {
-        let ctx = CallContext::from_request(&request).map_err(into_status)?;
-        let session = ctx.session;
+        let mut ctx = CallContext::from_request(&request).map_err(into_status)?;
         let request = request.into_inner();
+        ctx.bind(&self.engine.toolkit().bindings, Some(&request.provider_id));
+        let session = ctx.session;
         ctx.principal
             .act_as(
                 &request.provider_id,
