@@ -604,8 +604,7 @@ pub(crate) async fn reset(
     if ctx.session().is_none() {
         data.forget_used();
     }
-    // Bindings are per node (docs/OPERATIONS.md): this node's only.
-    let unbound = toolkit.bindings.clear(ctx.session());
+    let unbound = bindings::unbind_all(engine, ctx.session()).await?;
     tracing::info!(scope = %scope.describe(), ?response, unbound, "toolkit reset");
     Ok(response)
 }

@@ -1,6 +1,7 @@
 //! `Admin.BindSession`, `ListSessionBindings` and `UnbindSession`: the
 //! session bindings of [`crate::toolkit::bindings`], checked against the
-//! routing table.
+//! routing table, and shared with the cluster's other nodes when there is
+//! one (like faults: written to the bucket, applied by every node's watch).
 
 use shep_proto::admin::v1::{
     ListSessionBindingsRequest, ListSessionBindingsResponse, SessionBinding, UnbindSessionRequest,
@@ -12,7 +13,7 @@ use crate::routes::Role;
 use crate::toolkit::bindings::{Kind, Target};
 
 /// `Admin.BindSession`.
-pub(crate) fn bind_session(
+pub(crate) async fn bind_session(
     engine: &Engine,
     binding: SessionBinding,
 ) -> Result<SessionBinding, GatewayError> {
@@ -35,7 +36,18 @@ pub(crate) fn bind_session(
         }
         _ => {}
     }
-    let bound = engine.toolkit().bindings.bind(&binding.session, target)?;
+    let bindings = &engine.toolkit().bindings;
+    let bound = match engine.toolkit().shared() {
+        None => bindings.bind(&binding.session, target)?,
+        Some(shared) => {
+            let prepared = bindings.prepare(&binding.session, target.clone())?;
+            shared
+                .put_binding(&target, &prepared)
+                .await
+                .map_err(GatewayError::Storage)?;
+            prepared
+        }
+    };
     tracing::info!(id = %bound.id, session = %bound.session, to = ?bound.to, "session bound");
     Ok(bound)
 }
@@ -53,7 +65,7 @@ pub(crate) fn list_session_bindings(
 
 /// `Admin.UnbindSession`: by id (`TOOLKIT_NOT_FOUND` when there is none),
 /// or every binding of a session; answers with every binding left.
-pub(crate) fn unbind_session(
+pub(crate) async fn unbind_session(
     engine: &Engine,
     request: &UnbindSessionRequest,
 ) -> Result<ListSessionBindingsResponse, GatewayError> {
@@ -61,14 +73,13 @@ pub(crate) fn unbind_session(
     let (id, session) = (request.id.trim(), request.session.trim());
     match (id.is_empty(), session.is_empty()) {
         (false, true) => {
-            if !bindings.unbind(id) {
-                return Err(GatewayError::ToolkitNotFound(format!("no binding `{id}`")));
-            }
+            let target = bindings
+                .target_of(id)
+                .ok_or_else(|| GatewayError::ToolkitNotFound(format!("no binding `{id}`")))?;
+            unbind(engine, &[target]).await?;
         }
         // As Reset is: a session with nothing bound is already unbound.
-        (true, false) => {
-            bindings.clear(Some(session));
-        }
+        (true, false) => unbind(engine, &bindings.targets_of(Some(session))).await?,
         _ => {
             return Err(GatewayError::InvalidField {
                 field: "id",
@@ -80,4 +91,35 @@ pub(crate) fn unbind_session(
     Ok(ListSessionBindingsResponse {
         bindings: bindings.list(None),
     })
+}
+
+/// Removes the bindings of `session` (all for `None`), here or on every
+/// node; how many there were.
+pub(crate) async fn unbind_all(
+    engine: &Engine,
+    session: Option<&str>,
+) -> Result<usize, GatewayError> {
+    let targets = engine.toolkit().bindings.targets_of(session);
+    unbind(engine, &targets).await?;
+    Ok(targets.len())
+}
+
+async fn unbind(engine: &Engine, targets: &[Target]) -> Result<(), GatewayError> {
+    let toolkit = engine.toolkit();
+    match toolkit.shared() {
+        None => {
+            for target in targets {
+                toolkit.bindings.remove(target);
+            }
+        }
+        Some(shared) => {
+            for target in targets {
+                shared
+                    .delete_binding(target)
+                    .await
+                    .map_err(GatewayError::Storage)?;
+            }
+        }
+    }
+    Ok(())
 }

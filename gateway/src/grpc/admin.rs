@@ -275,7 +275,7 @@ impl Admin for AdminGrpcAdapter {
         &self,
         request: Request<SessionBinding>,
     ) -> Result<Response<SessionBinding>, Status> {
-        respond(admin::bind_session(&self.engine, request.into_inner()))
+        respond(admin::bind_session(&self.engine, request.into_inner()).await)
     }
 
     async fn list_session_bindings(
@@ -292,7 +292,7 @@ impl Admin for AdminGrpcAdapter {
         &self,
         request: Request<UnbindSessionRequest>,
     ) -> Result<Response<ListSessionBindingsResponse>, Status> {
-        respond(admin::unbind_session(&self.engine, request.get_ref()))
+        respond(admin::unbind_session(&self.engine, request.get_ref()).await)
     }
 
     async fn set_clock(

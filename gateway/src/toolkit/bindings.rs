@@ -9,8 +9,8 @@
 //! that are bound ([`Bindings::wanted`]).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use shep_proto::admin::v1::SessionBinding;
 use shep_proto::admin::v1::session_binding::To;
@@ -45,6 +45,22 @@ impl Kind {
 
     fn bit(self) -> u8 {
         1 << self as u8
+    }
+
+    /// The name of the `SessionBinding.to` field: a cluster's key token.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::SessionId => "session_id",
+            Kind::Certificate => "certificate_sha256",
+            Kind::System => "system_id",
+            Kind::Provider => "provider_id",
+            Kind::Subject => "subject",
+        }
+    }
+
+    /// The kind [`name`](Self::name)d.
+    pub fn named(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.name() == name)
     }
 }
 
@@ -170,13 +186,15 @@ impl Wanted {
 
 #[derive(Debug)]
 struct Entry {
-    id: u64,
+    id: String,
+    /// When this node made it, for listing in that order.
+    order: u64,
     session: Arc<str>,
 }
 
 #[derive(Debug, Default)]
 struct Table {
-    last_id: u64,
+    last_order: u64,
     entries: HashMap<(Kind, String), Entry>,
 }
 
@@ -193,7 +211,7 @@ impl Table {
             .iter()
             .filter(|(_, entry)| session.is_none_or(|session| *entry.session == *session))
             .collect();
-        listed.sort_by_key(|(_, entry)| entry.id);
+        listed.sort_by_key(|(_, entry)| entry.order);
         listed
             .into_iter()
             .map(|((kind, value), entry)| binding(entry, *kind, value))
@@ -209,7 +227,7 @@ impl Table {
 
 fn binding(entry: &Entry, kind: Kind, value: &str) -> SessionBinding {
     SessionBinding {
-        id: format!("b-{}", entry.id),
+        id: entry.id.clone(),
         session: entry.session.to_string(),
         to: Some(
             Target {
@@ -228,6 +246,10 @@ pub struct Bindings {
     /// only this while nothing is bound.
     wanted: AtomicU8,
     table: RwLock<Table>,
+    last_id: AtomicU64,
+    /// Set in a cluster: made-up ids carry the node, so that two nodes
+    /// never make the same one.
+    node: OnceLock<String>,
 }
 
 impl Bindings {
@@ -253,34 +275,34 @@ impl Bindings {
         result
     }
 
+    /// Names this node in the ids it makes up (a cluster's).
+    pub fn set_node(&self, node: &str) {
+        let _ = self.node.set(node.to_owned());
+    }
+
+    fn new_id(&self) -> String {
+        let number = self.last_id.fetch_add(1, Ordering::Relaxed) + 1;
+        match self.node.get() {
+            Some(node) => format!("b-{number}-{node}"),
+            None => format!("b-{number}"),
+        }
+    }
+
     /// Binds `session` (checked as the header is) to `target`, replacing the
     /// session of an existing binding of the same target (which keeps its id).
     pub fn bind(&self, session: &str, target: Target) -> Result<SessionBinding, GatewayError> {
-        let session = session.trim();
-        if !super::valid_session(session) {
-            return Err(GatewayError::InvalidField {
-                field: "session",
-                problem: super::SESSION_PROBLEM.to_owned(),
-            });
-        }
-        let session: Arc<str> = Arc::from(session);
+        let session = checked(session)?;
         self.change(|table| {
             let key = (target.kind, target.value);
             if let Some(entry) = table.entries.get_mut(&key) {
                 entry.session = session;
                 return Ok(binding(entry, key.0, &key.1));
             }
-            if table.entries.len() >= MAX_BINDINGS {
-                return Err(GatewayError::InvalidField {
-                    field: "to",
-                    problem: format!(
-                        "cannot be bound: the gateway holds its limit of {MAX_BINDINGS} bindings; unbind some first"
-                    ),
-                });
-            }
-            table.last_id += 1;
+            full(table)?;
+            table.last_order += 1;
             let entry = Entry {
-                id: table.last_id,
+                id: self.new_id(),
+                order: table.last_order,
                 session,
             };
             let made = binding(&entry, key.0, &key.1);
@@ -289,21 +311,95 @@ impl Bindings {
         })
     }
 
+    /// The binding [`bind`](Self::bind) would make, without making it: what
+    /// a cluster shares, to be [`insert`](Self::insert)ed by every node.
+    pub fn prepare(&self, session: &str, target: Target) -> Result<SessionBinding, GatewayError> {
+        let session = checked(session)?;
+        let table = self.read();
+        let key = (target.kind, target.value);
+        let id = match table.entries.get(&key) {
+            Some(entry) => entry.id.clone(),
+            None => {
+                full(&table)?;
+                self.new_id()
+            }
+        };
+        Ok(SessionBinding {
+            id,
+            session: session.to_string(),
+            to: Some(
+                Target {
+                    kind: key.0,
+                    value: key.1,
+                }
+                .to_proto(),
+            ),
+        })
+    }
+
+    /// Makes or replaces a [`prepare`](Self::prepare)d binding, as it is,
+    /// whichever node prepared it.
+    pub fn insert(&self, made: &SessionBinding) -> Result<(), GatewayError> {
+        let target = Target::from_proto(made.to.as_ref())?;
+        let session = checked(&made.session)?;
+        self.change(|table| {
+            table.last_order += 1;
+            let order = table.last_order;
+            let entry = table
+                .entries
+                .entry((target.kind, target.value))
+                .or_insert_with(|| Entry {
+                    id: String::new(),
+                    order,
+                    session: session.clone(),
+                });
+            entry.id.clone_from(&made.id);
+            entry.session = session;
+        });
+        Ok(())
+    }
+
     /// The bindings, of `session` or all, in the order they were made.
     pub fn list(&self, session: Option<&str>) -> Vec<SessionBinding> {
         self.read().list(session)
     }
 
-    /// Removes binding `id` (`b-N`); `false` when there is none.
+    /// The target of binding `id`.
+    pub fn target_of(&self, id: &str) -> Option<Target> {
+        let id = id.trim();
+        self.read()
+            .entries
+            .iter()
+            .find(|(_, entry)| entry.id == id)
+            .map(|((kind, value), _)| Target {
+                kind: *kind,
+                value: value.clone(),
+            })
+    }
+
+    /// The targets bound to `session`, or all.
+    pub fn targets_of(&self, session: Option<&str>) -> Vec<Target> {
+        self.read()
+            .entries
+            .iter()
+            .filter(|(_, entry)| session.is_none_or(|session| *entry.session == *session))
+            .map(|((kind, value), _)| Target {
+                kind: *kind,
+                value: value.clone(),
+            })
+            .collect()
+    }
+
+    /// Removes the binding of `target`; `false` when there is none.
+    pub fn remove(&self, target: &Target) -> bool {
+        let key = (target.kind, target.value.clone());
+        self.change(|table| table.entries.remove(&key).is_some())
+    }
+
+    /// Removes binding `id`; `false` when there is none.
     pub fn unbind(&self, id: &str) -> bool {
-        let Some(id) = id
-            .trim()
-            .strip_prefix("b-")
-            .and_then(|number| number.parse::<u64>().ok())
-        else {
-            return false;
-        };
-        self.change(|table| table.retain(|entry| entry.id != id)) > 0
+        self.target_of(id)
+            .is_some_and(|target| self.remove(&target))
     }
 
     /// Removes the bindings of `session`, or every binding; how many went.
@@ -334,6 +430,31 @@ impl Bindings {
                 })
         })
     }
+}
+
+/// `session` as a binding's, checked as the header is.
+fn checked(session: &str) -> Result<Arc<str>, GatewayError> {
+    let session = session.trim();
+    if !super::valid_session(session) {
+        return Err(GatewayError::InvalidField {
+            field: "session",
+            problem: super::SESSION_PROBLEM.to_owned(),
+        });
+    }
+    Ok(Arc::from(session))
+}
+
+/// Refuses a new binding when the table holds its limit.
+fn full(table: &Table) -> Result<(), GatewayError> {
+    if table.entries.len() >= MAX_BINDINGS {
+        return Err(GatewayError::InvalidField {
+            field: "to",
+            problem: format!(
+                "cannot be bound: the gateway holds its limit of {MAX_BINDINGS} bindings; unbind some first"
+            ),
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]
