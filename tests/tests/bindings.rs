@@ -315,3 +315,54 @@ async fn the_admin_json_front_binds_with_the_admin_token_only() {
     assert_eq!(listed.json()["bindings"][0]["session"], "json");
     gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn shep_bindings_binds_a_signers_certificate_from_its_pem_lists_and_deletes() {
+    let gw = TestGateway::start().await;
+    let url = gw.url();
+    let token = gw.admin_token().to_owned();
+    let (_, cert) = gw.data_dir().identity("applicant");
+    let cert = cert.to_str().unwrap().to_owned();
+    let common = ["--gateway", url.as_str(), "--token", token.as_str()];
+    let with = |args: &[&str]| -> Vec<String> {
+        args.iter()
+            .chain(&common)
+            .map(|arg| (*arg).to_owned())
+            .collect()
+    };
+    let shep = async |args: Vec<String>| {
+        run_shep(&args.iter().map(String::as_str).collect::<Vec<_>>()).await
+    };
+    let run = shep(with(&[
+        "bindings",
+        "add",
+        "--session",
+        "cli",
+        "--certificate",
+        &cert,
+    ]))
+    .await;
+    assert!(run.ok().contains("b-1"), "{}", run.stdout);
+
+    // The fingerprint is the signer's: the applicant's envelopes are in the session.
+    let (message_id, result) = submit(&gw, None).await;
+    assert!(result.is_ok(), "{result:?}");
+    assert_eq!(journal(&gw, "cli", SUBMIT, &message_id).await.len(), 1);
+
+    let run = shep(with(&["bindings", "list", "--session", "cli"])).await;
+    assert!(run.ok().contains("1 binding(s)"), "{}", run.stdout);
+    let run = shep(with(&["bindings", "delete", "--session", "cli"])).await;
+    assert!(run.ok().contains("0 binding(s)"), "{}", run.stdout);
+    let run = shep(with(&[
+        "bindings",
+        "add",
+        "--session",
+        "cli",
+        "--subject",
+        "1",
+    ]))
+    .await;
+    assert!(!run.status.success(), "{}", run.stdout);
+    assert!(run.stderr.contains("INVALID_FIELD"), "{}", run.stderr);
+    gw.shutdown().await;
+}

@@ -164,7 +164,6 @@ mod tests {
                 certificate_der: der,
                 ..Default::default()
             }),
-            ..SignedEnvelope::default()
         };
         let mut asked = request(envelope, None);
         resolve(&engine, &mut asked);
