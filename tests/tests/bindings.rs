@@ -366,3 +366,44 @@ async fn shep_bindings_binds_a_signers_certificate_from_its_pem_lists_and_delete
     assert!(run.stderr.contains("INVALID_FIELD"), "{}", run.stderr);
     gw.shutdown().await;
 }
+
+/// The SHA-256 fingerprint of the first certificate of a PEM file.
+fn fingerprint_of(pem: &std::path::Path) -> String {
+    let bytes = std::fs::read(pem).unwrap();
+    let (_, block) = x509_parser::pem::parse_x509_pem(&bytes).unwrap();
+    shep_gateway::admin_auth::Fingerprint::of(&block.contents).to_string()
+}
+
+#[tokio::test]
+async fn a_providers_tls_certificate_puts_its_subscribe_in_the_bound_session() {
+    let gw = TestGateway::builder().authenticated().start().await;
+    let fault = Fault {
+        target: Some(FaultTarget {
+            target: Some(fault_target::Target::Provider(ESIL_PROVIDER.to_owned())),
+        }),
+        effect: Some(fault::Effect::Error(ErrorEffect {
+            code: "UNAVAILABLE".to_owned(),
+            ..ErrorEffect::default()
+        })),
+        ..Fault::default()
+    };
+    gw.admin()
+        .add_fault(admin(&gw, fault, Some("tls")))
+        .await
+        .unwrap();
+    let open = async || {
+        let channel = gw.channel_as(ESIL_PROVIDER).await;
+        Subscription::open(channel, hello(ESIL_PROVIDER, 1))
+            .await
+            .map(drop)
+    };
+    assert!(open().await.is_ok(), "not bound yet");
+
+    let (_, cert) = gw.data_dir().system_identity(ESIL_PROVIDER);
+    bind(&gw, "tls", To::CertificateSha256(fingerprint_of(&cert))).await;
+    let refused = open()
+        .await
+        .expect_err("the bound session's provider fault");
+    assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
+    gw.shutdown().await;
+}

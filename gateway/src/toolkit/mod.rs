@@ -97,8 +97,8 @@ pub struct CallContext {
     /// [`Principal::Anyone`] for a context made in-process (`default`);
     /// from a request, what its authentication found.
     pub principal: Principal,
-    /// The TLS client's certificate chain, leaf first: kept (not hashed) so
-    /// that only a certificate binding pays for its fingerprint.
+    /// The TLS client's certificate chain, leaf first, kept only while a
+    /// certificate binding exists ([`CallContext::with_certificates`]).
     pub certificates: Option<Arc<Vec<CertificateDer<'static>>>>,
 }
 
@@ -108,8 +108,20 @@ impl CallContext {
         let mut context = Self::from_metadata(request.metadata())?;
         context.peer = request.remote_addr();
         context.principal = Principal::of(request);
-        context.certificates = request.peer_certs();
         Ok(context)
+    }
+
+    /// Keeps `request`'s TLS client certificates, when a certificate binding
+    /// could match them: without one, not even that is looked up.
+    pub fn with_certificates<T>(
+        mut self,
+        request: &tonic::Request<T>,
+        bindings: &Bindings,
+    ) -> Self {
+        if self.session.is_none() && bindings.wanted().has(bindings::Kind::Certificate) {
+            self.certificates = request.peer_certs();
+        }
+        self
     }
 
     /// Puts a call without the header in the session a binding gives it:
