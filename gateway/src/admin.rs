@@ -1,8 +1,10 @@
 //! The admin operations, free of transport types: the routing table,
 //! dead letters, the registries' fixtures and audit, and the toolkit's
-//! faults, scenarios, exchange journal and reset. The gRPC adapter
+//! faults, scenarios, session bindings, exchange journal and reset. The gRPC adapter
 //! (`crate::grpc::AdminGrpcAdapter`) sits behind the admin interceptor
 //! ([`crate::admin_auth::AdminAuth`]) and delegates here.
+
+mod bindings;
 
 use std::path::Path;
 
@@ -25,6 +27,8 @@ use crate::registry::RegistriesHandle;
 use crate::routes::RoutingTable;
 use crate::toolkit::CallContext;
 use crate::toolkit::faults::InvalidFault;
+
+pub(crate) use bindings::{bind_session, list_session_bindings, unbind_session};
 
 // === Routes ===
 
@@ -600,7 +604,8 @@ pub(crate) async fn reset(
     if ctx.session().is_none() {
         data.forget_used();
     }
-    tracing::info!(scope = %scope.describe(), ?response, "toolkit reset");
+    let unbound = bindings::unbind_all(engine, ctx.session()).await?;
+    tracing::info!(scope = %scope.describe(), ?response, unbound, "toolkit reset");
     Ok(response)
 }
 

@@ -55,12 +55,15 @@ impl tonic::service::Interceptor for Authenticate {
 
 /// Sends an envelope-carrying request through the pipeline.
 async fn envelope(
+    engine: &crate::engine::Engine,
     pipeline: &EnvelopeService,
     rpc: Rpc,
     request: Request<shep_proto::envelope::v1::SignedEnvelope>,
 ) -> Result<Answer, Status> {
     use tower::ServiceExt as _;
-    let ctx = CallContext::from_request(&request).map_err(into_status)?;
+    let ctx = CallContext::from_request(&request)
+        .map_err(into_status)?
+        .with_certificates(&request, &engine.toolkit().bindings);
     let request = EnvelopeRequest {
         rpc,
         envelope: request.into_inner(),

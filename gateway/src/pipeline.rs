@@ -5,9 +5,11 @@
 //!
 //! ```text
 //!  request ─▶ Message ─▶ Exchange ─▶ Classify ─▶ LoadShed ─▶ ConcurrencyLimit ─▶ Steps
-//!  (span, metrics)  (journal)   (errors)    (refuse at once)  (bound work)    (checks, act)
+//!  (bound session,  (journal)   (errors)    (refuse at once)  (bound work)    (checks, act)
+//!   span, metrics)
 //! ```
 
+mod bind;
 mod call;
 mod layers;
 mod report;
@@ -107,7 +109,8 @@ pub fn stack(engine: Arc<Engine>, limits: Limits) -> EnvelopeService {
     BoxCloneSyncService::new(
         ServiceBuilder::new()
             // Outermost, so the span covers everything and every answer is
-            // counted, the refusals of the layers below included.
+            // counted, the refusals of the layers below included. It first
+            // gives a call without a session the one a binding names.
             .layer(layer_fn(|inner| layers::MessageService {
                 inner,
                 engine: engine.clone(),

@@ -219,6 +219,19 @@ impl Route {
         .or(default.as_deref())
     }
 
+    /// The provider whatever the region, when the route has only one.
+    pub fn only_provider(&self) -> Option<&str> {
+        let Target::Providers { by_region, default } = &self.target else {
+            return None;
+        };
+        let mut providers = by_region
+            .iter()
+            .map(|(_, id)| id.as_str())
+            .chain(default.as_deref());
+        let first = providers.next()?;
+        providers.all(|id| id == first).then_some(first)
+    }
+
     /// Whether `provider` is one this route can deliver to.
     pub fn has_provider(&self, provider: &str) -> bool {
         match &self.target {

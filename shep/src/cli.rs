@@ -3,6 +3,7 @@
 
 mod admin;
 mod bench;
+mod bindings;
 mod certs;
 mod conformance;
 mod demo;
@@ -122,6 +123,13 @@ enum Command {
     Faults {
         #[command(subcommand)]
         command: admin::FaultsCommand,
+    },
+    /// Binds test sessions to traffic, for systems that cannot send
+    /// `x-shep-session` (Admin BindSession, ListSessionBindings,
+    /// UnbindSession), e.g. `shep bindings add --session ci-7 --system pep`.
+    Bindings {
+        #[command(subcommand)]
+        command: bindings::BindingsCommand,
     },
     /// Works with the journal (stop the gateway first: it holds the file).
     Journal {
@@ -269,6 +277,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         } => admin::clock(command, session, admin).await,
         Command::Faults { command } => admin::faults(command).await,
         Command::Conformance { command } => conformance::run(command).await,
+        Command::Bindings { command } => bindings::bindings(command).await,
         Command::Flow { command } => flow::run(command).await,
         Command::Journal {
             command:

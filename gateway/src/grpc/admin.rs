@@ -10,9 +10,10 @@ use shep_proto::admin::v1::{
     DeleteFixturesRequest, DeleteRouteRequest, Fault, FixturesResponse, GetRouteRequest,
     ListDeadLettersRequest, ListDeadLettersResponse, ListExchangesRequest, ListExchangesResponse,
     ListFaultsRequest, ListFaultsResponse, ListFixturesRequest, ListRoutesRequest,
-    ListRoutesResponse, ListScenariosRequest, ListScenariosResponse, PutFixturesRequest,
-    PutRouteRequest, ReloadRoutesRequest, RequeueDeadLetterRequest, ResetRequest, ResetResponse,
-    Route, Scenario, UnusedRequest, UnusedResponse, VerifyExchangesRequest,
+    ListRoutesResponse, ListScenariosRequest, ListScenariosResponse, ListSessionBindingsRequest,
+    ListSessionBindingsResponse, PutFixturesRequest, PutRouteRequest, ReloadRoutesRequest,
+    RequeueDeadLetterRequest, ResetRequest, ResetResponse, Route, Scenario, SessionBinding,
+    UnbindSessionRequest, UnusedRequest, UnusedResponse, VerifyExchangesRequest,
     VerifyExchangesResponse,
 };
 use shep_proto::registry::v1::{
@@ -268,6 +269,30 @@ impl Admin for AdminGrpcAdapter {
     ) -> Result<Response<shep_proto::admin::v1::ClockReading>, Status> {
         let ctx = session(&request)?;
         Ok(Response::new(admin::get_clock(&self.engine, &ctx)))
+    }
+
+    async fn bind_session(
+        &self,
+        request: Request<SessionBinding>,
+    ) -> Result<Response<SessionBinding>, Status> {
+        respond(admin::bind_session(&self.engine, request.into_inner()).await)
+    }
+
+    async fn list_session_bindings(
+        &self,
+        request: Request<ListSessionBindingsRequest>,
+    ) -> Result<Response<ListSessionBindingsResponse>, Status> {
+        Ok(Response::new(admin::list_session_bindings(
+            &self.engine,
+            request.get_ref(),
+        )))
+    }
+
+    async fn unbind_session(
+        &self,
+        request: Request<UnbindSessionRequest>,
+    ) -> Result<Response<ListSessionBindingsResponse>, Status> {
+        respond(admin::unbind_session(&self.engine, request.get_ref()).await)
     }
 
     async fn set_clock(

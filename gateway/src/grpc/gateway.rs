@@ -39,14 +39,14 @@ impl Gateway for GatewayGrpcAdapter {
         &self,
         request: Request<SignedEnvelope>,
     ) -> Result<Response<CallResponse>, Status> {
-        match envelope(&self.pipeline, Rpc::Call, request).await? {
+        match envelope(&self.engine, &self.pipeline, Rpc::Call, request).await? {
             Answer::Call(response) => Ok(Response::new(*response)),
             other => Err(unexpected(&other)),
         }
     }
 
     async fn submit(&self, request: Request<SignedEnvelope>) -> Result<Response<Receipt>, Status> {
-        match envelope(&self.pipeline, Rpc::Submit, request).await? {
+        match envelope(&self.engine, &self.pipeline, Rpc::Submit, request).await? {
             Answer::Submit(receipt) => Ok(Response::new(receipt)),
             other => Err(unexpected(&other)),
         }

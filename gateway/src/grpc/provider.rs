@@ -51,7 +51,9 @@ impl Provider for ProviderGrpcAdapter {
         &self,
         request: Request<Streaming<SubscribeRequest>>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
-        let ctx = CallContext::from_request(&request).map_err(into_status)?;
+        let ctx = CallContext::from_request(&request)
+            .map_err(into_status)?
+            .with_certificates(&request, &self.engine.toolkit().bindings);
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         tokio::spawn(subscription::serve(
             self.engine.clone(),
@@ -67,9 +69,13 @@ impl Provider for ProviderGrpcAdapter {
         &self,
         request: Request<GetMessagesRequest>,
     ) -> Result<Response<GetMessagesResponse>, Status> {
-        let ctx = CallContext::from_request(&request).map_err(into_status)?;
-        let session = ctx.session;
+        let bindings = &self.engine.toolkit().bindings;
+        let mut ctx = CallContext::from_request(&request)
+            .map_err(into_status)?
+            .with_certificates(&request, bindings);
         let request = request.into_inner();
+        ctx.bind(bindings, Some(&request.provider_id));
+        let session = ctx.session;
         ctx.principal
             .act_as(
                 &request.provider_id,
@@ -119,7 +125,7 @@ impl Provider for ProviderGrpcAdapter {
         &self,
         request: Request<SignedEnvelope>,
     ) -> Result<Response<ReportReceipt>, Status> {
-        match envelope(&self.pipeline, Rpc::Report, request).await? {
+        match envelope(&self.engine, &self.pipeline, Rpc::Report, request).await? {
             Answer::Report(receipt) => Ok(Response::new(receipt)),
             other => Err(unexpected(&other)),
         }

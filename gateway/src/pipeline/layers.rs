@@ -51,7 +51,10 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: EnvelopeRequest) -> Self::Future {
+    fn call(&mut self, mut request: EnvelopeRequest) -> Self::Future {
+        // First: the span, the journal, faults and the clock all see the
+        // session a binding gives a call without the header.
+        super::bind::resolve(&self.engine, &mut request);
         let rpc = request.rpc.label();
         let span = tracing::info_span!(
             "message",

@@ -3,7 +3,8 @@
 //! subscriber's credit (`max_in_flight` unacknowledged) while acks come in,
 //! until either side closes. Leases still held go back to the queue.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use shep_proto::provider::v1::{
@@ -15,6 +16,7 @@ use tokio_stream::{Stream, StreamExt as _};
 use crate::engine::Engine;
 use crate::error::{GatewayError, InjectedError, with_causes};
 use crate::storage::{Filter, Leased};
+use crate::toolkit::bindings::normal_uuid;
 use crate::toolkit::exchanges::{Record as ExchangeRecord, any};
 use crate::toolkit::faults::{Effect, Fired, Site};
 use crate::toolkit::{CallContext, inject};
@@ -38,8 +40,12 @@ struct StreamFaults {
 
 /// Serves one Subscribe stream: `inbound` is what the provider sends,
 /// `tx` what it receives.
-pub(crate) async fn serve<S, E>(engine: Arc<Engine>, ctx: CallContext, mut inbound: S, tx: Outbound)
-where
+pub(crate) async fn serve<S, E>(
+    engine: Arc<Engine>,
+    mut ctx: CallContext,
+    mut inbound: S,
+    tx: Outbound,
+) where
     S: Stream<Item = Result<SubscribeRequest, E>> + Unpin,
 {
     let hello = match tokio::time::timeout(HELLO_TIMEOUT, inbound.next()).await {
@@ -58,6 +64,8 @@ where
         }
     };
     let provider = hello.provider_id.clone();
+    // Only the Hello names the provider a binding may be of.
+    ctx.bind(&engine.toolkit().bindings, Some(&provider));
     let allowed = ctx
         .principal
         .act_as(&provider, "a provider subscribes to its own queue only")
@@ -93,6 +101,7 @@ where
         provider: &provider,
         connection,
         tx: &tx,
+        delivered_in: Mutex::default(),
     };
     if tx.send(Ok(welcome)).await.is_ok() {
         stream
@@ -200,7 +209,14 @@ struct Connection<'a> {
     provider: &'a str,
     connection: u64,
     tx: &'a Outbound,
+    /// On a stream in no session: the session of each delivery not yet
+    /// acked, so its ack is journaled in the submitter's session.
+    delivered_in: Mutex<HashMap<String, Arc<str>>>,
 }
+
+/// Deliveries whose session a stream remembers for their acks, at most
+/// (a delivery never acked is forgotten when the stream starts over).
+const MAX_REMEMBERED: usize = 4096;
 
 impl Connection<'_> {
     /// Delivers within the credit and takes acks until either side closes.
@@ -303,6 +319,15 @@ impl Connection<'_> {
                 kind: Some(subscribe_response::Kind::Delivery(delivery)),
             },
         };
+        if self.ctx.session.is_none()
+            && let Some(session) = &leased.pending.session
+        {
+            let mut delivered_in = self.delivered_in();
+            if delivered_in.len() >= MAX_REMEMBERED {
+                delivered_in.clear();
+            }
+            delivered_in.insert(leased.pending.message_id.clone(), session.clone());
+        }
         if planned.hold.is_none() {
             return outgoing.send(self.tx).await;
         }
@@ -315,15 +340,32 @@ impl Connection<'_> {
         true
     }
 
+    fn delivered_in(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<str>>> {
+        self.delivered_in
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     /// Applies an ack from the stream; a bad one is logged and journaled,
     /// and the stream goes on.
     async fn ack(&self, ack: &shep_proto::provider::v1::Ack) {
         let acknowledged = super::settle_ack(self.engine, self.provider, ack)
             .await
             .map(|(settled, _)| settled);
+        // The stream's session, or else the acked delivery's: a provider
+        // without the header acks in the session of the application's
+        // submitter.
+        let acked = normal_uuid(&ack.message_id).unwrap_or_else(|| ack.message_id.clone());
+        let delivered_in = self.delivered_in().remove(&acked);
+        let session = self
+            .ctx
+            .session()
+            .or(delivered_in.as_deref())
+            .unwrap_or_default()
+            .to_owned();
         self.engine.toolkit().exchanges.record(|| {
             let mut record = ExchangeRecord {
-                session: self.ctx.session_label(),
+                session,
                 rpc: RPC.to_owned(),
                 hop: "delivery",
                 message_id: ack.message_id.clone(),

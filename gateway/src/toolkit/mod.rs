@@ -2,6 +2,7 @@
 //! exchange journal, as the admin API exposes them and as the engine
 //! consults them on every call.
 
+pub mod bindings;
 pub mod clock;
 pub mod connections;
 pub mod exchanges;
@@ -16,11 +17,13 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 use tonic::metadata::MetadataMap;
+use tonic::transport::CertificateDer;
 
 use crate::config::ToolkitConfig;
 use crate::error::GatewayError;
 use crate::participants::Principal;
 
+pub use bindings::Bindings;
 pub use clock::Clock;
 pub use connections::Connections;
 pub use exchanges::Exchanges;
@@ -34,6 +37,16 @@ pub const SESSION_HEADER: &str = "x-shep-session";
 /// The longest session id accepted.
 const MAX_SESSION_LEN: usize = 128;
 
+/// What a session id must be, as refusals say it.
+const SESSION_PROBLEM: &str = "must be 1-128 printable ASCII characters";
+
+/// Whether `session` (trimmed) may name a test session.
+fn valid_session(session: &str) -> bool {
+    !session.is_empty()
+        && session.len() <= MAX_SESSION_LEN
+        && !session.chars().any(|ch| ch.is_control())
+}
+
 /// Faults, scenarios, the exchange journal and the live connections.
 #[derive(Debug)]
 pub struct Toolkit {
@@ -41,6 +54,8 @@ pub struct Toolkit {
     pub scenarios: Scenarios,
     pub exchanges: Exchanges,
     pub connections: Connections,
+    /// Sessions chosen by what a call shows, for callers without the header.
+    pub bindings: Bindings,
     /// The simulated clock, global and per session.
     pub clock: Clock,
     /// Set in a cluster: the link through which faults, scenarios, session
@@ -56,6 +71,7 @@ impl Toolkit {
             scenarios: Scenarios::default(),
             exchanges: Exchanges::new(config.exchanges, config.exchanges_capacity),
             connections: Connections::default(),
+            bindings: Bindings::default(),
             clock: Clock::default(),
             shared: OnceLock::new(),
         }
@@ -81,6 +97,9 @@ pub struct CallContext {
     /// [`Principal::Anyone`] for a context made in-process (`default`);
     /// from a request, what its authentication found.
     pub principal: Principal,
+    /// The TLS client's certificate chain, leaf first, kept only while a
+    /// certificate binding exists ([`CallContext::with_certificates`]).
+    pub certificates: Option<Arc<Vec<CertificateDer<'static>>>>,
 }
 
 impl CallContext {
@@ -92,19 +111,60 @@ impl CallContext {
         Ok(context)
     }
 
+    /// Keeps `request`'s TLS client certificates, when a certificate binding
+    /// could match them: without one, not even that is looked up.
+    pub fn with_certificates<T>(
+        mut self,
+        request: &tonic::Request<T>,
+        bindings: &Bindings,
+    ) -> Self {
+        if self.session.is_none() && bindings.wanted().has(bindings::Kind::Certificate) {
+            self.certificates = request.peer_certs();
+        }
+        self
+    }
+
+    /// Puts a call without the header in the session a binding gives it:
+    /// by its TLS certificate, and by its principal (or, with participant
+    /// authentication off, `acting_as`, the system it names) as a system
+    /// and as a provider. Costs one atomic load while nothing is bound.
+    pub fn bind(&mut self, bindings: &Bindings, acting_as: Option<&str>) {
+        use bindings::{Kind, Probe};
+        if self.session.is_some() {
+            return;
+        }
+        let wanted = bindings.wanted();
+        if wanted.is_empty() {
+            return;
+        }
+        let mut probe = Probe::default();
+        if wanted.has(Kind::Certificate)
+            && let Some(leaf) = self.certificates.as_ref().and_then(|chain| chain.first())
+        {
+            probe.certificate(leaf);
+        }
+        let system = match &self.principal {
+            Principal::System(id) => Some(id.as_str()),
+            Principal::Anyone => acting_as,
+            Principal::Person(_) | Principal::Nobody => None,
+        };
+        if let Some(system) = system {
+            probe.add(Kind::System, system);
+            probe.add(Kind::Provider, system);
+        }
+        self.session = bindings.session_of(&probe);
+    }
+
     /// Reads `x-shep-session` and `grpc-timeout` from metadata.
     pub fn from_metadata(metadata: &MetadataMap) -> Result<Self, GatewayError> {
         let session = match metadata.get(SESSION_HEADER) {
             None => None,
             Some(value) => {
                 let value = value.to_str().ok().map(str::trim).unwrap_or_default();
-                if value.is_empty()
-                    || value.len() > MAX_SESSION_LEN
-                    || value.chars().any(|ch| ch.is_control())
-                {
+                if !valid_session(value) {
                     return Err(GatewayError::InvalidField {
                         field: "x-shep-session",
-                        problem: format!("must be 1-{MAX_SESSION_LEN} printable ASCII characters"),
+                        problem: SESSION_PROBLEM.to_owned(),
                     });
                 }
                 Some(Arc::from(value))
@@ -129,6 +189,7 @@ impl CallContext {
             peer: None,
             // Proven by the request's authentication, not by metadata.
             principal: Principal::Nobody,
+            certificates: None,
         })
     }
 

@@ -7,7 +7,10 @@
 //!   took the AddFault (its `session` and `scenario` set, counts zero);
 //! - `scenario.<name>`: the `shep.admin.v1.Scenario` (`applied` zero);
 //! - `fixture.<session>.<name>`: a `shep.registry.v1.FixtureDocument` of a
-//!   session (`<session>` is `=` for the global scope).
+//!   session (`<session>` is `=` for the global scope);
+//! - `binding.<kind>.<value>`: a `shep.admin.v1.SessionBinding` as prepared
+//!   by the node that took the BindSession (`<kind>` its `to` field's name,
+//!   `<value>` normalised).
 //!
 //! (Ids and names become key tokens as the storage's subjects do.) An admin
 //! change is written to the bucket, and every node, the writer too, applies
@@ -34,13 +37,14 @@ use async_nats::jetstream::{self, kv, stream};
 use bytes::Bytes;
 use futures_util::StreamExt as _;
 use prost::Message as _;
-use shep_proto::admin::v1::{Fault, Scenario};
+use shep_proto::admin::v1::{Fault, Scenario, SessionBinding};
 use shep_proto::registry::v1::FixtureDocument;
 use shep_registries::fixtures::FixtureSource;
 use shep_registries::{RegistryData, Scope};
 use tokio::sync::watch;
 
 use super::Toolkit;
+use super::bindings::{Kind, Target};
 use crate::storage::StorageError;
 use crate::storage::jetstream::{JetStreamOptions, token, untoken};
 
@@ -81,6 +85,7 @@ pub async fn open(
     let kv = bucket(&context, options).await?;
     let node = format!("{:08x}", rand::random::<u32>());
     toolkit.faults.set_node(&node);
+    toolkit.bindings.set_node(&node);
     let tasks = crate::storage::jetstream::Tasks::default();
     let journal = if toolkit.exchanges.recording() {
         let (journal, handles) = journal::Journal::open(
@@ -161,7 +166,26 @@ fn fixture_key(session: Option<&str>, name: &str) -> String {
     )
 }
 
+fn binding_key(target: &Target) -> String {
+    format!("binding.{}.{}", target.kind.name(), token(&target.value))
+}
+
 impl Shared {
+    /// Shares `binding` of `target`, [`prepare`](super::Bindings::prepare)d
+    /// here; returns once this node applied it.
+    pub async fn put_binding(
+        &self,
+        target: &Target,
+        binding: &SessionBinding,
+    ) -> Result<(), StorageError> {
+        self.put(binding_key(target), binding.encode_to_vec()).await
+    }
+
+    /// Removes the binding of `target` on every node.
+    pub async fn delete_binding(&self, target: &Target) -> Result<(), StorageError> {
+        self.delete(binding_key(target)).await
+    }
+
     /// Shares fault `fault`, [`prepare`](super::Faults::prepare)d here;
     /// returns once this node applied it.
     pub async fn put_fault(&self, fault: &Fault) -> Result<(), StorageError> {
@@ -358,6 +382,21 @@ fn apply(toolkit: &Toolkit, fixtures: &RegistryData, entry: &kv::Entry) {
                 }
                 Err(error) => skip(&error),
             }
+        }
+        ("binding", true) => match SessionBinding::decode(entry.value.as_ref()) {
+            Ok(binding) => {
+                if let Err(error) = toolkit.bindings.insert(&binding) {
+                    skip(&error);
+                }
+            }
+            Err(error) => skip(&error),
+        },
+        ("binding", false) => {
+            let (Some(kind), Some(value)) = (Kind::named(&first), parts.next().and_then(untoken))
+            else {
+                return skip(&"a binding key without a kind or value");
+            };
+            toolkit.bindings.remove(&Target { kind, value });
         }
         _ => skip(&"not a toolkit key"),
     }

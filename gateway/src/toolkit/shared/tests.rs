@@ -7,8 +7,9 @@ use std::time::Duration;
 use shep_proto::admin::v1::admin_client::AdminClient;
 use shep_proto::admin::v1::{
     ApplyScenarioRequest, DeleteFaultRequest, DeleteFixturesRequest, ErrorEffect, ExchangeFilter,
-    Fault, FaultTarget, ListExchangesRequest, ListFaultsRequest, PutFixturesRequest, ResetRequest,
-    Scenario, fault, fault_target,
+    Fault, FaultTarget, ListExchangesRequest, ListFaultsRequest, ListSessionBindingsRequest,
+    PutFixturesRequest, ResetRequest, Scenario, SessionBinding, fault, fault_target,
+    session_binding,
 };
 use shep_proto::gateway::v1::gateway_client::GatewayClient;
 use tokio::net::TcpListener;
@@ -331,6 +332,81 @@ async fn session_fixtures_put_on_one_node_answer_on_another() {
         lookup(&a, "fx").await.is_ok()
     })
     .await;
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+}
+
+/// A ГБД ФЛ lookup through `node` by the portal, without a session header.
+async fn lookup_unheaded(node: &RunningGateway) -> Result<(), tonic::Status> {
+    let mut gateway = GatewayClient::new(channel(node).await);
+    gateway
+        .call(testing::lookup(&testing::message_id()))
+        .await
+        .map(drop)
+}
+
+async fn bindings_on(node: &RunningGateway) -> Vec<SessionBinding> {
+    admin(node)
+        .await
+        .list_session_bindings(request(ListSessionBindingsRequest::default(), None))
+        .await
+        .unwrap()
+        .into_inner()
+        .bindings
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_binding_made_on_one_node_binds_calls_on_another_and_goes_with_a_reset_there() {
+    if !test_server::available("a_binding_made_on_one_node_binds_calls_on_another") {
+        return;
+    }
+    let nats = NatsServer::start();
+    let (a, b, _dir) = cluster(&nats).await;
+    admin(&a)
+        .await
+        .add_fault(request(gbdfl_unavailable(), Some("bound-run")))
+        .await
+        .unwrap();
+    let bound = admin(&a)
+        .await
+        .bind_session(request(
+            SessionBinding {
+                session: "bound-run".to_owned(),
+                to: Some(session_binding::To::SystemId("pep".to_owned())),
+                ..SessionBinding::default()
+            },
+            None,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    // Made-up ids carry the node, as fault ids do.
+    assert!(bound.id.starts_with("b-1-"), "{}", bound.id);
+    assert!(
+        lookup_unheaded(&a)
+            .await
+            .is_err_and(|status| status.code() == tonic::Code::Unavailable),
+        "bound at once on A"
+    );
+    eventually("the portal's calls are in the session on B", || async {
+        lookup_unheaded(&b)
+            .await
+            .is_err_and(|status| status.code() == tonic::Code::Unavailable)
+    })
+    .await;
+    assert_eq!(bindings_on(&b).await, [bound]);
+
+    admin(&b)
+        .await
+        .reset(request(ResetRequest::default(), Some("bound-run")))
+        .await
+        .unwrap();
+    assert!(bindings_on(&b).await.is_empty(), "gone on B at once");
+    eventually("the binding is gone on A", || async {
+        bindings_on(&a).await.is_empty()
+    })
+    .await;
+    assert!(lookup_unheaded(&a).await.is_ok());
     a.shutdown().await.unwrap();
     b.shutdown().await.unwrap();
 }
