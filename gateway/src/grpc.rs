@@ -7,6 +7,7 @@ mod admin;
 mod edge;
 mod gateway;
 mod provider;
+mod watch;
 
 use std::pin::Pin;
 

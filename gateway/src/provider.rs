@@ -7,7 +7,10 @@ pub(crate) mod subscription;
 
 use shep_proto::envelope::v1::ApplicationStatus;
 use shep_proto::gateway::v1::MessageState;
-use shep_proto::provider::v1::{Ack, Delivery as DeliveryMessage, ReceiveStatus, ResendMessage};
+use shep_proto::provider::v1::{
+    Ack, Delivery as DeliveryMessage, ReceiveStatus, ResendMessage, SubscribeResponse,
+    subscribe_response,
+};
 use time::OffsetDateTime;
 
 use crate::engine::Engine;
@@ -15,6 +18,7 @@ use crate::envelope::parse_uuid;
 use crate::error::{GatewayError, with_causes};
 use crate::lifecycle::default_notification;
 use crate::storage::{Change, Filter, Leased, Pending, Settled, Ticket, timestamp};
+use crate::toolkit::exchanges::{Record as ExchangeRecord, any};
 
 /// The most unacknowledged deliveries a connection may hold.
 const MAX_IN_FLIGHT: u32 = 1024;
@@ -114,6 +118,7 @@ pub(crate) async fn pull(
 ) -> Result<Vec<DeliveryMessage>, GatewayError> {
     let queue = engine.delivery().queue(provider);
     let mut messages = Vec::new();
+    let mut sessions = Vec::new();
     let mut taken = 0;
     let mut hold = None;
     while taken < amount {
@@ -127,17 +132,39 @@ pub(crate) async fn pull(
                     .or(leased.pending.session.as_deref());
                 let planned = delivery_faults::plan(engine, provider, session, &mut message);
                 hold = hold.max(planned.hold);
-                for _ in 1..planned.copies {
+                for _ in 0..planned.copies {
                     messages.push(message.clone());
+                    sessions.push(session.unwrap_or_default().to_owned());
                 }
-                messages.push(message);
             }
             None => break,
         }
     }
     delivery_faults::held(hold, std::future::pending()).await;
+    // Journaled as the stream journals its deliveries, so the conformance
+    // kits read a pulling provider the same way.
+    for (message, session) in messages.iter().zip(sessions) {
+        engine.toolkit().exchanges.record(|| ExchangeRecord {
+            session,
+            rpc: PULL_RPC.to_owned(),
+            hop: "delivery",
+            service_id: message.service_id.clone(),
+            message_id: message.message_id.clone(),
+            subject: provider.to_owned(),
+            response: Some(any(
+                "shep.provider.v1.SubscribeResponse",
+                &SubscribeResponse {
+                    kind: Some(subscribe_response::Kind::Delivery(message.clone())),
+                },
+            )),
+            ..ExchangeRecord::default()
+        });
+    }
     Ok(messages)
 }
+
+const PULL_RPC: &str = "shep.provider.v1.Provider/GetMessages";
+const ACK_RPC: &str = "shep.provider.v1.Provider/Acknowledge";
 
 /// Applies a provider's acknowledgement of a delivery (`Acknowledge`) and
 /// answers once what it settled is durable: a delivery acknowledged is never
@@ -147,7 +174,22 @@ pub(crate) async fn acknowledge(
     provider: &str,
     ack: &Ack,
 ) -> Result<Settled, GatewayError> {
-    let (settled, ticket) = settle_ack(engine, provider, ack).await?;
+    let result = settle_ack(engine, provider, ack).await;
+    engine.toolkit().exchanges.record(|| {
+        let mut record = ExchangeRecord {
+            rpc: ACK_RPC.to_owned(),
+            hop: "delivery",
+            message_id: ack.message_id.clone(),
+            subject: provider.to_owned(),
+            request: Some(any("shep.provider.v1.Ack", ack)),
+            ..ExchangeRecord::default()
+        };
+        if let Err(error) = &result {
+            record.failed(&crate::error::into_status(error.clone()));
+        }
+        record
+    });
+    let (settled, ticket) = result?;
     if let Some(ticket) = ticket {
         ticket.durable().await?;
     }

@@ -6,6 +6,7 @@
 //! ([`journal`]) is the evidence: the kits judge what crossed the gateway,
 //! never what a participant says of itself.
 
+pub mod consumer;
 pub mod journal;
 pub mod provider;
 pub mod report;

@@ -56,14 +56,7 @@ impl Gateway for GatewayGrpcAdapter {
         &self,
         request: Request<GetStatusRequest>,
     ) -> Result<Response<Application>, Status> {
-        let principal = Principal::of(&request);
-        let read = async {
-            let application =
-                status::application(&self.engine, &request.get_ref().message_id).await?;
-            status::authorize(&self.engine, &principal, &application, "Gateway.GetStatus")?;
-            Ok(application)
-        };
-        respond(read.await)
+        respond(super::watch::get_status(&self.engine, request).await)
     }
 
     async fn history(
@@ -86,13 +79,9 @@ impl Gateway for GatewayGrpcAdapter {
         &self,
         request: Request<WatchRequest>,
     ) -> Result<Response<Self::WatchStream>, Status> {
-        let principal = Principal::of(&request);
-        let request = request.into_inner();
-        let target = status::watch_target(&request).map_err(into_status)?;
-        status::authorize_watch(&self.engine, &principal, &target)
+        let events = super::watch::open(&self.engine, request)
             .await
             .map_err(into_status)?;
-        let events = status::watch(self.engine.clone(), target, request.after_sequence);
         let events = ReceiverStream::new(events).map(|event| event.map_err(into_status));
         Ok(Response::new(Box::pin(events)))
     }

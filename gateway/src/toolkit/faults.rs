@@ -32,6 +32,9 @@ pub enum Site<'a> {
     /// The gateway is about to deliver a request to provider `id` (on a
     /// Subscribe stream or in a GetMessages answer).
     Delivery(&'a str),
+    /// A Gateway.Watch stream opens, by this consumer system (`""` when
+    /// the caller is not a system).
+    Watch(&'a str),
 }
 
 /// What a fired fault does after its delay.
@@ -135,6 +138,7 @@ impl FaultState {
             (fault_target::Target::Provider(id), Site::Delivery(at)) => {
                 id == at && per_delivery(self.spec.effect.as_ref())
             }
+            (fault_target::Target::Watch(id), Site::Watch(at)) => id == "*" || id == at,
             _ => false,
         }
     }
@@ -467,7 +471,7 @@ fn validate(spec: &Fault, registries: &[&str]) -> Result<(), InvalidFault> {
         .ok_or_else(|| {
             invalid(
                 "target",
-                "is required: registry, service, provider or subject",
+                "is required: registry, service, provider, subject or watch",
             )
         })?;
     match target {
@@ -480,6 +484,7 @@ fn validate(spec: &Fault, registries: &[&str]) -> Result<(), InvalidFault> {
         fault_target::Target::Service(id)
         | fault_target::Target::Provider(id)
         | fault_target::Target::Subject(id)
+        | fault_target::Target::Watch(id)
             if id.trim().is_empty() =>
         {
             return Err(invalid("target", "names nothing"));
@@ -519,11 +524,14 @@ fn validate(spec: &Fault, registries: &[&str]) -> Result<(), InvalidFault> {
             return Err(invalid("not_serving", "applies to registry targets only"));
         }
         (Some(fault::Effect::CutStreamAfter(_)), t)
-            if !matches!(t, fault_target::Target::Provider(_)) =>
+            if !matches!(
+                t,
+                fault_target::Target::Provider(_) | fault_target::Target::Watch(_)
+            ) =>
         {
             return Err(invalid(
                 "cut_stream_after",
-                "applies to provider targets (their Subscribe streams) only",
+                "applies to provider targets (their Subscribe streams) and watch targets only",
             ));
         }
         (Some(effect), t)

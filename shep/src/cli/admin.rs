@@ -289,7 +289,7 @@ pub(super) enum FaultEffect {
 }
 
 #[derive(Debug, clap::Args)]
-#[command(group(clap::ArgGroup::new("target").required(true).args(["registry", "service", "provider", "subject"])))]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["registry", "service", "provider", "subject", "watch"])))]
 pub(super) struct FaultArgs {
     /// Target: a registry (`gbdfl`, `gbdul`, `enis`).
     #[arg(long)]
@@ -303,6 +303,10 @@ pub(super) struct FaultArgs {
     /// Target: one IIN or BIN in registry lookups.
     #[arg(long)]
     subject: Option<String>,
+    /// Target: Gateway.Watch streams of a consumer system (`*`: any caller);
+    /// e.g. `--watch '*' --effect cut-stream-after --after 2`.
+    #[arg(long)]
+    watch: Option<String>,
     /// What it does; without it, only `--delay-ms`.
     #[arg(long, value_enum)]
     effect: Option<FaultEffect>,
@@ -357,7 +361,10 @@ impl FaultArgs {
             (_, _, Some(id), _) => Target::Provider(id.clone()),
             (.., Some(id)) => Target::Subject(id.clone()),
             // clap requires one of them.
-            _ => Target::Service(String::new()),
+            _ => match &self.watch {
+                Some(id) => Target::Watch(id.clone()),
+                None => Target::Service(String::new()),
+            },
         };
         let effect = self.effect.map(|effect| match effect {
             FaultEffect::Error => fault::Effect::Error(ErrorEffect {

@@ -14,6 +14,7 @@ use super::admin::AdminArgs;
 use super::connect_as;
 use crate::client::{Participant, TrustAnchors, iin};
 use crate::conformance::Report;
+use crate::conformance::consumer::{ConsumerKit, Options as ConsumerOptions, PlayedProvider};
 use crate::conformance::provider::{Admin, CASES, Options, ProviderKit};
 
 #[derive(Debug, clap::Subcommand)]
@@ -22,8 +23,42 @@ pub(super) enum ConformanceCommand {
     /// acknowledgements, redelivery, duplicates, corrupted envelopes,
     /// bursts, status order, signatures and deadlines.
     Provider(ProviderKitArgs),
-    /// Lists the cases of the provider kit with the rule each comes from.
+    /// Grades a consumer system as it ships: runs its command once per case
+    /// while the gateway misbehaves, then reads what it did from the
+    /// exchange journal (no header or change needed in the consumer).
+    Consumer(ConsumerKitArgs),
+    /// Lists the cases of both kits with the rule each comes from.
     Cases,
+}
+
+#[derive(Debug, clap::Args)]
+pub(super) struct ConsumerKitArgs {
+    /// The consumer system graded (its id in the routing table).
+    #[arg(long, default_value = "pep")]
+    id: String,
+    /// The consumer's command, run with `sh -c` once per case (it gets
+    /// `SHEP_CONFORMANCE_CASE` and `SHEP_CONFORMANCE_SESSION` in its
+    /// environment, and needs neither).
+    #[arg(long, value_name = "COMMAND")]
+    run: String,
+    /// A provider the kit plays while the consumer runs (repeatable; default:
+    /// every provider of the services the consumer may use).
+    #[arg(long = "provider", value_name = "ID")]
+    providers: Vec<String>,
+    /// Only this case (repeatable; `shep conformance cases` lists them).
+    #[arg(long = "case", value_name = "NAME")]
+    cases: Vec<String>,
+    /// The longest the command may run in one case, in seconds.
+    #[arg(long, default_value_t = 60)]
+    case_timeout: u64,
+    /// Writes the verdicts as JUnit XML here.
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+    /// Shows the evidence of passed cases too.
+    #[arg(long, short)]
+    verbose: bool,
+    #[command(flatten)]
+    admin: AdminArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -65,13 +100,34 @@ pub(super) struct ProviderKitArgs {
 pub(super) async fn run(command: ConformanceCommand) -> anyhow::Result<()> {
     match command {
         ConformanceCommand::Cases => {
-            for case in CASES {
-                println!(
-                    "{:<13} {}\n{:<13} rule: {}",
-                    case.name, case.title, "", case.rule
-                );
+            for (kit, cases) in [
+                ("provider", CASES),
+                ("consumer", crate::conformance::consumer::CASES),
+            ] {
+                println!("shep conformance {kit}:");
+                for case in cases {
+                    println!(
+                        "  {:<21} {}\n  {:<21} rule: {}",
+                        case.name, case.title, "", case.rule
+                    );
+                }
             }
             Ok(())
+        }
+        ConformanceCommand::Consumer(args) => {
+            let kit = args.kit().await?;
+            println!(
+                "grading consumer `{}`: `{}` runs once per case; the kit plays {}",
+                kit.consumer_id,
+                kit.command,
+                kit.providers
+                    .iter()
+                    .map(|played| played.provider_id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            let report = kit.run().await?;
+            finish(&report, args.junit.as_deref(), args.verbose)
         }
         ConformanceCommand::Provider(args) => {
             let report = provider(args.kit().await?).await?;
@@ -157,6 +213,59 @@ impl ProviderKitArgs {
                 deadline_in: Duration::from_secs_f64(self.deadline_in.max(0.5)),
                 only: self.cases.clone(),
                 ..Options::default()
+            },
+        })
+    }
+}
+
+impl ConsumerKitArgs {
+    async fn kit(&self) -> anyhow::Result<ConsumerKit> {
+        let dir = DataDir(self.admin.data_dir.clone());
+        let admin = Admin {
+            channel: connect_as(&self.admin.gateway, &self.admin.data_dir, None).await?,
+            token: Some(self.admin.token()?),
+        };
+        let mut providers = self.providers.clone();
+        if providers.is_empty() {
+            let routes = admin
+                .client()
+                .list_routes(admin.request(ListRoutesRequest {})?)
+                .await
+                .map_err(super::describe)?
+                .into_inner()
+                .routes;
+            for route in routes
+                .iter()
+                .filter(|route| route.senders.iter().any(|id| *id == self.id))
+            {
+                let ids = std::iter::once(&route.default_provider)
+                    .chain(route.providers_by_region.values())
+                    .filter(|id| !id.is_empty());
+                for id in ids {
+                    if !providers.contains(id) {
+                        providers.push(id.clone());
+                    }
+                }
+            }
+        }
+        let mut played = Vec::new();
+        for id in providers {
+            let (key, cert) = dir.identity(&format!("provider-{id}"));
+            played.push(PlayedProvider {
+                channel: connect_as(&self.admin.gateway, &self.admin.data_dir, Some(&id)).await?,
+                provider_id: id,
+                key,
+                cert,
+            });
+        }
+        Ok(ConsumerKit {
+            admin,
+            consumer_id: self.id.clone(),
+            command: self.run.clone(),
+            providers: played,
+            options: ConsumerOptions {
+                case_timeout: Duration::from_secs(self.case_timeout.max(1)),
+                only: self.cases.clone(),
             },
         })
     }

@@ -249,6 +249,35 @@ impl Journal {
         }
     }
 
+    /// Every exchange of test session `session` after `after`.
+    pub async fn in_session(&self, after: u64, session: &str) -> anyhow::Result<Vec<Exchange>> {
+        let mut client: AdminClient<Channel> = self.admin.client();
+        let mut all = Vec::new();
+        let mut after = after;
+        loop {
+            let page = client
+                .list_exchanges(self.admin.request(ListExchangesRequest {
+                    filter: Some(ExchangeFilter {
+                        session: session.to_owned(),
+                        after_sequence: after,
+                        ..ExchangeFilter::default()
+                    }),
+                    limit: PAGE,
+                })?)
+                .await
+                .map_err(crate::cli::describe)?
+                .into_inner();
+            let full = page.exchanges.len() == PAGE as usize;
+            if let Some(last) = page.exchanges.last() {
+                after = last.sequence;
+            }
+            all.extend(page.exchanges);
+            if !full {
+                return Ok(all);
+            }
+        }
+    }
+
     /// The sequence number of the newest exchange (0 for none).
     pub async fn position(&self) -> anyhow::Result<u64> {
         let (all, recording) = self.since(0).await?;

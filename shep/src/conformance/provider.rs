@@ -233,6 +233,7 @@ impl ProviderKit {
                         .err()
                         .map(|error| format!("restoring the global clock failed: {error:#}"))
                 }),
+                skipped: None,
                 evidence,
                 duration: started.elapsed(),
             });

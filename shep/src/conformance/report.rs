@@ -15,6 +15,8 @@ pub struct Outcome {
     pub rule: &'static str,
     /// `None` when it passed; otherwise why it failed.
     pub failure: Option<String>,
+    /// Why it was not run (it does not apply to the system graded).
+    pub skipped: Option<String>,
     /// The exchanges and events that show it, in order.
     pub evidence: Vec<String>,
     pub duration: Duration,
@@ -42,6 +44,14 @@ impl Report {
         self.outcomes.iter().all(Outcome::passed)
     }
 
+    /// How many cases were not run.
+    pub fn skipped(&self) -> usize {
+        self.outcomes
+            .iter()
+            .filter(|outcome| outcome.skipped.is_some())
+            .count()
+    }
+
     /// The names of the cases that failed.
     pub fn failed(&self) -> Vec<&'static str> {
         self.outcomes
@@ -57,7 +67,11 @@ impl Report {
         let mut out = String::new();
         let _ = writeln!(out, "{} conformance of `{}`", self.kit, self.target);
         for outcome in &self.outcomes {
-            let verdict = if outcome.passed() { "PASS" } else { "FAIL" };
+            let verdict = match (&outcome.skipped, outcome.passed()) {
+                (Some(_), _) => "SKIP",
+                (None, true) => "PASS",
+                (None, false) => "FAIL",
+            };
             let _ = writeln!(
                 out,
                 "\n{verdict}  {}  {} ({:.1} s)\n      rule: {}",
@@ -69,6 +83,9 @@ impl Report {
             if let Some(failure) = &outcome.failure {
                 let _ = writeln!(out, "      why:  {failure}");
             }
+            if let Some(skipped) = &outcome.skipped {
+                let _ = writeln!(out, "      not run: {skipped}");
+            }
             if verbose || !outcome.passed() {
                 for line in &outcome.evidence {
                     let _ = writeln!(out, "        {line}");
@@ -76,11 +93,11 @@ impl Report {
             }
         }
         let failed = self.failed();
+        let run = self.outcomes.len() - self.skipped();
         let _ = writeln!(
             out,
-            "\n{} of {} cases passed{}",
-            self.outcomes.len() - failed.len(),
-            self.outcomes.len(),
+            "\n{} of {run} cases passed{}",
+            run - failed.len(),
             if failed.is_empty() {
                 String::new()
             } else {
@@ -107,10 +124,11 @@ impl Report {
         );
         let _ = writeln!(
             out,
-            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"0\" skipped=\"0\" time=\"{total:.3}\">",
+            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"0\" skipped=\"{}\" time=\"{total:.3}\">",
             escape(&suite),
             self.outcomes.len(),
-            self.failed().len()
+            self.failed().len(),
+            self.skipped()
         );
         for outcome in &self.outcomes {
             let _ = write!(
@@ -120,6 +138,9 @@ impl Report {
                 escape(outcome.case),
                 outcome.duration.as_secs_f64()
             );
+            if let Some(skipped) = &outcome.skipped {
+                let _ = write!(out, "<skipped message=\"{}\"/>", escape(skipped));
+            }
             if let Some(failure) = &outcome.failure {
                 let _ = write!(
                     out,
@@ -173,6 +194,7 @@ mod tests {
                     title: "t",
                     rule: "r",
                     failure: None,
+                    skipped: None,
                     evidence: vec![],
                     duration: Duration::from_millis(1500),
                 },
@@ -181,6 +203,7 @@ mod tests {
                     title: "t",
                     rule: "r",
                     failure: Some("reported \"REGISTERED\" twice & \u{1}more".to_owned()),
+                    skipped: None,
                     evidence: vec!["a < b".to_owned()],
                     duration: Duration::ZERO,
                 },

@@ -43,6 +43,9 @@ pub struct RunOptions {
     /// A deliberate breach of the contract, to show the conformance kit
     /// failing a provider (docs/CONFORMANCE.md).
     pub misbehave: Option<Misbehaviour>,
+    /// Subscribes in this test session (`x-shep-session`): only its
+    /// requests are delivered.
+    pub session: Option<String>,
 }
 
 /// The deliberate breaches `shep provider --misbehave` plays.
@@ -63,6 +66,7 @@ impl Default for RunOptions {
             max_in_flight: 8,
             steps: None,
             misbehave: None,
+            session: None,
         }
     }
 }
@@ -132,8 +136,17 @@ pub async fn run_script(
             })),
         })
         .await?;
+    let mut subscribe = tonic::Request::new(ReceiverStream::new(outbound));
+    if let Some(session) = &options.session {
+        subscribe.metadata_mut().insert(
+            shep_gateway::toolkit::SESSION_HEADER,
+            session
+                .parse()
+                .context("the session is not a valid header value")?,
+        );
+    }
     let mut inbound = client
-        .subscribe(ReceiverStream::new(outbound))
+        .subscribe(subscribe)
         .await
         .context("subscribing to the request stream")?
         .into_inner();
