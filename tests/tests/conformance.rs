@@ -156,6 +156,97 @@ async fn a_slow_provider_fails_the_deadline_case() {
     assert!(text.contains("overdue"), "{text}");
 }
 
+/// A provider that pulls (GetMessages / Acknowledge) instead of
+/// subscribing, and works each request once: verified, acknowledged,
+/// registered, completed with a signed result.
+async fn pulling_provider(
+    mut client: shep_proto::provider::v1::provider_client::ProviderClient<
+        tonic::transport::Channel,
+    >,
+    participant: shep::client::Participant,
+    anchors: TrustAnchors,
+) {
+    use prost::Message as _;
+    use shep_proto::envelope::v1::{ApplicationStatus, Body, StatusReport};
+    use shep_proto::provider::v1::{Ack, GetMessagesRequest, ReceiveStatus, ResendMessage};
+    let participant = std::sync::Arc::new(participant);
+    let mut worked = std::collections::HashSet::new();
+    loop {
+        let messages = match client
+            .get_messages(GetMessagesRequest {
+                provider_id: ESIL_PROVIDER.to_owned(),
+                amount: 10,
+                ..GetMessagesRequest::default()
+            })
+            .await
+        {
+            Ok(answer) => answer.into_inner().messages,
+            Err(_) => Vec::new(),
+        };
+        for message in messages {
+            let envelope = message.envelope.clone().unwrap_or_default();
+            let verified = anchors.verify_envelope(&envelope).is_ok();
+            let (status, resend) = if verified {
+                (ReceiveStatus::MessageAccepted, ResendMessage::Unspecified)
+            } else {
+                (ReceiveStatus::MessageNotAccepted, ResendMessage::Resend)
+            };
+            let _ = client
+                .acknowledge(Ack {
+                    message_id: message.message_id.clone(),
+                    receive_status: status as i32,
+                    resend: resend as i32,
+                    error_message: String::new(),
+                    provider_id: ESIL_PROVIDER.to_owned(),
+                })
+                .await;
+            if !verified || !worked.insert(message.message_id.clone()) {
+                continue;
+            }
+            let body = Body::decode(envelope.body.as_slice()).unwrap_or_default();
+            let participant = participant.clone();
+            let mut client = client.clone();
+            tokio::spawn(async move {
+                let number = format!("PULL-{}", &body.message_id[..8]);
+                for status in [ApplicationStatus::Registered, ApplicationStatus::Completed] {
+                    tokio::time::sleep(STEP).await;
+                    let registered = status == ApplicationStatus::Registered;
+                    let report = StatusReport {
+                        status: status as i32,
+                        registration_number: if registered {
+                            number.clone()
+                        } else {
+                            String::new()
+                        },
+                        result: (!registered).then(|| {
+                            participant
+                                .document("spravka.txt", "text/plain", number.as_bytes())
+                                .expect("signed")
+                        }),
+                        ..StatusReport::default()
+                    };
+                    let envelope = participant.report(&body, report).expect("signed");
+                    let _ = client.report(envelope).await;
+                }
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_pulling_provider_is_graded_as_a_subscribed_one() {
+    let gw = gateway().await;
+    let puller = tokio::spawn(pulling_provider(
+        gw.provider_client(),
+        gw.provider(ESIL_PROVIDER),
+        anchors(&gw),
+    ));
+    let (failed, text) = grade(&gw).await;
+    puller.abort();
+    assert!(failed.is_empty(), "{text}");
+}
+
 /// Runs `shep` to its end (at most two minutes); exit code and stdout.
 async fn shep_to_the_end(args: Vec<String>) -> (Option<i32>, String, String) {
     tokio::task::spawn_blocking(move || {

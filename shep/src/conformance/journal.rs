@@ -27,6 +27,8 @@ pub enum Seen {
         attempt: u32,
         lease_until: Option<OffsetDateTime>,
         envelope: Option<SignedEnvelope>,
+        /// Taken with GetMessages rather than pushed on a Subscribe stream.
+        pulled: bool,
     },
     /// The provider acknowledged a delivery.
     Acked {
@@ -178,6 +180,7 @@ pub fn decode(exchange: &Exchange) -> Option<Entry> {
                     attempt: delivery.attempt,
                     lease_until: time_of(delivery.lease_until.as_ref()),
                     envelope: delivery.envelope,
+                    pulled: exchange.rpc.ends_with("/GetMessages"),
                 }
             } else {
                 let ack = Ack::decode(exchange.request.as_ref()?.value.as_slice()).ok()?;
