@@ -7,6 +7,7 @@ mod bindings;
 mod certs;
 mod conformance;
 mod demo;
+mod example_consumer;
 mod flow;
 mod population;
 mod print;

@@ -7,6 +7,7 @@
 //! never what a participant says of itself.
 
 pub mod consumer;
+pub mod example_consumer;
 pub mod journal;
 pub mod provider;
 pub mod report;

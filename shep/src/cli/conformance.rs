@@ -29,6 +29,10 @@ pub(super) enum ConformanceCommand {
     Consumer(ConsumerKitArgs),
     /// Lists the cases of both kits with the rule each comes from.
     Cases,
+    /// Runs the reference consumer system once: a lookup, then an
+    /// application followed to its final status (the pattern the consumer
+    /// kit passes).
+    ExampleConsumer(super::example_consumer::ExampleConsumerArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -114,6 +118,7 @@ pub(super) async fn run(command: ConformanceCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        ConformanceCommand::ExampleConsumer(args) => super::example_consumer::run(args).await,
         ConformanceCommand::Consumer(args) => {
             let kit = args.kit().await?;
             println!(
