@@ -26,7 +26,6 @@ use shep_gateway::routes::{DEFAULT_ROUTES, RoutingTable};
 use shep_gateway::server::DataDir;
 use shep_nuc::ca::Signer;
 use tonic::transport::Channel as GrpcChannel;
-use tonic_types::StatusExt;
 
 pub use registry::serve_registry_on;
 
@@ -407,18 +406,8 @@ async fn connect_as(
     })
 }
 
-/// A gRPC error as a person reads it: code, message and reason.
-pub(crate) fn describe(status: tonic::Status) -> anyhow::Error {
-    let reason = status
-        .get_details_error_info()
-        .map(|info| info.reason)
-        .unwrap_or_else(|| "-".to_owned());
-    anyhow::anyhow!(
-        "{:?}: {} (reason {reason})",
-        status.code(),
-        status.message()
-    )
-}
+/// A gRPC error as a person reads it (the client library's wording).
+pub(crate) use crate::client::describe;
 
 fn signer_from(
     key: Option<PathBuf>,

@@ -198,3 +198,17 @@ pub struct ProviderStep {
     pub service_id: String,
     pub what: String,
 }
+
+/// A gRPC error as a person reads it: code, message and reason.
+pub fn describe(status: tonic::Status) -> anyhow::Error {
+    use tonic_types::StatusExt as _;
+    let reason = status
+        .get_details_error_info()
+        .map(|info| info.reason)
+        .unwrap_or_else(|| "-".to_owned());
+    anyhow::anyhow!(
+        "{:?}: {} (reason {reason})",
+        status.code(),
+        status.message()
+    )
+}

@@ -146,7 +146,7 @@ impl ConsumerKit {
             .client()
             .list_routes(self.admin.request(ListRoutesRequest {})?)
             .await
-            .map_err(crate::cli::describe)?
+            .map_err(crate::client::describe)?
             .into_inner()
             .routes;
         let services: Vec<String> = routes
@@ -226,7 +226,7 @@ impl ConsumerKit {
                 ..SessionBinding::default()
             })?)
             .await
-            .map_err(crate::cli::describe)?;
+            .map_err(crate::client::describe)?;
         evidence.push(format!(
             "test session `{session}`, bound to every call of `{}`",
             self.consumer_id
@@ -240,7 +240,7 @@ impl ConsumerKit {
                 ..UnbindSessionRequest::default()
             })?)
             .await
-            .map_err(crate::cli::describe);
+            .map_err(crate::client::describe);
         result?;
         unbound?;
         let exchanges = journal.in_session(mark, session).await?;
@@ -279,7 +279,7 @@ impl ConsumerKit {
                     session,
                 )?)
                 .await
-                .map_err(crate::cli::describe)?;
+                .map_err(crate::client::describe)?;
         }
         if let Some(line) = fault_line(case.name) {
             evidence.push(line.to_owned());

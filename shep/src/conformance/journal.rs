@@ -239,7 +239,7 @@ impl Journal {
                     limit: PAGE,
                 })?)
                 .await
-                .map_err(crate::cli::describe)?
+                .map_err(crate::client::describe)?
                 .into_inner();
             let full = page.exchanges.len() == PAGE as usize;
             if let Some(last) = page.exchanges.last() {
@@ -268,7 +268,7 @@ impl Journal {
                     limit: PAGE,
                 })?)
                 .await
-                .map_err(crate::cli::describe)?
+                .map_err(crate::client::describe)?
                 .into_inner();
             let full = page.exchanges.len() == PAGE as usize;
             if let Some(last) = page.exchanges.last() {

@@ -124,7 +124,7 @@ impl Admin {
             .client()
             .set_clock(request)
             .await
-            .map_err(crate::cli::describe)?
+            .map_err(crate::client::describe)?
             .into_inner())
     }
 }
@@ -210,7 +210,7 @@ impl ProviderKit {
             .client()
             .get_clock(self.admin.request(GetClockRequest {})?)
             .await
-            .map_err(crate::cli::describe)?
+            .map_err(crate::client::describe)?
             .into_inner();
         let run = uuid::Uuid::new_v4().simple().to_string();
         let mut outcomes = Vec::new();
@@ -257,7 +257,7 @@ async fn restore(admin: &Admin, reading: &ClockReading) -> anyhow::Result<()> {
         .client()
         .get_clock(admin.request(GetClockRequest {})?)
         .await
-        .map_err(crate::cli::describe)?
+        .map_err(crate::client::describe)?
         .into_inner();
     if current.simulated {
         admin

@@ -458,7 +458,7 @@ async fn deadline(ctx: &Ctx<'_>, evidence: &mut Vec<String>) -> anyhow::Result<O
             message_id: id.clone(),
         })
         .await
-        .map_err(crate::cli::describe)?
+        .map_err(crate::client::describe)?
         .into_inner();
     let (Some(accepted), Some(due)) = (application.accepted_at, application.due_at) else {
         anyhow::bail!(

@@ -81,7 +81,7 @@ impl Ctx<'_> {
             .gateway()
             .submit(request)
             .await
-            .map_err(crate::cli::describe)?
+            .map_err(crate::client::describe)?
             .into_inner();
         anyhow::ensure!(
             receipt.provider_id == kit.provider_id,
@@ -114,7 +114,7 @@ impl Ctx<'_> {
             .client()
             .add_fault(self.kit.admin.in_session(fault, self.session)?)
             .await
-            .map_err(crate::cli::describe)?;
+            .map_err(crate::client::describe)?;
         Ok(())
     }
 
@@ -128,14 +128,14 @@ impl Ctx<'_> {
                 after_sequence: 0,
             })
             .await
-            .map_err(crate::cli::describe)?
+            .map_err(crate::client::describe)?
             .into_inner();
         loop {
             let next = tokio::time::timeout_at(self.deadline, events.next()).await;
             let Ok(Some(event)) = next else {
                 return Ok(followed);
             };
-            let event = event.map_err(crate::cli::describe)?;
+            let event = event.map_err(crate::client::describe)?;
             let status = event.status();
             let overdue = event.overdue;
             followed.events.push(event);
