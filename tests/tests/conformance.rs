@@ -44,9 +44,9 @@ async fn grade(gw: &TestGateway) -> (BTreeSet<&'static str>, String) {
         service_id: ESIL_SERVICE.to_owned(),
         subject: iin(APPLICANT_IIN),
         options: Options {
-            case_timeout: Duration::from_secs(20),
+            case_timeout: Duration::from_secs(12),
             quiet: Duration::from_millis(800),
-            burst: 10,
+            burst: 8,
             deadline_in: Duration::from_secs(3),
             only: Vec::new(),
         },
@@ -141,10 +141,10 @@ async fn a_provider_that_does_not_verify_fails_the_corrupt_case() {
 #[tokio::test]
 async fn a_slow_provider_fails_the_deadline_case() {
     let gw = gateway().await;
-    // Three steps of 1.5 s: the term passes in 3 s on the session's clock.
+    // Three steps of 1.2 s: the term passes in 3 s on the session's clock.
     let _provider = provider(
         &gw,
-        Duration::from_millis(1500),
+        Duration::from_millis(1200),
         RunOptions {
             verify: Some(anchors(&gw)),
             max_in_flight: 4,

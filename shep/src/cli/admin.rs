@@ -319,10 +319,14 @@ pub(super) struct FaultArgs {
     /// `error`: the message.
     #[arg(long, default_value = "")]
     message: String,
+    /// `error`: the ErrorInfo reason, e.g. `REGISTRY_UNAVAILABLE` (default
+    /// `INJECTED_FAULT`), so a client classifies it as the real refusal.
+    #[arg(long, default_value = "")]
+    reason: String,
     /// `hang`: give up after this long without a caller deadline.
     #[arg(long, default_value_t = 0)]
     max_ms: u32,
-    /// `cut-stream-after`: deliveries before the cut.
+    /// `cut-stream-after`: deliveries (or Watch events) before the cut.
     #[arg(long, default_value_t = 1)]
     after: u32,
     /// The share of matches it fires on (0 < rate <= 1).
@@ -370,6 +374,7 @@ impl FaultArgs {
             FaultEffect::Error => fault::Effect::Error(ErrorEffect {
                 code: self.code.clone(),
                 message: self.message.clone(),
+                reason: self.reason.clone(),
                 ..ErrorEffect::default()
             }),
             FaultEffect::Hang => fault::Effect::Hang(HangEffect {

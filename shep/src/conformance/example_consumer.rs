@@ -103,7 +103,7 @@ impl Refusal {
     }
 
     /// Not an answer of the gateway (no ErrorInfo): the connection failed.
-    fn from_transport(&self) -> bool {
+    fn unreachable(&self) -> bool {
         self.reason.is_empty() && self.code == tonic::Code::Unavailable
     }
 
@@ -295,7 +295,7 @@ impl ExampleConsumer {
                 continue;
             }
             // A connection that stays broken is not the gateway's answer.
-            if refusal.from_transport() {
+            if refusal.unreachable() {
                 anyhow::bail!(
                     "{step}: the gateway cannot be reached: {}",
                     status.message()
@@ -380,7 +380,7 @@ impl ExampleConsumer {
                     let refusal = Refusal::from_status(&status);
                     // An unreachable gateway or a passing failure is waited
                     // out until `timeout`; any other refusal ends following.
-                    if refusal.from_transport() {
+                    if refusal.unreachable() {
                         cut_by = " (gateway unreachable)".to_owned();
                     } else if refusal.retryable() {
                         cut_by = format!(" (refused {refusal})");
@@ -458,7 +458,7 @@ mod tests {
         assert!(!refusal(catalogue::INJECTED_FAULT, tonic::Code::InvalidArgument).retryable());
         // A bare UNAVAILABLE is retried too, and known for a broken connection.
         let bare = Refusal::from_status(&tonic::Status::unavailable("connection refused"));
-        assert!(bare.retryable() && bare.from_transport());
+        assert!(bare.retryable() && bare.unreachable());
     }
 
     #[test]

@@ -17,7 +17,7 @@ use super::{Case, ProviderKit};
 use crate::conformance::journal::{Entry, Journal, Seen, short, status_name};
 
 /// How long the `lease-expiry` case holds the first delivery.
-const HOLD: Duration = Duration::from_millis(1500);
+const HOLD: Duration = Duration::from_millis(3000);
 
 pub(super) async fn run(
     kit: &ProviderKit,
@@ -301,11 +301,23 @@ async fn lease_expiry(ctx: &Ctx<'_>, evidence: &mut Vec<String>) -> anyhow::Resu
         HOLD.as_millis()
     ));
     let id = ctx.submit().await?;
-    // The gateway leases it as it enters the hold: end that lease while the
-    // copy is still on its way.
-    tokio::time::sleep(HOLD / 5).await;
-    ctx.expire_leases(evidence).await?;
     let ids = [id.clone()];
+    // The gateway leases it as it enters the hold: end that lease while the
+    // copy is still on its way. Again and again until the redelivery shows,
+    // since a busy gateway may lease it a moment after the receipt.
+    let held_until = tokio::time::Instant::now() + HOLD;
+    loop {
+        tokio::time::sleep(HOLD / 8).await;
+        ctx.expire_leases(evidence).await?;
+        let redelivered = ctx
+            .entries(&ids)
+            .await?
+            .iter()
+            .any(|entry| matches!(entry.seen, Seen::Delivered { attempt, .. } if attempt >= 2));
+        if redelivered || tokio::time::Instant::now() >= held_until {
+            break;
+        }
+    }
     let (_, both) = ctx
         .wait_for(&ids, |entries| {
             let pulled_and_settled = accepted_acks(entries) >= 1
@@ -437,10 +449,12 @@ async fn burst(ctx: &Ctx<'_>, evidence: &mut Vec<String>) -> anyhow::Result<Opti
     ));
     if !unfinished.is_empty() {
         log(evidence, &entries);
+        let why = refused_report(&entries)
+            .map(|refused| format!(" ({refused})"))
+            .unwrap_or_else(|| format!(" within {} s", ctx.kit.options.case_timeout.as_secs()));
         return Ok(Some(format!(
-            "{} of {count} applications did not reach a final status within {} s: {}",
+            "{} of {count} applications did not reach a final status{why}: {}",
             unfinished.len(),
-            ctx.kit.options.case_timeout.as_secs(),
             unfinished.join(", ")
         )));
     }
@@ -489,7 +503,7 @@ async fn deadline(ctx: &Ctx<'_>, evidence: &mut Vec<String>) -> anyhow::Result<O
         term / 86_400.0,
         skipped as f64 / 86_400.0,
     ));
-    let followed = ctx.follow(&id).await?;
+    let followed = ctx.follow_until(&id, true).await?;
     let ids = [id.clone()];
     let entries = ctx.entries(&ids).await?;
     log(evidence, &entries);
@@ -501,6 +515,11 @@ async fn deadline(ctx: &Ctx<'_>, evidence: &mut Vec<String>) -> anyhow::Result<O
         )));
     }
     if followed.last.is_none() {
+        if let Some(refused) = refused_report(&entries) {
+            return Ok(Some(format!(
+                "the application cannot be finished in time: {refused}"
+            )));
+        }
         return Ok(Some(format!(
             "no final status within {} s",
             ctx.kit.options.case_timeout.as_secs()

@@ -10,13 +10,37 @@ use tokio::time::{Duration, Instant};
 use tokio_stream::StreamExt as _;
 
 use super::ProviderKit;
-use crate::conformance::journal::{Entry, Journal, short, status_name};
+use crate::conformance::journal::{Entry, Journal, Seen, short, status_name};
 
 /// How far a lease case moves the global clock: past any lease.
 const PAST_ANY_LEASE_SECONDS: u64 = 3600;
 
 /// How often the journal is polled while waiting for an exchange.
 const POLL: Duration = Duration::from_millis(50);
+
+/// How often a follow with no news looks for a provider that gave up.
+const GIVE_UP_CHECK: Duration = Duration::from_millis(500);
+
+/// Whether the gateway refused one of the provider's reports.
+fn refused_report(entries: &[Entry]) -> bool {
+    entries.iter().any(|entry| {
+        matches!(
+            entry.seen,
+            Seen::Reported {
+                refused: Some(_),
+                ..
+            }
+        )
+    })
+}
+
+/// How many reports the provider sent.
+fn reports(entries: &[Entry]) -> usize {
+    entries
+        .iter()
+        .filter(|entry| matches!(entry.seen, Seen::Reported { .. }))
+        .count()
+}
 
 pub(super) struct Ctx<'a> {
     pub(super) kit: &'a ProviderKit,
@@ -120,6 +144,12 @@ impl Ctx<'_> {
 
     /// Follows application `id` until a final status or the case's deadline.
     pub(super) async fn follow(&self, id: &str) -> anyhow::Result<Followed> {
+        self.follow_until(id, false).await
+    }
+
+    /// [`Ctx::follow`], ending at an overdue mark too when `overdue` says so.
+    pub(super) async fn follow_until(&self, id: &str, overdue: bool) -> anyhow::Result<Followed> {
+        let stop_at_overdue = overdue;
         let mut followed = Followed::default();
         let mut events = self
             .gateway()
@@ -130,17 +160,35 @@ impl Ctx<'_> {
             .await
             .map_err(crate::client::describe)?
             .into_inner();
+        let ids = [id.to_owned()];
+        let mut reports_before = usize::MAX;
         loop {
-            let next = tokio::time::timeout_at(self.deadline, events.next()).await;
-            let Ok(Some(event)) = next else {
-                return Ok(followed);
+            let tick = (Instant::now() + GIVE_UP_CHECK).min(self.deadline);
+            let event = match tokio::time::timeout_at(tick, events.next()).await {
+                Ok(Some(event)) => event.map_err(crate::client::describe)?,
+                Ok(None) => return Ok(followed),
+                Err(_) if Instant::now() >= self.deadline => return Ok(followed),
+                // A provider whose report was refused and that has gone
+                // quiet since will not finish: waiting out the case's
+                // deadline would only slow the run.
+                Err(_) => {
+                    let entries = self.entries(&ids).await?;
+                    let reports = reports(&entries);
+                    if refused_report(&entries) && reports == reports_before {
+                        return Ok(followed);
+                    }
+                    reports_before = reports;
+                    continue;
+                }
             };
-            let event = event.map_err(crate::client::describe)?;
             let status = event.status();
             let overdue = event.overdue;
             followed.events.push(event);
             if !overdue && is_terminal(status) {
                 followed.last = Some(status);
+                return Ok(followed);
+            }
+            if overdue && stop_at_overdue {
                 return Ok(followed);
             }
         }
@@ -187,9 +235,12 @@ impl Ctx<'_> {
                 set_clock_request::Change::AdvanceSeconds(PAST_ANY_LEASE_SECONDS),
             )
             .await?;
-        evidence.push(format!(
+        let line = format!(
             "the kit moved the global clock {PAST_ANY_LEASE_SECONDS} s forwards: the lease ran out"
-        ));
+        );
+        if evidence.last() != Some(&line) {
+            evidence.push(line);
+        }
         Ok(())
     }
 }
