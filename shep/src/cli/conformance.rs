@@ -241,7 +241,7 @@ impl ConsumerKitArgs {
                 .routes;
             for route in routes
                 .iter()
-                .filter(|route| route.senders.iter().any(|id| *id == self.id))
+                .filter(|route| route.senders.contains(&self.id))
             {
                 let ids = std::iter::once(&route.default_provider)
                     .chain(route.providers_by_region.values())

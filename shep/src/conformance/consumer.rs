@@ -151,7 +151,7 @@ impl ConsumerKit {
             .routes;
         let services: Vec<String> = routes
             .iter()
-            .filter(|route| route.senders.iter().any(|id| *id == self.consumer_id))
+            .filter(|route| route.senders.contains(&self.consumer_id))
             .map(|route| route.service_id.clone())
             .collect();
         anyhow::ensure!(
@@ -160,7 +160,7 @@ impl ConsumerKit {
             self.consumer_id
         );
         let centre = routes.iter().any(|route| {
-            route.senders.iter().any(|id| *id == self.consumer_id)
+            route.senders.contains(&self.consumer_id)
                 && route.channels.contains(&(Channel::ServiceCentre as i32))
         }) && self.consumer_id == "is-con";
         let run = uuid::Uuid::new_v4().simple().to_string();
