@@ -80,6 +80,95 @@ async fn metrics_expose_every_hop_and_outcome_after_traffic() {
     );
 }
 
+/// The names in a PromQL expression that look like shep's series, and the
+/// label names it selects or groups by.
+fn promql_names(expr: &str) -> (Vec<String>, Vec<String>) {
+    let words: Vec<&str> = expr
+        .split(|ch: char| !(ch.is_ascii_alphanumeric() || ch == '_'))
+        .filter(|word| !word.is_empty())
+        .collect();
+    let series = words
+        .iter()
+        .filter(|word| word.starts_with("shep_"))
+        .map(|word| (*word).to_owned())
+        .collect();
+    let labels = ["rpc", "service", "hop", "outcome", "le"]
+        .iter()
+        .filter(|label| words.contains(label))
+        .map(|label| (*label).to_owned())
+        .collect();
+    (series, labels)
+}
+
+/// bench/grafana-dashboard.json queries only series and labels the gateway
+/// exposes, so the dashboard does not go blank when a metric is renamed.
+#[tokio::test]
+async fn the_grafana_dashboard_queries_what_metrics_exposes() {
+    let path = workspace_root().join("bench/grafana-dashboard.json");
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("the dashboard"))
+            .expect("the dashboard is JSON");
+    let mut exprs: Vec<String> = Vec::new();
+    for panel in dashboard["panels"].as_array().expect("panels") {
+        for target in panel["targets"].as_array().expect("targets") {
+            exprs.push(target["expr"].as_str().expect("an expr").to_owned());
+        }
+    }
+    for variable in dashboard["templating"]["list"]
+        .as_array()
+        .expect("variables")
+    {
+        if variable["type"] == "query" {
+            exprs.push(variable["query"].as_str().expect("a query").to_owned());
+        }
+    }
+    assert!(exprs.len() >= 7, "{exprs:?}");
+
+    let gw = TestGateway::start().await;
+    let applicant = gw.applicant();
+    gw.gateway()
+        .call(
+            applicant
+                .seal(&applicant.request("GbdflInfoByIin_v1", shep::client::iin(APPLICANT_IIN)))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let text = http_get(gw.addr(), "/metrics").await.text();
+    for expr in &exprs {
+        let (series, labels) = promql_names(expr);
+        assert!(!series.is_empty(), "`{expr}` queries no shep series");
+        for name in series {
+            let exposed = text
+                .lines()
+                .filter(|line| !line.starts_with('#'))
+                .find(|line| line.starts_with(&format!("{name}{{")));
+            let Some(line) = exposed else {
+                panic!("`{expr}` queries `{name}`, which /metrics does not expose:\n{text}");
+            };
+            for label in &labels {
+                // `hop` and `service` are on the histogram only; `outcome` on the counter.
+                let on_this = match label.as_str() {
+                    "outcome" => name == "shep_requests_total",
+                    "hop" | "service" | "le" => name.starts_with("shep_hop_duration_seconds"),
+                    _ => true,
+                };
+                let wanted = if label == "le" {
+                    name.ends_with("_bucket")
+                } else {
+                    on_this
+                };
+                if wanted {
+                    assert!(
+                        line.contains(&format!("{label}=\"")),
+                        "`{expr}` uses label `{label}`, which `{name}` does not carry: {line}"
+                    );
+                }
+            }
+        }
+    }
+}
+
 /// With `SHEP_LOG=info SHEP_LOG_SPANS=close`, `shep serve` logs each message's
 /// span as it ends, with its message id, and the registry hop inside it.
 #[tokio::test]
