@@ -104,25 +104,26 @@ pub(super) struct ProviderKitArgs {
 pub(super) async fn run(command: ConformanceCommand) -> anyhow::Result<()> {
     match command {
         ConformanceCommand::Cases => {
+            let mut text = String::new();
             for (kit, cases) in [
                 ("provider", CASES),
                 ("consumer", crate::conformance::consumer::CASES),
             ] {
-                println!("shep conformance {kit}:");
+                text.push_str(&format!("shep conformance {kit}:\n"));
                 for case in cases {
-                    println!(
-                        "  {:<21} {}\n  {:<21} rule: {}",
+                    text.push_str(&format!(
+                        "  {:<21} {}\n  {:<21} rule: {}\n",
                         case.name, case.title, "", case.rule
-                    );
+                    ));
                 }
             }
-            Ok(())
+            out(&text)
         }
         ConformanceCommand::ExampleConsumer(args) => super::example_consumer::run(args).await,
         ConformanceCommand::Consumer(args) => {
             let kit = args.kit().await?;
-            println!(
-                "grading consumer `{}`: `{}` runs once per case; the kit plays {}",
+            out(&format!(
+                "grading consumer `{}`: `{}` runs once per case; the kit plays {}\n",
                 kit.consumer_id,
                 kit.command,
                 kit.providers
@@ -130,7 +131,7 @@ pub(super) async fn run(command: ConformanceCommand) -> anyhow::Result<()> {
                     .map(|played| played.provider_id.as_str())
                     .collect::<Vec<_>>()
                     .join(", ")
-            );
+            ))?;
             let report = kit.run().await?;
             finish(&report, args.junit.as_deref(), args.verbose)
         }
@@ -142,20 +143,30 @@ pub(super) async fn run(command: ConformanceCommand) -> anyhow::Result<()> {
 }
 
 async fn provider(kit: ProviderKit) -> anyhow::Result<Report> {
-    println!(
-        "grading provider `{}` with service `{}`; keep it connected to the gateway",
+    out(&format!(
+        "grading provider `{}` with service `{}`; keep it connected to the gateway\n",
         kit.provider_id, kit.service_id
-    );
+    ))?;
     kit.run().await
+}
+
+/// Writes `text` to stdout; a reader that went away (`| head`) is not an
+/// error of the kit.
+fn out(text: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
 }
 
 /// Prints the report, writes its JUnit XML, and fails when a case failed.
 fn finish(report: &Report, junit: Option<&std::path::Path>, verbose: bool) -> anyhow::Result<()> {
-    print!("{}", report.text(verbose));
+    out(&report.text(verbose))?;
     if let Some(path) = junit {
         std::fs::write(path, report.junit())
             .with_context(|| format!("writing `{}`", path.display()))?;
-        println!("JUnit XML: {}", path.display());
+        out(&format!("JUnit XML: {}\n", path.display()))?;
     }
     if !report.passed() {
         std::process::exit(1);
