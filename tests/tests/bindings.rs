@@ -407,3 +407,83 @@ async fn a_providers_tls_certificate_puts_its_subscribe_in_the_bound_session() {
     assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
     gw.shutdown().await;
 }
+
+/// A Watch of an applicant, sent without the header, is in the session
+/// bound to that subject: the session's watch fault cuts it, and the
+/// journal lists it there.
+#[tokio::test]
+async fn a_watch_of_a_bound_subject_is_in_the_subjects_session() {
+    use shep_proto::gateway::v1::{WatchRequest, watch_request};
+    use tokio_stream::StreamExt as _;
+    let gw = TestGateway::start().await;
+    let (message_id, submitted) = submit(&gw, None).await;
+    submitted.unwrap_or_else(|status| panic!("submit refused: {}", describe(&status)));
+    let cut = Fault {
+        target: Some(FaultTarget {
+            target: Some(fault_target::Target::Watch("*".to_owned())),
+        }),
+        effect: Some(fault::Effect::CutStreamAfter(1)),
+        ..Fault::default()
+    };
+    gw.admin()
+        .add_fault(admin(&gw, cut, Some("watchers")))
+        .await
+        .unwrap_or_else(|status| panic!("AddFault refused: {}", describe(&status)));
+    let watch = |gw: &TestGateway| {
+        let mut client = gw.gateway();
+        async move {
+            let mut events = client
+                .watch(WatchRequest {
+                    target: Some(watch_request::Target::Subject(iin(APPLICANT_IIN))),
+                    after_sequence: 0,
+                })
+                .await
+                .unwrap_or_else(|status| panic!("Watch refused: {}", describe(&status)))
+                .into_inner();
+            let first = events
+                .next()
+                .await
+                .expect("an event")
+                .expect("an event, not an error");
+            let second = tokio::time::timeout(Duration::from_millis(500), events.next()).await;
+            (first, second)
+        }
+    };
+
+    // Unbound: the fault is the session's, the stream goes on.
+    let (first, second) = watch(&gw).await;
+    assert_eq!(first.message_id, message_id);
+    assert!(
+        second.is_err(),
+        "nothing more to send, and no cut: {second:?}"
+    );
+
+    bind(&gw, "watchers", To::Subject(APPLICANT_IIN.to_owned())).await;
+    let (_, second) = watch(&gw).await;
+    let cut = second
+        .expect("the cut comes at once")
+        .expect("the stream ends with an error")
+        .expect_err("the cut, not an event");
+    assert_eq!(cut.code(), Code::Unavailable, "{cut:?}");
+    assert_eq!(reason(&cut), "INJECTED_FAULT");
+    let watched = gw
+        .admin()
+        .list_exchanges(gw.authorized(ListExchangesRequest {
+            filter: Some(ExchangeFilter {
+                session: "watchers".to_owned(),
+                rpc: "shep.gateway.v1.Gateway/Watch".to_owned(),
+                ..ExchangeFilter::default()
+            }),
+            limit: 100,
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .exchanges;
+    assert!(
+        watched
+            .iter()
+            .any(|exchange| exchange.subject == APPLICANT_IIN),
+        "{watched:?}"
+    );
+}

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use shep_proto::gateway::v1::{Application, StatusEvent, WatchRequest, watch_request};
+use shep_proto::gateway::v1::{Application, StatusEvent, WatchRequest};
 use tokio::sync::mpsc;
 use tonic::Request;
 
@@ -15,6 +15,7 @@ use crate::error::{GatewayError, InjectedError, into_status};
 use crate::participants::Principal;
 use crate::status::{self, Watched};
 use crate::storage::WatchTarget;
+use crate::toolkit::bindings::{Kind, Probe};
 use crate::toolkit::exchanges::{Record, any};
 use crate::toolkit::faults::{Effect, Site};
 use crate::toolkit::{CallContext, inject};
@@ -22,15 +23,26 @@ use crate::toolkit::{CallContext, inject};
 const WATCH_RPC: &str = "shep.gateway.v1.Gateway/Watch";
 const STATUS_RPC: &str = "shep.gateway.v1.Gateway/GetStatus";
 
-/// The caller's context, in the session its header or a binding names, or
-/// else the session `application` was submitted in.
+/// The caller's context, in the session its header or a binding names (of
+/// the caller, or of the `subject` watched), or else the session
+/// `application` was submitted in.
 async fn context<T>(
     engine: &Engine,
     request: &Request<T>,
     application: Option<&str>,
+    subject: Option<&str>,
 ) -> Result<CallContext, GatewayError> {
     let mut ctx = CallContext::from_request(request)?;
-    ctx.bind(&engine.toolkit().bindings, None);
+    let bindings = &engine.toolkit().bindings;
+    ctx.bind(bindings, None);
+    if ctx.session.is_none()
+        && let Some(subject) = subject
+        && bindings.wanted().has(Kind::Subject)
+    {
+        let mut probe = Probe::default();
+        probe.add(Kind::Subject, subject);
+        ctx.session = bindings.session_of(&probe);
+    }
     if ctx.session.is_none()
         && let Some(id) = application
         && let Some(stored) = engine.store().application(id).await?
@@ -59,7 +71,8 @@ pub(super) async fn open(
         WatchTarget::Message(id) => Some(id.clone()),
         _ => None,
     };
-    let ctx = context(engine, &request, application.as_deref()).await?;
+    let subject = subject_label(&target);
+    let ctx = context(engine, &request, application.as_deref(), subject.as_deref()).await?;
     let principal = Principal::of(&request);
     let asked = request.into_inner();
     let record = |response: Option<&StatusEvent>, position: u64| {
@@ -68,12 +81,7 @@ pub(super) async fn open(
             rpc: WATCH_RPC.to_owned(),
             hop: "ingress",
             message_id: application.clone().unwrap_or_default(),
-            subject: match &asked.target {
-                Some(watch_request::Target::Subject(_)) => {
-                    subject_label(&target).unwrap_or_default()
-                }
-                _ => String::new(),
-            },
+            subject: subject.clone().unwrap_or_default(),
             stream_position: position,
             ..Record::default()
         };
@@ -131,27 +139,29 @@ pub(super) async fn open(
     let engine = engine.clone();
     let base = record(None, 0);
     tokio::spawn(async move {
+        // Ends the stream with the fault's error; `sent` events went out.
+        let cut = |sent: u64, after: u64, fault_id: &str| {
+            let cut = InjectedError::unavailable(
+                format!("the watch stream was cut by a fault after {after} events"),
+                fault_id,
+            );
+            engine.toolkit().exchanges.record(|| {
+                let mut record = Record {
+                    stream_position: sent + 1,
+                    request: None,
+                    ..base.clone()
+                };
+                record.failed(&into_status(GatewayError::Injected(cut.clone())));
+                record
+            });
+            GatewayError::Injected(cut)
+        };
         let mut sent = 0u64;
+        if let Some((0, fault_id)) = &cut_after {
+            let _ = tx.send(Err(cut(0, 0, fault_id))).await;
+            return;
+        }
         while let Some(event) = events.recv().await {
-            if let Some((after, fault_id)) = &cut_after
-                && sent >= *after
-            {
-                let cut = InjectedError::unavailable(
-                    format!("the watch stream was cut by a fault after {after} events"),
-                    fault_id,
-                );
-                engine.toolkit().exchanges.record(|| {
-                    let mut record = Record {
-                        stream_position: sent + 1,
-                        request: None,
-                        ..base.clone()
-                    };
-                    record.failed(&into_status(GatewayError::Injected(cut.clone())));
-                    record
-                });
-                let _ = tx.send(Err(GatewayError::Injected(cut))).await;
-                return;
-            }
             if let Ok(event) = &event {
                 sent += 1;
                 engine.toolkit().exchanges.record(|| Record {
@@ -163,6 +173,13 @@ pub(super) async fn open(
                 });
             }
             if tx.send(event).await.is_err() {
+                return;
+            }
+            // Cut right after the N-th event, not when an (N+1)-th comes.
+            if let Some((after, fault_id)) = &cut_after
+                && sent >= *after
+            {
+                let _ = tx.send(Err(cut(sent, *after, fault_id))).await;
                 return;
             }
         }
@@ -194,7 +211,7 @@ pub(super) async fn get_status(
     let result = read.await;
     let exchanges = &engine.toolkit().exchanges;
     if exchanges.recording() {
-        let ctx = context(engine, &request, Some(&id))
+        let ctx = context(engine, &request, Some(&id), None)
             .await
             .unwrap_or_default();
         exchanges.record(|| {
