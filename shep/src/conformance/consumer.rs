@@ -22,7 +22,7 @@ use tokio::time::Instant;
 use tonic::transport::Channel as GrpcChannel;
 
 use super::journal::Journal;
-use super::provider::{Admin, Case};
+use super::provider::{Admin, Case, select};
 use super::report::{Outcome, Report};
 use crate::client::Participant;
 use crate::script::{RunOptions, Script, run_script};
@@ -124,21 +124,7 @@ pub struct ConsumerKit {
 impl ConsumerKit {
     /// Runs the selected cases and grades each.
     pub async fn run(&self) -> anyhow::Result<Report> {
-        let selected: Vec<Case> = if self.options.only.is_empty() {
-            CASES.to_vec()
-        } else {
-            self.options
-                .only
-                .iter()
-                .map(|name| {
-                    CASES
-                        .iter()
-                        .copied()
-                        .find(|case| case.name == *name)
-                        .ok_or_else(|| anyhow::anyhow!("no consumer case `{name}`"))
-                })
-                .collect::<anyhow::Result<_>>()?
-        };
+        let selected = select("consumer", CASES, &self.options.only)?;
         let journal = Journal::new(self.admin.clone());
         journal.position().await?;
         let routes = self

@@ -223,19 +223,15 @@ impl Journal {
         Self { admin }
     }
 
-    /// Every exchange after `after`, oldest first, and whether the journal
-    /// records at all.
-    pub async fn since(&self, after: u64) -> anyhow::Result<(Vec<Exchange>, bool)> {
+    /// Every exchange `filter` matches, oldest first, page by page, and
+    /// whether the journal records at all.
+    async fn all(&self, mut filter: ExchangeFilter) -> anyhow::Result<(Vec<Exchange>, bool)> {
         let mut client: AdminClient<Channel> = self.admin.client();
         let mut all = Vec::new();
-        let mut after = after;
         loop {
             let page = client
                 .list_exchanges(self.admin.request(ListExchangesRequest {
-                    filter: Some(ExchangeFilter {
-                        after_sequence: after,
-                        ..ExchangeFilter::default()
-                    }),
+                    filter: Some(filter.clone()),
                     limit: PAGE,
                 })?)
                 .await
@@ -243,7 +239,7 @@ impl Journal {
                 .into_inner();
             let full = page.exchanges.len() == PAGE as usize;
             if let Some(last) = page.exchanges.last() {
-                after = last.sequence;
+                filter.after_sequence = last.sequence;
             }
             all.extend(page.exchanges);
             if !full {
@@ -252,33 +248,25 @@ impl Journal {
         }
     }
 
+    /// Every exchange after `after`, and whether the journal records at all.
+    pub async fn since(&self, after: u64) -> anyhow::Result<(Vec<Exchange>, bool)> {
+        self.all(ExchangeFilter {
+            after_sequence: after,
+            ..ExchangeFilter::default()
+        })
+        .await
+    }
+
     /// Every exchange of test session `session` after `after`.
     pub async fn in_session(&self, after: u64, session: &str) -> anyhow::Result<Vec<Exchange>> {
-        let mut client: AdminClient<Channel> = self.admin.client();
-        let mut all = Vec::new();
-        let mut after = after;
-        loop {
-            let page = client
-                .list_exchanges(self.admin.request(ListExchangesRequest {
-                    filter: Some(ExchangeFilter {
-                        session: session.to_owned(),
-                        after_sequence: after,
-                        ..ExchangeFilter::default()
-                    }),
-                    limit: PAGE,
-                })?)
-                .await
-                .map_err(crate::client::describe)?
-                .into_inner();
-            let full = page.exchanges.len() == PAGE as usize;
-            if let Some(last) = page.exchanges.last() {
-                after = last.sequence;
-            }
-            all.extend(page.exchanges);
-            if !full {
-                return Ok(all);
-            }
-        }
+        let (all, _) = self
+            .all(ExchangeFilter {
+                session: session.to_owned(),
+                after_sequence: after,
+                ..ExchangeFilter::default()
+            })
+            .await?;
+        Ok(all)
     }
 
     /// The sequence number of the newest exchange (0 for none).

@@ -70,9 +70,27 @@ pub const CASES: &[Case] = &[
     },
 ];
 
-/// The case named `name`.
-pub fn case(name: &str) -> Option<Case> {
-    CASES.iter().copied().find(|case| case.name == name)
+/// The cases of `catalogue` named in `only`, in the order given; the whole
+/// catalogue when `only` is empty.
+pub(crate) fn select(kit: &str, catalogue: &[Case], only: &[String]) -> anyhow::Result<Vec<Case>> {
+    if only.is_empty() {
+        return Ok(catalogue.to_vec());
+    }
+    only.iter()
+        .map(|name| {
+            catalogue
+                .iter()
+                .copied()
+                .find(|case| case.name == *name)
+                .ok_or_else(|| {
+                    let names: Vec<&str> = catalogue.iter().map(|case| case.name).collect();
+                    anyhow::anyhow!(
+                        "no {kit} case `{name}`; the catalogue: {}",
+                        names.join(", ")
+                    )
+                })
+        })
+        .collect()
 }
 
 /// The Admin API with the operator's token.
@@ -183,26 +201,7 @@ pub struct ProviderKit {
 impl ProviderKit {
     /// Runs the selected cases and grades each.
     pub async fn run(&self) -> anyhow::Result<Report> {
-        let selected: Vec<Case> = if self.options.only.is_empty() {
-            CASES.to_vec()
-        } else {
-            self.options
-                .only
-                .iter()
-                .map(|name| {
-                    case(name).ok_or_else(|| {
-                        anyhow::anyhow!(
-                            "no provider case `{name}`; the catalogue: {}",
-                            CASES
-                                .iter()
-                                .map(|case| case.name)
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        )
-                    })
-                })
-                .collect::<anyhow::Result<_>>()?
-        };
+        let selected = select("provider", CASES, &self.options.only)?;
         let journal = Journal::new(self.admin.clone());
         journal.position().await?;
         let global = self
