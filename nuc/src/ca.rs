@@ -684,6 +684,16 @@ impl Signer {
         &self.certificate_der
     }
 
+    /// The chain certificates sent with each signature (DER, leaf excluded).
+    pub fn chain_der(&self) -> &[Vec<u8>] {
+        &self.chain_der
+    }
+
+    /// The algorithm this signer's key signs with.
+    pub fn algorithm(&self) -> SignatureAlgorithm {
+        self.algorithm
+    }
+
     /// Signs `bytes` and returns the detached signature.
     pub fn sign(&self, bytes: &[u8]) -> Result<Signature, NucError> {
         Ok(Signature {

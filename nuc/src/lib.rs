@@ -5,6 +5,8 @@
 //! - [`verify`]: the signature check («условие 2») against trust anchors;
 //! - [`status`] and [`revocation`]: how a relying party asks the НУЦ about a
 //!   certificate (in-process or over gRPC) and caches the answer;
+//! - [`xmldsig`]: enveloped XML-DSig for the SOAP front door: structure,
+//!   algorithms and digests, the rest left to [`verify`];
 //! - [`service`]: the НУЦ's faces, the `shep.nuc.v1.Nuc` gRPC service and
 //!   the HTTP endpoints its certificates point at.
 //!
@@ -19,3 +21,4 @@ pub mod revocation;
 pub mod service;
 pub mod status;
 pub mod verify;
+pub mod xmldsig;
