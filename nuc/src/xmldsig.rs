@@ -122,7 +122,7 @@ pub fn canonicalize(
     method: C14nMethod,
     inclusive_prefixes: &[String],
 ) -> Result<Vec<u8>, XmlDsigError> {
-    c14n::Standalone::new(element).canonicalize(element, method, inclusive_prefixes, None, true)
+    c14n::Standalone::new(element)?.canonicalize(element, method, inclusive_prefixes, None, true)
 }
 
 /// Canonicalizes `apex`, an element inside `root`'s standalone document, as a
@@ -134,7 +134,7 @@ pub fn canonicalize_subset(
     method: C14nMethod,
     inclusive_prefixes: &[String],
 ) -> Result<Vec<u8>, XmlDsigError> {
-    c14n::Standalone::new(root).canonicalize(apex, method, inclusive_prefixes, None, false)
+    c14n::Standalone::new(root)?.canonicalize(apex, method, inclusive_prefixes, None, false)
 }
 
 /// The signature algorithm a SignatureMethod URI names.

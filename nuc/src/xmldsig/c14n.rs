@@ -95,7 +95,11 @@ impl<'a, 'input> Standalone<'a, 'input> {
     /// between: the standalone document must have declared it itself, and
     /// rendering it on `root` reproduces the signer's document when the
     /// signer declared it at the root (as a good signer does).
-    pub(crate) fn new(root: Node<'a, 'input>) -> Self {
+    ///
+    /// Refuses a subtree nesting deeper than [`MAX_DEPTH`] elements: the
+    /// canonicalization recurses, and roxmltree (iterative) parses any depth.
+    pub(crate) fn new(root: Node<'a, 'input>) -> Result<Self, XmlDsigError> {
+        check_depth(root)?;
         let mut base = Bindings::new();
         if let Some(parent) = root.parent_element() {
             let outside = in_scope(parent);
@@ -107,7 +111,7 @@ impl<'a, 'input> Standalone<'a, 'input> {
                 }
             }
         }
-        Self { root, base }
+        Ok(Self { root, base })
     }
 
     /// The root element.
@@ -203,6 +207,28 @@ impl<'a, 'input> Standalone<'a, 'input> {
         }
         Ok(writer.out)
     }
+}
+
+/// How deep elements may nest under the signed root: far more than any
+/// business document, far less than what overflows a thread's stack.
+pub(crate) const MAX_DEPTH: usize = 256;
+
+/// Refuses a subtree of `root` deeper than [`MAX_DEPTH`], without recursing.
+fn check_depth(root: Node<'_, '_>) -> Result<(), XmlDsigError> {
+    let mut stack = vec![(root, 1)];
+    while let Some((node, depth)) = stack.pop() {
+        if depth > MAX_DEPTH {
+            return Err(XmlDsigError::Malformed(
+                "the signed element nests deeper than 256 elements",
+            ));
+        }
+        stack.extend(
+            node.children()
+                .filter(Node::is_element)
+                .map(|child| (child, depth + 1)),
+        );
+    }
+    Ok(())
 }
 
 /// Every binding roxmltree has in scope at `element`.

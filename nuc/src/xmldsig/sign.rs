@@ -31,7 +31,7 @@ pub fn sign_enveloped(
         C14nMethod::ExclusiveWithComments => C14nMethod::Exclusive,
         other => other,
     };
-    let content = Standalone::new(root).canonicalize(root, reference_method, &[], None, true)?;
+    let content = Standalone::new(root)?.canonicalize(root, reference_method, &[], None, true)?;
     let digest = ring::digest::digest(&ring::digest::SHA256, &content);
     let algorithm = signer.algorithm();
     let signed_info = format!(
@@ -81,7 +81,7 @@ pub fn sign_enveloped(
         .filter(|node| node.has_tag_name((DSIG_NS, "Signature")))
         .and_then(|signature| signature.first_element_child())
         .ok_or(XmlDsigError::Malformed("the signature was not inserted"))?;
-    let bytes = Standalone::new(draft_root).canonicalize(info, c14n, &[], None, false)?;
+    let bytes = Standalone::new(draft_root)?.canonicalize(info, c14n, &[], None, false)?;
     let mut value = signer.sign(&bytes)?.value;
     if algorithm == SignatureAlgorithm::EcdsaP256Sha256 {
         value = ecdsa_der_to_raw(&value)?;

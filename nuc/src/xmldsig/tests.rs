@@ -521,3 +521,76 @@ fn empty_root_element_is_signed_too() {
     let verified = verify_all(&signed, "doc").unwrap();
     assert_eq!(cryptographic(&verified).unwrap(), "850315301235");
 }
+
+/// Documents signed by xmlsec1 1.2.37 (libxmlsec, as Java/.NET/Python
+/// signers are interoperable with): exclusive c14n with PrefixLists and a
+/// default-namespace `Signature`; a `#Id` reference with inclusive c14n
+/// WithComments and pretty-printed SignedInfo. Both verify standalone and
+/// inside a SOAP envelope; the certificates are checked as of their issue.
+#[test]
+fn documents_signed_by_xmlsec1_verify() {
+    let pem = include_str!("testdata/xmlsec1-ca.pem");
+    let certificates: Vec<Vec<u8>> =
+        <rustls_pki_types::CertificateDer<'_> as rustls_pki_types::pem::PemObject>::pem_slice_iter(
+            pem.as_bytes(),
+        )
+        .map(|der| der.unwrap().to_vec())
+        .collect();
+    let verifier = SignatureVerifier::new(
+        &certificates[..1],
+        &certificates[1..],
+        Duration::from_secs(60),
+    )
+    .unwrap();
+    for (name, xml) in [
+        ("exc", include_str!("testdata/xmlsec1-rsa-exc-c14n.xml")),
+        ("id", include_str!("testdata/xmlsec1-ecdsa-id-ref.xml")),
+    ] {
+        let body = xml.trim_start_matches("<?xml version=\"1.0\"?>\n");
+        for text in [xml.to_owned(), in_soap(body)] {
+            let doc = parse(&text).unwrap();
+            let verified = verify_enveloped(&doc, find(&doc, "root"))
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            let (_, leaf) =
+                x509_parser::parse_x509_certificate(&verified.signature.certificate_der).unwrap();
+            let issued =
+                OffsetDateTime::from_unix_timestamp(leaf.validity().not_before.timestamp())
+                    .unwrap();
+            let signer = verifier
+                .verify(
+                    Some(&verified.signature),
+                    &verified.signed_info,
+                    issued + time::Duration::hours(2),
+                )
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(signer.iin.as_deref(), Some("850315301235"));
+            let tampered = text
+                .replacen(">1<", ">2<", 1)
+                .replacen("&lt;cdata&gt;", "&lt;CDATA&gt;", 1)
+                .replacen("<![CDATA[<cdata>]]>", "<![CDATA[<CDATA>]]>", 1);
+            let doc = parse(&tampered).unwrap();
+            assert!(
+                matches!(
+                    verify_enveloped(&doc, find(&doc, "root")),
+                    Err(XmlDsigError::DigestMismatch { .. })
+                ),
+                "{name}"
+            );
+        }
+    }
+}
+
+#[test]
+fn deep_nesting_is_refused_without_recursing() {
+    let deep = |depth: usize| format!("{}{}", "<a>".repeat(depth), "</a>".repeat(depth));
+    let signer = signer(KeyAlgorithm::Ed25519);
+    let signed = sign_enveloped(&deep(255), signer, C14nMethod::Inclusive).unwrap();
+    verify_all(&signed, "a").unwrap();
+    let error = sign_enveloped(&deep(257), signer, C14nMethod::Inclusive).unwrap_err();
+    assert!(matches!(error, XmlDsigError::Malformed(_)), "{error}");
+    // Deep enough to overflow a recursive walk: refused, not a crash.
+    let xml = deep(200_000);
+    let doc = parse(&xml).unwrap();
+    let error = verify_enveloped(&doc, doc.root_element()).unwrap_err();
+    assert!(matches!(error, XmlDsigError::Malformed(_)), "{error}");
+}

@@ -29,6 +29,7 @@ pub fn verify_enveloped(
             "the signed root is not an element of this document",
         ));
     }
+    let view = Standalone::new(signed_root)?;
     let mut signatures = signed_root
         .children()
         .filter(|child| child.has_tag_name((DSIG_NS, "Signature")));
@@ -50,7 +51,6 @@ pub fn verify_enveloped(
     let canonicalization = expect(info.next(), "CanonicalizationMethod")?;
     let (method, prefixes) = c14n_method(canonicalization)?;
     let algorithm = signature_algorithm(algorithm_of(expect(info.next(), "SignatureMethod")?)?)?;
-    let view = Standalone::new(signed_root);
     let mut covers_root = false;
     let mut references = 0;
     for reference in info {
@@ -58,6 +58,9 @@ pub fn verify_enveloped(
             return Err(XmlDsigError::Malformed(
                 "SignedInfo holds something other than References after SignatureMethod",
             ));
+        }
+        if references == MAX_REFERENCES {
+            return Err(XmlDsigError::Malformed("more than 16 References"));
         }
         let apex = check_reference(&view, reference, signature)?;
         covers_root |= apex == signed_root;
@@ -101,6 +104,10 @@ pub fn verify_enveloped(
         signed_info: signed_info_c14n,
     })
 }
+
+/// References per signature, at most: each canonicalizes up to the whole
+/// document.
+const MAX_REFERENCES: usize = 16;
 
 /// Checks one Reference's digest; returns the element it covers.
 fn check_reference<'a, 'input>(
