@@ -14,8 +14,6 @@
 
 mod c14n;
 mod sign;
-#[cfg(test)]
-mod tests;
 mod verify;
 
 pub use c14n::C14nMethod;
@@ -113,10 +111,12 @@ pub fn parse(xml: &str) -> Result<roxmltree::Document<'_>, XmlDsigError> {
     Ok(roxmltree::Document::parse_with_options(xml, options)?)
 }
 
-/// Canonicalizes `element` as the root of a standalone document (see the
-/// namespace rule in [`c14n`]); when `element` is its document's root
-/// element, the processing instructions (and, with comments, the comments)
-/// around it are rendered too, as for a whole document.
+/// Canonicalizes `element` as the root of a standalone document: of the
+/// namespaces declared above it (a SOAP envelope's), only those its subtree
+/// uses in element or attribute names are rendered, on `element`. When
+/// `element` is its document's root element, the processing instructions
+/// (and, with comments, the comments) around it are rendered too, as for a
+/// whole document.
 pub fn canonicalize(
     element: Node<'_, '_>,
     method: C14nMethod,
@@ -247,3 +247,6 @@ fn ecdsa_der_to_raw(der: &[u8]) -> Result<Vec<u8>, XmlDsigError> {
     }
     Ok(raw)
 }
+
+#[cfg(test)]
+mod tests;
