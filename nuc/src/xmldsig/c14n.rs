@@ -136,11 +136,10 @@ impl<'a, 'input> Standalone<'a, 'input> {
         bindings
     }
 
-    /// Canonicalizes the subtree of `apex` (an element of the view, or the
-    /// document node when the view's root is the document element), leaving
+    /// Canonicalizes the subtree of `apex` (an element of the view), leaving
     /// out the subtree of `exclude` (the enveloped signature). `document`:
-    /// the apex stands for the whole document, so the processing
-    /// instructions (and comments) around the root element are rendered too.
+    /// an apex that is the document element stands for the whole document,
+    /// so the processing instructions (and comments) around it are rendered.
     pub(crate) fn canonicalize(
         &self,
         apex: Node<'a, 'input>,
@@ -149,9 +148,9 @@ impl<'a, 'input> Standalone<'a, 'input> {
         exclude: Option<NodeId>,
         document: bool,
     ) -> Result<Vec<u8>, XmlDsigError> {
-        if !apex.is_element() {
+        if !apex.is_element() || !apex.ancestors().any(|node| node == self.root) {
             return Err(XmlDsigError::Malformed(
-                "only an element can be canonicalized",
+                "only an element of the signed subtree can be canonicalized",
             ));
         }
         let mut writer = Writer {
