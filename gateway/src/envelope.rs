@@ -263,6 +263,7 @@ mod tests {
 
     fn run(body: &Body) -> Result<Inbound, GatewayError> {
         let envelope = SignedEnvelope {
+            xml_data: Vec::new(),
             body: body.encode_to_vec(),
             signature: None,
         };
@@ -279,6 +280,7 @@ mod tests {
     #[test]
     fn rejects_garbage_bytes() {
         let envelope = SignedEnvelope {
+            xml_data: Vec::new(),
             body: vec![0xff, 0xff, 0xff, 0x01],
             signature: None,
         };

@@ -32,8 +32,10 @@ mod provider;
 mod registry;
 pub mod routes;
 pub mod server;
+mod soap;
 mod status;
 pub mod storage;
 #[cfg(test)]
 mod testing;
 pub mod toolkit;
+pub mod xmldata;

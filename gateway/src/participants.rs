@@ -252,7 +252,7 @@ fn basic_credential<T>(request: &Request<T>) -> Result<Option<(String, String)>,
     Ok(Some((id.to_owned(), password.to_owned())))
 }
 
-fn from_password(
+pub(crate) fn from_password(
     routes: &RoutingTable,
     (id, password): (String, String),
 ) -> Result<Principal, GatewayError> {

@@ -139,6 +139,11 @@ pub struct SystemSpec {
     /// streamed with the Provider service, acknowledged like deliveries.
     #[serde(default)]
     pub responses: bool,
+    /// The system's own SOAP endpoint (ШЭП's PUSH, `IAsyncChannelClient`):
+    /// its queue is delivered there with `sendMessage`, and the status changes
+    /// of the applications it sent with `changeMassageStatusNotification`.
+    /// `http://` only.
+    pub soap_endpoint: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -321,6 +326,7 @@ impl RoutingTable {
                 return Err(invalid(format!("system `{}` is defined twice", system.id)));
             }
             validate_operators(&system).map_err(invalid)?;
+            validate_endpoint(&system).map_err(invalid)?;
             systems.insert(system.id.clone(), system);
         }
 
@@ -442,6 +448,19 @@ impl RoutingTable {
             format!("{}+admin-api", self.source)
         };
         Self::from_toml(&text, &source, registries)
+    }
+}
+
+fn validate_endpoint(system: &SystemSpec) -> Result<(), String> {
+    let Some(url) = &system.soap_endpoint else {
+        return Ok(());
+    };
+    match url.parse::<http::Uri>() {
+        Ok(uri) if uri.scheme_str() == Some("http") && uri.host().is_some() => Ok(()),
+        _ => Err(format!(
+            "system `{}`: `soap_endpoint` must be an http:// URL with a host, got `{url}`",
+            system.id
+        )),
     }
 }
 

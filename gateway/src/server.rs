@@ -323,7 +323,8 @@ pub struct RunningGateway {
     shutdown: Option<oneshot::Sender<()>>,
     server: JoinHandle<Result<(), tonic::transport::Error>>,
     sweeper: JoinHandle<()>,
-    /// The remote registries' health probes (aborted when dropped).
+    /// The background tasks: the remote registries' health probes, the
+    /// overdue marks, the SOAP pushes (aborted when dropped).
     probes: JoinSet<()>,
 }
 
@@ -473,6 +474,8 @@ pub async fn start_on(
     probes.spawn(follow_not_serving_faults(engine.clone(), health.clone()));
     probes.spawn(follow_storage(engine.clone(), health.clone()));
     probes.spawn(crate::overdue::run(engine.clone()));
+    // ШЭП's PUSH to the systems that have a `soap_endpoint`.
+    crate::soap::push::spawn(&engine, &mut probes);
 
     let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
     // Call, Submit and Report share one pipeline, its layers and its limit.
@@ -492,6 +495,7 @@ pub async fn start_on(
     }
     let authenticate = Authenticate::new(engine.clone(), required);
     let max_message = config.limits.max_message_bytes;
+    let soap_pipeline = pipeline.clone();
     let grpc = tonic::service::Routes::new(health_service)
         .add_service(reflection_builder().build_v1()?)
         .add_service(reflection_builder().build_v1alpha()?)
@@ -527,6 +531,14 @@ pub async fn start_on(
     // The Admin API over HTTP calls the gRPC services in-process: a clone of
     // them, without the HTTP routes, so it cannot call itself.
     let admin_http = crate::admin_http::router(grpc.clone())?;
+    // ШЭП's SOAP front door: the same pipeline and services, in ШЭП's terms.
+    let soap = crate::soap::router(
+        engine.clone(),
+        soap_pipeline,
+        required,
+        config.listener_tls(),
+        max_message,
+    );
     // Plain HTTP on the same port for what certificates point at (the CRL),
     // the metrics and the Admin API as JSON.
     let routes = grpc
@@ -535,20 +547,19 @@ pub async fn start_on(
         .layer(axum::middleware::map_response(crate::grpc::refine))
         .merge(http_routes(ca.clone()))
         .merge(metrics_route(engine.clone()))
-        .merge(admin_http);
-    let mut builder = tonic::transport::Server::builder();
-    if let Some(tls) = tls::server_tls(&config, &data_dir, &ca, addr, &anchors)? {
-        builder = builder
-            .tls_config(tls)
-            .context("configuring TLS (`tls.cert`, `tls.key`, `tls.client_ca`)")?;
-    }
-    let server = builder.accept_http1(true).add_routes(routes.into());
+        .merge(admin_http)
+        .merge(soap);
+    let tls = tls::server_tls(&config, &data_dir, &ca, addr, &anchors)
+        .context("configuring TLS (`tls.cert`, `tls.key`, `tls.client_ca`)")?;
+    let server = tonic::transport::Server::builder()
+        .accept_http1(true)
+        .add_routes(routes.into());
     // Nagle's algorithm would hold small unary answers back for ~40 ms.
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     // Tracked, so a `drop_connection` fault can cut a caller's connection;
     // coalesced, one write per turn of each connection rather than one per
     // answer (coalesce.rs).
-    let coalesce = if !config.listener_tls() {
+    let coalesce = if tls.is_none() {
         crate::coalesce::Coalesce::new
     } else {
         crate::coalesce::Coalesce::direct
@@ -557,9 +568,16 @@ pub async fn start_on(
         engine.toolkit().connections.track(incoming),
         move |accepted| accepted.map(coalesce),
     );
-    let server = tokio::spawn(server.serve_with_incoming_shutdown(incoming, async {
+    let stop = async {
         let _ = shutdown_rx.await;
-    }));
+    };
+    let server = match tls {
+        // TLS terminated here rather than by tonic, whose ALPN offers h2 only.
+        Some(tls) => {
+            tokio::spawn(server.serve_with_incoming_shutdown(tls::accept(tls, incoming), stop))
+        }
+        None => tokio::spawn(server.serve_with_incoming_shutdown(incoming, stop)),
+    };
 
     // Leases are checked a few times per lease period.
     let tick = (engine.lease() / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));

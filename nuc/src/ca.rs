@@ -709,6 +709,7 @@ impl Signer {
         let bytes = body.encode_to_vec();
         let signature = self.sign(&bytes)?;
         Ok(SignedEnvelope {
+            xml_data: Vec::new(),
             body: bytes,
             signature: Some(signature),
         })

@@ -165,6 +165,25 @@ impl TrustAnchors {
         &self,
         envelope: &SignedEnvelope,
     ) -> Result<shep_nuc::verify::SignerIdentity, shep_gateway::error::GatewayError> {
+        // Business data signed as XML (sent through the SOAP front door):
+        // its XMLDSig, and the body's fields equal to the signed XML's.
+        if !envelope.xml_data.is_empty() {
+            let body = prost::Message::decode(envelope.body.as_slice()).map_err(
+                |error: prost::DecodeError| {
+                    shep_gateway::error::GatewayError::MalformedBody(error.to_string())
+                },
+            )?;
+            let verified = shep_gateway::xmldata::check_signed(&envelope.xml_data, &body)?;
+            return self
+                .verifier
+                .verify(
+                    Some(&verified.signature),
+                    &verified.signed_info,
+                    time::OffsetDateTime::now_utc(),
+                )
+                .map(|signer| (*signer).clone())
+                .map_err(shep_gateway::error::GatewayError::from);
+        }
         self.verifier
             .verify(
                 envelope.signature.as_ref(),

@@ -555,6 +555,7 @@ mod tests {
     #[test]
     fn a_frame_is_flag_length_message() {
         let envelope = SignedEnvelope {
+            xml_data: Vec::new(),
             body: vec![7; 300],
             signature: None,
         };

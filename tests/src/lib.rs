@@ -494,6 +494,23 @@ impl TestGateway {
             .expect("issuing a certificate")
     }
 
+    /// A new certificate for `spec` from the running gateway's own НУЦ,
+    /// written as `<name>.key.pem` (PKCS#8) and `<name>.cert.pem` in the
+    /// test's temp directory, for clients in other languages.
+    pub fn issue_files(&self, spec: &IdentitySpec, name: &str) -> (PathBuf, PathBuf) {
+        let dir = self.temp_dir().join("issued");
+        std::fs::create_dir_all(&dir).expect("creating the issued directory");
+        self.running
+            .ca
+            .issue(spec)
+            .and_then(|issued| issued.write(&dir, name))
+            .expect("issuing a certificate");
+        (
+            dir.join(format!("{name}.key.pem")),
+            dir.join(format!("{name}.cert.pem")),
+        )
+    }
+
     /// A signer with a new certificate for `spec` from the test НУЦ.
     pub fn issue(&self, spec: &IdentitySpec) -> Signer {
         self.ca()

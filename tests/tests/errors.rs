@@ -114,6 +114,7 @@ async fn a_message_over_the_configured_limit_is_too_large_with_the_limit() {
     // One byte over the limit: refused before the gateway reads it, yet in
     // the catalogue's terms (the edge rewrites tonic's OUT_OF_RANGE).
     let oversized = SignedEnvelope {
+        xml_data: Vec::new(),
         body: vec![0; LIMIT + 1],
         signature: None,
     };
@@ -130,6 +131,7 @@ async fn a_message_over_the_configured_limit_is_too_large_with_the_limit() {
     );
     // Just under the limit the gateway reads it and answers from its checks.
     let almost = SignedEnvelope {
+        xml_data: Vec::new(),
         body: vec![0; LIMIT - 64],
         signature: None,
     };

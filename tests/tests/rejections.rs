@@ -51,6 +51,7 @@ async fn a_body_that_is_not_a_protobuf_body_is_malformed() {
     // Field 1 with wire type 7 does not exist in protobuf.
     let garbage = b"\x0f\xff\xfe this is not a shep Body".to_vec();
     let envelope = SignedEnvelope {
+        xml_data: Vec::new(),
         signature: Some(applicant.signer.sign(&garbage).unwrap()),
         body: garbage,
     };
@@ -159,6 +160,7 @@ async fn an_unsigned_envelope_is_refused() {
     let gw = TestGateway::start().await;
     let applicant = gw.applicant();
     let envelope = SignedEnvelope {
+        xml_data: Vec::new(),
         body: application(&applicant).encode_to_vec(),
         signature: None,
     };
@@ -334,6 +336,7 @@ async fn an_unknown_service_is_refused_before_the_signature_is_checked() {
         submit(
             &gw,
             SignedEnvelope {
+                xml_data: Vec::new(),
                 body: body.encode_to_vec(),
                 signature: None,
             },

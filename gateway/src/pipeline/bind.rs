@@ -164,6 +164,7 @@ mod tests {
                 certificate_der: der,
                 ..Default::default()
             }),
+            xml_data: Vec::new(),
         };
         let mut asked = request(envelope, None);
         resolve(&engine, &mut asked);

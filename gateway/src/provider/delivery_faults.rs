@@ -68,6 +68,27 @@ pub(crate) fn corrupt(delivery: &mut Delivery) {
     let Some(envelope) = delivery.envelope.as_mut() else {
         return;
     };
+    // Signed XML (the SOAP front door): a letter of its SignatureValue,
+    // changed for another base64 letter so the document stays well-formed.
+    if !envelope.xml_data.is_empty() {
+        const TAG: &[u8] = b"SignatureValue>";
+        if let Some(at) = envelope
+            .xml_data
+            .windows(TAG.len())
+            .position(|window| window == TAG)
+            .map(|at| at + TAG.len())
+            .and_then(|start| {
+                envelope.xml_data[start..]
+                    .iter()
+                    .position(u8::is_ascii_alphanumeric)
+                    .map(|offset| start + offset)
+            })
+        {
+            let letter = &mut envelope.xml_data[at];
+            *letter = if *letter == b'A' { b'B' } else { b'A' };
+            return;
+        }
+    }
     let target = match envelope.signature.as_mut() {
         Some(signature) if !signature.value.is_empty() => &mut signature.value,
         _ => &mut envelope.body,
@@ -103,6 +124,7 @@ mod tests {
                 value: vec![9, 8, 7],
                 ..Signature::default()
             }),
+            xml_data: Vec::new(),
         };
         let mut delivery = Delivery {
             envelope: Some(envelope.clone()),
@@ -115,6 +137,7 @@ mod tests {
 
         let mut unsigned = Delivery {
             envelope: Some(SignedEnvelope {
+                xml_data: Vec::new(),
                 body: vec![1, 2, 3],
                 signature: None,
             }),

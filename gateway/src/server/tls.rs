@@ -4,9 +4,19 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use anyhow::Context as _;
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use shep_nuc::ca::CertificateAuthority;
-use tonic::transport::{Certificate, Identity, ServerTlsConfig};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::mpsc;
+use tokio_rustls::server::TlsStream;
+use tokio_rustls::{TlsAcceptor, rustls};
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::{Stream, StreamExt as _};
 
 use super::DataDir;
 use crate::config::{GatewayConfig, ParticipantAuth};
@@ -21,7 +31,7 @@ pub(super) fn server_tls(
     ca: &CertificateAuthority,
     addr: SocketAddr,
     anchors: &[Vec<u8>],
-) -> anyhow::Result<Option<ServerTlsConfig>> {
+) -> anyhow::Result<Option<Arc<rustls::ServerConfig>>> {
     let read = |path: &PathBuf| {
         std::fs::read(path).with_context(|| format!("reading `{}`", path.display()))
     };
@@ -50,7 +60,6 @@ pub(super) fn server_tls(
         }
         _ => return Ok(None),
     };
-    let mut server = ServerTlsConfig::new().identity(Identity::from_pem(cert, key));
     let client_ca = match &tls.client_ca {
         Some(path) => Some(read(path)?),
         None if required => Some(
@@ -62,13 +71,80 @@ pub(super) fn server_tls(
         ),
         None => None,
     };
-    if let Some(client_ca) = client_ca {
-        // Asked for, not required by the handshake: a system may use its
-        // password instead, and the admin API its token; the participant
-        // services refuse a call that proves nobody.
-        server = server
-            .client_ca_root(Certificate::from_pem(client_ca))
-            .client_auth_optional(true);
-    }
-    Ok(Some(server))
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .context("TLS protocol versions")?;
+    let builder = match client_ca {
+        Some(client_ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for certificate in CertificateDer::pem_slice_iter(&client_ca) {
+                roots
+                    .add(certificate.context("reading the client CA certificates")?)
+                    .context("a client CA certificate")?;
+            }
+            // Asked for, not required by the handshake: a system may use its
+            // password instead, and the admin API its token; the participant
+            // services refuse a call that proves nobody.
+            let verifier =
+                rustls::server::WebPkiClientVerifier::builder_with_provider(roots.into(), provider)
+                    .allow_unauthenticated()
+                    .build()
+                    .context("the client certificate verifier")?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let chain = CertificateDer::pem_slice_iter(&cert)
+        .collect::<Result<Vec<_>, _>>()
+        .context("reading the listener's certificate (`tls.cert`)")?;
+    let key =
+        PrivateKeyDer::from_pem_slice(&key).context("reading the listener's key (`tls.key`)")?;
+    let mut server = builder
+        .with_single_cert(chain, key)
+        .context("the listener's certificate and key (`tls.cert`, `tls.key`)")?;
+    // gRPC needs h2; SOAP clients and the admin JSON's ask for HTTP/1.1.
+    server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Some(Arc::new(server)))
+}
+
+/// A handshake that takes longer than this is dropped.
+const HANDSHAKE: Duration = Duration::from_secs(10);
+
+/// The accepted connections of `incoming` once their TLS handshakes finish,
+/// each handshake on its own task so a slow client holds back no other.
+pub(super) fn accept<S, IO>(
+    config: Arc<rustls::ServerConfig>,
+    incoming: S,
+) -> ReceiverStream<std::io::Result<TlsStream<IO>>>
+where
+    S: Stream<Item = std::io::Result<IO>> + Send + 'static,
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let acceptor = TlsAcceptor::from(config);
+    let (tx, rx) = mpsc::channel(64);
+    tokio::spawn(async move {
+        let mut incoming = std::pin::pin!(incoming);
+        while let Some(accepted) = incoming.next().await {
+            let stream = match accepted {
+                Ok(stream) => stream,
+                Err(error) => {
+                    tracing::debug!(%error, "accepting a connection");
+                    continue;
+                }
+            };
+            let acceptor = acceptor.clone();
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                match tokio::time::timeout(HANDSHAKE, acceptor.accept(stream)).await {
+                    Ok(Ok(tls)) => {
+                        let _ = tx.send(Ok(tls)).await;
+                    }
+                    Ok(Err(error)) => tracing::debug!(%error, "TLS handshake failed"),
+                    Err(_) => tracing::debug!("TLS handshake timed out"),
+                }
+            });
+        }
+    });
+    ReceiverStream::new(rx)
 }

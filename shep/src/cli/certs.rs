@@ -383,6 +383,7 @@ pub(super) fn sign(key: &Path, cert: &Path, body: &Path, out: &Path) -> anyhow::
         )
     })?;
     let envelope = shep_proto::envelope::v1::SignedEnvelope {
+        xml_data: Vec::new(),
         signature: Some(signer.sign(&bytes)?),
         body: bytes,
     };
