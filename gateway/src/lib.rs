@@ -33,6 +33,7 @@ mod registry;
 pub mod routes;
 pub mod server;
 mod soap;
+pub mod soap_client;
 mod status;
 pub mod storage;
 #[cfg(test)]

@@ -33,6 +33,7 @@ use crate::registry::RegistriesHandle;
 use crate::routes::{DEFAULT_ROUTES, Role, RoutingTable};
 use crate::storage;
 
+mod listen;
 mod tls;
 
 /// The demo applicant's IIN: a built-in ГБД ФЛ person of Есильский район
@@ -551,33 +552,9 @@ pub async fn start_on(
         .merge(soap);
     let tls = tls::server_tls(&config, &data_dir, &ca, addr, &anchors)
         .context("configuring TLS (`tls.cert`, `tls.key`, `tls.client_ca`)")?;
-    let server = tonic::transport::Server::builder()
-        .accept_http1(true)
-        .add_routes(routes.into());
-    // Nagle's algorithm would hold small unary answers back for ~40 ms.
-    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-    // Tracked, so a `drop_connection` fault can cut a caller's connection;
-    // coalesced, one write per turn of each connection rather than one per
-    // answer (coalesce.rs).
-    let coalesce = if tls.is_none() {
-        crate::coalesce::Coalesce::new
-    } else {
-        crate::coalesce::Coalesce::direct
-    };
-    let incoming = tokio_stream::StreamExt::map(
-        engine.toolkit().connections.track(incoming),
-        move |accepted| accepted.map(coalesce),
-    );
-    let stop = async {
+    let server = listen::serve(&engine, routes, listener, tls, async {
         let _ = shutdown_rx.await;
-    };
-    let server = match tls {
-        // TLS terminated here rather than by tonic, whose ALPN offers h2 only.
-        Some(tls) => {
-            tokio::spawn(server.serve_with_incoming_shutdown(tls::accept(tls, incoming), stop))
-        }
-        None => tokio::spawn(server.serve_with_incoming_shutdown(incoming, stop)),
-    };
+    });
 
     // Leases are checked a few times per lease period.
     let tick = (engine.lease() / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));

@@ -390,7 +390,7 @@ mod tests {
     #[test]
     fn unknown_and_info_fields_are_refused_by_name() {
         for (xml, expect) in [
-            ("<body><colour>red</colour></body>", "body/colour"),
+            ("<body><colour>red</colour></body>", "data/colour"),
             ("<body><serviceId>x</serviceId></body>", "requestInfo"),
             ("<body><test>maybe</test></body>", "a boolean"),
             ("<body><channel>TELEPATHY</channel></body>", "Channel"),

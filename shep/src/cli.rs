@@ -15,6 +15,7 @@ mod provider;
 mod registry;
 mod send;
 mod serve;
+mod soap;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

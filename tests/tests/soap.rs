@@ -281,3 +281,80 @@ async fn a_zeep_client_built_from_the_served_wsdl_runs_the_sync_and_async_flows(
         );
     }
 }
+
+/// `shep send --soap` on the default gateway (TLS, the portal's transport
+/// certificate): a lookup answered with the record, an application a gRPC
+/// provider receives with the applicant's signed XML, which it can verify
+/// and which a corrupted copy fails.
+#[tokio::test]
+async fn shep_send_soap_reaches_grpc_providers_with_verifiable_signed_xml() {
+    let gw = TestGateway::builder().authenticated().start().await;
+    let url = gw.url();
+    let data = path(&gw.data_dir().0).to_owned();
+    let base = ["send", "--soap", "--gateway", &url, "--data-dir", &data];
+
+    let lookup = run_shep(
+        &[
+            &base[..],
+            &["--service", LOOKUP_SERVICE, "--subject", APPLICANT_IIN],
+        ]
+        .concat(),
+    )
+    .await;
+    let answer = lookup.ok();
+    assert!(answer.starts_with("00000 "), "{answer}");
+    assert!(
+        answer.contains(&format!("<iin>{APPLICANT_IIN}</iin>")),
+        "{answer}"
+    );
+
+    let form = gw.temp_dir().join("form.json");
+    std::fs::write(&form, r#"{"child_iin":"061211600012","kind":"опека"}"#).unwrap();
+    let mut provider =
+        Subscription::open(gw.channel_as(ESIL_PROVIDER).await, hello(ESIL_PROVIDER, 1))
+            .await
+            .unwrap_or_else(|status| panic!("Subscribe: {}", describe(&status)));
+    let sent = run_shep(
+        &[
+            &base[..],
+            &[
+                "--service",
+                ESIL_SERVICE,
+                "--subject",
+                APPLICANT_IIN,
+                "--payload",
+                path(&form),
+            ],
+        ]
+        .concat(),
+    )
+    .await;
+    let receipt = sent.ok();
+    assert!(
+        receipt.starts_with("accepted over SOAP: message_id "),
+        "{receipt}"
+    );
+    let message_id = receipt.trim().rsplit(' ').next().unwrap().to_owned();
+
+    let delivery = provider.next_delivery().await;
+    assert_eq!(delivery.message_id, message_id);
+    let envelope = delivery.envelope.expect("the envelope");
+    let xml = String::from_utf8(envelope.xml_data.clone()).expect("signed XML");
+    assert!(xml.contains("SignatureValue"), "{xml}");
+    let anchors = shep::client::TrustAnchors::from_nuc_dir(&gw.data_dir().nuc()).unwrap();
+    let signer = anchors
+        .verify_envelope(&envelope)
+        .expect("the applicant's XMLDSig verifies");
+    assert_eq!(signer.iin.as_deref(), Some(APPLICANT_IIN));
+
+    // A copy whose body says something the signed XML does not is refused.
+    let mut changed = envelope.clone();
+    let mut body =
+        <shep_proto::envelope::v1::Body as prost::Message>::decode(changed.body.as_slice())
+            .unwrap();
+    body.purpose = "не то, что подписано".to_owned();
+    changed.body = prost::Message::encode_to_vec(&body);
+    let refused = anchors.verify_envelope(&changed).unwrap_err();
+    assert_eq!(refused.reason(), Reason::SignatureInvalid, "{refused}");
+    provider.accept(&message_id).await;
+}

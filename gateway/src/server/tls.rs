@@ -5,18 +5,12 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context as _;
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use shep_nuc::ca::CertificateAuthority;
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::mpsc;
-use tokio_rustls::server::TlsStream;
-use tokio_rustls::{TlsAcceptor, rustls};
-use tokio_stream::wrappers::ReceiverStream;
-use tokio_stream::{Stream, StreamExt as _};
+use tokio_rustls::rustls;
 
 use super::DataDir;
 use crate::config::{GatewayConfig, ParticipantAuth};
@@ -106,45 +100,4 @@ pub(super) fn server_tls(
     // gRPC needs h2; SOAP clients and the admin JSON's ask for HTTP/1.1.
     server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Some(Arc::new(server)))
-}
-
-/// A handshake that takes longer than this is dropped.
-const HANDSHAKE: Duration = Duration::from_secs(10);
-
-/// The accepted connections of `incoming` once their TLS handshakes finish,
-/// each handshake on its own task so a slow client holds back no other.
-pub(super) fn accept<S, IO>(
-    config: Arc<rustls::ServerConfig>,
-    incoming: S,
-) -> ReceiverStream<std::io::Result<TlsStream<IO>>>
-where
-    S: Stream<Item = std::io::Result<IO>> + Send + 'static,
-    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let acceptor = TlsAcceptor::from(config);
-    let (tx, rx) = mpsc::channel(64);
-    tokio::spawn(async move {
-        let mut incoming = std::pin::pin!(incoming);
-        while let Some(accepted) = incoming.next().await {
-            let stream = match accepted {
-                Ok(stream) => stream,
-                Err(error) => {
-                    tracing::debug!(%error, "accepting a connection");
-                    continue;
-                }
-            };
-            let acceptor = acceptor.clone();
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                match tokio::time::timeout(HANDSHAKE, acceptor.accept(stream)).await {
-                    Ok(Ok(tls)) => {
-                        let _ = tx.send(Ok(tls)).await;
-                    }
-                    Ok(Err(error)) => tracing::debug!(%error, "TLS handshake failed"),
-                    Err(_) => tracing::debug!("TLS handshake timed out"),
-                }
-            });
-        }
-    });
-    ReceiverStream::new(rx)
 }

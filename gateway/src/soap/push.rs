@@ -11,8 +11,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt as _, Full};
 use shep_proto::gateway::v1::StatusEvent;
 use shep_proto::provider::v1::{Ack, Delivery, ReceiveStatus, ResendMessage};
 
@@ -27,8 +25,6 @@ const CLIENT_INTERFACES: &str = "http://bip.bee.kz/AsyncChannel/v10/Interfaces/C
 const IDLE: Duration = Duration::from_millis(50);
 /// Deliveries taken per endpoint per round.
 const BATCH: usize = 16;
-/// An endpoint that does not answer in this time has not taken the message.
-const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Pushes deliveries and status notifications until `tasks` is aborted.
 pub(crate) fn spawn(engine: &Arc<Engine>, tasks: &mut tokio::task::JoinSet<()>) {
@@ -88,7 +84,7 @@ async fn push_one(engine: &Engine, system: &str, url: &str, delivery: &Delivery)
             Some(delivery)
         ),
     );
-    let ack = match post(url, body).await {
+    let ack = match crate::soap_client::post(url, body, None, &[]).await {
         Ok((200, _)) => Ack {
             message_id: delivery.message_id.clone(),
             receive_status: ReceiveStatus::MessageAccepted as i32,
@@ -151,7 +147,7 @@ async fn notify(engine: Arc<Engine>) {
             continue;
         };
         let body = notification(&event);
-        if let Err(error) = post(&url, body).await {
+        if let Err(error) = crate::soap_client::post(&url, body, None, &[]).await {
             tracing::info!(%url, %error, "push: a status notification was not taken");
         }
     }
@@ -184,46 +180,4 @@ fn notification(event: &StatusEvent) -> String {
         escape(&message.join("; ")),
         super::fault::now(),
     )
-}
-
-/// POSTs a SOAP message to `url` (plain HTTP/1.1); the HTTP status and body.
-pub(crate) async fn post(url: &str, body: String) -> Result<(u16, String), String> {
-    tokio::time::timeout(TIMEOUT, post_once(url, body))
-        .await
-        .map_err(|_| format!("no answer in {TIMEOUT:?}"))?
-}
-
-async fn post_once(url: &str, body: String) -> Result<(u16, String), String> {
-    let uri: http::Uri = url.parse().map_err(|error| format!("`{url}`: {error}"))?;
-    if uri.scheme_str() != Some("http") {
-        return Err(format!("`{url}`: only http:// endpoints are pushed to"));
-    }
-    let host = uri.host().ok_or_else(|| format!("`{url}` has no host"))?;
-    let port = uri.port_u16().unwrap_or(80);
-    let stream = tokio::net::TcpStream::connect((host, port))
-        .await
-        .map_err(|error| format!("connecting to {host}:{port}: {error}"))?;
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .map_err(|error| error.to_string())?;
-    tokio::spawn(connection);
-    let request = http::Request::post(uri.path_and_query().map_or("/", |path| path.as_str()))
-        .header(http::header::HOST, format!("{host}:{port}"))
-        .header(http::header::CONTENT_TYPE, "text/xml; charset=utf-8")
-        .header("SOAPAction", "\"\"")
-        .body(Full::new(Bytes::from(body)))
-        .map_err(|error| error.to_string())?;
-    let response = sender
-        .send_request(request)
-        .await
-        .map_err(|error| error.to_string())?;
-    let status = response.status().as_u16();
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .map_err(|error| error.to_string())?
-        .to_bytes();
-    Ok((status, String::from_utf8_lossy(&bytes).into_owned()))
 }

@@ -91,6 +91,14 @@ pub(super) struct SendArgs {
     session: Option<String>,
     #[command(flatten)]
     signing: SigningArgs,
+    /// Sends over ШЭП's SOAP front door (`/bip-sync/`, `/bip-async/`) instead
+    /// of gRPC, the business data signed as XML (docs/SOAP.md).
+    #[arg(long, conflicts_with_all = ["envelope", "watch"])]
+    soap: bool,
+    /// ШЭП's `sender/password`, with `--soap`: for a system whose
+    /// `[[system]]` has a `password` (else its transport certificate proves it).
+    #[arg(long, requires = "soap")]
+    password: Option<String>,
     /// A routing table to learn the service's kind from (default: the embedded one).
     #[arg(long)]
     routes: Option<PathBuf>,
@@ -165,6 +173,20 @@ pub(super) async fn run(args: SendArgs) -> anyhow::Result<()> {
                     number: number.clone(),
                     representative_iin: args.representative.clone().unwrap_or_default(),
                 });
+            }
+            if args.soap {
+                let lookup = table
+                    .route(&service)
+                    .is_some_and(|route| route.kind == ServiceKind::Lookup);
+                let how = super::soap::SoapSend {
+                    gateway: &args.signing.gateway,
+                    data_dir: &args.signing.data_dir,
+                    system: &sender,
+                    password: args.password.as_deref(),
+                    session: args.session.as_deref(),
+                    lookup,
+                };
+                return super::soap::send(how, &participant.signer, &body).await;
             }
             (participant.seal(&body)?, service)
         }
