@@ -3,6 +3,7 @@
 
 mod admin;
 mod bench;
+mod bench_soap;
 mod bindings;
 mod certs;
 mod conformance;

@@ -119,6 +119,20 @@ pub(super) enum BenchCommand {
         #[arg(long, default_value = "127.0.0.1:7810")]
         listen: SocketAddr,
     },
+    /// The same signed lookup over ШЭП's SOAP (`/bip-sync/`) and over gRPC,
+    /// closed loop, one after the other against one plaintext gateway.
+    Soap {
+        /// Workers, each with its own HTTP/1.1 connection (SOAP) or stream (gRPC).
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        /// Seconds per row.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        #[command(flatten)]
+        identity: BenchIdentityArgs,
+        #[command(flatten)]
+        signing: SigningArgs,
+    },
     /// Writes one signed lookup as a gRPC frame (flag, length, message), the
     /// request body for h2load.
     Frame {
@@ -159,6 +173,17 @@ pub(super) async fn run(command: BenchCommand) -> anyhow::Result<()> {
                 out.display()
             );
             return Ok(());
+        }
+        BenchCommand::Soap {
+            concurrency,
+            seconds,
+            identity,
+            signing,
+        } => {
+            let applicant =
+                Participant::new("pep", Channel::Portal, identity.signer(&signing).await?);
+            return super::bench_soap::run(&signing.gateway, &applicant, concurrency, seconds)
+                .await;
         }
         BenchCommand::Compare { first, second } => {
             let read = |path: &Path| -> anyhow::Result<Report> {
