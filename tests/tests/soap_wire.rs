@@ -321,3 +321,71 @@ async fn a_refused_push_is_delivered_again_and_dead_lettered_after_its_attempts(
     assert_eq!(letters[0].message_id, submitted.receipt.message_id);
     assert_eq!(seen.load(Ordering::SeqCst), 2, "two attempts");
 }
+
+/// A ШЭП sessionId bound to a test session puts a SOAP message in it: the
+/// session's fault answers it as a fault, and the exchange journal keeps it
+/// under the session; the same message without the sessionId is untouched.
+#[tokio::test]
+async fn a_bound_soap_session_gets_its_faults_and_its_journal() {
+    use shep_proto::admin::v1::session_binding::To;
+    use shep_proto::admin::v1::{
+        ErrorEffect, ExchangeFilter, Fault, FaultTarget, ListExchangesRequest, SessionBinding,
+        fault, fault_target,
+    };
+    const SESSION: &str = "soap-team";
+    const SESSION_ID: &str = "0b7e3c1a-5d2f-4e6a-9c8b-1234567890ab";
+    let gw = TestGateway::start().await;
+    gw.admin()
+        .bind_session(gw.authorized(SessionBinding {
+            id: String::new(),
+            session: SESSION.to_owned(),
+            to: Some(To::SessionId(SESSION_ID.to_owned())),
+        }))
+        .await
+        .expect("BindSession");
+    let mut add = gw.authorized(Fault {
+        id: "gbdfl-down".to_owned(),
+        target: Some(FaultTarget {
+            target: Some(fault_target::Target::Service(LOOKUP_SERVICE.to_owned())),
+        }),
+        effect: Some(fault::Effect::Error(ErrorEffect {
+            code: "UNAVAILABLE".to_owned(),
+            message: "ГБД ФЛ is down in this session".to_owned(),
+            ..ErrorEffect::default()
+        })),
+        ..Fault::default()
+    });
+    add.metadata_mut().insert(
+        shep_gateway::toolkit::SESSION_HEADER,
+        SESSION.parse().unwrap(),
+    );
+    gw.admin().add_fault(add).await.expect("AddFault");
+
+    let applicant = gw.signer_of("applicant");
+    let in_session = new_message_id();
+    let message = lookup_message(Some(&applicant), &in_session, |data| data).replace(
+        "</sender></requestInfo>",
+        &format!("</sender><sessionId>{{{SESSION_ID}}}</sessionId></requestInfo>"),
+    );
+    let (status, _, reason) = post(&gw, "/bip-sync/", message).await;
+    assert_eq!((status, reason.as_str()), (500, "INJECTED_FAULT"));
+    let outside = lookup_message(Some(&applicant), &new_message_id(), |data| data);
+    let (status, code, _) = post(&gw, "/bip-sync/", outside).await;
+    assert_eq!((status, code.as_str()), (200, "00000"));
+
+    let journal = gw
+        .admin()
+        .list_exchanges(gw.authorized(ListExchangesRequest {
+            filter: Some(ExchangeFilter {
+                session: SESSION.to_owned(),
+                message_id: in_session.clone(),
+                ..ExchangeFilter::default()
+            }),
+            limit: 10,
+        }))
+        .await
+        .expect("ListExchanges")
+        .into_inner()
+        .exchanges;
+    assert_eq!(journal.len(), 1, "{journal:?}");
+}
