@@ -15,6 +15,7 @@ pub mod calendar;
 mod checks;
 pub mod coalesce;
 pub mod config;
+mod console;
 pub mod deadlines;
 pub mod engine;
 pub mod envelope;

@@ -533,6 +533,7 @@ pub async fn start_on(
     // them, without the HTTP routes, so it cannot call itself.
     let admin_http = crate::admin_http::router(grpc.clone())?;
     // ШЭП's SOAP front door: the same pipeline and services, in ШЭП's terms.
+    let console = crate::console::router(engine.clone(), soap_pipeline.clone());
     let soap = crate::soap::router(
         engine.clone(),
         soap_pipeline,
@@ -549,7 +550,8 @@ pub async fn start_on(
         .merge(http_routes(ca.clone()))
         .merge(metrics_route(engine.clone()))
         .merge(admin_http)
-        .merge(soap);
+        .merge(soap)
+        .merge(console);
     let tls = tls::server_tls(&config, &data_dir, &ca, addr, &anchors)
         .context("configuring TLS (`tls.cert`, `tls.key`, `tls.client_ca`)")?;
     let server = listen::serve(&engine, routes, listener, tls, async {

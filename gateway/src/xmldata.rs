@@ -94,6 +94,13 @@ pub fn message_to_xml(element: &str, full_name: &str, bytes: &[u8]) -> String {
     out
 }
 
+/// A shep message (`full_name`, encoded as `bytes`) as its proto3 JSON.
+pub fn to_json(full_name: &str, bytes: &[u8]) -> serde_json::Value {
+    let message = DynamicMessage::decode(descriptor(full_name), bytes)
+        .expect("a message encoded by prost decodes with its own descriptor");
+    serde_json::to_value(&message).unwrap_or_default()
+}
+
 /// A prost message of the shep protos (`full_name`) as XML.
 pub fn to_xml<M: prost::Message>(element: &str, full_name: &str, message: &M) -> String {
     message_to_xml(element, full_name, &message.encode_to_vec())

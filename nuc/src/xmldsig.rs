@@ -186,8 +186,9 @@ fn encode_base64(bytes: &[u8]) -> String {
 /// Length of an ECDSA P-256 scalar.
 const P256_SCALAR: usize = 32;
 
-/// XML-DSig's ECDSA value (r‖s, RFC 4051) as ASN.1 DER `Ecdsa-Sig-Value`.
-fn ecdsa_raw_to_der(raw: &[u8]) -> Result<Vec<u8>, XmlDsigError> {
+/// XML-DSig's ECDSA value (r‖s, RFC 4051; also WebCrypto's) as ASN.1 DER
+/// `Ecdsa-Sig-Value`, the form `Signature.value` takes.
+pub fn ecdsa_raw_to_der(raw: &[u8]) -> Result<Vec<u8>, XmlDsigError> {
     if raw.len() != 2 * P256_SCALAR {
         return Err(XmlDsigError::Malformed(
             "an ECDSA P-256 SignatureValue is 64 bytes (r‖s)",
