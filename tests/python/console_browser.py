@@ -110,6 +110,40 @@ def main():
         out["result_check"] = driver.find_element(By.ID, "result-check").text
         out["cabinet_after"] = driver.find_element(By.ID, "history-table").text
         driver.save_screenshot(f"{shots}/cabinet.png")
+
+        # The operator: the flow of envelopes and the gateway's settings,
+        # through the Admin API under its token.
+        driver.get(f"{url}/console/#/flow")
+        wait.until(EC.visibility_of_element_located((By.ID, "admin-login")))
+        driver.find_element(By.ID, "admin-token").send_keys(config["admin_token"])
+        driver.find_element(By.ID, "admin-button").click()
+        wait.until(EC.visibility_of_element_located((By.ID, "flow")))
+        wait.until(lambda d: config["message_id"] in d.find_element(By.ID, "flow-table").text)
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#hops figure"))
+        out["flow_hops"] = [c.text for c in driver.find_elements(By.CSS_SELECTOR, "#hops figcaption")]
+        out["flow_rows"] = [r.text for r in driver.find_elements(By.CSS_SELECTOR, "#flow-table tbody tr")
+                            if config["message_id"] in r.text]
+        driver.save_screenshot(f"{shots}/flow.png")
+
+        driver.execute_script("location.hash = '#/operator';")
+        wait.until(lambda d: config["provider"] in d.find_element(By.ID, "routes-table").text)
+        route = driver.find_element(By.ID, "route-toml")
+        route.send_keys("id = \"broken_v1\"\nname_ru = \"Сломанный\"\nkind = \"lookup\"\nsenders = [\"pep\"]\nchannels = [\"portal\"]\nregistry = \"nowhere\"")
+        driver.find_element(By.ID, "route-button").click()
+        wait.until(lambda d: d.find_element(By.ID, "route-result").text)
+        out["route_refused"] = driver.find_element(By.ID, "route-result").text
+        driver.find_element(By.ID, "fault-button").click()
+        wait.until(lambda d: "gbdfl-down" in d.find_element(By.ID, "faults-table").text)
+        out["fault_added"] = driver.find_element(By.ID, "fault-result").text
+        driver.save_screenshot(f"{shots}/operator.png")
+        driver.find_element(By.CSS_SELECTOR, "#faults-table button[data-fault='gbdfl-down']").click()
+        wait.until(lambda d: "gbdfl-down" not in d.find_element(By.ID, "faults-table").text)
+        out["fault_deleted"] = True
+    except Exception:
+        # What the page showed when it went wrong, for the failure report.
+        driver.save_screenshot(f"{shots}/failure.png")
+        log("page at failure:", driver.current_url, driver.find_element(By.TAG_NAME, "main").text[:2000])
+        raise
     finally:
         driver.quit()
     print(json.dumps(out, ensure_ascii=False))

@@ -78,6 +78,7 @@ async fn an_employee_completes_an_application_in_the_browser_and_the_cabinet_see
         "screenshots": text(&screenshots),
         "message_id": message_id,
         "provider": ESIL_PROVIDER,
+        "admin_token": gw.admin_token(),
         "applicant": {"key": text(&applicant_key), "cert": text(&applicant_cert)},
         "employee": {"key": text(&employee_key), "cert": text(&employee_cert)},
     });
@@ -139,7 +140,49 @@ async fn an_employee_completes_an_application_in_the_browser_and_the_cabinet_see
         reported.len() == 3 && reported.iter().all(|by| *by == ESIL_PROVIDER),
         "{reported:?}"
     );
-    for page in ["login", "desk", "desk-application", "cabinet"] {
+    // The operator saw the application cross the gateway hop by hop, the
+    // per-hop latencies, a refused route with its reason, and a fault added
+    // and removed.
+    let rows: Vec<&str> = seen["flow_rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|row| row.as_str())
+        .collect();
+    for hop in ["ingress", "delivery"] {
+        assert!(rows.iter().any(|row| row.contains(hop)), "{hop}: {rows:?}");
+    }
+    assert!(
+        seen["flow_hops"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|hop| hop.as_str().unwrap().starts_with("submit · total")),
+        "{}",
+        seen["flow_hops"]
+    );
+    assert!(
+        seen["route_refused"]
+            .as_str()
+            .unwrap()
+            .starts_with("Маршрут не принят"),
+        "{}",
+        seen["route_refused"]
+    );
+    assert!(
+        seen["fault_added"].as_str().unwrap().contains("gbdfl-down"),
+        "{}",
+        seen["fault_added"]
+    );
+    assert_eq!(seen["fault_deleted"], true);
+    for page in [
+        "login",
+        "desk",
+        "desk-application",
+        "cabinet",
+        "flow",
+        "operator",
+    ] {
         assert!(
             screenshots.join(format!("{page}.png")).exists(),
             "{page}.png"

@@ -119,10 +119,17 @@ function fmtDate(value) {
 
 // --- pages ---------------------------------------------------------------
 function show(section) {
-  for (const id of ['login', 'desk', 'cabinet']) $(id).hidden = id !== section;
+  for (const id of ['login', 'admin-login', 'desk', 'cabinet', 'flow', 'operator']) $(id).hidden = id !== section;
 }
 
 function route() {
+  if (location.hash === '#/flow' || location.hash === '#/operator') {
+    const page = location.hash.slice(2);
+    if (!state.admin) { state.adminPage = page; show('admin-login'); return; }
+    show(page);
+    if (page === 'flow') refreshFlow(); else refreshOperator();
+    return;
+  }
   const page = location.hash === '#/cabinet' ? 'cabinet' : 'desk';
   const wanted = page === 'desk' ? 'employee' : 'applicant';
   if (!state.who || state.who.role !== wanted) {
@@ -285,6 +292,148 @@ async function downloadResult(messageId) {
   link.click();
 }
 
+// --- the operator: the Admin API as JSON, under its token ------------------
+async function admin(method, body = {}, session = state.adminSession) {
+  const headers = { 'content-type': 'application/json', authorization: `Bearer ${state.admin}` };
+  if (session) headers['x-shep-session'] = session;
+  const response = await fetch(`/admin/v1/${method}`, { method: 'POST', headers, body: JSON.stringify(body) });
+  const answer = await response.json().catch(() => ({}));
+  if (!response.ok) throw new Error(`${answer.reason || answer.code || response.status}: ${answer.message || JSON.stringify(answer)}`);
+  return answer;
+}
+
+async function adminLogin(event) {
+  event.preventDefault();
+  state.admin = $('admin-token').value.trim();
+  state.adminSession = $('admin-session').value.trim();
+  try {
+    await admin('ListRoutes');
+    $('admin-error').textContent = '';
+    location.hash = `#/${state.adminPage || 'flow'}`;
+    route();
+  } catch (error) {
+    state.admin = null;
+    $('admin-error').textContent = `Вход не выполнен: ${error.message}`;
+  }
+}
+
+// «Поток»: the exchange journal as it grows, and the per-hop latencies.
+async function refreshFlow() {
+  if ($('flow').hidden) return;
+  const filter = { session: $('flow-session').value.trim(), serviceId: $('flow-service').value.trim(), subject: $('flow-system').value.trim() };
+  const key = JSON.stringify(filter);
+  if (state.flowKey !== key) { state.flowKey = key; state.flowRows = []; state.flowAfter = 0; }
+  // The journal answers oldest first from a cursor: read on from the last
+  // row seen and keep the newest 200.
+  for (;;) {
+    const { exchanges = [] } = await admin('ListExchanges', { filter: { ...filter, afterSequence: String(state.flowAfter) }, limit: 500 }, '');
+    if (!exchanges.length) break;
+    state.flowRows = state.flowRows.concat(exchanges).slice(-200);
+    state.flowAfter = Number(exchanges[exchanges.length - 1].sequence);
+    if (exchanges.length < 500) break;
+  }
+  $('flow-table').tBodies[0].innerHTML = state.flowRows.slice().reverse().map((x) => {
+    const refused = x.code && x.code !== 'OK';
+    return `<tr class="${refused ? 'refused' : ''}"><td>${esc(x.sequence)}</td><td>${fmtDate(x.time)}</td><td>${esc(x.hop)}</td>`
+      + `<td>${esc((x.rpc || '').split('/').pop())}</td><td>${esc(x.serviceId || '')}</td><td>${esc(x.subject || '')}</td>`
+      + `<td>${esc(x.messageId || '')}</td><td>${refused ? esc(`${x.reason || x.code}: ${x.errorMessage || ''}`) : 'OK'}</td>`
+      + `<td>${esc(x.durationUs || '')}</td></tr>`;
+  }).join('');
+  drawHops(await (await fetch('/metrics')).text());
+}
+
+// shep_hop_duration_seconds buckets, summed over services, one chart per hop.
+function drawHops(text) {
+  const hops = {};
+  const service = $('flow-service').value.trim();
+  for (const line of text.split('\n')) {
+    const m = line.match(/^shep_hop_duration_seconds_bucket\{([^}]*)\} (\S+)/);
+    if (!m) continue;
+    const labels = Object.fromEntries([...m[1].matchAll(/(\w+)="([^"]*)"/g)].map((l) => [l[1], l[2]]));
+    if (service && labels.service !== service) continue;
+    const key = `${labels.rpc} · ${labels.hop}`;
+    hops[key] = hops[key] || {};
+    hops[key][labels.le] = (hops[key][labels.le] || 0) + Number(m[2]);
+  }
+  $('hops').innerHTML = Object.entries(hops).map(([key, buckets]) => {
+    const bounds = Object.keys(buckets).filter((le) => le !== '+Inf').sort((a, b) => Number(a) - Number(b));
+    let last = 0;
+    const bars = bounds.map((le) => { const d = buckets[le] - last; last = buckets[le]; return [Number(le), d]; });
+    const total = buckets['+Inf'] || 0;
+    const top = Math.max(1, ...bars.map(([, d]) => d));
+    const quantile = (q) => { let seen = 0; for (const [le, d] of bars) { seen += d; if (seen >= q * total) return le; } return '+Inf'; };
+    const svg = bars.map(([, d], i) => `<rect x="${i * 9}" y="${60 - (d / top) * 60}" width="7" height="${(d / top) * 60}"></rect>`).join('');
+    return `<figure class="hop"><svg width="${bars.length * 9}" height="60" role="img" aria-label="${esc(key)}">${svg}</svg>`
+      + `<figcaption>${esc(key)}: ${total} шт., p50 ≤ ${fmtSeconds(quantile(0.5))}, p99 ≤ ${fmtSeconds(quantile(0.99))}</figcaption></figure>`;
+  }).join('') || '<p class="muted">пока нет измерений</p>';
+}
+
+function fmtSeconds(value) {
+  return typeof value === 'number' ? (value < 1 ? `${(value * 1000).toFixed(1)} мс` : `${value} с`) : value;
+}
+
+async function refreshOperator() {
+  $('operator-session').textContent = state.adminSession ? `Сессия: ${state.adminSession}` : 'Без сессии: сбои и фикстуры — глобальные';
+  const { routes = [] } = await admin('ListRoutes');
+  $('routes-table').tBodies[0].innerHTML = routes.map((r) => `<tr><td>${esc(r.serviceId)}</td><td>${esc(r.nameRu || '')}</td><td>${esc(r.kind || '')}</td>`
+    + `<td>${esc((r.senders || []).join(', '))}</td><td>${esc(r.registry || Object.values(r.providersByRegion || {}).concat(r.defaultProvider || []).join(', '))}</td></tr>`).join('');
+  const { faults = [] } = await admin('ListFaults');
+  $('faults-table').tBodies[0].innerHTML = faults.map((f) => `<tr><td>${esc(f.id)}</td><td>${esc(JSON.stringify(f.target || {}))}</td>`
+    + `<td>${esc(JSON.stringify(f.error || f.delay || f.hang || f.effect || {}))}</td><td><button type="button" data-fault="${esc(f.id)}">Удалить</button></td></tr>`).join('');
+  const fixtures = await admin('ListFixtures').catch((error) => ({ documents: [error.message] }));
+  $('fixtures').textContent = (fixtures.documents || []).join('\n---\n') || 'нет';
+  const { scenarios = [] } = await admin('ListScenarios');
+  $('scenarios').innerHTML = scenarios.map((x) => `<li>${esc(x.name)} <button type="button" data-scenario="${esc(x.name)}">Применить</button></li>`).join('') || '<li>нет</li>';
+  const { deadLetters = [] } = await admin('ListDeadLetters', {}, '');
+  $('dead-table').tBodies[0].innerHTML = deadLetters.map((d) => `<tr><td>${esc(d.messageId)}</td><td>${esc(d.serviceId)}</td><td>${esc(d.providerId)}</td>`
+    + `<td>${esc(d.reason)}</td><td><button type="button" data-requeue="${esc(d.messageId)}">Вернуть в очередь</button></td></tr>`).join('');
+}
+
+async function operatorAction(event, call) {
+  event.preventDefault();
+  try { await call(); } finally { refreshOperator(); }
+}
+
+function wireOperator() {
+  $('admin-form').addEventListener('submit', adminLogin);
+  $('flow-filter').addEventListener('submit', (event) => { event.preventDefault(); refreshFlow(); });
+  $('route-form').addEventListener('submit', (event) => operatorAction(event, async () => {
+    try {
+      const route_ = await admin('PutRoute', { toml: $('route-toml').value });
+      $('route-result').className = 'ok';
+      $('route-result').textContent = `Маршрут ${route_.serviceId} сохранён`;
+    } catch (error) {
+      $('route-result').className = 'error';
+      $('route-result').textContent = `Маршрут не принят: ${error.message}`;
+    }
+  }));
+  $('fault-form').addEventListener('submit', (event) => operatorAction(event, async () => {
+    try {
+      const fault = await admin('AddFault', JSON.parse($('fault-json').value));
+      $('fault-result').className = 'ok';
+      $('fault-result').textContent = `Сбой ${fault.id} добавлен`;
+    } catch (error) {
+      $('fault-result').className = 'error';
+      $('fault-result').textContent = `Сбой не принят: ${error.message}`;
+    }
+  }));
+  $('faults-table').addEventListener('click', (event) => {
+    if (event.target.dataset.fault) operatorAction(event, () => admin('DeleteFault', { id: event.target.dataset.fault }));
+  });
+  $('scenarios').addEventListener('click', (event) => {
+    if (event.target.dataset.scenario) operatorAction(event, () => admin('ApplyScenario', { name: event.target.dataset.scenario }));
+  });
+  $('dead-table').addEventListener('click', (event) => {
+    if (event.target.dataset.requeue) {
+      operatorAction(event, async () => {
+        await admin('RequeueDeadLetter', { messageId: event.target.dataset.requeue }, '');
+        $('dead-result').textContent = `Заявка ${event.target.dataset.requeue} возвращена в очередь`;
+      });
+    }
+  });
+  setInterval(() => { if (!$('flow').hidden) refreshFlow(); }, 1000);
+}
+
 // --- wiring --------------------------------------------------------------
 document.addEventListener('DOMContentLoaded', () => {
   $('login-form').addEventListener('submit', login);
@@ -297,6 +446,7 @@ document.addEventListener('DOMContentLoaded', () => {
   $('history-table').addEventListener('click', (event) => {
     if (event.target.dataset.result) downloadResult(event.target.dataset.result);
   });
+  wireOperator();
   window.addEventListener('hashchange', route);
   loadProviders().then(route);
   // The inbox fills as applications arrive.
