@@ -132,6 +132,10 @@ def main():
         driver.find_element(By.ID, "route-button").click()
         wait.until(lambda d: d.find_element(By.ID, "route-result").text)
         out["route_refused"] = driver.find_element(By.ID, "route-result").text
+        driver.find_element(By.ID, "fixture-json").send_keys('{"persons": "not a list"}')
+        driver.find_element(By.ID, "fixture-button").click()
+        wait.until(lambda d: d.find_element(By.ID, "fixture-result").text)
+        out["fixtures_refused"] = driver.find_element(By.ID, "fixture-result").text
         driver.find_element(By.ID, "fault-button").click()
         wait.until(lambda d: "gbdfl-down" in d.find_element(By.ID, "faults-table").text)
         out["fault_added"] = driver.find_element(By.ID, "fault-result").text

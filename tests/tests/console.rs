@@ -170,6 +170,14 @@ async fn an_employee_completes_an_application_in_the_browser_and_the_cabinet_see
         seen["route_refused"]
     );
     assert!(
+        seen["fixtures_refused"]
+            .as_str()
+            .unwrap()
+            .starts_with("Фикстуры не приняты"),
+        "{}",
+        seen["fixtures_refused"]
+    );
+    assert!(
         seen["fault_added"].as_str().unwrap().contains("gbdfl-down"),
         "{}",
         seen["fault_added"]

@@ -417,6 +417,16 @@ function wireOperator() {
       $('fault-result').textContent = `Сбой не принят: ${error.message}`;
     }
   }));
+  $('fixture-form').addEventListener('submit', (event) => operatorAction(event, async () => {
+    try {
+      await admin('PutFixtures', { name: $('fixture-name').value.trim(), json: $('fixture-json').value });
+      $('fixture-result').className = 'ok';
+      $('fixture-result').textContent = 'Фикстуры загружены';
+    } catch (error) {
+      $('fixture-result').className = 'error';
+      $('fixture-result').textContent = `Фикстуры не приняты: ${error.message}`;
+    }
+  }));
   $('faults-table').addEventListener('click', (event) => {
     if (event.target.dataset.fault) operatorAction(event, () => admin('DeleteFault', { id: event.target.dataset.fault }));
   });
