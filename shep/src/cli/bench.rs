@@ -19,10 +19,26 @@ use super::{SigningArgs, certs, connect, describe, signer_from};
 use crate::client::{Participant, iin};
 use crate::loadgen::{self, Mode, Report, Scenario, Settings};
 
+/// Whom the lookups are about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Subjects {
+    /// The demo applicant, looking themself up on the portal (one ГБД ФЛ
+    /// record, answered from the fixtures).
+    Applicant,
+    /// People drawn at random from the synthetic population (the gateway's
+    /// default `[population]`: every valid IIN, 5% absent, which are
+    /// skipped), looked up by the demo ЦОН operator at the service centre:
+    /// the registry path users hit.
+    Population,
+}
+
 #[derive(Debug, clap::Args)]
 pub(super) struct BenchRunArgs {
     #[arg(long, value_enum, default_value = "lookup")]
     scenario: Scenario,
+    /// Lookups: whom they are about.
+    #[arg(long, value_enum, default_value = "applicant")]
+    subjects: Subjects,
     #[arg(long, value_enum, default_value = "closed")]
     mode: Mode,
     /// `lean`: pre-encoded frames over HTTP/2 (h2), cheap enough to share
@@ -145,6 +161,21 @@ pub(super) enum BenchCommand {
     },
 }
 
+/// A present person of `population`, drawn at random.
+fn population_subject(population: &shep_registries::population::Population) -> String {
+    let slots = population
+        .size()
+        .unwrap_or(shep_registries::population::MAX_SIZE);
+    loop {
+        let slot = rand::random::<u64>() % slots;
+        if let Some(iin) = population.iin_at(slot)
+            && !population.is_absent(&iin)
+        {
+            return iin;
+        }
+    }
+}
+
 /// Runs `shep bench`.
 pub(super) async fn run(command: BenchCommand) -> anyhow::Result<()> {
     let run = match command {
@@ -199,6 +230,7 @@ pub(super) async fn run(command: BenchCommand) -> anyhow::Result<()> {
     };
     let BenchRunArgs {
         scenario,
+        subjects,
         mode,
         client,
         concurrency,
@@ -237,19 +269,54 @@ pub(super) async fn run(command: BenchCommand) -> anyhow::Result<()> {
         concurrency > 0 && connections > 0 && threads > 0,
         "`--concurrency`, `--connections` and `--threads` must be > 0"
     );
-    let signer = identity.signer(&signing).await?;
+    let (sender, population) = match subjects {
+        Subjects::Applicant => {
+            let signer = identity.signer(&signing).await?;
+            (Participant::new("pep", Channel::Portal, signer), None)
+        }
+        Subjects::Population => {
+            anyhow::ensure!(
+                scenario == Scenario::Lookup && identity.algorithm.is_none(),
+                "`--subjects population` is for lookups, signed by the demo ЦОН operator (or `--key`/`--cert`), without `--algorithm`"
+            );
+            let signer = signer_from(
+                signing.key.clone(),
+                signing.cert.clone(),
+                &signing.data_dir,
+                "operator",
+            )?;
+            let config = shep_registries::data::PopulationConfig::default();
+            let population = shep_registries::population::Population::new(
+                config.seed,
+                config.size,
+                config.absent_share,
+            )?;
+            (
+                Participant::new("is-con", Channel::ServiceCentre, signer),
+                Some(Arc::new(population)),
+            )
+        }
+    };
     let algorithm = format!(
         "{:?}",
-        shep_proto::envelope::v1::SignatureAlgorithm::try_from(signer.sign(b"probe")?.algorithm)
-            .unwrap_or_default()
+        shep_proto::envelope::v1::SignatureAlgorithm::try_from(
+            sender.signer.sign(b"probe")?.algorithm
+        )
+        .unwrap_or_default()
     );
-    let applicant = Participant::new("pep", Channel::Portal, signer);
     let service = match scenario {
         Scenario::Lookup => "GbdflInfoByIin_v1",
         Scenario::Submit => "guardianship-certificate-esil",
     };
-    // Dated and signed when called, on the signing threads.
-    let seal = move || applicant.seal(&applicant.request(service, iin(DEMO_APPLICANT_IIN)));
+    // Dated and signed when called, on the signing threads; each lookup of
+    // the population is about someone drawn anew.
+    let seal = move || {
+        let subject = match &population {
+            Some(population) => population_subject(population),
+            None => DEMO_APPLICANT_IIN.to_owned(),
+        };
+        sender.seal(&sender.request(service, iin(&subject)))
+    };
     let mut intervals = match &interval_log {
         Some(path) => Some(
             std::fs::File::create(path)
