@@ -419,3 +419,44 @@ async fn bench_signs_with_an_ecdsa_identity_the_gateway_issues_and_accepts() {
     let (key, cert) = gw.data_dir().identity("applicant-p256");
     assert!(key.exists() && cert.exists(), "kept for the next run");
 }
+
+/// `--subjects population`: the ЦОН operator looks up people drawn from the
+/// whole synthetic population, each found (no `NO_DATA`), many different.
+#[tokio::test]
+async fn population_lookups_are_about_many_people_and_all_answered() {
+    use shep_proto::admin::v1::{ExchangeFilter, ListExchangesRequest};
+    let gw = TestGateway::start().await;
+    let dir = TempDir::new("shep-bench");
+    let report = bench(
+        &gw,
+        &dir,
+        "population",
+        &["--subjects", "population", "--concurrency", "4"],
+    )
+    .await;
+    assert!(report.ok > 0, "{report:?}");
+    assert!(report.errors.is_empty(), "{report:?}");
+    let asked = gw
+        .admin()
+        .list_exchanges(gw.authorized(ListExchangesRequest {
+            filter: Some(ExchangeFilter {
+                hop: "registry".to_owned(),
+                ..ExchangeFilter::default()
+            }),
+            limit: 10_000,
+        }))
+        .await
+        .expect("ListExchanges")
+        .into_inner()
+        .exchanges;
+    let subjects: std::collections::BTreeSet<&str> = asked
+        .iter()
+        .map(|exchange| exchange.subject.as_str())
+        .collect();
+    assert!(
+        subjects.len() >= 100.min(asked.len()) && !subjects.contains(APPLICANT_IIN),
+        "{} lookups about {} people",
+        asked.len(),
+        subjects.len()
+    );
+}
