@@ -3,6 +3,10 @@
 #
 #   bash bench/peers.sh [seconds-per-row] [concurrency] [connections]
 #
+# Without a concurrency and connections it measures two shapes in the same run, each with its own
+# table and ratios to nginx: 32 in flight on 4 connections (h2load -c 4 -m 8) and 128 on 8
+# (h2load -c 8 -m 16). SHAPES="32:4 128:8" (concurrency:connections, space-separated) sets others.
+#
 # Builds shep in release mode, starts a bare tonic echo backend (`shep bench echo`), nginx
 # grpc_pass in front of it, a gateway with the in-process ГБД ФЛ, a ГБД ФЛ registry process and a
 # second gateway that reaches it over gRPC, then measures every row with the same client
@@ -23,11 +27,9 @@ set -euo pipefail
 cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.."
 
 SECONDS_PER_ROW="${1:-10}"
-CONCURRENCY="${2:-32}"
-CONNECTIONS="${3:-4}"
+if [ -n "${2:-}" ]; then SHAPES="${2}:${3:-4}"; else SHAPES="${SHAPES:-32:4 128:8}"; fi
 # Each row runs ROUNDS times, shep bench and h2load in turn; the table shows the means.
 ROUNDS="${ROUNDS:-2}"
-STREAMS=$(( (CONCURRENCY + CONNECTIONS - 1) / CONNECTIONS ))
 RUN="$(mktemp -d /tmp/shep-peers.XXXXXX)"
 trap 'kill $(jobs -p) 2>/dev/null || true; [ -f "$RUN/nginx.pid" ] && kill "$(cat "$RUN/nginx.pid")" 2>/dev/null || true' EXIT
 
@@ -159,35 +161,39 @@ row() { # name url scenario algorithm concurrency connections [metrics-url]
 }
 
 LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
-echo "load average before the run: $LOAD_BEFORE (nproc $(nproc)); server: $SERVER" >&2
+echo "load average before the run: $LOAD_BEFORE (nproc $(nproc)); server: $SERVER; shapes: $SHAPES" >&2
 # SERVING: the processes that serve a row (their CPU per request is reported).
-for alg in ed25519 p256 rsa2048; do
-  SERVING="$ECHO_PID" row "direct-$alg" "$ECHO" lookup "$alg" "$CONCURRENCY" "$CONNECTIONS"
-  SERVING="$NGINX_WORKER $ECHO_PID" row "nginx-$alg" "127.0.0.1:$NGINX_PORT" lookup "$alg" "$CONCURRENCY" "$CONNECTIONS"
-  SERVING="$GATEWAY_PID" row "gateway-$alg" "$GATEWAY" lookup "$alg" "$CONCURRENCY" "$CONNECTIONS" "$GATEWAY"
+for shape in $SHAPES; do
+  CONCURRENCY="${shape%:*}"; CONNECTIONS="${shape#*:}"; P="c${CONCURRENCY}x${CONNECTIONS}-"
+  for alg in ed25519 p256 rsa2048; do
+    SERVING="$ECHO_PID" row "${P}direct-$alg" "$ECHO" lookup "$alg" "$CONCURRENCY" "$CONNECTIONS"
+    SERVING="$NGINX_WORKER $ECHO_PID" row "${P}nginx-$alg" "127.0.0.1:$NGINX_PORT" lookup "$alg" "$CONCURRENCY" "$CONNECTIONS"
+    SERVING="$GATEWAY_PID" row "${P}gateway-$alg" "$GATEWAY" lookup "$alg" "$CONCURRENCY" "$CONNECTIONS" "$GATEWAY"
+  done
+  SERVING="$REMOTE_PID $REGISTRY_PID" row "${P}gateway-remote" "$REMOTE_GATEWAY" lookup ed25519 "$CONCURRENCY" "$CONNECTIONS" "$REMOTE_GATEWAY"
+  SERVING="$GATEWAY_PID" row "${P}gateway-submit" "$GATEWAY" submit ed25519 "$CONCURRENCY" "$CONNECTIONS"
 done
-SERVING="$REMOTE_PID $REGISTRY_PID" row gateway-remote "$REMOTE_GATEWAY" lookup ed25519 "$CONCURRENCY" "$CONNECTIONS" "$REMOTE_GATEWAY"
-SERVING="$GATEWAY_PID" row gateway-submit "$GATEWAY" submit ed25519 "$CONCURRENCY" "$CONNECTIONS"
 SERVING="$ECHO_PID" row c1-direct "$ECHO" lookup ed25519 1 1
 SERVING="$NGINX_WORKER $ECHO_PID" row c1-nginx "127.0.0.1:$NGINX_PORT" lookup ed25519 1 1
 SERVING="$GATEWAY_PID" row c1-gateway "$GATEWAY" lookup ed25519 1 1 "$GATEWAY"
 LOAD_AFTER="$(cut -d' ' -f1-3 /proc/loadavg)"
 
-SERVER="$SERVER" python3 - "$RUN" "$LOAD_BEFORE" "$LOAD_AFTER" "$CONCURRENCY" "$CONNECTIONS" "$STREAMS" "$ROUNDS" <<'PY'
+SERVER="$SERVER" python3 - "$RUN" "$LOAD_BEFORE" "$LOAD_AFTER" "$SHAPES" "$ROUNDS" <<'PY'
 import json, os, re, sys
-run, load_before, load_after, concurrency, connections, streams, rounds = sys.argv[1:8]
+run, load_before, load_after, shapes, rounds = sys.argv[1:6]
 rounds = int(rounds)
 algs = {"ed25519": "Ed25519", "p256": "P-256", "rsa2048": "RSA-2048"}
-rows = []
-for alg in algs:
-    rows += [(f"direct-{alg}", "direct echo (no checks)", f"nginx-{alg}"),
-             (f"nginx-{alg}", "nginx grpc_pass -> echo (no checks)", f"nginx-{alg}"),
-             (f"gateway-{alg}", "gateway lookup, in-process ГБД ФЛ, all checks", f"nginx-{alg}")]
-rows += [("gateway-remote", "gateway lookup, ГБД ФЛ in another process", "nginx-ed25519"),
-         ("gateway-submit", "gateway durable submit + provider ack", "nginx-ed25519"),
-         ("c1-direct", "concurrency 1: direct echo", "c1-nginx"),
-         ("c1-nginx", "concurrency 1: nginx -> echo", "c1-nginx"),
-         ("c1-gateway", "concurrency 1: gateway lookup, in-process", "c1-nginx")]
+def shape_rows(p):
+    rows = []
+    for alg in algs:
+        rows += [(f"{p}direct-{alg}", "direct echo (no checks)", f"{p}nginx-{alg}"),
+                 (f"{p}nginx-{alg}", "nginx grpc_pass -> echo (no checks)", f"{p}nginx-{alg}"),
+                 (f"{p}gateway-{alg}", "gateway lookup, in-process ГБД ФЛ, all checks", f"{p}nginx-{alg}")]
+    return rows + [(f"{p}gateway-remote", "gateway lookup, ГБД ФЛ in another process", f"{p}nginx-ed25519"),
+                   (f"{p}gateway-submit", "gateway durable submit + provider ack", f"{p}nginx-ed25519")]
+c1_rows = [("c1-direct", "concurrency 1: direct echo", "c1-nginx"),
+           ("c1-nginx", "concurrency 1: nginx -> echo", "c1-nginx"),
+           ("c1-gateway", "concurrency 1: gateway lookup, in-process", "c1-nginx")]
 def mean(values):
     values = [v for v in values if v is not None]
     return sum(values) / len(values) if values else None
@@ -224,22 +230,33 @@ def report(name):
         "errors": sum(sum(x["errors"].values()) for x in runs),
         "each": [x["throughput"] for x in runs],
     }
-reports = {name: report(name) for name, _, _ in rows}
 print(f"server: {os.environ.get('SERVER', '')}")
 print(f"load average before {load_before}, after {load_after}; nproc {os.cpu_count()}; "
-      f"closed loop, {concurrency} in flight on {connections} connections (h2load -c {connections} -m {streams}); "
       f"means of {rounds} rounds, shep bench and h2load in turn")
-print(f"{'path':<46} {'alg':<8} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'err':>4} {'/nginx':>7} {'h2load':>8} {'bench/h2load':>12} {'server CPU µs/req':>17}")
-for name, label, base in rows:
-    r = reports[name]
-    rps, problem = h2(name)
-    h2s = f"{rps:.0f}" if rps else "-"
-    agree = f"{r['throughput'] / rps:.2f}" if rps else "-"
-    alg = algs.get(name.rsplit("-", 1)[-1], "Ed25519")
-    ratio = r["throughput"] / reports[base]["throughput"]
-    note = f"  h2load: {problem}" if problem else ""
-    cpu = f"{r['cpu_us']:.1f}" if r["cpu_us"] is not None else "-"
-    print(f"{label:<46} {alg:<8} {r['throughput']:>8.0f} {r['p50_us']/1000:>7.3f} {r['p99_us']/1000:>7.3f} {r['errors']:>4} {ratio:>7.2f} {h2s:>8} {agree:>12} {cpu:>17}{note}")
+def table(title, rows):
+    reports = {name: report(name) for name, _, _ in rows}
+    print()
+    print(title)
+    print(f"{'path':<46} {'alg':<8} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'err':>4} {'/nginx':>7} {'h2load':>8} {'h2l/nginx':>9} {'bench/h2load':>12} {'server CPU µs/req':>17}")
+    for name, label, base in rows:
+        r = reports[name]
+        rps, problem = h2(name)
+        base_rps, _ = h2(base)
+        h2s = f"{rps:.0f}" if rps else "-"
+        h2_ratio = f"{rps / base_rps:.2f}" if rps and base_rps else "-"
+        agree = f"{r['throughput'] / rps:.2f}" if rps else "-"
+        alg = algs.get(name.rsplit("-", 1)[-1], "Ed25519")
+        ratio = r["throughput"] / reports[base]["throughput"]
+        note = f"  h2load: {problem}" if problem else ""
+        cpu = f"{r['cpu_us']:.1f}" if r["cpu_us"] is not None else "-"
+        print(f"{label:<46} {alg:<8} {r['throughput']:>8.0f} {r['p50_us']/1000:>7.3f} {r['p99_us']/1000:>7.3f} {r['errors']:>4} {ratio:>7.2f} {h2s:>8} {h2_ratio:>9} {agree:>12} {cpu:>17}{note}")
+    return reports
+for shape in shapes.split():
+    concurrency, connections = (int(x) for x in shape.split(":"))
+    streams = (concurrency + connections - 1) // connections
+    table(f"closed loop, {concurrency} in flight on {connections} connections (h2load -c {connections} -m {streams})",
+          shape_rows(f"c{concurrency}x{connections}-"))
+reports = table("concurrency 1 (one request at a time, one connection)", c1_rows)
 added = reports["c1-gateway"]["p50_us"] - reports["c1-direct"]["p50_us"]
 print(f"one gateway hop at concurrency 1 adds {added:.0f} µs at p50 over direct "
       f"(nginx adds {reports['c1-nginx']['p50_us'] - reports['c1-direct']['p50_us']:.0f} µs)")
