@@ -15,6 +15,7 @@
 #   direct echo | nginx -> echo            (Ed25519, ECDSA P-256 and RSA-2048 envelopes)
 #   gateway lookup, in-process registry    (the same three algorithms)
 #   gateway lookup, registry in another process | gateway durable submit   (Ed25519)
+#   equal offered load: open loop at 50% and 80% of nginx's measured rate, nginx and the gateway
 #   concurrency 1: direct echo, nginx, gateway lookup  (the added latency of one hop)
 # Prints a table with ratios to nginx (with the same algorithm's envelopes), the CPU time the
 # serving processes spent per request during the shep bench runs (steadier than rates on a busy
@@ -173,6 +174,28 @@ for shape in $SHAPES; do
   SERVING="$REMOTE_PID $REGISTRY_PID" row "${P}gateway-remote" "$REMOTE_GATEWAY" lookup ed25519 "$CONCURRENCY" "$CONNECTIONS" "$REMOTE_GATEWAY"
   SERVING="$GATEWAY_PID" row "${P}gateway-submit" "$GATEWAY" submit ed25519 "$CONCURRENCY" "$CONNECTIONS"
 done
+# Equal offered load: open loop at 50% and 80% of the rate nginx just served (the first shape's
+# Ed25519 row, shep bench), nginx and the gateway at the same rate, taking turns; each request is
+# timed from when it was due (coordinated omission corrected by the tool).
+FIRST="${SHAPES%% *}"; P1="c${FIRST%:*}x${FIRST#*:}-"; OPEN_CONNECTIONS="${FIRST#*:}"
+NGINX_RATE=$(python3 -c "import json,sys; r=[json.load(open(f)) for f in sys.argv[1:]]; print(int(sum(x['throughput'] for x in r)/len(r)))" "$RUN/${P1}nginx-ed25519".r*.json)
+echo "$NGINX_RATE" >"$RUN/open.capacity"
+open_once() { # name url rate round
+  "$SHEP" bench run --gateway "http://$2" --data-dir "$RUN/data" --nuc "http://$GATEWAY" \
+    --mode open --rate "$3" --concurrency 4096 --connections "$OPEN_CONNECTIONS" \
+    --seconds "$SECONDS_PER_ROW" --json "$RUN/$1.r$4.json" >/dev/null 2>"$RUN/$1.r$4.bench.log"
+}
+for pct in 50 80; do
+  rate=$(( NGINX_RATE * pct / 100 ))
+  for round in $(seq 1 "$ROUNDS"); do
+    if [ $((round % 2)) -eq 1 ]; then
+      open_once "open$pct-nginx" "127.0.0.1:$NGINX_PORT" "$rate" "$round"; open_once "open$pct-gateway" "$GATEWAY" "$rate" "$round"
+    else
+      open_once "open$pct-gateway" "$GATEWAY" "$rate" "$round"; open_once "open$pct-nginx" "127.0.0.1:$NGINX_PORT" "$rate" "$round"
+    fi
+  done
+  echo "  open loop at $pct% of nginx ($rate/s) done" >&2
+done
 SERVING="$ECHO_PID" row c1-direct "$ECHO" lookup ed25519 1 1
 SERVING="$NGINX_WORKER $ECHO_PID" row c1-nginx "127.0.0.1:$NGINX_PORT" lookup ed25519 1 1
 SERVING="$GATEWAY_PID" row c1-gateway "$GATEWAY" lookup ed25519 1 1 "$GATEWAY"
@@ -256,6 +279,29 @@ for shape in shapes.split():
     streams = (concurrency + connections - 1) // connections
     table(f"closed loop, {concurrency} in flight on {connections} connections (h2load -c {connections} -m {streams})",
           shape_rows(f"c{concurrency}x{connections}-"))
+capacity = int(open(os.path.join(run, "open.capacity")).read())
+print()
+print(f"equal offered load, open loop (each request timed from when it was due), Ed25519, at 50% and 80% "
+      f"of nginx's {capacity}/s above")
+print(f"{'path':<50} {'offered/s':>9} {'served/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'p99.9 ms':>8}  errors")
+for pct in (50, 80):
+    p99, errors = {}, {}
+    for who, label in (("nginx", "nginx grpc_pass -> echo (no checks)"), ("gateway", "gateway lookup, in-process ГБД ФЛ, all checks")):
+        runs = [json.load(open(os.path.join(run, f"open{pct}-{who}.r{r}.json"))) for r in range(1, rounds + 1)]
+        p99[who] = mean([x["p99_us"] for x in runs])
+        errors[who] = {}
+        for x in runs:
+            for code, n in x["errors"].items():
+                errors[who][code] = errors[who].get(code, 0) + n
+        shown = ", ".join(f"{code} {n}" for code, n in errors[who].items()) or "0"
+        print(f"{label + f' at {pct}%':<50} {mean([x['rate'] for x in runs]):>9.0f} {mean([x['throughput'] for x in runs]):>9.0f} "
+              f"{mean([x['p50_us'] for x in runs])/1000:>7.3f} {p99[who]/1000:>7.3f} {mean([x['p999_us'] for x in runs])/1000:>8.3f}  {shown}")
+    # A p99 over a fraction of the requests says nothing: every one must be answered.
+    if errors["gateway"]:
+        verdict = "not met (the gateway did not answer every request)"
+    else:
+        verdict = "met" if p99["gateway"] <= p99["nginx"] else "not met"
+    print(f"  at {pct}%: gateway p99 <= nginx p99: {verdict}")
 reports = table("concurrency 1 (one request at a time, one connection)", c1_rows)
 added = reports["c1-gateway"]["p50_us"] - reports["c1-direct"]["p50_us"]
 print(f"one gateway hop at concurrency 1 adds {added:.0f} µs at p50 over direct "
