@@ -22,6 +22,16 @@ pub fn is_terminal(status: Status) -> bool {
     )
 }
 
+/// ШЭП's messageType of a provider's report of `status`: the final answer
+/// (a result or a motivated refusal) is a RESPONSE, anything else an UPDATE.
+pub fn report_type(status: Status) -> shep_proto::envelope::v1::MessageType {
+    use shep_proto::envelope::v1::MessageType;
+    match status {
+        Status::Completed | Status::Refused => MessageType::Response,
+        _ => MessageType::Update,
+    }
+}
+
 /// Whether a step with a due time is open: the provider's work (until its
 /// answer), or the centre's working day to inform the applicant of a return
 /// (000 Т2 д.9).

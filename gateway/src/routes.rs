@@ -655,6 +655,22 @@ mod tests {
     "#;
 
     #[test]
+    fn a_soap_endpoint_must_be_an_http_url_with_a_host() {
+        let with = |url: &str| {
+            SYSTEMS.replacen(
+                "role = \"portal\"",
+                &format!("role = \"portal\"\n        soap_endpoint = \"{url}\""),
+                1,
+            )
+        };
+        assert!(table(&with("http://10.0.0.5:8080/shep")).is_ok());
+        for bad in ["https://10.0.0.5/shep", "ftp://x/y", "/shep", "not a url"] {
+            let error = table(&with(bad)).unwrap_err().to_string();
+            assert!(error.contains("soap_endpoint"), "{bad}: {error}");
+        }
+    }
+
+    #[test]
     fn default_table_is_valid_and_has_the_eight_services() {
         let table = RoutingTable::from_toml(DEFAULT_ROUTES, "embedded", REGISTRIES).unwrap();
         let applications = table

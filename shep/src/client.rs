@@ -6,8 +6,8 @@ use std::time::{Duration, SystemTime};
 
 use shep_nuc::ca::Signer;
 use shep_proto::envelope::v1::{
-    ApplicationStatus, Attachment, Body, Channel, MessageType, Payload, Sender, SignedDocument,
-    SignedEnvelope, StatusReport, Subject,
+    Attachment, Body, Channel, MessageType, Payload, Sender, SignedDocument, SignedEnvelope,
+    StatusReport, Subject,
 };
 
 /// A sending system with the key it signs with.
@@ -85,19 +85,11 @@ impl Participant {
         application: &Body,
         report: StatusReport,
     ) -> anyhow::Result<SignedEnvelope> {
-        let final_status = matches!(
-            ApplicationStatus::try_from(report.status),
-            Ok(ApplicationStatus::Completed | ApplicationStatus::Refused)
-        );
         let body = Body {
             message_id: new_message_id(),
             correlation_id: application.message_id.clone(),
             service_id: application.service_id.clone(),
-            message_type: if final_status {
-                MessageType::Response
-            } else {
-                MessageType::Update
-            } as i32,
+            message_type: shep_gateway::lifecycle::report_type(report.status()) as i32,
             message_date: Some(prost_types::Timestamp::from(SystemTime::now())),
             sender: Some(Sender {
                 sender_id: self.sender_id.clone(),

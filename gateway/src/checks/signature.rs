@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use shep_proto::envelope::v1::{Signature, SignedEnvelope};
+use shep_proto::envelope::v1::{Body, Signature, SignedEnvelope};
 use time::OffsetDateTime;
 
 use super::batch::{BatchSettings, Ed25519Batcher};
@@ -65,36 +65,32 @@ impl Checks {
         envelope: &SignedEnvelope,
         inbound: &Inbound,
     ) -> Result<Arc<SignerIdentity>, GatewayError> {
-        if !envelope.xml_data.is_empty() {
-            return self.xml_signer(&envelope.xml_data, inbound).await;
-        }
-        self.verify_bytes(
-            envelope.signature.as_ref(),
-            &envelope.body,
-            inbound.signed_at,
-        )
-        .await
+        self.envelope_signer(envelope, &inbound.body, inbound.signed_at)
+            .await
     }
 
-    /// The signer of an envelope whose business data came as signed XML
-    /// (the SOAP front door): the XMLDSig's references and SignatureValue,
-    /// by the same certificate rules as an envelope's signature, and the
+    /// The signer of `envelope` (whose decoded body is `body`) as of
+    /// `signed_at`: its detached signature over `body`, or, for business
+    /// data that came as signed XML (the SOAP front door), the XMLDSig's
+    /// references and SignatureValue by the same certificate rules, with the
     /// body's data fields equal to the signed XML's.
-    async fn xml_signer(
+    pub(crate) async fn envelope_signer(
         &self,
-        xml: &[u8],
-        inbound: &Inbound,
+        envelope: &SignedEnvelope,
+        body: &Body,
+        signed_at: OffsetDateTime,
     ) -> Result<Arc<SignerIdentity>, GatewayError> {
+        if envelope.xml_data.is_empty() {
+            return self
+                .verify_bytes(envelope.signature.as_ref(), &envelope.body, signed_at)
+                .await;
+        }
         if !self.verify_signatures {
             return Ok(Arc::new(SignerIdentity::default()));
         }
-        let verified = crate::xmldata::check_signed(xml, &inbound.body)?;
-        self.verify_bytes(
-            Some(&verified.signature),
-            &verified.signed_info,
-            inbound.signed_at,
-        )
-        .await
+        let verified = crate::xmldata::check_signed(&envelope.xml_data, body)?;
+        self.verify_bytes(Some(&verified.signature), &verified.signed_info, signed_at)
+            .await
     }
 
     /// The signer of `signed` (a result document, a body), once `signature`

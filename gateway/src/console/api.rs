@@ -16,7 +16,7 @@ use base64::Engine as _;
 use prost::Message as _;
 use serde_json::{Value, json};
 use shep_proto::envelope::v1::{
-    ApplicationStatus, Body, MessageType, Sender, SignatureAlgorithm, SignedEnvelope,
+    ApplicationStatus, Body, Sender, SignatureAlgorithm, SignedEnvelope,
 };
 use shep_proto::gateway::v1::{Application, HistoryRequest};
 use tokio_stream::StreamExt as _;
@@ -357,7 +357,8 @@ async fn inbox(State(console): State<Console>, headers: HeaderMap) -> Answered {
     ))
 }
 
-/// The received envelope's signature check, as the АРМ makes it.
+/// The received envelope's signature check, as the АРМ makes it: the
+/// gateway's own, over `xml_data` or `body`, as of the message date.
 async fn received_signature(
     console: &Console,
     envelope: &SignedEnvelope,
@@ -367,25 +368,12 @@ async fn received_signature(
         .message_date
         .and_then(|date| time::OffsetDateTime::from_unix_timestamp(date.seconds).ok())
         .unwrap_or_else(time::OffsetDateTime::now_utc);
-    let checked = if envelope.xml_data.is_empty() {
-        console
-            .engine
-            .checks
-            .verify_bytes(envelope.signature.as_ref(), &envelope.body, at)
-            .await
-    } else {
-        match crate::xmldata::check_signed(&envelope.xml_data, &body) {
-            Ok(verified) => {
-                console
-                    .engine
-                    .checks
-                    .verify_bytes(Some(&verified.signature), &verified.signed_info, at)
-                    .await
-            }
-            Err(error) => Err(error),
-        }
-    };
-    checked.map_err(|error| error.to_string())
+    console
+        .engine
+        .checks
+        .envelope_signer(envelope, &body, at)
+        .await
+        .map_err(|error| error.to_string())
 }
 
 fn received_json(received: &Received, application: &Application) -> Value {
@@ -438,19 +426,11 @@ async fn report(
         .as_ref()
         .map(|report| report.status())
         .unwrap_or(ApplicationStatus::Unspecified);
-    let final_status = matches!(
-        status,
-        ApplicationStatus::Completed | ApplicationStatus::Refused
-    );
     let body = Body {
         message_id: uuid::Uuid::new_v4().to_string(),
         correlation_id: application.message_id.clone(),
         service_id: application.service_id.clone(),
-        message_type: if final_status {
-            MessageType::Response
-        } else {
-            MessageType::Update
-        } as i32,
+        message_type: crate::lifecycle::report_type(status) as i32,
         message_date: Some(crate::storage::timestamp(time::OffsetDateTime::now_utc())),
         sender: Some(Sender {
             sender_id: provider.clone(),

@@ -117,6 +117,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn corruption_of_signed_xml_changes_a_letter_of_its_signature_value_only() {
+        let xml = "<body><ds:Signature><ds:SignatureValue>\n  AbCd==</ds:SignatureValue></ds:Signature></body>";
+        let envelope = SignedEnvelope {
+            body: vec![1, 2, 3],
+            signature: None,
+            xml_data: xml.as_bytes().to_vec(),
+        };
+        let mut delivery = Delivery {
+            envelope: Some(envelope.clone()),
+            ..Delivery::default()
+        };
+        corrupt(&mut delivery);
+        let corrupted = delivery.envelope.unwrap();
+        assert_eq!(corrupted.body, envelope.body);
+        assert_eq!(
+            String::from_utf8(corrupted.xml_data).unwrap(),
+            xml.replace("AbCd==", "BbCd==")
+        );
+    }
+
+    #[test]
     fn corruption_flips_one_bit_of_the_signature_and_leaves_the_body() {
         let envelope = SignedEnvelope {
             body: vec![1, 2, 3],

@@ -349,6 +349,15 @@ async fn get_status(
     Ok(status_xml(&application))
 }
 
+/// A status event's notification and reason, as ШЭП's `statusMessage`.
+pub(super) fn event_text(event: &shep_proto::gateway::v1::StatusEvent) -> String {
+    [event.notification.as_str(), event.reason.as_str()]
+        .into_iter()
+        .filter(|text| !text.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// `messageState` and `status` of an application, as getMessageStatus
 /// answers and a status notification tells.
 pub(super) fn status_xml(application: &shep_proto::gateway::v1::Application) -> String {
@@ -363,15 +372,7 @@ pub(super) fn status_xml(application: &shep_proto::gateway::v1::Application) -> 
         .and_then(|event| event.occurred_at.as_ref())
         .map(super::fault::date)
         .unwrap_or_default();
-    let message = last
-        .map(|event| {
-            [event.notification.as_str(), event.reason.as_str()]
-                .into_iter()
-                .filter(|text| !text.is_empty())
-                .collect::<Vec<_>>()
-                .join("; ")
-        })
-        .unwrap_or_default();
+    let message = last.map(event_text).unwrap_or_default();
     format!(
         "<messageState>{state}</messageState><status><statusCode>{status}</statusCode><statusMessage>{}</statusMessage><statusDate>{date}</statusDate></status><responseDate>{}</responseDate>{}",
         escape(&message),

@@ -167,17 +167,13 @@ fn notification(event: &StatusEvent) -> String {
         .as_ref()
         .map(super::fault::date)
         .unwrap_or_else(super::fault::now);
-    let message: Vec<&str> = [event.notification.as_str(), event.reason.as_str()]
-        .into_iter()
-        .filter(|text| !text.is_empty())
-        .collect();
     format!(
         "<S:Envelope xmlns:S=\"{SOAP_ENV}\"><S:Body><ns2:changeMassageStatusNotification xmlns:ns2=\"{CLIENT_INTERFACES}\"><request><notification><notificationId>{}-{}</notificationId><messageId>{}</messageId><notificationDate>{date}</notificationDate><messageState>{state}</messageState><status><statusCode>{}</statusCode><statusMessage>{}</statusMessage><statusDate>{date}</statusDate></status></notification><requestDate>{}</requestDate></request></ns2:changeMassageStatusNotification></S:Body></S:Envelope>",
         escape(&event.message_id),
         event.sequence,
         escape(&event.message_id),
         status.as_str_name(),
-        escape(&message.join("; ")),
+        escape(&super::channel::event_text(event)),
         super::fault::now(),
     )
 }
