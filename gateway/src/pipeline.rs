@@ -19,7 +19,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use prost_types::Any;
 use shep_proto::envelope::v1::SignedEnvelope;
 use shep_proto::gateway::v1::{CallResponse, Receipt};
 use shep_proto::provider::v1::ReportReceipt;
@@ -33,7 +32,7 @@ pub use submit::submit;
 
 use crate::engine::Engine;
 use crate::error::GatewayError;
-use crate::toolkit::exchanges::any;
+use crate::toolkit::exchanges::Draft;
 use crate::toolkit::faults::Site;
 use crate::toolkit::{CallContext, inject};
 
@@ -84,11 +83,13 @@ pub enum Answer {
 
 impl Answer {
     /// The answer as a `google.protobuf.Any`, for the exchange journal.
-    fn to_any(&self) -> Any {
+    fn record(&self, draft: &mut Draft) {
         match self {
-            Self::Call(response) => any("shep.gateway.v1.CallResponse", response.as_ref()),
-            Self::Submit(receipt) => any("shep.gateway.v1.Receipt", receipt),
-            Self::Report(receipt) => any("shep.provider.v1.ReportReceipt", receipt),
+            Self::Call(response) => {
+                draft.answered("shep.gateway.v1.CallResponse", response.as_ref())
+            }
+            Self::Submit(receipt) => draft.answered("shep.gateway.v1.Receipt", receipt),
+            Self::Report(receipt) => draft.answered("shep.provider.v1.ReportReceipt", receipt),
         }
     }
 }

@@ -5,8 +5,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use prost::Message as _;
-use shep_proto::envelope::v1::{Body, subject};
 use tokio::time::Instant;
 use tower::{BoxError, Service};
 use tracing::Instrument as _;
@@ -14,7 +12,6 @@ use tracing::Instrument as _;
 use super::{Answer, EnvelopeRequest};
 use crate::engine::Engine;
 use crate::error::GatewayError;
-use crate::toolkit::exchanges::{Record as ExchangeRecord, any};
 
 type AnswerFuture<E> = Pin<Box<dyn Future<Output = Result<Answer, E>> + Send>>;
 
@@ -104,49 +101,28 @@ where
     }
 
     fn call(&mut self, request: EnvelopeRequest) -> Self::Future {
-        if !self.engine.toolkit().exchanges.recording() {
+        // Recording encodes the envelope into a recycled buffer now, before
+        // the pipeline takes it, and the answer after: no copy of the
+        // request, no allocation once the journal has warmed up.
+        let Some(mut draft) = self.engine.toolkit().exchanges.draft() else {
             return Box::pin(self.inner.call(request));
-        }
+        };
         let started = Instant::now();
-        let asked = request.clone();
+        draft.envelope(
+            request.rpc.path(),
+            request.ctx.session().unwrap_or_default(),
+            &request.envelope,
+        );
         let engine = self.engine.clone();
         let answer = self.inner.call(request);
         Box::pin(async move {
             let result = answer.await;
-            engine
-                .toolkit()
-                .exchanges
-                .record(|| record(&asked, started, &result));
+            match &result {
+                Ok(answer) => answer.record(&mut draft),
+                Err(error) => draft.failed(&crate::error::into_status(error.clone())),
+            }
+            engine.toolkit().exchanges.commit(draft, started.elapsed());
             result
         })
     }
-}
-
-/// The exchange record of an envelope-carrying call.
-fn record(
-    asked: &EnvelopeRequest,
-    started: Instant,
-    result: &Result<Answer, GatewayError>,
-) -> ExchangeRecord {
-    let body = Body::decode(asked.envelope.body.as_slice()).unwrap_or_default();
-    let subject = match body.subject.and_then(|subject| subject.id) {
-        Some(subject::Id::Iin(id) | subject::Id::Bin(id)) => id,
-        None => String::new(),
-    };
-    let mut record = ExchangeRecord {
-        session: asked.ctx.session_label(),
-        rpc: asked.rpc.path().to_owned(),
-        hop: "ingress",
-        service_id: body.service_id,
-        subject,
-        message_id: body.message_id,
-        request: Some(any("shep.envelope.v1.SignedEnvelope", &asked.envelope)),
-        duration: started.elapsed(),
-        ..ExchangeRecord::default()
-    };
-    match result {
-        Ok(answer) => record.response = Some(answer.to_any()),
-        Err(error) => record.failed(&crate::error::into_status(error.clone())),
-    }
-    record
 }

@@ -18,8 +18,8 @@ use tracing::Instrument as _;
 use super::{RegistryCall, RegistryService};
 use crate::error::GatewayError;
 use crate::toolkit::Toolkit;
-use crate::toolkit::exchanges::{Record as ExchangeRecord, any};
 use crate::toolkit::faults::Site;
+use shep_registries::RegistryKind;
 
 type BoxFuture = Pin<Box<dyn Future<Output = Result<LookupResponse, GatewayError>> + Send>>;
 
@@ -221,47 +221,42 @@ where
     }
 
     fn call(&mut self, call: RegistryCall) -> BoxFuture {
-        if !self.toolkit.exchanges.recording() {
+        // As the envelope's record: the lookup encoded into a recycled
+        // buffer, the answer after it.
+        let Some(mut draft) = self.toolkit.exchanges.draft() else {
             return Box::pin(self.inner.call(call));
-        }
+        };
         let started = Instant::now();
-        let asked = call.request.clone();
-        let session = call.ctx.session_label();
-        let rpc = format!("registry/{}", call.registry.id());
-        let subject = call.key().to_owned();
-        let fault_id = call
-            .fired
-            .as_ref()
-            .map(|fired| fired.fault_id.clone())
-            .unwrap_or_default();
+        draft.lookup(
+            lookup_rpc(call.registry),
+            call.ctx.session().unwrap_or_default(),
+            call.key(),
+            call.fired
+                .as_ref()
+                .map(|fired| fired.fault_id.as_str())
+                .unwrap_or_default(),
+            &call.request,
+        );
         let toolkit = self.toolkit.clone();
         let answer = self.inner.call(call);
         Box::pin(async move {
             let result = answer.await;
-            let context = asked.context.clone().unwrap_or_default();
-            toolkit.exchanges.record(|| {
-                let mut record = ExchangeRecord {
-                    session,
-                    rpc,
-                    hop: "registry",
-                    service_id: context.service_id,
-                    subject,
-                    message_id: context.message_id,
-                    request: Some(any("shep.registry.v1.LookupRequest", &asked)),
-                    duration: started.elapsed(),
-                    fault_id,
-                    ..ExchangeRecord::default()
-                };
-                match &result {
-                    Ok(response) => {
-                        record.response = Some(any("shep.registry.v1.LookupResponse", response));
-                    }
-                    Err(error) => record.failed(&crate::error::into_status(error.clone())),
-                }
-                record
-            });
+            match &result {
+                Ok(response) => draft.answered("shep.registry.v1.LookupResponse", response),
+                Err(error) => draft.failed(&crate::error::into_status(error.clone())),
+            }
+            toolkit.exchanges.commit(draft, started.elapsed());
             result
         })
+    }
+}
+
+/// The exchange journal's name of a lookup in `registry`.
+fn lookup_rpc(registry: RegistryKind) -> &'static str {
+    match registry {
+        RegistryKind::Persons => "registry/gbdfl",
+        RegistryKind::LegalEntities => "registry/gbdul",
+        RegistryKind::PowersOfAttorney => "registry/enis",
     }
 }
 

@@ -6,7 +6,7 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use prost::Message;
 use prost_types::Any;
@@ -15,6 +15,10 @@ use shep_proto::admin::v1::{
     verify_exchanges_request,
 };
 use time::OffsetDateTime;
+
+mod draft;
+
+pub use draft::Draft;
 
 use crate::error::code_name;
 use crate::storage::timestamp;
@@ -62,11 +66,105 @@ impl Record {
     }
 }
 
+/// One held exchange: built, or still a draft (built when first read).
+// Drafts are most entries and are recycled whole; boxing them would cost
+// the allocation per record that they exist to avoid.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+enum Entry {
+    Built(Box<Exchange>),
+    Draft {
+        sequence: u64,
+        time: SystemTime,
+        draft: Draft,
+    },
+}
+
+impl Entry {
+    fn sequence(&self) -> u64 {
+        match self {
+            Self::Built(exchange) => exchange.sequence,
+            Self::Draft { sequence, .. } => *sequence,
+        }
+    }
+
+    fn session(&self) -> &str {
+        match self {
+            Self::Built(exchange) => &exchange.session,
+            Self::Draft { draft, .. } => draft.session(),
+        }
+    }
+
+    fn hop(&self) -> &str {
+        match self {
+            Self::Built(exchange) => &exchange.hop,
+            Self::Draft { draft, .. } => draft.hop(),
+        }
+    }
+
+    /// Whether `filter` may match, from what a draft has without decoding.
+    fn may_match(&self, filter: &ExchangeFilter) -> bool {
+        self.sequence() > filter.after_sequence
+            && (filter.session.is_empty() || filter.session == self.session())
+            && (filter.hop.is_empty() || filter.hop == self.hop())
+    }
+}
+
 #[derive(Debug, Default)]
 struct Ring {
-    entries: VecDeque<Exchange>,
+    entries: VecDeque<Entry>,
     next: u64,
     dropped: u64,
+    /// Drafts pushed out of the ring, kept with their buffers for reuse.
+    free: Vec<Draft>,
+}
+
+/// Drafts kept for reuse beyond those in the ring: about what is in flight at once.
+const FREE_DRAFTS: usize = 1024;
+
+impl Ring {
+    fn recycle(&mut self, entry: Entry) {
+        if let Entry::Draft { mut draft, .. } = entry
+            && self.free.len() < FREE_DRAFTS
+        {
+            draft.reset();
+            self.free.push(draft);
+        }
+    }
+
+    /// Builds the entry at `index` if it is a draft; returns it built.
+    fn built(&mut self, index: usize) -> &Exchange {
+        if let Entry::Draft { sequence, time, .. } = self.entries[index] {
+            let Entry::Draft { draft, .. } =
+                std::mem::replace(&mut self.entries[index], Entry::Built(Box::default()))
+            else {
+                unreachable!("matched a draft above")
+            };
+            self.entries[index] = Entry::Built(Box::new(draft.build(sequence, time)));
+            self.recycle(Entry::Draft {
+                sequence,
+                time,
+                draft,
+            });
+        }
+        match &self.entries[index] {
+            Entry::Built(exchange) => exchange,
+            Entry::Draft { .. } => unreachable!("built above"),
+        }
+    }
+
+    /// Visits the entries matching `filter`, oldest first, while `visit`
+    /// says to go on.
+    fn each_match(&mut self, filter: &ExchangeFilter, mut visit: impl FnMut(&Exchange) -> bool) {
+        for index in 0..self.entries.len() {
+            if self.entries[index].may_match(filter) {
+                let exchange = self.built(index);
+                if matches(filter, exchange) && !visit(exchange) {
+                    return;
+                }
+            }
+        }
+    }
 }
 
 /// Where a node sharing its exchange journal sends what it records,
@@ -115,15 +213,17 @@ impl Exchanges {
         let mut ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
         ring.dropped += missed;
         ring.next = exchange.sequence;
-        Self::push(&mut ring, self.capacity, exchange);
+        Self::push(&mut ring, self.capacity, Entry::Built(Box::new(exchange)));
     }
 
-    fn push(ring: &mut Ring, capacity: usize, exchange: Exchange) {
-        if ring.entries.len() == capacity {
-            ring.entries.pop_front();
+    fn push(ring: &mut Ring, capacity: usize, entry: Entry) {
+        if ring.entries.len() == capacity
+            && let Some(old) = ring.entries.pop_front()
+        {
             ring.dropped += 1;
+            ring.recycle(old);
         }
-        ring.entries.push_back(exchange);
+        ring.entries.push_back(entry);
     }
 
     /// How many exchanges of `session` (all for `None`) are held.
@@ -134,7 +234,7 @@ impl Exchanges {
             Some(id) => ring
                 .entries
                 .iter()
-                .filter(|exchange| exchange.session == id)
+                .filter(|entry| entry.session() == id)
                 .count(),
         }
     }
@@ -175,33 +275,68 @@ impl Exchanges {
         let mut ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
         ring.next += 1;
         exchange.sequence = ring.next;
-        Self::push(&mut ring, self.capacity, exchange);
+        Self::push(&mut ring, self.capacity, Entry::Built(Box::new(exchange)));
+    }
+
+    /// A draft to record an exchange of the hot path into, `None` when not
+    /// recording; hand it back with [`Self::commit`].
+    pub fn draft(&self) -> Option<Draft> {
+        if !self.recording() {
+            return None;
+        }
+        let mut ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
+        Some(ring.free.pop().unwrap_or_default())
+    }
+
+    /// Records `draft`, which took `duration`.
+    pub fn commit(&self, mut draft: Draft, duration: Duration) {
+        draft.duration = duration;
+        let time = SystemTime::now();
+        if let Some(outbox) = self.outbox.get() {
+            // The shared journal numbers it; it comes back through `apply`.
+            outbox.send(draft.build(0, time));
+            return;
+        }
+        let mut ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
+        ring.next += 1;
+        let sequence = ring.next;
+        Self::push(
+            &mut ring,
+            self.capacity,
+            Entry::Draft {
+                sequence,
+                time,
+                draft,
+            },
+        );
     }
 
     /// Exchanges matching `filter` (oldest first, at most `limit`), and the
     /// number dropped so far.
     pub fn list(&self, filter: &ExchangeFilter, limit: usize) -> (Vec<Exchange>, u64) {
-        let ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
-        let found = ring
-            .entries
-            .iter()
-            .filter(|exchange| matches(filter, exchange))
-            .take(limit)
-            .cloned()
-            .collect();
+        let mut ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
+        let mut found = Vec::new();
+        if limit > 0 {
+            ring.each_match(filter, |exchange| {
+                found.push(exchange.clone());
+                found.len() < limit
+            });
+        }
         (found, ring.dropped)
     }
 
     /// Counts the exchanges matching the request's filter against its expectation.
     pub fn verify(&self, request: &VerifyExchangesRequest) -> VerifyExchangesResponse {
         let filter = request.filter.clone().unwrap_or_default();
-        let ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
-        let matching: Vec<&Exchange> = ring
-            .entries
-            .iter()
-            .filter(|exchange| matches(&filter, exchange))
-            .collect();
-        let count = matching.len() as u64;
+        let mut ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
+        let (mut count, mut sample) = (0u64, Vec::new());
+        ring.each_match(&filter, |exchange| {
+            count += 1;
+            if sample.len() < 20 {
+                sample.push(exchange.clone());
+            }
+            true
+        });
         let (satisfied, expected) = match request.expect {
             Some(verify_exchanges_request::Expect::Exactly(n)) => {
                 (count == n, format!("exactly {n}"))
@@ -221,7 +356,7 @@ impl Exchanges {
                 "expected {expected} exchange(s) matching {}, saw {count}",
                 describe(&filter)
             ),
-            sample: matching.iter().take(20).map(|e| (*e).clone()).collect(),
+            sample,
             incomplete: ring.dropped > 0,
         }
     }
@@ -233,10 +368,18 @@ impl Exchanges {
         let before = ring.entries.len();
         match session {
             None => {
-                ring.entries.clear();
                 ring.dropped = 0;
+                let removed: Vec<Entry> = ring.entries.drain(..).collect();
+                removed.into_iter().for_each(|entry| ring.recycle(entry));
             }
-            Some(id) => ring.entries.retain(|exchange| exchange.session != id),
+            Some(id) => {
+                let (removed, kept): (VecDeque<Entry>, VecDeque<Entry>) =
+                    std::mem::take(&mut ring.entries)
+                        .into_iter()
+                        .partition(|entry| entry.session() == id);
+                ring.entries = kept;
+                removed.into_iter().for_each(|entry| ring.recycle(entry));
+            }
         }
         before - ring.entries.len()
     }
@@ -379,6 +522,137 @@ mod tests {
         assert_eq!(dropped, 7);
         assert_eq!(journal.count(Some("t")), 2);
         assert_eq!(journal.count(Some("s")), 0);
+    }
+
+    fn envelope(
+        service: &str,
+        iin: &str,
+        message: &str,
+    ) -> shep_proto::envelope::v1::SignedEnvelope {
+        use shep_proto::envelope::v1::{Body, SignedEnvelope, Subject, subject};
+        let body = Body {
+            service_id: service.into(),
+            message_id: message.into(),
+            subject: Some(Subject {
+                id: Some(subject::Id::Iin(iin.into())),
+            }),
+            ..Body::default()
+        };
+        SignedEnvelope {
+            body: body.encode_to_vec(),
+            ..SignedEnvelope::default()
+        }
+    }
+
+    fn draft_of(journal: &Exchanges, session: &str, message: &str) {
+        let mut draft = journal.draft().expect("recording");
+        draft.envelope(
+            "shep.gateway.v1.Gateway/Call",
+            session,
+            &envelope("GBDFL_PERSON", "850315301235", message),
+        );
+        draft.answered("shep.gateway.v1.Receipt", &prost_types::Duration::default());
+        journal.commit(draft, Duration::from_micros(42));
+    }
+
+    #[test]
+    fn a_draft_reads_as_the_exchange_it_recorded() {
+        let journal = Exchanges::new(true, 10);
+        let sent = envelope("GBDFL_PERSON", "850315301235", "m-1");
+        let mut draft = journal.draft().expect("recording");
+        draft.envelope("shep.gateway.v1.Gateway/Call", "s", &sent);
+        draft.answered(
+            "shep.gateway.v1.Receipt",
+            &prost_types::Duration {
+                seconds: 5,
+                nanos: 0,
+            },
+        );
+        journal.commit(draft, Duration::from_micros(42));
+        let mut refused = journal.draft().expect("recording");
+        refused.envelope("shep.gateway.v1.Gateway/Submit", "s", &sent);
+        refused.failed(&tonic::Status::permission_denied("no"));
+        journal.commit(refused, Duration::from_micros(7));
+
+        let (kept, _) = journal.list(&ExchangeFilter::default(), 10);
+        assert_eq!(kept.len(), 2);
+        let call = &kept[0];
+        assert_eq!(
+            (call.sequence, call.session.as_str(), call.hop.as_str()),
+            (1, "s", "ingress")
+        );
+        assert_eq!(call.rpc, "shep.gateway.v1.Gateway/Call");
+        assert_eq!(
+            (
+                call.service_id.as_str(),
+                call.subject.as_str(),
+                call.message_id.as_str()
+            ),
+            ("GBDFL_PERSON", "850315301235", "m-1")
+        );
+        assert_eq!((call.code.as_str(), call.duration_us), ("OK", 42));
+        let request = call.request.as_ref().unwrap();
+        assert_eq!(
+            request.type_url,
+            "type.googleapis.com/shep.envelope.v1.SignedEnvelope"
+        );
+        assert_eq!(request.value, sent.encode_to_vec());
+        let response = call.response.as_ref().unwrap();
+        assert_eq!(
+            prost_types::Duration::decode(response.value.as_slice())
+                .unwrap()
+                .seconds,
+            5
+        );
+        assert!(call.time.is_some());
+        let submit = &kept[1];
+        assert_eq!(
+            (submit.code.as_str(), submit.error_message.as_str()),
+            ("PERMISSION_DENIED", "no")
+        );
+        assert!(submit.response.is_none());
+        // Filters see a draft's fields once it is read; reading twice gives the same.
+        let by_message = ExchangeFilter {
+            message_id: "m-1".into(),
+            rpc: "shep.gateway.v1.Gateway/Submit".into(),
+            ..ExchangeFilter::default()
+        };
+        assert_eq!(
+            journal.list(&by_message, 10).0,
+            std::slice::from_ref(submit)
+        );
+    }
+
+    #[test]
+    fn drafts_pushed_out_are_reused_with_their_buffers() {
+        let journal = Exchanges::new(true, 2);
+        for n in 0..5 {
+            draft_of(&journal, "s", &n.to_string());
+        }
+        // Three were pushed out and wait for reuse, emptied.
+        let reused = journal.draft().expect("recording");
+        assert!(reused.session().is_empty());
+        let (kept, dropped) = journal.list(&ExchangeFilter::default(), 10);
+        let messages: Vec<&str> = kept.iter().map(|e| e.message_id.as_str()).collect();
+        assert_eq!((messages, dropped), (vec!["3", "4"], 3));
+        draft_of(&journal, "t", "5");
+        assert_eq!(journal.count(Some("t")), 1);
+        assert_eq!(journal.clear(Some("s")), 1);
+        assert_eq!(journal.count(None), 1);
+    }
+
+    #[test]
+    fn a_shared_journal_is_sent_drafts_built() {
+        let journal = Exchanges::new(true, 2);
+        let outbox = Arc::new(Kept::default());
+        journal.share(outbox.clone());
+        draft_of(&journal, "s", "m-9");
+        assert_eq!(journal.count(None), 0);
+        let sent = outbox.0.lock().unwrap().pop().unwrap();
+        assert_eq!(
+            (sent.message_id.as_str(), sent.subject.as_str()),
+            ("m-9", "850315301235")
+        );
     }
 
     #[test]
