@@ -53,6 +53,66 @@ pub struct GatewayConfig {
     pub toolkit: ToolkitConfig,
     pub health: HealthConfig,
     pub limits: LimitsConfig,
+    pub telemetry: TelemetryConfig,
+}
+
+/// OTLP export of the message spans (docs/OPERATIONS.md, "Traces"); off
+/// unless `otlp_endpoint` is set.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetryConfig {
+    /// An OTLP/gRPC collector, plaintext: `http://HOST:PORT` (4317 is the
+    /// usual port). Absent: no export, and no tracing layer for it.
+    pub otlp_endpoint: Option<String>,
+    /// The resource's `service.name`.
+    pub service_name: String,
+    /// The share of traces recorded (0.0-1.0) where a trace starts here; a
+    /// message with a `traceparent` follows its caller's sampled flag.
+    pub sampling_ratio: f64,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self {
+            otlp_endpoint: None,
+            service_name: "shep-sim".to_owned(),
+            sampling_ratio: 1.0,
+        }
+    }
+}
+
+impl TelemetryConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(endpoint) = &self.otlp_endpoint {
+            let invalid = |problem: &str| {
+                ConfigError::Invalid(format!("`telemetry.otlp_endpoint` `{endpoint}`: {problem}"))
+            };
+            let uri: http::Uri = endpoint
+                .parse()
+                .map_err(|error| invalid(&format!("not a URL ({error})")))?;
+            // The exporter's TLS would need trust roots of its own; a
+            // collector beside a simulator listens in plaintext.
+            if uri.scheme_str() != Some("http") {
+                return Err(invalid(
+                    "expected http://HOST:PORT (OTLP/gRPC in plaintext)",
+                ));
+            }
+            if uri.host().is_none_or(str::is_empty) {
+                return Err(invalid("no host"));
+            }
+        }
+        if self.service_name.trim().is_empty() {
+            return Err(ConfigError::Invalid(
+                "`telemetry.service_name` must not be empty".to_owned(),
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.sampling_ratio) {
+            return Err(ConfigError::Invalid(
+                "`telemetry.sampling_ratio` must be 0.0-1.0".to_owned(),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Bounds on the work the gateway takes on.
@@ -384,6 +444,7 @@ impl Default for GatewayConfig {
             toolkit: ToolkitConfig::default(),
             health: HealthConfig::default(),
             limits: LimitsConfig::default(),
+            telemetry: TelemetryConfig::default(),
         }
     }
 }
@@ -488,6 +549,7 @@ impl GatewayConfig {
                 "`limits.max_concurrent` must be > 0".to_owned(),
             ));
         }
+        self.telemetry.validate()?;
         self.validate_tls()
     }
 
@@ -617,5 +679,33 @@ mod tests {
         let config: GatewayConfig = toml::from_str("[checks]\nbatch_wait_us = 20000").unwrap();
         let error = config.validate().unwrap_err().to_string();
         assert!(error.contains("`checks.batch_wait_us`"), "{error}");
+    }
+
+    #[test]
+    fn telemetry_is_off_by_default_and_its_endpoint_is_checked() {
+        let config: GatewayConfig = toml::from_str("").unwrap();
+        assert!(config.telemetry.otlp_endpoint.is_none());
+        assert_eq!(config.telemetry.service_name, "shep-sim");
+        let config: GatewayConfig = toml::from_str(
+            "[telemetry]\notlp_endpoint = \"http://127.0.0.1:4317\"\nservice_name = \"gw-1\"\n\
+             sampling_ratio = 0.25\n",
+        )
+        .unwrap();
+        config.validate().unwrap();
+        for (endpoint, problem) in [
+            ("127.0.0.1:4317", "expected http://"),
+            ("https://collector:4317", "expected http://"),
+            ("http://", "not a URL"),
+            ("http://exa mple:4317", "not a URL"),
+        ] {
+            let text = format!("[telemetry]\notlp_endpoint = \"{endpoint}\"");
+            let config: GatewayConfig = toml::from_str(&text).unwrap();
+            let error = config.validate().unwrap_err().to_string();
+            assert!(error.contains("`telemetry.otlp_endpoint`"), "{error}");
+            assert!(error.contains(problem), "{endpoint}: {error}");
+        }
+        let config: GatewayConfig = toml::from_str("[telemetry]\nsampling_ratio = 1.5").unwrap();
+        let error = config.validate().unwrap_err().to_string();
+        assert!(error.contains("`telemetry.sampling_ratio`"), "{error}");
     }
 }

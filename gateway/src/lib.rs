@@ -37,6 +37,7 @@ mod soap;
 pub mod soap_client;
 mod status;
 pub mod storage;
+pub mod telemetry;
 #[cfg(test)]
 mod testing;
 pub mod toolkit;

@@ -253,6 +253,12 @@ impl SigningArgs {
 
 /// Runs the command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    // `shep serve` installs the subscriber once its configuration is read:
+    // it may add the OTLP exporter's layer, which a layer swapped in later
+    // (`reload`) would hide from the `traceparent` code's downcast.
+    if !matches!(cli.command, Command::Serve(_)) {
+        crate::logging::install(None);
+    }
     match cli.command {
         Command::Serve(args) => serve::run(args).await,
         Command::Demo => demo::run().await,

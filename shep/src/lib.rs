@@ -7,4 +7,5 @@ pub mod cli;
 pub mod client;
 pub mod conformance;
 pub mod loadgen;
+pub mod logging;
 pub mod script;

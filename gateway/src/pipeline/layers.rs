@@ -61,6 +61,12 @@ where
             correlation_id = tracing::field::Empty,
             session = request.ctx.session().unwrap_or_default(),
         );
+        if let Some(parent) = request.ctx.remote_parent.take() {
+            use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+            // Fails only when no OpenTelemetry layer records the span: then
+            // there is nothing to attach the parent to.
+            let _ = span.set_parent(parent);
+        }
         let engine = self.engine.clone();
         let in_flight = engine.metrics().in_flight(rpc);
         let answer = self.inner.call(request).instrument(span);

@@ -100,6 +100,9 @@ pub struct CallContext {
     /// The TLS client's certificate chain, leaf first, kept only while a
     /// certificate binding exists ([`CallContext::with_certificates`]).
     pub certificates: Option<Arc<Vec<CertificateDer<'static>>>>,
+    /// The caller's trace (`traceparent`), read only while spans are
+    /// exported (`telemetry.otlp_endpoint`): the message span's parent.
+    pub remote_parent: Option<opentelemetry::Context>,
 }
 
 impl CallContext {
@@ -155,7 +158,8 @@ impl CallContext {
         self.session = bindings.session_of(&probe);
     }
 
-    /// Reads `x-shep-session` and `grpc-timeout` from metadata.
+    /// Reads `x-shep-session`, `grpc-timeout` and (when spans are exported)
+    /// `traceparent` from metadata.
     pub fn from_metadata(metadata: &MetadataMap) -> Result<Self, GatewayError> {
         let session = match metadata.get(SESSION_HEADER) {
             None => None,
@@ -190,6 +194,7 @@ impl CallContext {
             // Proven by the request's authentication, not by metadata.
             principal: Principal::Nobody,
             certificates: None,
+            remote_parent: crate::telemetry::remote_parent(metadata),
         })
     }
 

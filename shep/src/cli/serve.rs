@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::task::Poll;
 
 use shep_gateway::config::{GatewayConfig, ParticipantAuth};
+use shep_gateway::telemetry::Telemetry;
 
 use super::population::PopulationArgs;
 
@@ -57,10 +58,29 @@ fn simulated(spec: &str) -> anyhow::Result<(String, std::sync::Arc<crate::script
 
 /// Runs `shep serve`.
 pub(super) async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let mut config = match &args.config {
+    let config = match &args.config {
         Some(path) => GatewayConfig::load(path)?,
         None => GatewayConfig::default(),
     };
+    let telemetry = Telemetry::start(&config.telemetry)?;
+    crate::logging::install(telemetry.as_ref());
+    let served = serve(args, config).await;
+    if let Some(telemetry) = telemetry {
+        // The last messages' spans, before the process exits; the flush
+        // blocks on the exporter's thread.
+        let flushed = tokio::task::spawn_blocking(move || telemetry.shutdown()).await?;
+        if let Err(error) = flushed {
+            tracing::warn!(
+                error = format!("{error:#}"),
+                "spans not exported at shutdown"
+            );
+        }
+    }
+    served
+}
+
+/// The gateway as `args` and `config` say, until Ctrl-C or its stop.
+async fn serve(args: ServeArgs, mut config: GatewayConfig) -> anyhow::Result<()> {
     if let Some(listen) = args.listen {
         config.listen = listen;
     }
