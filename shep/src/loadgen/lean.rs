@@ -24,6 +24,9 @@ use super::source::Source;
 use super::{Mode, Recorder, Settings, Tally};
 use shep_gateway::coalesce::Coalesce;
 
+/// The stream and connection windows offered to the server.
+const WINDOW: u32 = (1 << 30) - 1;
+
 /// Where the requests go.
 #[derive(Debug, Clone)]
 struct Target {
@@ -179,7 +182,14 @@ impl Shard {
             // Unary calls are small writes that must go out at once.
             tcp.set_nodelay(true)?;
             // One write per turn of the connection, as h2load does.
-            let (sender, connection) = h2::client::handshake(Coalesce::new(tcp))
+            // h2load's windows (2^30 - 1), not h2's 64 KiB: with hundreds of
+            // answers in flight on a connection, a small window makes the
+            // server send them in slivers, and h2 closes a connection that
+            // receives too many small DATA frames (ENHANCE_YOUR_CALM).
+            let (sender, connection) = h2::client::Builder::new()
+                .initial_window_size(WINDOW)
+                .initial_connection_window_size(WINDOW)
+                .handshake(Coalesce::new(tcp))
                 .await
                 .with_context(|| format!("HTTP/2 handshake with `{addr}`"))?;
             tokio::spawn(async move {
@@ -318,7 +328,7 @@ async fn call(sender: &mut SendRequest<Bytes>, uri: &Uri, frame: Bytes) -> Resul
     let trailers = body.trailers().await.map_err(transport)?;
     match trailers.as_ref().and_then(grpc_status) {
         Some(code) => code_outcome(code),
-        None => Err("transport".to_owned()),
+        None => Err("transport: no grpc-status in the trailers".to_owned()),
     }
 }
 
@@ -335,6 +345,25 @@ fn code_outcome(code: i32) -> Result<(), String> {
     }
 }
 
-fn transport(_: h2::Error) -> String {
-    "transport".to_owned()
+/// Names what failed at the HTTP/2 level (a reset's reason, a GOAWAY, an
+/// I/O error), so an overload that resets streams reads differently from a
+/// lost connection.
+fn transport(error: h2::Error) -> String {
+    if let Some(reason) = error.reason() {
+        let by = if error.is_remote() {
+            "by the server"
+        } else {
+            "here"
+        };
+        let what = if error.is_go_away() {
+            "GOAWAY"
+        } else {
+            "RST_STREAM"
+        };
+        format!("transport: {what} {reason:?} {by}")
+    } else if error.is_io() {
+        "transport: connection I/O error".to_owned()
+    } else {
+        format!("transport: {error}")
+    }
 }
