@@ -10,12 +10,13 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use shep_proto::registry::v1::registry_client::RegistryClient;
 use shep_proto::registry::v1::{LookupRequest, LookupResponse};
 use shep_registries::{Registry, RegistryError};
-use tonic::transport::{Channel, Endpoint};
 use tower::Service;
 use tower::util::BoxCloneSyncService;
+
+pub mod coalesce;
+mod remote;
 
 /// Why an adapter gave no record.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -90,25 +91,21 @@ impl<R: Registry> Service<LookupRequest> for InProcess<R> {
     }
 }
 
-/// Serves lookups from a `shep.registry.v1.Registry` server over gRPC.
+/// Serves lookups from a `shep.registry.v1.Registry` server over gRPC
+/// (HTTP/2 without TLS; see [`remote`]).
 #[derive(Debug, Clone)]
 pub struct Remote {
     name: Arc<str>,
-    client: RegistryClient<Channel>,
+    pool: Arc<remote::Pool>,
 }
 
 impl Remote {
     /// Creates an adapter for the server at `url` (e.g. `http://127.0.0.1:7711`).
     /// Connects lazily: an unreachable server shows up as `Unavailable` on calls.
     pub fn new(name: &str, url: &str) -> Result<Self, AdapterError> {
-        let endpoint =
-            Endpoint::from_shared(url.to_owned()).map_err(|error| AdapterError::Unavailable {
-                registry: name.to_owned(),
-                message: format!("bad url `{url}`: {error}"),
-            })?;
         Ok(Self {
             name: name.into(),
-            client: RegistryClient::new(endpoint.connect_lazy()),
+            pool: Arc::new(remote::Pool::new(name, url)?),
         })
     }
 
@@ -126,23 +123,20 @@ impl Service<LookupRequest> for Remote {
     type Future = BoxFuture<Result<LookupResponse, AdapterError>>;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), AdapterError>> {
-        // The channel buffers; readiness is checked per call.
+        // Connections are checked per call.
         Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, request: LookupRequest) -> Self::Future {
-        let mut client = self.client.clone();
+        let pool = self.pool.clone();
         let name = self.name.clone();
         Box::pin(async move {
-            // Kept to name in a "no data" answer; formatted only then, not
-            // on every call of the hot path.
-            let key = request.key.clone();
-            match client.lookup(request).await {
-                Ok(response) => Ok(response.into_inner()),
-                Err(status) => Err(match status.code() {
+            match pool.lookup(&request).await {
+                Ok(response) => Ok(response),
+                Err(remote::Failure::Status(status)) => Err(match status.code() {
                     tonic::Code::NotFound => AdapterError::NoData {
                         registry: name.to_string(),
-                        key: format!("{key:?}"),
+                        key: format!("{:?}", request.key),
                     },
                     tonic::Code::InvalidArgument => AdapterError::InvalidRequest {
                         registry: name.to_string(),
@@ -152,6 +146,10 @@ impl Service<LookupRequest> for Remote {
                         registry: name.to_string(),
                         message: format!("{:?}: {}", status.code(), status.message()),
                     },
+                }),
+                Err(remote::Failure::Transport(message)) => Err(AdapterError::Unavailable {
+                    registry: name.to_string(),
+                    message,
                 }),
             }
         })
@@ -193,5 +191,111 @@ mod tests {
             matches!(error, AdapterError::Unavailable { .. }),
             "{error:?}"
         );
+    }
+
+    #[test]
+    fn remote_adapter_refuses_a_url_it_cannot_reach() {
+        for url in [
+            "https://127.0.0.1:7711",
+            "http://127.0.0.1",
+            "127.0.0.1:7711",
+            "http://",
+        ] {
+            let error = Remote::new("gbdfl", url).unwrap_err();
+            assert!(
+                matches!(&error, AdapterError::Unavailable { message, .. } if message.contains("bad url")),
+                "{url}: {error:?}"
+            );
+        }
+    }
+
+    /// Serves the built-in ГБД ФЛ over gRPC on `listener` until `stop`.
+    async fn registry_server(
+        listener: tokio::net::TcpListener,
+        stop: tokio::sync::oneshot::Receiver<()>,
+    ) -> tokio::task::JoinHandle<()> {
+        let service =
+            shep_registries::grpc::RegistryGrpcAdapter::new(Arc::new(PersonRegistry::builtin()))
+                .into_server();
+        let incoming = tonic::transport::server::TcpIncoming::from(listener);
+        tokio::spawn(async move {
+            tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming_shutdown(incoming, async {
+                    let _ = stop.await;
+                })
+                .await
+                .unwrap();
+        })
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn remote_adapter_answers_maps_refusals_and_reconnects_after_a_restart() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        let server = registry_server(listener, stopped).await;
+        let adapter = Remote::new("gbdfl", &format!("http://{addr}"))
+            .unwrap()
+            .boxed();
+
+        // Many at once, over the pool's connections.
+        let lookups: Vec<_> = (0..64)
+            .map(|_| adapter.clone().oneshot(by_iin("850315301235")))
+            .collect();
+        for found in futures_join(lookups).await {
+            let person = found.unwrap().record;
+            assert!(person.is_some());
+        }
+        let missing = adapter
+            .clone()
+            .oneshot(by_iin("791028302728"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(missing, AdapterError::NoData { .. }),
+            "{missing:?}"
+        );
+        let invalid = adapter.clone().oneshot(by_iin("12")).await.unwrap_err();
+        assert!(
+            matches!(invalid, AdapterError::InvalidRequest { .. }),
+            "{invalid:?}"
+        );
+
+        // The registry goes away: lookups are Unavailable, not hung.
+        stop.send(()).unwrap();
+        server.await.unwrap();
+        let down = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            adapter.clone().oneshot(by_iin("850315301235")),
+        )
+        .await
+        .expect("answered in time")
+        .unwrap_err();
+        assert!(matches!(down, AdapterError::Unavailable { .. }), "{down:?}");
+
+        // It comes back on the same port: the adapter connects again.
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+        let (_stop, stopped) = tokio::sync::oneshot::channel();
+        let _server = registry_server(listener, stopped).await;
+        // Every slot's connection closed with the old server; each is
+        // replaced before anything is sent on it, so no lookup fails.
+        for _ in 0..4 {
+            let found = adapter.clone().oneshot(by_iin("850315301235")).await;
+            assert!(found.unwrap().record.is_some());
+        }
+    }
+
+    async fn futures_join<F>(futures: Vec<F>) -> Vec<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let handles: Vec<_> = futures.into_iter().map(tokio::spawn).collect();
+        let mut outputs = Vec::new();
+        for handle in handles {
+            outputs.push(handle.await.unwrap());
+        }
+        outputs
     }
 }

@@ -13,7 +13,7 @@ pub mod admin_auth;
 mod admin_http;
 pub mod calendar;
 mod checks;
-pub mod coalesce;
+pub use shep_adapters::coalesce;
 pub mod config;
 mod console;
 pub mod deadlines;

@@ -8,7 +8,8 @@
 //! message. h2load and nginx (nghttp2) write once per turn of their event
 //! loop instead; the profile of the lean bench client showed twice h2load's
 //! CPU per request, mostly for that difference (BENCHMARKS.md). The bench
-//! client and the gateway's accepted connections both use it.
+//! client, the gateway's accepted connections, a registry process's accepted
+//! connections and the remote registry adapter all use it.
 //!
 //! Here a write is copied into a buffer, and a flush only asks for the
 //! connection's task to be polled again. The buffer goes out when the task
