@@ -15,8 +15,12 @@
 #   direct echo | nginx -> echo            (Ed25519, ECDSA P-256 and RSA-2048 envelopes)
 #   gateway lookup, in-process registry    (the same three algorithms)
 #   gateway lookup, registry in another process | gateway durable submit   (Ed25519)
+#   gateway submit with journal.mode = "memory" (a third gateway): durable / in-memory
 #   equal offered load: open loop at 50% and 80% of nginx's measured rate, nginx and the gateway
-#   concurrency 1: direct echo, nginx, gateway lookup  (the added latency of one hop)
+#   concurrency 1: direct echo, nginx, gateway lookup  (the added latency of one hop), and the
+#   cost of one signature verification (`shep bench verify`)
+# The gateways run with the shipped defaults (exchange journal on, disk journal), participant
+# authentication off. The summary judges each of issue 17's targets as met or not.
 # Prints a table with ratios to nginx (with the same algorithm's envelopes), the CPU time the
 # serving processes spent per request during the shep bench runs (steadier than rates on a busy
 # machine), and the load average before and after the run. Installs nginx, nghttp2-client
@@ -55,21 +59,20 @@ NGINX_PORT=7820
 GATEWAY=127.0.0.1:7800
 REGISTRY=127.0.0.1:7811
 REMOTE_GATEWAY=127.0.0.1:7801
+MEMORY_GATEWAY=127.0.0.1:7802
 
 wait_port() { for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/${1%:*}/${1#*:}") 2>/dev/null && return 0; sleep 0.1; done; echo "nothing on $1" >&2; exit 1; }
 
 "$SERVER" bench echo --listen "$ECHO" 2>"$RUN/echo.log" &
 ECHO_PID=$!
-# Load runs switch the exchange journal (docs/TESTING.md) off: it is a test aid, not a check.
-# Every check stays on. Participant authentication is off, so the port speaks plaintext HTTP/2
+# The gateways run as shipped (every check on, the exchange journal recording, the disk
+# journal), except that participant authentication is off, so the port speaks plaintext HTTP/2
 # like nginx and the echo: the comparison measures routing and the envelope checks, not TLS.
 cat >"$RUN/gateway.toml" <<TOML
 listen = "$GATEWAY"
 data_dir = "$RUN/data"
 [auth]
 participants = "off"
-[toolkit]
-exchanges = false
 TOML
 "$SERVER" serve --config "$RUN/gateway.toml" >"$RUN/gateway.log" 2>&1 &
 GATEWAY_PID=$!
@@ -85,12 +88,22 @@ data_dir = "$RUN/data-remote"
 url = "http://$REGISTRY"
 [auth]
 participants = "off"
-[toolkit]
-exchanges = false
 TOML
 "$SERVER" serve --config "$RUN/remote.toml" >"$RUN/gateway-remote.log" 2>&1 &
 REMOTE_PID=$!
-wait_port "$REMOTE_GATEWAY"
+# The third keeps nothing on disk (journal.mode = "memory"): durable submit is compared with it.
+cp -r "$RUN/data" "$RUN/data-memory"; rm -f "$RUN/data-memory/journal.redb"
+cat >"$RUN/memory.toml" <<TOML
+listen = "$MEMORY_GATEWAY"
+data_dir = "$RUN/data-memory"
+[journal]
+mode = "memory"
+[auth]
+participants = "off"
+TOML
+"$SERVER" serve --config "$RUN/memory.toml" >"$RUN/gateway-memory.log" 2>&1 &
+MEMORY_PID=$!
+wait_port "$REMOTE_GATEWAY"; wait_port "$MEMORY_GATEWAY"
 
 # nginx: one worker, HTTP/2, keep-alive upstream (../shared/bench/nginx-grpc.conf).
 cat >"$RUN/nginx.conf" <<NGINX
@@ -172,7 +185,9 @@ for shape in $SHAPES; do
     SERVING="$GATEWAY_PID" row "${P}gateway-$alg" "$GATEWAY" lookup "$alg" "$CONCURRENCY" "$CONNECTIONS" "$GATEWAY"
   done
   SERVING="$REMOTE_PID $REGISTRY_PID" row "${P}gateway-remote" "$REMOTE_GATEWAY" lookup ed25519 "$CONCURRENCY" "$CONNECTIONS" "$REMOTE_GATEWAY"
+  # Durable and in-memory submissions take turns, so a drift in the machine's load hits both.
   SERVING="$GATEWAY_PID" row "${P}gateway-submit" "$GATEWAY" submit ed25519 "$CONCURRENCY" "$CONNECTIONS"
+  SERVING="$MEMORY_PID" row "${P}gateway-submit-memory" "$MEMORY_GATEWAY" submit ed25519 "$CONCURRENCY" "$CONNECTIONS"
 done
 # Equal offered load: open loop at 50% and 80% of the rate nginx just served (the first shape's
 # Ed25519 row, shep bench), nginx and the gateway at the same rate, taking turns; each request is
@@ -199,6 +214,8 @@ done
 SERVING="$ECHO_PID" row c1-direct "$ECHO" lookup ed25519 1 1
 SERVING="$NGINX_WORKER $ECHO_PID" row c1-nginx "127.0.0.1:$NGINX_PORT" lookup ed25519 1 1
 SERVING="$GATEWAY_PID" row c1-gateway "$GATEWAY" lookup ed25519 1 1 "$GATEWAY"
+# The cost of one signature verification (Ed25519, as the gateway checks it), in the same run.
+"$SHEP" bench verify --data-dir "$RUN/data" --seconds 3 >"$RUN/verify.txt" 2>>"$RUN/identities.log"
 LOAD_AFTER="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 SERVER="$SERVER" python3 - "$RUN" "$LOAD_BEFORE" "$LOAD_AFTER" "$SHAPES" "$ROUNDS" <<'PY'
@@ -213,7 +230,8 @@ def shape_rows(p):
                  (f"{p}nginx-{alg}", "nginx grpc_pass -> echo (no checks)", f"{p}nginx-{alg}"),
                  (f"{p}gateway-{alg}", "gateway lookup, in-process ГБД ФЛ, all checks", f"{p}nginx-{alg}")]
     return rows + [(f"{p}gateway-remote", "gateway lookup, ГБД ФЛ in another process", f"{p}nginx-ed25519"),
-                   (f"{p}gateway-submit", "gateway durable submit + provider ack", f"{p}nginx-ed25519")]
+                   (f"{p}gateway-submit", "gateway durable submit + provider ack", f"{p}nginx-ed25519"),
+                   (f"{p}gateway-submit-memory", "gateway submit, journal in memory", f"{p}nginx-ed25519")]
 c1_rows = [("c1-direct", "concurrency 1: direct echo", "c1-nginx"),
            ("c1-nginx", "concurrency 1: nginx -> echo", "c1-nginx"),
            ("c1-gateway", "concurrency 1: gateway lookup, in-process", "c1-nginx")]
@@ -249,6 +267,7 @@ def report(name):
         "cpu_us": mean(cpu),
         "throughput": mean([x["throughput"] for x in runs]),
         "p50_us": mean([x["p50_us"] for x in runs]),
+        "mean_us": mean([x["mean_us"] for x in runs]),
         "p99_us": mean([x["p99_us"] for x in runs]),
         "errors": sum(sum(x["errors"].values()) for x in runs),
         "each": [x["throughput"] for x in runs],
@@ -274,12 +293,32 @@ def table(title, rows):
         cpu = f"{r['cpu_us']:.1f}" if r["cpu_us"] is not None else "-"
         print(f"{label:<46} {alg:<8} {r['throughput']:>8.0f} {r['p50_us']/1000:>7.3f} {r['p99_us']/1000:>7.3f} {r['errors']:>4} {ratio:>7.2f} {h2s:>8} {h2_ratio:>9} {agree:>12} {cpu:>17}{note}")
     return reports
+targets = []  # (target, per-shape results, met)
+def judged(ratio, floor):
+    return f"{ratio:.2f}", ratio >= floor
 for shape in shapes.split():
     concurrency, connections = (int(x) for x in shape.split(":"))
     streams = (concurrency + connections - 1) // connections
-    table(f"closed loop, {concurrency} in flight on {connections} connections (h2load -c {connections} -m {streams})",
-          shape_rows(f"c{concurrency}x{connections}-"))
+    p = f"c{concurrency}x{connections}-"
+    reports = table(f"closed loop, {concurrency} in flight on {connections} connections (h2load -c {connections} -m {streams})",
+                    shape_rows(p))
+    def both(name, base, floor):
+        bench = reports[name]["throughput"] / reports[base]["throughput"]
+        rps, _ = h2(name)
+        base_rps, _ = h2(base)
+        shown = f"{bench:.2f}" + (f" / {rps / base_rps:.2f}" if rps and base_rps else "")
+        met = bench >= floor and (not (rps and base_rps) or rps / base_rps >= floor)
+        return shown, met
+    for label, name, base, floor in (("Ed25519 lookup >= 1.5x nginx", "gateway-ed25519", "nginx-ed25519", 1.5),
+                                     ("P-256 lookup >= 1.0x nginx", "gateway-p256", "nginx-p256", 1.0),
+                                     ("RSA-2048 lookup >= 1.5x nginx", "gateway-rsa2048", "nginx-rsa2048", 1.5),
+                                     ("remote registry >= 1.0x nginx", "gateway-remote", "nginx-ed25519", 1.0)):
+        targets.append((label, f"{concurrency}x{connections}", *both(p + name, p + base, floor)))
+    durable = reports[p + "gateway-submit"]["throughput"] / reports[p + "gateway-submit-memory"]["throughput"]
+    targets.append(("durable submit >= 0.8x memory", f"{concurrency}x{connections}", f"{durable:.2f}", durable >= 0.8))
+    print(f"durable submit / in-memory submit: {durable:.2f}")
 capacity = int(open(os.path.join(run, "open.capacity")).read())
+open_connections = shapes.split()[0].split(":")[1]
 print()
 print(f"equal offered load, open loop (each request timed from when it was due), Ed25519, at 50% and 80% "
       f"of nginx's {capacity}/s above")
@@ -298,13 +337,26 @@ for pct in (50, 80):
               f"{mean([x['p50_us'] for x in runs])/1000:>7.3f} {p99[who]/1000:>7.3f} {mean([x['p999_us'] for x in runs])/1000:>8.3f}  {shown}")
     # A p99 over a fraction of the requests says nothing: every one must be answered.
     if errors["gateway"]:
-        verdict = "not met (the gateway did not answer every request)"
+        verdict, met = "not met (the gateway did not answer every request)", False
     else:
-        verdict = "met" if p99["gateway"] <= p99["nginx"] else "not met"
+        met = p99["gateway"] <= p99["nginx"]
+        verdict = "met" if met else "not met"
     print(f"  at {pct}%: gateway p99 <= nginx p99: {verdict}")
+    targets.append((f"open loop at {pct}%: gateway p99 <= nginx p99", f"{open_connections} conns",
+                    f"{p99['gateway']/1000:.3f} vs {p99['nginx']/1000:.3f} ms", met))
 reports = table("concurrency 1 (one request at a time, one connection)", c1_rows)
-added = reports["c1-gateway"]["p50_us"] - reports["c1-direct"]["p50_us"]
-print(f"one gateway hop at concurrency 1 adds {added:.0f} µs at p50 over direct "
-      f"(nginx adds {reports['c1-nginx']['p50_us'] - reports['c1-direct']['p50_us']:.0f} µs)")
+added = reports["c1-gateway"]["mean_us"] - reports["c1-direct"]["mean_us"]
+added_nginx = reports["c1-nginx"]["mean_us"] - reports["c1-direct"]["mean_us"]
+verify_text = open(os.path.join(run, "verify.txt")).read()
+verify_us = float(re.search(r"verification: ([\d.]+) µs", verify_text).group(1))
+print(f"one gateway hop at concurrency 1 adds {added:.0f} µs to the mean over direct "
+      f"(nginx adds {added_nginx:.0f} µs; p50: {reports['c1-gateway']['p50_us'] - reports['c1-direct']['p50_us']:.0f} "
+      f"and {reports['c1-nginx']['p50_us'] - reports['c1-direct']['p50_us']:.0f} µs); one Ed25519 verification: {verify_us:.1f} µs")
+targets.append(("concurrency 1: added mean <= nginx's + one verification", "1x1",
+                f"{added:.0f} vs {added_nginx:.0f} + {verify_us:.0f} µs", added <= added_nginx + verify_us))
+print()
+print("issue 17's targets (shep bench / h2load where both ran)")
+for label, shape, shown, met in targets:
+    print(f"  {label:<56} {shape:>8}  {shown:<24} {'met' if met else 'not met'}")
 PY
 echo "(logs and JSON reports in $RUN)"

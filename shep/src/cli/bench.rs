@@ -149,6 +149,18 @@ pub(super) enum BenchCommand {
         #[command(flatten)]
         signing: SigningArgs,
     },
+    /// Times the signature check of one signed lookup on one thread, as the
+    /// gateway verifies it (chain cached, key decoded once per certificate):
+    /// the cost of one verification, for the concurrency-1 comparison.
+    Verify {
+        /// How long to verify, again and again.
+        #[arg(long, default_value_t = 3.0)]
+        seconds: f64,
+        #[command(flatten)]
+        identity: BenchIdentityArgs,
+        #[command(flatten)]
+        signing: SigningArgs,
+    },
     /// Writes one signed lookup as a gRPC frame (flag, length, message), the
     /// request body for h2load.
     Frame {
@@ -186,6 +198,33 @@ pub(super) async fn run(command: BenchCommand) -> anyhow::Result<()> {
                 let _ = tokio::signal::ctrl_c().await;
             })
             .await;
+        }
+        BenchCommand::Verify {
+            seconds,
+            identity,
+            signing,
+        } => {
+            let applicant =
+                Participant::new("pep", Channel::Portal, identity.signer(&signing).await?);
+            let envelope =
+                applicant.seal(&applicant.request("GbdflInfoByIin_v1", iin(DEMO_APPLICANT_IIN)))?;
+            let anchors = crate::client::TrustAnchors::from_nuc_dir(&signing.data_dir.join("nuc"))?;
+            // The first check builds the chain cache, as the gateway's first lookup does.
+            anchors.verify_envelope(&envelope)?;
+            let (mut verified, started) = (0u64, std::time::Instant::now());
+            let until = std::time::Duration::from_secs_f64(seconds.max(0.1));
+            while started.elapsed() < until {
+                for _ in 0..64 {
+                    anchors.verify_envelope(&envelope)?;
+                }
+                verified += 64;
+            }
+            let each = started.elapsed().as_secs_f64() * 1e6 / verified as f64;
+            println!(
+                "one signature verification: {each:.1} µs ({verified} in {:.1} s, one thread)",
+                started.elapsed().as_secs_f64()
+            );
+            return Ok(());
         }
         BenchCommand::Frame {
             out,
