@@ -478,6 +478,7 @@ fn index_backlog(database: &Database, last: u64) -> Result<(), StorageError> {
             for record in &records {
                 tables.apply(record).map_err(failed("index the journal"))?;
             }
+            tables.finish().map_err(failed("index the journal"))?;
         }
         transaction.commit().map_err(failed("index the journal"))?;
         indexed = upto;

@@ -15,6 +15,8 @@
 //! within moments) sit together at the end of the table; only the id index,
 //! written once per application, takes a random place.
 
+use std::collections::HashMap;
+
 use prost::Message;
 use redb::{ReadTransaction, ReadableTable as _, Table, TableDefinition, WriteTransaction};
 use shep_proto::envelope::v1::{ApplicationStatus, SignedEnvelope};
@@ -120,6 +122,16 @@ pub(super) struct Tables<'t> {
     outstanding: Table<'t, u64, bool>,
     reports: Table<'t, (&'static str, &'static str), &'static [u8]>,
     meta: Table<'t, &'static str, u64>,
+    /// Rows changed in this transaction by message id, written once by
+    /// [`Tables::finish`]: an application accepted and receipted in one
+    /// group commit is encoded and stored once, not read back and rewritten.
+    rows: HashMap<String, (u64, Row)>,
+    /// The last record applied, written by `finish`.
+    indexed: Option<u64>,
+    /// The last event sequence (read once from [`META`]), and whether this
+    /// transaction raised it.
+    sequence: Option<u64>,
+    sequence_raised: bool,
 }
 
 impl<'t> Tables<'t> {
@@ -134,7 +146,27 @@ impl<'t> Tables<'t> {
             outstanding: transaction.open_table(OUTSTANDING)?,
             reports: transaction.open_table(REPORTS)?,
             meta: transaction.open_table(META)?,
+            rows: HashMap::new(),
+            indexed: None,
+            sequence: None,
+            sequence_raised: false,
         })
+    }
+
+    /// Writes what this transaction kept back (changed rows, the counters);
+    /// call it once, after the last record and before the commit.
+    pub(super) fn finish(mut self) -> Result<(), redb::StorageError> {
+        for (at, row) in self.rows.into_values() {
+            self.applications
+                .insert(at, row.encode_to_vec().as_slice())?;
+        }
+        if let Some(indexed) = self.indexed {
+            self.meta.insert(INDEXED, indexed)?;
+        }
+        if let (Some(sequence), true) = (self.sequence, self.sequence_raised) {
+            self.meta.insert(SEQUENCE, sequence)?;
+        }
+        Ok(())
     }
 
     /// Appends `record` to the log and applies its entry to the indexes.
@@ -152,12 +184,16 @@ impl<'t> Tables<'t> {
             Some(Entry::Changed(changed)) => self.change(changed)?,
             None => {}
         }
-        self.meta.insert(INDEXED, record.sequence)?;
+        self.indexed = Some(record.sequence);
         Ok(())
     }
 
-    /// The row of `message_id` and where it is.
-    fn row(&self, message_id: &str) -> Result<Option<(u64, Row)>, redb::StorageError> {
+    /// The row of `message_id` and where it is, taken out of this
+    /// transaction's changed rows (put it back with `self.rows.insert`).
+    fn take_row(&mut self, message_id: &str) -> Result<Option<(u64, Row)>, redb::StorageError> {
+        if let Some(changed) = self.rows.remove(message_id) {
+            return Ok(Some(changed));
+        }
         let Some(at) = self.ids.get(message_id)?.map(|at| at.value()) else {
             return Ok(None);
         };
@@ -169,9 +205,11 @@ impl<'t> Tables<'t> {
     }
 
     fn accept(&mut self, accepted: &Accepted, at: u64) -> Result<(), redb::StorageError> {
-        if let Some((earlier_at, earlier)) = self.row(&accepted.message_id)? {
+        if let Some((earlier_at, earlier)) = self.take_row(&accepted.message_id)? {
             if !earlier.events.is_empty() {
                 // Accepted once: a later acceptance under the id changes nothing.
+                self.rows
+                    .insert(accepted.message_id.clone(), (earlier_at, earlier));
                 return Ok(());
             }
             // Never receipted (an older gateway logged the acceptance first),
@@ -205,12 +243,11 @@ impl<'t> Tables<'t> {
             ..Row::default()
         };
         self.ids.insert(accepted.message_id.as_str(), at)?;
-        self.applications
-            .insert(at, row.encode_to_vec().as_slice())?;
         if let Some(key) = subject_key(accepted) {
             self.subjects.insert((key.as_str(), at), ())?;
         }
         self.outstanding.insert(at, false)?;
+        self.rows.insert(accepted.message_id.clone(), (at, row));
         Ok(())
     }
 
@@ -219,7 +256,7 @@ impl<'t> Tables<'t> {
             return Ok(());
         };
         let id = event.message_id.as_str();
-        let Some((at, mut row)) = self.row(id)? else {
+        let Some((at, mut row)) = self.take_row(id)? else {
             // The log is checked at open; a change of nothing has no index.
             tracing::warn!(message_id = id, "a change of an application never accepted");
             return Ok(());
@@ -234,8 +271,6 @@ impl<'t> Tables<'t> {
             .events
             .partition_point(|earlier| earlier.sequence < event.sequence);
         row.events.insert(place, event.clone());
-        self.applications
-            .insert(at, row.encode_to_vec().as_slice())?;
         if let Some(key) = row.accepted.as_ref().and_then(subject_key) {
             self.subject_events
                 .insert((key.as_str(), event.sequence), at)?;
@@ -269,10 +304,13 @@ impl<'t> Tables<'t> {
             };
             self.remember(&changed.report_sender, &changed.report_message_id, &report)?;
         }
-        let last = self.meta.get(SEQUENCE)?.map_or(0, |value| value.value());
-        if event.sequence > last {
-            self.meta.insert(SEQUENCE, event.sequence)?;
-        }
+        let last = match self.sequence {
+            Some(last) => last,
+            None => self.meta.get(SEQUENCE)?.map_or(0, |value| value.value()),
+        };
+        self.sequence = Some(last.max(event.sequence));
+        self.sequence_raised |= event.sequence > last;
+        self.rows.insert(id.to_owned(), (at, row));
         Ok(())
     }
 

@@ -103,6 +103,9 @@ fn commit(
                     .map_err(cannot("write a report key"))?,
             }
         }
+        tables
+            .finish()
+            .map_err(cannot("write the journal's indexes"))?;
     }
     transaction
         .commit()
