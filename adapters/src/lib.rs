@@ -32,6 +32,14 @@ pub enum AdapterError {
     Unavailable { registry: String, message: String },
 }
 
+/// A remote registry's URL that cannot be used.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("`{url}` is not a registry's address: {why}")]
+pub struct BadUrl {
+    pub url: String,
+    pub why: String,
+}
+
 /// A type-erased registry adapter, cheap to clone and shareable across tasks.
 pub type RegistryAdapter = BoxCloneSyncService<LookupRequest, LookupResponse, AdapterError>;
 
@@ -102,10 +110,10 @@ pub struct Remote {
 impl Remote {
     /// Creates an adapter for the server at `url` (e.g. `http://127.0.0.1:7711`).
     /// Connects lazily: an unreachable server shows up as `Unavailable` on calls.
-    pub fn new(name: &str, url: &str) -> Result<Self, AdapterError> {
+    pub fn new(name: &str, url: &str) -> Result<Self, BadUrl> {
         Ok(Self {
             name: name.into(),
-            pool: Arc::new(remote::Pool::new(name, url)?),
+            pool: Arc::new(remote::Pool::new(url)?),
         })
     }
 
@@ -202,9 +210,10 @@ mod tests {
             "http://",
         ] {
             let error = Remote::new("gbdfl", url).unwrap_err();
+            assert_eq!(error.url, url);
             assert!(
-                matches!(&error, AdapterError::Unavailable { message, .. } if message.contains("bad url")),
-                "{url}: {error:?}"
+                error.to_string().contains("not a registry's address"),
+                "{error}"
             );
         }
     }

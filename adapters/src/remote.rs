@@ -20,7 +20,7 @@ use prost::Message as _;
 use shep_proto::registry::v1::{LookupRequest, LookupResponse};
 use tokio::net::TcpStream;
 
-use crate::AdapterError;
+use crate::BadUrl;
 use crate::coalesce::Coalesce;
 
 /// Connections kept to one registry: enough that one busy connection's
@@ -57,10 +57,10 @@ pub(crate) enum Failure {
 
 impl Pool {
     /// A pool for `url` (`http://host:port`); connects on first use.
-    pub(crate) fn new(name: &str, url: &str) -> Result<Self, AdapterError> {
-        let bad = |why: &str| AdapterError::Unavailable {
-            registry: name.to_owned(),
-            message: format!("bad url `{url}`: {why}"),
+    pub(crate) fn new(url: &str) -> Result<Self, BadUrl> {
+        let bad = |why: &str| BadUrl {
+            url: url.to_owned(),
+            why: why.to_owned(),
         };
         let parsed: Uri = url.parse().map_err(|error| bad(&format!("{error}")))?;
         if parsed.scheme_str() != Some("http") {

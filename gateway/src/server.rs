@@ -293,7 +293,9 @@ fn registry_adapters(
     for kind in RegistryKind::ALL {
         let id = kind.id();
         let adapter = match config.registry_url(kind) {
-            Some(url) => Remote::new(id, url)?.boxed(),
+            Some(url) => Remote::new(id, url)
+                .with_context(|| format!("`registries.{id}.url`"))?
+                .boxed(),
             None => {
                 in_process.push(kind);
                 InProcess::new(id, Arc::new(kind.registry(data.clone()))).boxed()

@@ -443,7 +443,9 @@ async fn population_lookups_are_about_many_people_and_all_answered() {
                 hop: "registry".to_owned(),
                 ..ExchangeFilter::default()
             }),
-            limit: 10_000,
+            // Enough to tell many people from one, and under a client's
+            // default 4 MiB answer (a lookup's exchange is about 1 KiB).
+            limit: 2_000,
         }))
         .await
         .expect("ListExchanges")

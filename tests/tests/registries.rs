@@ -675,3 +675,20 @@ async fn a_malformed_power_of_attorney_is_an_invalid_field() {
         Some("power_of_attorney.representative_iin")
     );
 }
+
+#[tokio::test]
+async fn a_registry_url_the_gateway_cannot_use_stops_it_naming_the_key() {
+    // TLS to a registry is not spoken; a URL without a port names no server.
+    for url in ["https://127.0.0.1:7711", "http://127.0.0.1"] {
+        let error = TestGateway::builder()
+            .registry_url("gbdul", url)
+            .try_start()
+            .await
+            .expect_err("a URL the adapter cannot use");
+        let text = format!("{error:#}");
+        assert!(
+            text.contains("`registries.gbdul.url`") && text.contains(url),
+            "{text}"
+        );
+    }
+}
