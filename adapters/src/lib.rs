@@ -17,6 +17,7 @@ use tower::util::BoxCloneSyncService;
 
 pub mod coalesce;
 mod remote;
+pub mod unary;
 
 /// Why an adapter gave no record.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -141,18 +142,18 @@ impl Service<LookupRequest> for Remote {
         Box::pin(async move {
             match pool.lookup(&request).await {
                 Ok(response) => Ok(response),
-                Err(remote::Failure::Status(status)) => Err(match status.code() {
+                Err(remote::Failure::Status(code, message)) => Err(match code {
                     tonic::Code::NotFound => AdapterError::NoData {
                         registry: name.to_string(),
                         key: format!("{:?}", request.key),
                     },
                     tonic::Code::InvalidArgument => AdapterError::InvalidRequest {
                         registry: name.to_string(),
-                        message: status.message().to_owned(),
+                        message,
                     },
                     _ => AdapterError::Unavailable {
                         registry: name.to_string(),
-                        message: format!("{:?}: {}", status.code(), status.message()),
+                        message: format!("{code:?}: {message}"),
                     },
                 }),
                 Err(remote::Failure::Transport(message)) => Err(AdapterError::Unavailable {

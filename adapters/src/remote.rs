@@ -1,6 +1,6 @@
 //! The remote adapter: lookups to a `shep.registry.v1.Registry` server over
 //! a small pool of HTTP/2 connections. Each lookup is one gRPC frame written
-//! on a new stream of a connection picked in turn, and the lookups queued
+//! on a new stream of a connection picked in turn ([`unary::call`]), and the lookups queued
 //! during one turn of a connection leave in one write ([`Coalesce`]).
 //!
 //! Not tonic's `Channel`: it puts a buffer task between every caller and
@@ -15,13 +15,14 @@ use std::time::Duration;
 
 use bytes::{Buf as _, BufMut as _, Bytes, BytesMut};
 use h2::client::SendRequest;
-use http::{HeaderValue, Method, Request, StatusCode, Uri, header};
+use http::Uri;
 use prost::Message as _;
 use shep_proto::registry::v1::{LookupRequest, LookupResponse};
 use tokio::net::TcpStream;
 
 use crate::BadUrl;
 use crate::coalesce::Coalesce;
+use crate::unary::{self, CallError};
 
 /// Connections kept to one registry: enough that one busy connection's
 /// task does not serialize every lookup of a multi-threaded gateway.
@@ -49,8 +50,8 @@ pub(crate) struct Pool {
 /// Why a lookup got no answer message.
 #[derive(Debug)]
 pub(crate) enum Failure {
-    /// The registry answered with a gRPC status other than OK.
-    Status(tonic::Status),
+    /// The registry answered with a gRPC status other than OK, and its message.
+    Status(tonic::Code, String),
     /// No answer: the connection, the HTTP exchange or the frame failed.
     Transport(String),
 }
@@ -159,60 +160,23 @@ fn frame(request: &LookupRequest) -> Bytes {
     buf.freeze()
 }
 
-/// One unary call on `sender`.
+/// One lookup on `sender`: its answer, or why there is none.
 async fn exchange(
     sender: &mut SendRequest<Bytes>,
     uri: &Uri,
     frame: Bytes,
 ) -> Result<LookupResponse, Failure> {
-    let transport = |error: h2::Error| Failure::Transport(error.to_string());
-    poll_fn(|cx| sender.poll_ready(cx))
-        .await
-        .map_err(transport)?;
-    let mut request = Request::new(());
-    *request.method_mut() = Method::POST;
-    *request.uri_mut() = uri.clone();
-    let headers = request.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/grpc"),
-    );
-    headers.insert(header::TE, HeaderValue::from_static("trailers"));
-    let (response, mut stream) = sender.send_request(request, false).map_err(transport)?;
-    stream.send_data(frame, true).map_err(transport)?;
-    let response = response.await.map_err(transport)?;
-    if response.status() != StatusCode::OK {
-        return Err(Failure::Transport(format!(
-            "HTTP status {}",
-            response.status()
-        )));
-    }
-    // A refusal usually comes as headers alone (a trailers-only answer).
-    if let Some(status) = tonic::Status::from_header_map(response.headers()) {
-        return Err(refusal(status));
-    }
-    let mut body = response.into_body();
-    let mut message = BytesMut::new();
-    while let Some(chunk) = body.data().await {
-        let chunk = chunk.map_err(transport)?;
-        let _ = body.flow_control().release_capacity(chunk.len());
-        message.extend_from_slice(&chunk);
-    }
-    let trailers = body.trailers().await.map_err(transport)?;
-    match trailers.as_ref().and_then(tonic::Status::from_header_map) {
-        Some(status) if status.code() == tonic::Code::Ok => decode(message.freeze()),
-        Some(status) => Err(refusal(status)),
-        None => Err(Failure::Transport(
+    match unary::call(sender, uri, frame, true).await {
+        Ok(reply) if reply.code == 0 => decode(reply.body.freeze()),
+        Ok(reply) => Err(Failure::Status(
+            tonic::Code::from_i32(reply.code),
+            reply.message,
+        )),
+        Err(CallError::Http(status)) => Err(Failure::Transport(format!("HTTP status {status}"))),
+        Err(CallError::Transport(error)) => Err(Failure::Transport(error.to_string())),
+        Err(CallError::NoStatus) => Err(Failure::Transport(
             "the answer ended without a grpc-status".to_owned(),
         )),
-    }
-}
-
-fn refusal(status: tonic::Status) -> Failure {
-    if status.code() == tonic::Code::Ok {
-        Failure::Transport("grpc-status 0 without a message".to_owned())
-    } else {
-        Failure::Status(status)
     }
 }
 

@@ -124,9 +124,13 @@ const FREE_DRAFTS: usize = 1024;
 
 impl Ring {
     fn recycle(&mut self, entry: Entry) {
-        if let Entry::Draft { mut draft, .. } = entry
-            && self.free.len() < FREE_DRAFTS
-        {
+        if let Entry::Draft { draft, .. } = entry {
+            self.reuse(draft);
+        }
+    }
+
+    fn reuse(&mut self, mut draft: Draft) {
+        if self.free.len() < FREE_DRAFTS {
             draft.reset();
             self.free.push(draft);
         }
@@ -134,18 +138,16 @@ impl Ring {
 
     /// Builds the entry at `index` if it is a draft; returns it built.
     fn built(&mut self, index: usize) -> &Exchange {
-        if let Entry::Draft { sequence, time, .. } = self.entries[index] {
-            let Entry::Draft { draft, .. } =
-                std::mem::replace(&mut self.entries[index], Entry::Built(Box::default()))
-            else {
-                unreachable!("matched a draft above")
-            };
-            self.entries[index] = Entry::Built(Box::new(draft.build(sequence, time)));
-            self.recycle(Entry::Draft {
-                sequence,
-                time,
-                draft,
-            });
+        if let Entry::Draft {
+            sequence,
+            time,
+            draft,
+        } = &mut self.entries[index]
+        {
+            let exchange = Box::new(draft.build(*sequence, *time));
+            let draft = std::mem::take(draft);
+            self.entries[index] = Entry::Built(exchange);
+            self.reuse(draft);
         }
         match &self.entries[index] {
             Entry::Built(exchange) => exchange,

@@ -11,7 +11,7 @@ use anyhow::Context as _;
 use clap::Subcommand;
 use shep_gateway::server::DEMO_APPLICANT_IIN;
 use shep_nuc::ca::Signer;
-use shep_proto::envelope::v1::Channel;
+use shep_proto::envelope::v1::{Channel, SignedEnvelope};
 use tokio_stream::StreamExt;
 use tonic::transport::Channel as GrpcChannel;
 
@@ -121,6 +121,15 @@ impl BenchIdentityArgs {
             None => signing.signer("applicant"),
         }
     }
+
+    /// The applicant on the portal, signing as [`Self::signer`].
+    async fn portal_applicant(&self, signing: &SigningArgs) -> anyhow::Result<Participant> {
+        Ok(Participant::new(
+            "pep",
+            Channel::Portal,
+            self.signer(signing).await?,
+        ))
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -173,6 +182,12 @@ pub(super) enum BenchCommand {
     },
 }
 
+/// The applicant's lookup of themself in ГБД ФЛ, signed: what h2load sends
+/// and what `shep bench verify` checks.
+fn demo_lookup(applicant: &Participant) -> anyhow::Result<SignedEnvelope> {
+    applicant.seal(&applicant.request("GbdflInfoByIin_v1", iin(DEMO_APPLICANT_IIN)))
+}
+
 /// A present person of `population`, drawn at random.
 fn population_subject(population: &shep_registries::population::Population) -> String {
     let slots = population
@@ -204,10 +219,7 @@ pub(super) async fn run(command: BenchCommand) -> anyhow::Result<()> {
             identity,
             signing,
         } => {
-            let applicant =
-                Participant::new("pep", Channel::Portal, identity.signer(&signing).await?);
-            let envelope =
-                applicant.seal(&applicant.request("GbdflInfoByIin_v1", iin(DEMO_APPLICANT_IIN)))?;
+            let envelope = demo_lookup(&identity.portal_applicant(&signing).await?)?;
             let anchors = crate::client::TrustAnchors::from_nuc_dir(&signing.data_dir.join("nuc"))?;
             // The first check builds the chain cache, as the gateway's first lookup does.
             anchors.verify_envelope(&envelope)?;
@@ -231,10 +243,7 @@ pub(super) async fn run(command: BenchCommand) -> anyhow::Result<()> {
             identity,
             signing,
         } => {
-            let applicant =
-                Participant::new("pep", Channel::Portal, identity.signer(&signing).await?);
-            let envelope =
-                applicant.seal(&applicant.request("GbdflInfoByIin_v1", iin(DEMO_APPLICANT_IIN)))?;
+            let envelope = demo_lookup(&identity.portal_applicant(&signing).await?)?;
             let frame = loadgen::grpc_frame(&envelope);
             std::fs::write(&out, &frame).with_context(|| format!("writing `{}`", out.display()))?;
             eprintln!(
@@ -250,8 +259,7 @@ pub(super) async fn run(command: BenchCommand) -> anyhow::Result<()> {
             identity,
             signing,
         } => {
-            let applicant =
-                Participant::new("pep", Channel::Portal, identity.signer(&signing).await?);
+            let applicant = identity.portal_applicant(&signing).await?;
             return super::bench_soap::run(&signing.gateway, &applicant, concurrency, seconds)
                 .await;
         }

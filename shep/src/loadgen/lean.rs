@@ -4,11 +4,10 @@
 //! encoding or decoding, no task per request in a closed loop, and each OS
 //! thread is a current-thread runtime driving its own connections, so no
 //! work stealing either; and the requests queued during one turn of a
-//! connection leave in one write ([`shep_gateway::coalesce`]). That is close to what
+//! connection leave in one write ([`shep_adapters::coalesce`]). That is close to what
 //! h2load costs, and on a 2-core machine shared with the gateway every cycle
 //! the client saves is one the gateway can use.
 
-use std::future::poll_fn;
 use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::Duration;
@@ -16,13 +15,14 @@ use std::time::Duration;
 use anyhow::Context as _;
 use bytes::Bytes;
 use h2::client::SendRequest;
-use http::{HeaderMap, HeaderValue, Method, Request, StatusCode, Uri, header};
+use http::Uri;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::source::Source;
 use super::{Mode, Recorder, Settings, Tally};
-use shep_gateway::coalesce::Coalesce;
+use shep_adapters::coalesce::Coalesce;
+use shep_adapters::unary::{self, CallError};
 
 /// The stream and connection windows offered to the server.
 const WINDOW: u32 = (1 << 30) - 1;
@@ -297,51 +297,13 @@ async fn closed_worker(
 /// One unary gRPC call: `frame` out, the answer's `grpc-status` back (the
 /// message itself is read and dropped).
 async fn call(sender: &mut SendRequest<Bytes>, uri: &Uri, frame: Bytes) -> Result<(), String> {
-    poll_fn(|cx| sender.poll_ready(cx))
-        .await
-        .map_err(transport)?;
-    let mut request = Request::new(());
-    *request.method_mut() = Method::POST;
-    *request.uri_mut() = uri.clone();
-    let headers = request.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/grpc"),
-    );
-    headers.insert(header::TE, HeaderValue::from_static("trailers"));
-    let (response, mut stream) = sender.send_request(request, false).map_err(transport)?;
-    stream.send_data(frame, true).map_err(transport)?;
-    let response = response.await.map_err(transport)?;
-    if response.status() != StatusCode::OK {
-        return Err(format!("http {}", response.status().as_u16()));
-    }
-    // A refusal usually comes as headers alone (a trailers-only response).
-    if let Some(code) = grpc_status(response.headers()) {
-        return code_outcome(code);
-    }
-    let mut body = response.into_body();
-    while let Some(chunk) = body.data().await {
-        let chunk = chunk.map_err(transport)?;
-        // Lets the server send more; failure means the stream is gone anyway.
-        let _ = body.flow_control().release_capacity(chunk.len());
-    }
-    let trailers = body.trailers().await.map_err(transport)?;
-    match trailers.as_ref().and_then(grpc_status) {
-        Some(code) => code_outcome(code),
-        None => Err("transport: no grpc-status in the trailers".to_owned()),
-    }
-}
-
-fn grpc_status(headers: &HeaderMap) -> Option<i32> {
-    headers.get("grpc-status")?.to_str().ok()?.parse().ok()
-}
-
-/// Named as tonic names the code, so both clients' reports read the same.
-fn code_outcome(code: i32) -> Result<(), String> {
-    if code == 0 {
-        Ok(())
-    } else {
-        Err(format!("{:?}", tonic::Code::from_i32(code)))
+    match unary::call(sender, uri, frame, false).await {
+        Ok(reply) if reply.code == 0 => Ok(()),
+        // Named as tonic names the code, so both clients' reports read the same.
+        Ok(reply) => Err(format!("{:?}", tonic::Code::from_i32(reply.code))),
+        Err(CallError::Http(status)) => Err(format!("http {}", status.as_u16())),
+        Err(CallError::Transport(error)) => Err(transport(error)),
+        Err(CallError::NoStatus) => Err("transport: no grpc-status in the trailers".to_owned()),
     }
 }
 
